@@ -1,0 +1,138 @@
+#include "wire.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "transport.h"
+
+int wire_send(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds)
+{
+	uint8_t stackbuf[512];
+	uint8_t *buf = stackbuf;
+	size_t len;
+	int r;
+
+	if (nfds > MPDEV_MAX_FDS_PER_MSG)
+		return -EINVAL;
+	env->nfds = (uint32_t)nfds;
+	len = mpdev__envelope__get_packed_size(env);
+	if (len > MPDEV_MAX_MSG_SIZE)
+		return -EMSGSIZE;
+	if (len > sizeof(stackbuf)) {
+		buf = malloc(len);
+		if (!buf)
+			return -ENOMEM;
+	}
+	mpdev__envelope__pack(env, buf);
+	r = transport_send(sock, buf, len, fds, nfds, MPDEV_SEND_TIMEOUT_MS);
+	if (buf != stackbuf)
+		free(buf);
+	return r;
+}
+
+int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
+{
+	/* One buffer per thread: the remote is single-threaded, clients may not be. */
+	static __thread uint8_t buf[MPDEV_MAX_MSG_SIZE];
+	ssize_t n;
+
+	memset(m, 0, sizeof(*m));
+	for (size_t i = 0; i < MPDEV_MAX_FDS_PER_MSG; i++)
+		m->fds[i] = -1;
+	n = transport_recv(sock, buf, sizeof(buf), m->fds, MPDEV_MAX_FDS_PER_MSG, &m->nfds, flags);
+	switch (n) {
+	case 0:
+		return 0;
+	case -EMSGSIZE:
+		return mpdev_error_set(err, EMSGSIZE, "packet larger than the %u-byte limit",
+				       MPDEV_MAX_MSG_SIZE);
+	case -EPROTO:
+		return mpdev_error_set(
+			err, EPROTO,
+			"packet carried more than %u descriptors or a foreign control message",
+			MPDEV_MAX_FDS_PER_MSG);
+	case -EBADMSG:
+		return mpdev_error_set(err, EBADMSG, "empty packet");
+	case -EAGAIN:
+		return -EAGAIN;
+	default:
+		break;
+	}
+	if (n < 0)
+		return mpdev_error_set(err, (int)-n, "recvmsg: %s", strerror((int)-n));
+
+	m->env = mpdev__envelope__unpack(NULL, (size_t)n, buf);
+	if (!m->env) {
+		transport_close_fds(m->fds, m->nfds);
+		m->nfds = 0;
+		return mpdev_error_set(err, EBADMSG, "undecodable packet of %zd bytes", n);
+	}
+	if (m->env->nfds != m->nfds) {
+		uint32_t declared = m->env->nfds;
+		size_t carried = m->nfds;
+
+		transport_close_fds(m->fds, m->nfds);
+		m->nfds = 0;
+		return mpdev_error_set(err, EPROTO,
+				       "message declares %u descriptors but carries %zu", declared,
+				       carried);
+	}
+	return 1;
+}
+
+int wire_take_fd(struct wire_msg *m, size_t i)
+{
+	int fd;
+
+	if (i >= m->nfds || m->fds[i] < 0)
+		return -EBADF;
+	fd = m->fds[i];
+	m->fds[i] = -1;
+	return fd;
+}
+
+void wire_msg_release(struct wire_msg *m)
+{
+	transport_close_fds(m->fds, m->nfds);
+	m->nfds = 0;
+	if (m->env)
+		mpdev__envelope__free_unpacked(m->env, NULL);
+	m->env = NULL;
+}
+
+int wire_send_error(int sock, uint64_t id, int status, const char *message)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+
+	env.id = id;
+	env.kind = MPDEV__KIND__KIND_REPLY;
+	env.status = (uint32_t)(status < 0 ? -status : status);
+	env.error = (char *)(message ? message : "");
+	return wire_send(sock, &env, NULL, 0);
+}
+
+int wire_send_notify(int sock, Mpdev__NotifyType type, int status, const char *message)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__Notify n = MPDEV__NOTIFY__INIT;
+
+	n.type = type;
+	n.status = (uint32_t)(status < 0 ? -status : status);
+	n.message = (char *)(message ? message : "");
+	env.kind = MPDEV__KIND__KIND_NOTIFY;
+	env.body_case = MPDEV__ENVELOPE__BODY_NOTIFY;
+	env.notify = &n;
+	return wire_send(sock, &env, NULL, 0);
+}
+
+const char *wire_body_name(const Mpdev__Envelope *env)
+{
+	const ProtobufCFieldDescriptor *f;
+
+	if (!env || env->body_case == MPDEV__ENVELOPE__BODY__NOT_SET)
+		return "none";
+	f = protobuf_c_message_descriptor_get_field(&mpdev__envelope__descriptor,
+						    (unsigned)env->body_case);
+	return f ? f->name : "unknown";
+}

@@ -1,0 +1,58 @@
+/*
+ * The native protocol's framing: one protobuf-c Envelope per packet, with
+ * the descriptors it declares. Protocol constants live here too.
+ */
+#ifndef MPDEV_WIRE_H
+#define MPDEV_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "mpdev.pb-c.h"
+
+#define MPDEV_PROTO_VERSION 1u
+/* Limits this implementation accepts; the handshake reports them. */
+#define MPDEV_MAX_MSG_SIZE    65536u
+#define MPDEV_MAX_FDS_PER_MSG 64u
+#define MPDEV_MAX_MEM_REGIONS 1024u
+/* How long a sender waits for room in a full socket buffer. */
+#define MPDEV_SEND_TIMEOUT_MS 5000
+
+struct wire_msg {
+	Mpdev__Envelope *env; /* NULL when the packet could not be decoded */
+	int fds[MPDEV_MAX_FDS_PER_MSG];
+	size_t nfds;
+};
+
+/*
+ * Encodes env (setting env->nfds to nfds) and sends it with the descriptors,
+ * which stay owned by the caller. -EMSGSIZE if the encoding exceeds
+ * MPDEV_MAX_MSG_SIZE.
+ */
+int wire_send(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds);
+
+/*
+ * Receives and decodes one packet into m (flags as for transport_recv), which the caller must later
+ * pass to wire_msg_release(). Returns 1 for a message, 0 at end of connection, or a negative errno
+ * with err saying why. On error every descriptor is already closed; m->env is set when the envelope
+ * decoded but was wrong (descriptor count), so that the caller can answer its id.
+ */
+int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags);
+
+/* Hands descriptor i over to the caller; -EBADF if absent or taken. */
+int wire_take_fd(struct wire_msg *m, size_t i);
+
+/* Closes every descriptor not taken and frees the envelope. */
+void wire_msg_release(struct wire_msg *m);
+
+/* Sends a REPLY with status (positive errno) and message for request id. */
+int wire_send_error(int sock, uint64_t id, int status, const char *message);
+
+/* Sends a NOTIFY (id 0). */
+int wire_send_notify(int sock, Mpdev__NotifyType type, int status, const char *message);
+
+/* Name of the envelope's body for logs, "none" when absent. */
+const char *wire_body_name(const Mpdev__Envelope *env);
+
+#endif
