@@ -1,0 +1,126 @@
+/*
+ * Device backend ops table. The server drives every device through these
+ * calls and never learns which backend it talks to. Requests reach a backend
+ * already validated against its own device info (region index, bounds,
+ * access width, flags), so backends check only what is device-specific.
+ */
+#ifndef MPDEV_BACKEND_H
+#define MPDEV_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct event_base;
+
+/* Region and IRQ numbering match VFIO's PCI indexes (and the protocol's). */
+enum backend_region_index {
+	BACKEND_REGION_BAR0 = 0,
+	BACKEND_REGION_BAR5 = 5,
+	BACKEND_REGION_ROM = 6,
+	BACKEND_REGION_CONFIG = 7,
+	BACKEND_REGION_VGA = 8,
+	BACKEND_NUM_REGIONS = 9,
+};
+
+enum backend_irq_index {
+	BACKEND_IRQ_INTX = 0,
+	BACKEND_IRQ_MSI = 1,
+	BACKEND_IRQ_MSIX = 2,
+	BACKEND_IRQ_ERR = 3,
+	BACKEND_IRQ_REQ = 4,
+	BACKEND_NUM_IRQS = 5,
+};
+
+/* Same bit values as the protocol's RegionFlag / IrqFlag. */
+#define BACKEND_REGION_READ	0x1u
+#define BACKEND_REGION_WRITE	0x2u
+#define BACKEND_REGION_MMAP	0x4u
+#define BACKEND_REGION_IO	0x8u
+#define BACKEND_REGION_MEM64	0x10u
+#define BACKEND_REGION_PREFETCH 0x20u
+
+#define BACKEND_IRQ_EVENTFD    0x1u
+#define BACKEND_IRQ_MASKABLE   0x2u
+#define BACKEND_IRQ_AUTOMASKED 0x4u
+#define BACKEND_IRQ_NORESIZE   0x8u
+
+#define BACKEND_MAX_MMAP_AREAS 8
+
+struct backend_region_info {
+	uint32_t flags; /* 0 (and size 0) for a region the device does not have */
+	uint64_t size;
+	uint32_t n_mmap;
+	struct {
+		uint64_t offset;
+		uint64_t size;
+	} mmap[BACKEND_MAX_MMAP_AREAS];
+	uint32_t type, subtype;
+};
+
+struct backend_irq_info {
+	uint32_t count;
+	uint32_t flags;
+};
+
+struct backend_device_info {
+	char name[64];
+	uint16_t vendor_id, device_id;
+	uint16_t subsystem_vendor_id, subsystem_id;
+	uint32_t class_code; /* base << 16 | sub << 8 | prog-if */
+	uint8_t revision;
+	bool reset_supported;
+	struct backend_region_info regions[BACKEND_NUM_REGIONS];
+	struct backend_irq_info irqs[BACKEND_NUM_IRQS];
+};
+
+/*
+ * What the server offers a device model: guest memory through the memory
+ * table and interrupt delivery. Until the memory table and IOHUB exist these
+ * fail with -ENOSYS and say so; a device model reports the failure in its
+ * own way (edu: the DMA does not happen).
+ */
+struct backend_host {
+	int (*dma_read)(struct backend_host *h, uint64_t gpa, void *buf, size_t len,
+			struct mpdev_error *err);
+	int (*dma_write)(struct backend_host *h, uint64_t gpa, const void *buf, size_t len,
+			 struct mpdev_error *err);
+	/* Level of INTx pin (0 = INTA) as the device drives it. */
+	int (*set_intx)(struct backend_host *h, unsigned pin, bool level, struct mpdev_error *err);
+	/* Fires MSI/MSI-X vector of the given IRQ index. */
+	int (*signal_vector)(struct backend_host *h, unsigned irq_index, unsigned vector,
+			     struct mpdev_error *err);
+};
+
+struct backend;
+
+struct backend_ops {
+	const char *name;
+	void (*get_info)(struct backend *b, struct backend_device_info *info);
+	int (*region_read)(struct backend *b, uint32_t index, uint64_t offset, void *data,
+			   uint32_t size, struct mpdev_error *err);
+	int (*region_write)(struct backend *b, uint32_t index, uint64_t offset, const void *data,
+			    uint32_t size, struct mpdev_error *err);
+	/* Back to power-on state; also called when a proxy disconnects. */
+	int (*reset)(struct backend *b, struct mpdev_error *err);
+	void (*destroy)(struct backend *b);
+};
+
+/* Every backend embeds this as its first member. */
+struct backend {
+	const struct backend_ops *ops;
+	struct event_base *base; /* the remote's loop, for deferred device work */
+	struct backend_host *host;
+};
+
+/*
+ * Creates the backend a --device spec names ("edu" for the emulated edu
+ * device). The host must outlive the backend.
+ */
+int backend_create(const char *spec, struct event_base *base, struct backend_host *host,
+		   struct backend **out, struct mpdev_error *err);
+void backend_destroy(struct backend *b);
+
+#endif

@@ -1,0 +1,43 @@
+#include "host.h"
+
+#include <errno.h>
+
+#include "log.h"
+
+static int host_dma_read(struct backend_host *h, uint64_t gpa, void *buf, size_t len,
+			 struct mpdev_error *err)
+{
+	return mpdev_error_set(
+		err, ENOSYS, "DMA read of %zu bytes at 0x%llx: this remote has no memory table yet",
+		len, (unsigned long long)gpa);
+}
+
+static int host_dma_write(struct backend_host *h, uint64_t gpa, const void *buf, size_t len,
+			  struct mpdev_error *err)
+{
+	return mpdev_error_set(
+		err, ENOSYS,
+		"DMA write of %zu bytes at 0x%llx: this remote has no memory table yet", len,
+		(unsigned long long)gpa);
+}
+
+static int host_set_intx(struct backend_host *h, unsigned pin, bool level, struct mpdev_error *err)
+{
+	return mpdev_error_set(err, ENOSYS, "INTx pin %u level %d: interrupts are not wired yet",
+			       pin, (int)level);
+}
+
+static int host_signal_vector(struct backend_host *h, unsigned irq_index, unsigned vector,
+			      struct mpdev_error *err)
+{
+	return mpdev_error_set(err, ENOSYS, "IRQ index %u vector %u: interrupts are not wired yet",
+			       irq_index, vector);
+}
+
+void remote_host_init(struct remote_host *h)
+{
+	h->ops.dma_read = host_dma_read;
+	h->ops.dma_write = host_dma_write;
+	h->ops.set_intx = host_set_intx;
+	h->ops.signal_vector = host_signal_vector;
+}

@@ -1,0 +1,40 @@
+/*
+ * One proxy connection: handshake state and the dispatch of every request
+ * to the backend, with all validation of what the peer sent.
+ */
+#ifndef MPDEV_SESSION_H
+#define MPDEV_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "server.h"
+#include "wire.h"
+
+/* What this remote implements; the handshake intersects it with the peer's. */
+#define SESSION_FEATURES                                                                           \
+	((uint64_t)(MPDEV__FEATURE__FEATURE_POSTED_WRITES | MPDEV__FEATURE__FEATURE_STATS))
+
+struct session {
+	int fd;
+	bool greeted;
+	uint64_t features;
+	struct backend *backend;
+	struct backend_device_info info; /* static for a device: read once */
+	struct server_stats *stats;
+};
+
+void session_init(struct session *s, int fd, struct backend *backend, struct server_stats *stats);
+
+/*
+ * Handles one received message (taking its descriptors where used).
+ * Returns 0 to go on, or a negative errno when the connection must end
+ * (the reply could not be sent).
+ */
+int session_handle(struct session *s, struct wire_msg *m);
+
+/* Answers a packet that could not be received or decoded. */
+int session_handle_bad_packet(struct session *s, struct wire_msg *m, const struct mpdev_error *e);
+
+#endif
