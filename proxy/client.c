@@ -1,0 +1,361 @@
+#include "client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "transport.h"
+
+#define ALL_FEATURES 0xffull
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int mark_dead(struct mpdev *dev, int code, const char *what)
+{
+	if (!dev->dead) {
+		dev->dead = code;
+		if (!dev->err.code || code != EPIPE)
+			mpdev_error_set(&dev->err, code, "%s", what);
+	}
+	return -dev->dead;
+}
+
+static void handle_notify(struct mpdev *dev, const Mpdev__Notify *n)
+{
+	if (n->type == MPDEV__NOTIFY_TYPE__NOTIFY_BUSY ||
+	    n->type == MPDEV__NOTIFY_TYPE__NOTIFY_ACCESS_DENIED) {
+		/* The remote closes right after these: keep its reason, not "EOF". */
+		mpdev_error_set(&dev->err, n->status ? (int)n->status : EPIPE,
+				"remote refused the connection: %s", n->message);
+		dev->dead = n->status ? (int)n->status : EPIPE;
+	}
+	if (dev->opts.on_notify)
+		dev->opts.on_notify(dev->opts.opaque, (enum mpdev_notify_type)n->type,
+				    (int)n->status, n->message);
+}
+
+/*
+ * Handles one message that is not the awaited reply. Returns 1 if it is the
+ * reply with id `want` (left in m for the caller), 0 otherwise.
+ */
+static int absorb(struct mpdev *dev, struct wire_msg *m, uint64_t want)
+{
+	const Mpdev__Envelope *env = m->env;
+
+	if (env->kind == MPDEV__KIND__KIND_NOTIFY) {
+		if (env->body_case == MPDEV__ENVELOPE__BODY_NOTIFY)
+			handle_notify(dev, env->notify);
+		return 0;
+	}
+	if (env->kind != MPDEV__KIND__KIND_REPLY)
+		return 0;
+	if (want && env->id == want)
+		return 1;
+	/* An unasked reply is the error of a posted write. */
+	if (env->status) {
+		if (!dev->posted_failures++)
+			mpdev_error_set(&dev->first_posted_failure, (int)env->status,
+					"posted request %llu: %s", (unsigned long long)env->id,
+					env->error);
+	}
+	return 0;
+}
+
+/*
+ * Receives until the reply to `want` arrives (want 0: only what is queued
+ * now, without blocking). Returns 1 with the reply in m, 0 if nothing more
+ * (want 0 only), or a negative errno. Each blocking receive is bounded by
+ * SO_RCVTIMEO; the loop as a whole by the deadline.
+ */
+static int pump(struct mpdev *dev, uint64_t want, struct wire_msg *m, int *handled)
+{
+	int64_t deadline = now_ms() + dev->timeout_ms;
+	struct mpdev_error e = { 0 };
+	bool reset_seen = false;
+	int r;
+
+	if (dev->dead)
+		return -dev->dead;
+	for (;;) {
+		r = wire_recv(dev->fd, m, &e, want && !reset_seen ? 0 : MSG_DONTWAIT);
+		if (r == 1) {
+			if (absorb(dev, m, want))
+				return 1;
+			wire_msg_release(m);
+			if (handled)
+				(*handled)++;
+			if (dev->dead)
+				return -dev->dead;
+			if (want && now_ms() > deadline)
+				goto timeout;
+			continue;
+		}
+		wire_msg_release(m);
+		/*
+		 * A peer that closes with our request unread makes the kernel
+		 * report ECONNRESET ahead of what it sent before closing (a busy
+		 * or access-denied notification): read that before giving up.
+		 */
+		if (r == -ECONNRESET && !reset_seen) {
+			reset_seen = true;
+			continue;
+		}
+		if (r == 0 || r == -ECONNRESET || r == -EPIPE || (r == -EAGAIN && reset_seen))
+			return mark_dead(dev, EPIPE, "remote closed the connection");
+		if (r == -EAGAIN) {
+			if (!want)
+				return 0;
+			goto timeout;
+		}
+		if (r == -EINTR)
+			continue;
+		/* A garbled packet from the remote: its state is unknown now. */
+		return mark_dead(dev, EPROTO, e.msg);
+	}
+timeout:
+	return mpdev_error_set(&dev->err, ETIMEDOUT, "no reply from the remote within %d ms",
+			       dev->timeout_ms);
+}
+
+static int send_env(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds)
+{
+	struct wire_msg m;
+	int r;
+
+	if (dev->dead)
+		return -dev->dead;
+	r = wire_send(dev->fd, req, fds, nfds);
+	if (r == -EPIPE || r == -ECONNRESET) {
+		/* The remote may have said why before it closed (busy, not allowed). */
+		pump(dev, 0, &m, NULL);
+		return mark_dead(dev, EPIPE, "remote closed the connection");
+	}
+	if (r < 0)
+		return mpdev_error_set(&dev->err, -r, "sending '%s': %s", wire_body_name(req),
+				       strerror(-r));
+	return 0;
+}
+
+int client_request(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds,
+		   struct wire_msg *reply)
+{
+	int r;
+
+	mpdev_error_clear(&dev->err);
+	req->id = dev->next_id++;
+	req->kind = MPDEV__KIND__KIND_REQUEST;
+	r = send_env(dev, req, fds, nfds);
+	if (r < 0)
+		return r;
+	r = pump(dev, req->id, reply, NULL);
+	if (r < 0)
+		return r;
+	if (reply->env->status) {
+		int status = (int)reply->env->status;
+
+		mpdev_error_set(&dev->err, status, "%s", reply->env->error);
+		wire_msg_release(reply);
+		return -status;
+	}
+	return 0;
+}
+
+int client_post(struct mpdev *dev, Mpdev__Envelope *req)
+{
+	mpdev_error_clear(&dev->err);
+	req->id = dev->next_id++;
+	req->kind = MPDEV__KIND__KIND_POSTED;
+	return send_env(dev, req, NULL, 0);
+}
+
+int client_expect_body(struct mpdev *dev, const struct wire_msg *reply,
+		       Mpdev__Envelope__BodyCase body)
+{
+	if (reply->env->body_case == body)
+		return 0;
+	return mpdev_error_set(&dev->err, EPROTO, "remote answered with '%s'",
+			       wire_body_name(reply->env));
+}
+
+static int handshake(struct mpdev *dev)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__Hello hello = MPDEV__HELLO__INIT;
+	Mpdev__Limits lim = MPDEV__LIMITS__INIT;
+	const Mpdev__HelloReply *hr;
+	struct wire_msg reply;
+	int r;
+
+	lim.max_msg_size = MPDEV_MAX_MSG_SIZE;
+	lim.max_fds_per_msg = MPDEV_MAX_FDS_PER_MSG;
+	lim.max_mem_regions = MPDEV_MAX_MEM_REGIONS;
+	hello.version = MPDEV_PROTO_VERSION;
+	hello.features = dev->opts.features ? dev->opts.features : ALL_FEATURES;
+	hello.limits = &lim;
+	hello.name = (char *)(dev->opts.client_name ? dev->opts.client_name : "libmpdev");
+	req.body_case = MPDEV__ENVELOPE__BODY_HELLO;
+	req.hello = &hello;
+	r = client_request(dev, &req, NULL, 0, &reply);
+	if (r < 0)
+		return r;
+	r = client_expect_body(dev, &reply, MPDEV__ENVELOPE__BODY_HELLO_REPLY);
+	if (r == 0) {
+		hr = reply.env->hello_reply;
+		if (hr->version != MPDEV_PROTO_VERSION)
+			r = mpdev_error_set(&dev->err, EPROTONOSUPPORT,
+					    "remote speaks protocol version %u, we speak %u",
+					    hr->version, MPDEV_PROTO_VERSION);
+		else
+			dev->features = hr->features & hello.features;
+	}
+	wire_msg_release(&reply);
+	return r;
+}
+
+/* The handle is gone when connecting fails, so the reason is kept here. */
+static __thread struct mpdev_error connect_err;
+
+const char *mpdev_connect_error(void)
+{
+	return connect_err.msg;
+}
+
+int mpdev_connect_fd(int fd, const struct mpdev_options *opts, struct mpdev **out)
+{
+	struct timeval tv;
+	struct mpdev *dev;
+	int r;
+
+	*out = NULL;
+	mpdev_error_clear(&connect_err);
+	if (fd < 0)
+		return mpdev_error_set(&connect_err, EBADF, "no socket");
+	dev = calloc(1, sizeof(*dev));
+	if (!dev) {
+		close(fd);
+		return -ENOMEM;
+	}
+	dev->fd = fd;
+	dev->next_id = 1;
+	if (opts)
+		dev->opts = *opts;
+	dev->timeout_ms =
+		dev->opts.timeout_ms > 0 ? dev->opts.timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+	/*
+	 * Blocking with kernel timeouts: a request costs one sendmsg and one
+	 * recvmsg, as little as a raw ping-pong, and no wait is unbounded.
+	 */
+	tv.tv_sec = dev->timeout_ms / 1000;
+	tv.tv_usec = (dev->timeout_ms % 1000) * 1000;
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
+		r = mpdev_error_set(&connect_err, errno, "fcntl: %s", strerror(errno));
+		mpdev_close(dev);
+		return r;
+	}
+	r = handshake(dev);
+	if (r < 0) {
+		connect_err = dev->err;
+		mpdev_close(dev);
+		return r;
+	}
+	*out = dev;
+	return 0;
+}
+
+int mpdev_connect(const char *path, const struct mpdev_options *opts, struct mpdev **out)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
+	struct timeval tv = { .tv_sec = timeout / 1000, .tv_usec = (timeout % 1000) * 1000 };
+	int fd;
+
+	*out = NULL;
+	mpdev_error_clear(&connect_err);
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return mpdev_error_set(&connect_err, ENAMETOOLONG, "socket path too long: %s",
+				       path);
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return mpdev_error_set(&connect_err, errno, "socket: %s", strerror(errno));
+	/* Bounds connect() when the remote's backlog is full. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
+
+		close(fd);
+		return mpdev_error_set(&connect_err, e, "cannot reach the remote at %s: %s", path,
+				       strerror(e));
+	}
+	return mpdev_connect_fd(fd, opts, out);
+}
+
+void mpdev_close(struct mpdev *dev)
+{
+	if (!dev)
+		return;
+	if (dev->fd >= 0)
+		close(dev->fd);
+	free(dev);
+}
+
+const char *mpdev_last_error(const struct mpdev *dev)
+{
+	return dev ? dev->err.msg : "";
+}
+
+uint64_t mpdev_features(const struct mpdev *dev)
+{
+	return dev->features;
+}
+
+int mpdev_fd(const struct mpdev *dev)
+{
+	return dev->fd;
+}
+
+int mpdev_process_events(struct mpdev *dev)
+{
+	struct wire_msg m;
+	int handled = 0, r;
+
+	r = pump(dev, 0, &m, &handled);
+	return r < 0 ? r : handled;
+}
+
+int mpdev_sync(struct mpdev *dev)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__Ping ping = MPDEV__PING__INIT;
+	struct wire_msg reply;
+	uint64_t failed;
+	int r;
+
+	req.body_case = MPDEV__ENVELOPE__BODY_PING;
+	req.ping = &ping;
+	r = client_request(dev, &req, NULL, 0, &reply);
+	if (r < 0)
+		return r;
+	wire_msg_release(&reply);
+	failed = dev->posted_failures;
+	if (!failed)
+		return 0;
+	dev->posted_failures = 0;
+	return mpdev_error_set(&dev->err, EIO, "%llu posted write(s) failed; first: %s",
+			       (unsigned long long)failed, dev->first_posted_failure.msg);
+}

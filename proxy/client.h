@@ -1,0 +1,43 @@
+/*
+ * libmpdev internals: the connection handle and the request engine that
+ * every API call goes through.
+ */
+#ifndef MPDEV_CLIENT_H
+#define MPDEV_CLIENT_H
+
+#include "error.h"
+#include "libmpdev.h"
+#include "wire.h"
+
+#define CLIENT_DEFAULT_TIMEOUT_MS 5000
+
+struct mpdev {
+	int fd;
+	int timeout_ms;
+	uint64_t next_id;
+	uint64_t features;
+	struct mpdev_options opts;
+	struct mpdev_error err;
+	/* Posted writes that failed since the last mpdev_sync(). */
+	uint64_t posted_failures;
+	struct mpdev_error first_posted_failure;
+	/* Set once the connection is unusable; every later call fails with it. */
+	int dead;
+};
+
+/*
+ * Sends req (assigning its id) with fds and waits for its reply. On success
+ * *reply holds it and must be released with wire_msg_release(); a remote
+ * error comes back as its negative errno with dev->err set to its message.
+ */
+int client_request(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds,
+		   struct wire_msg *reply);
+
+/* Sends req as a posted message: no reply is awaited. */
+int client_post(struct mpdev *dev, Mpdev__Envelope *req);
+
+/* Fails with -EPROTO unless reply carries the expected body. */
+int client_expect_body(struct mpdev *dev, const struct wire_msg *reply,
+		       Mpdev__Envelope__BodyCase body);
+
+#endif

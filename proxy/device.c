@@ -1,0 +1,192 @@
+/* libmpdev's device calls: info, region access, reset, stats. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client.h"
+
+static void copy_region(struct mpdev_region_info *dst, const Mpdev__RegionInfo *src)
+{
+	dst->flags = src->flags;
+	dst->size = src->size;
+	dst->type = src->type;
+	dst->subtype = src->subtype;
+	dst->n_mmap_areas = 0;
+	for (size_t i = 0; i < src->n_mmap_areas && i < MPDEV_MAX_MMAP_AREAS; i++) {
+		dst->mmap_areas[i].offset = src->mmap_areas[i]->offset;
+		dst->mmap_areas[i].size = src->mmap_areas[i]->size;
+		dst->n_mmap_areas++;
+	}
+}
+
+int mpdev_get_device_info(struct mpdev *dev, struct mpdev_device_info *info)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__DeviceInfoRequest body = MPDEV__DEVICE_INFO_REQUEST__INIT;
+	const Mpdev__DeviceInfo *di;
+	struct wire_msg reply;
+	int r;
+
+	req.body_case = MPDEV__ENVELOPE__BODY_DEVICE_INFO_REQUEST;
+	req.device_info_request = &body;
+	r = client_request(dev, &req, NULL, 0, &reply);
+	if (r < 0)
+		return r;
+	r = client_expect_body(dev, &reply, MPDEV__ENVELOPE__BODY_DEVICE_INFO);
+	if (r < 0)
+		goto out;
+	di = reply.env->device_info;
+	memset(info, 0, sizeof(*info));
+	snprintf(info->name, sizeof(info->name), "%s", di->name);
+	info->vendor_id = (uint16_t)di->vendor_id;
+	info->device_id = (uint16_t)di->device_id;
+	info->subsystem_vendor_id = (uint16_t)di->subsystem_vendor_id;
+	info->subsystem_id = (uint16_t)di->subsystem_id;
+	info->class_code = di->class_code & 0xffffff;
+	info->revision = (uint8_t)di->revision;
+	info->reset_supported = di->reset_supported;
+	/* Entries for indexes this library does not know are skipped, not an error. */
+	for (size_t i = 0; i < di->n_regions; i++)
+		if (di->regions[i]->index < MPDEV_NUM_REGIONS)
+			copy_region(&info->regions[di->regions[i]->index], di->regions[i]);
+	for (size_t i = 0; i < di->n_irqs; i++) {
+		const Mpdev__IrqInfo *irq = di->irqs[i];
+
+		if (irq->index < MPDEV_NUM_IRQS) {
+			info->irqs[irq->index].count = irq->count;
+			info->irqs[irq->index].flags = irq->flags;
+		}
+	}
+out:
+	wire_msg_release(&reply);
+	return r;
+}
+
+int mpdev_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void *data,
+		      uint32_t size)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__RegionRead rr = MPDEV__REGION_READ__INIT;
+	struct wire_msg reply;
+	int r;
+
+	rr.index = region;
+	rr.offset = offset;
+	rr.size = size;
+	req.body_case = MPDEV__ENVELOPE__BODY_REGION_READ;
+	req.region_read = &rr;
+	r = client_request(dev, &req, NULL, 0, &reply);
+	if (r < 0)
+		return r;
+	r = client_expect_body(dev, &reply, MPDEV__ENVELOPE__BODY_REGION_READ_REPLY);
+	if (r == 0 && reply.env->region_read_reply->data.len != size)
+		r = mpdev_error_set(&dev->err, EPROTO,
+				    "remote returned %zu bytes for a %u-byte read",
+				    reply.env->region_read_reply->data.len, size);
+	if (r == 0)
+		memcpy(data, reply.env->region_read_reply->data.data, size);
+	wire_msg_release(&reply);
+	return r;
+}
+
+static void fill_write(Mpdev__Envelope *req, Mpdev__RegionWrite *rw, uint32_t region,
+		       uint64_t offset, const void *data, uint32_t size)
+{
+	rw->index = region;
+	rw->offset = offset;
+	rw->data.data = (uint8_t *)data;
+	rw->data.len = size;
+	req->body_case = MPDEV__ENVELOPE__BODY_REGION_WRITE;
+	req->region_write = rw;
+}
+
+int mpdev_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, const void *data,
+		       uint32_t size)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
+	struct wire_msg reply;
+	int r;
+
+	fill_write(&req, &rw, region, offset, data, size);
+	r = client_request(dev, &req, NULL, 0, &reply);
+	if (r == 0)
+		wire_msg_release(&reply);
+	return r;
+}
+
+int mpdev_region_write_posted(struct mpdev *dev, uint32_t region, uint64_t offset, const void *data,
+			      uint32_t size)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
+
+	if (!(dev->features & MPDEV_FEATURE_POSTED_WRITES))
+		return mpdev_region_write(dev, region, offset, data, size);
+	fill_write(&req, &rw, region, offset, data, size);
+	return client_post(dev, &req);
+}
+
+int mpdev_config_read(struct mpdev *dev, uint32_t offset, uint32_t size, uint32_t *value)
+{
+	uint8_t buf[4] = { 0 };
+	int r;
+
+	if (size != 1 && size != 2 && size != 4)
+		return mpdev_error_set(&dev->err, EINVAL, "config access width %u", size);
+	r = mpdev_region_read(dev, MPDEV_REGION_CONFIG, offset, buf, size);
+	if (r == 0)
+		*value = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 |
+			 (uint32_t)buf[3] << 24;
+	return r;
+}
+
+int mpdev_config_write(struct mpdev *dev, uint32_t offset, uint32_t size, uint32_t value)
+{
+	uint8_t buf[4] = { (uint8_t)value, (uint8_t)(value >> 8), (uint8_t)(value >> 16),
+			   (uint8_t)(value >> 24) };
+
+	if (size != 1 && size != 2 && size != 4)
+		return mpdev_error_set(&dev->err, EINVAL, "config access width %u", size);
+	return mpdev_region_write(dev, MPDEV_REGION_CONFIG, offset, buf, size);
+}
+
+int mpdev_reset(struct mpdev *dev)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__Reset body = MPDEV__RESET__INIT;
+	struct wire_msg reply;
+	int r;
+
+	req.body_case = MPDEV__ENVELOPE__BODY_RESET;
+	req.reset = &body;
+	r = client_request(dev, &req, NULL, 0, &reply);
+	if (r == 0)
+		wire_msg_release(&reply);
+	return r;
+}
+
+int mpdev_get_stats(struct mpdev *dev, void (*fn)(void *opaque, const char *name, uint64_t value),
+		    void *opaque)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__StatsRequest body = MPDEV__STATS_REQUEST__INIT;
+	struct wire_msg reply;
+	int r;
+
+	req.body_case = MPDEV__ENVELOPE__BODY_STATS_REQUEST;
+	req.stats_request = &body;
+	r = client_request(dev, &req, NULL, 0, &reply);
+	if (r < 0)
+		return r;
+	r = client_expect_body(dev, &reply, MPDEV__ENVELOPE__BODY_STATS);
+	if (r == 0) {
+		const Mpdev__Stats *st = reply.env->stats;
+
+		for (size_t i = 0; i < st->n_counters; i++)
+			fn(opaque, st->counters[i]->name, st->counters[i]->value);
+		r = (int)st->n_counters;
+	}
+	wire_msg_release(&reply);
+	return r;
+}

@@ -1,0 +1,209 @@
+/*
+ * libmpdev — the VMM side of mpdev.
+ *
+ * A VMM (or mpdev-proxy) uses this library to drive a device served by an
+ * mpdev-remote daemon over a SOCK_SEQPACKET Unix socket: handshake, device
+ * info, region (BAR and config space) access and reset.
+ *
+ * Conventions:
+ *  - Every function returns 0 (or a documented non-negative value) on
+ *    success and a negative errno on failure. mpdev_last_error() then says
+ *    why in words — the remote's own message when the remote refused.
+ *  - Every wait is bounded by the handle's timeout (mpdev_options.timeout_ms);
+ *    a remote that does not answer in time gives -ETIMEDOUT.
+ *  - A handle is not thread-safe; use one per thread or lock around it.
+ *  - Event loops: mpdev_fd() becomes readable when the remote sends something
+ *    unasked (a notification, or the error of a posted write); call
+ *    mpdev_process_events() then. Blocking calls process such messages too.
+ *  - Data is little-endian, as on the PCI bus.
+ */
+#ifndef LIBMPDEV_H
+#define LIBMPDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MPDEV_API __attribute__((visibility("default")))
+
+/* Region indexes (VFIO's PCI numbering). */
+enum mpdev_region {
+	MPDEV_REGION_BAR0 = 0,
+	MPDEV_REGION_BAR1,
+	MPDEV_REGION_BAR2,
+	MPDEV_REGION_BAR3,
+	MPDEV_REGION_BAR4,
+	MPDEV_REGION_BAR5,
+	MPDEV_REGION_ROM,
+	MPDEV_REGION_CONFIG,
+	MPDEV_REGION_VGA,
+	MPDEV_NUM_REGIONS,
+};
+
+#define MPDEV_REGION_FLAG_READ	   0x1u
+#define MPDEV_REGION_FLAG_WRITE	   0x2u
+#define MPDEV_REGION_FLAG_MMAP	   0x4u
+#define MPDEV_REGION_FLAG_IO	   0x8u
+#define MPDEV_REGION_FLAG_MEM64	   0x10u
+#define MPDEV_REGION_FLAG_PREFETCH 0x20u
+
+enum mpdev_irq {
+	MPDEV_IRQ_INTX = 0,
+	MPDEV_IRQ_MSI,
+	MPDEV_IRQ_MSIX,
+	MPDEV_IRQ_ERR,
+	MPDEV_IRQ_REQ,
+	MPDEV_NUM_IRQS,
+};
+
+#define MPDEV_IRQ_FLAG_EVENTFD	  0x1u
+#define MPDEV_IRQ_FLAG_MASKABLE	  0x2u
+#define MPDEV_IRQ_FLAG_AUTOMASKED 0x4u
+#define MPDEV_IRQ_FLAG_NORESIZE	  0x8u
+
+/* Feature bits (negotiated in the handshake). */
+#define MPDEV_FEATURE_POSTED_WRITES  (1ull << 0)
+#define MPDEV_FEATURE_MEMORY_TABLE   (1ull << 1)
+#define MPDEV_FEATURE_INTX_IRQFD     (1ull << 2)
+#define MPDEV_FEATURE_SET_IRQS	     (1ull << 3)
+#define MPDEV_FEATURE_IOMMU_INFO     (1ull << 4)
+#define MPDEV_FEATURE_MIGRATION	     (1ull << 5)
+#define MPDEV_FEATURE_DIRTY_TRACKING (1ull << 6)
+#define MPDEV_FEATURE_STATS	     (1ull << 7)
+
+/* Notification types (mpdev_options.on_notify). */
+enum mpdev_notify_type {
+	MPDEV_NOTIFY_PROTOCOL_ERROR = 1, /* the remote could not decode something we sent */
+	MPDEV_NOTIFY_DEVICE_ERROR = 2,
+	MPDEV_NOTIFY_REQUEST_DEVICE = 3, /* the host wants the device back */
+	MPDEV_NOTIFY_SHUTDOWN = 4,
+	MPDEV_NOTIFY_BUSY = 5,		/* another proxy holds the remote */
+	MPDEV_NOTIFY_ACCESS_DENIED = 6, /* we are not on the remote's allow list */
+};
+
+#define MPDEV_MAX_MMAP_AREAS 8
+
+struct mpdev_region_info {
+	uint32_t flags; /* MPDEV_REGION_FLAG_*; 0 with size 0: the device has no such region */
+	uint64_t size;
+	uint32_t n_mmap_areas;
+	struct {
+		uint64_t offset;
+		uint64_t size;
+	} mmap_areas[MPDEV_MAX_MMAP_AREAS];
+	uint32_t type, subtype; /* VFIO device-specific region type */
+};
+
+struct mpdev_irq_info {
+	uint32_t count; /* 0: the device has no such IRQ index */
+	uint32_t flags; /* MPDEV_IRQ_FLAG_* */
+};
+
+struct mpdev_device_info {
+	char name[64]; /* backend and model, e.g. "emu:edu" */
+	uint16_t vendor_id, device_id;
+	uint16_t subsystem_vendor_id, subsystem_id;
+	uint32_t class_code; /* base << 16 | sub << 8 | prog-if */
+	uint8_t revision;
+	bool reset_supported;
+	struct mpdev_region_info regions[MPDEV_NUM_REGIONS]; /* indexed by enum mpdev_region */
+	struct mpdev_irq_info irqs[MPDEV_NUM_IRQS];	     /* indexed by enum mpdev_irq */
+};
+
+struct mpdev_options {
+	int timeout_ms;		 /* per request; 0 means 5000 */
+	const char *client_name; /* shown in the remote's log; NULL means "libmpdev" */
+	uint64_t features;	 /* features to ask for; 0 means all this library knows */
+	/* Called for each notification the remote sends (may be NULL). */
+	void (*on_notify)(void *opaque, enum mpdev_notify_type type, int status,
+			  const char *message);
+	void *opaque;
+};
+
+struct mpdev;
+
+/*
+ * Connects to the remote listening at path and performs the handshake.
+ * opts may be NULL for defaults.
+ */
+MPDEV_API int mpdev_connect(const char *path, const struct mpdev_options *opts, struct mpdev **out);
+
+/*
+ * Same over an already-connected SOCK_SEQPACKET socket (e.g. one end of a
+ * socketpair). The handle owns fd from then on, also when this fails (fd is
+ * closed then).
+ */
+MPDEV_API int mpdev_connect_fd(int fd, const struct mpdev_options *opts, struct mpdev **out);
+
+/* Why the last mpdev_connect*() on this thread failed. */
+MPDEV_API const char *mpdev_connect_error(void);
+
+/* Closes the connection and frees the handle; NULL is fine. */
+MPDEV_API void mpdev_close(struct mpdev *dev);
+
+/* Why the last call on this handle failed ("" if it did not). */
+MPDEV_API const char *mpdev_last_error(const struct mpdev *dev);
+
+/* Features both sides agreed on (MPDEV_FEATURE_*). */
+MPDEV_API uint64_t mpdev_features(const struct mpdev *dev);
+
+/* The socket, for an event loop: readable when mpdev_process_events() has work. */
+MPDEV_API int mpdev_fd(const struct mpdev *dev);
+
+/*
+ * Handles whatever the remote sent unasked, without blocking. Returns the
+ * number of messages handled, or a negative errno (-EPIPE: remote gone).
+ */
+MPDEV_API int mpdev_process_events(struct mpdev *dev);
+
+MPDEV_API int mpdev_get_device_info(struct mpdev *dev, struct mpdev_device_info *info);
+
+/*
+ * Region access of size 1, 2, 4 or 8 bytes at offset. The remote checks
+ * bounds and flags: -ERANGE outside the region, -EINVAL for a bad width or
+ * missing region, -EACCES for a read-only/write-only one.
+ */
+MPDEV_API int mpdev_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void *data,
+				uint32_t size);
+MPDEV_API int mpdev_region_write(struct mpdev *dev, uint32_t region, uint64_t offset,
+				 const void *data, uint32_t size);
+
+/*
+ * A posted write, like a PCI posted write: sent without waiting. Ordering
+ * with later requests is kept. A failure is reported by the next
+ * mpdev_sync() (or to a later call's mpdev_process_events()).
+ */
+MPDEV_API int mpdev_region_write_posted(struct mpdev *dev, uint32_t region, uint64_t offset,
+					const void *data, uint32_t size);
+
+/*
+ * Waits until the remote has processed everything sent so far. Returns
+ * -EIO if any posted write failed since the last sync (mpdev_last_error()
+ * gives the first failure and how many there were).
+ */
+MPDEV_API int mpdev_sync(struct mpdev *dev);
+
+/* Config-space shorthands: value in host order, size 1, 2 or 4. */
+MPDEV_API int mpdev_config_read(struct mpdev *dev, uint32_t offset, uint32_t size, uint32_t *value);
+MPDEV_API int mpdev_config_write(struct mpdev *dev, uint32_t offset, uint32_t size, uint32_t value);
+
+/* Device reset; -ENOTTY if the device cannot be reset. */
+MPDEV_API int mpdev_reset(struct mpdev *dev);
+
+/*
+ * The remote's counters. Calls fn once per counter; returns the number of
+ * counters or a negative errno.
+ */
+MPDEV_API int mpdev_get_stats(struct mpdev *dev,
+			      void (*fn)(void *opaque, const char *name, uint64_t value),
+			      void *opaque);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
