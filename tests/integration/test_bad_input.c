@@ -1,0 +1,569 @@
+/*
+ * The bad-input table: malformed packets of every kind sent raw to a real
+ * mpdev-remote. Each must get an error reply (or a protocol-error
+ * notification when no request id can be known), the remote must stay up
+ * and answer the next request, and its open descriptor count must return to
+ * the baseline taken after the handshake.
+ */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "spawn.h"
+#include "testutil.h"
+#include "transport.h"
+#include "wire.h"
+
+static pid_t remote_pid;
+static int sock = -1;
+static int baseline_fds;
+static uint64_t next_id = 1;
+
+enum expect_kind { EXPECT_REPLY, EXPECT_NOTIFY };
+
+static void recv_one(struct wire_msg *m)
+{
+	struct mpdev_error err = { 0 };
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+
+	ck_assert_msg(poll(&p, 1, 3000) == 1, "remote did not answer within 3 s");
+	ck_assert_msg(wire_recv(sock, m, &err, 0) == 1, "bad packet from remote: %s", err.msg);
+}
+
+static void send_raw(const void *buf, size_t len, const int *fds, size_t nfds)
+{
+	ck_assert_int_eq(transport_send(sock, buf, len, fds, nfds, 1000), 0);
+}
+
+/* Sends env, declaring `declared` descriptors while carrying nfds. */
+static void send_env(Mpdev__Envelope *env, uint32_t declared, const int *fds, size_t nfds)
+{
+	static uint8_t buf[MPDEV_MAX_MSG_SIZE];
+	size_t len;
+
+	env->nfds = declared;
+	len = mpdev__envelope__get_packed_size(env);
+	ck_assert_uint_le(len, sizeof(buf));
+	mpdev__envelope__pack(env, buf);
+	send_raw(buf, len, fds, nfds);
+}
+
+static void expect(enum expect_kind kind, uint64_t id, int status, const char *words)
+{
+	struct wire_msg m;
+
+	recv_one(&m);
+	if (kind == EXPECT_REPLY) {
+		ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_REPLY);
+		ck_assert_uint_eq(m.env->id, id);
+		ck_assert_msg(m.env->status == (uint32_t)status, "status %u (%s), wanted %d: %s",
+			      m.env->status, strerror((int)m.env->status), status, m.env->error);
+		ck_assert_msg(m.env->error && *m.env->error, "error reply without words");
+		if (words)
+			ck_assert_msg(strstr(m.env->error, words), "'%s' lacks '%s'", m.env->error,
+				      words);
+	} else {
+		ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_NOTIFY);
+		ck_assert_int_eq(m.env->body_case, MPDEV__ENVELOPE__BODY_NOTIFY);
+		ck_assert_uint_eq(m.env->notify->type, MPDEV__NOTIFY_TYPE__NOTIFY_PROTOCOL_ERROR);
+		ck_assert_uint_eq(m.env->notify->status, (uint32_t)status);
+		if (words)
+			ck_assert_msg(strstr(m.env->notify->message, words), "'%s' lacks '%s'",
+				      m.env->notify->message, words);
+	}
+	wire_msg_release(&m);
+}
+
+/* An error REPLY to id, whatever the errno, with words. */
+static void expect_any_error(uint64_t id)
+{
+	struct wire_msg m;
+
+	recv_one(&m);
+	ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_REPLY);
+	ck_assert_uint_eq(m.env->id, id);
+	ck_assert_uint_ne(m.env->status, 0);
+	ck_assert(m.env->error && *m.env->error);
+	wire_msg_release(&m);
+}
+
+/* The remote is still up and answers in order. */
+static void expect_alive(void)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__Ping ping = MPDEV__PING__INIT;
+	struct wire_msg m;
+	int fds;
+
+	env.id = next_id++;
+	env.kind = MPDEV__KIND__KIND_REQUEST;
+	env.body_case = MPDEV__ENVELOPE__BODY_PING;
+	env.ping = &ping;
+	send_env(&env, 0, NULL, 0);
+	recv_one(&m);
+	ck_assert_uint_eq(m.env->id, env.id);
+	ck_assert_uint_eq(m.env->status, 0);
+	wire_msg_release(&m);
+	fds = testutil_count_fds(remote_pid);
+	ck_assert_msg(fds == baseline_fds, "remote holds %d fds, baseline %d", fds, baseline_fds);
+}
+
+static void hello(uint32_t version, int want_status)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__Hello h = MPDEV__HELLO__INIT;
+	struct wire_msg m;
+
+	h.version = version;
+	h.features = ~0ull;
+	env.id = next_id++;
+	env.kind = MPDEV__KIND__KIND_REQUEST;
+	env.body_case = MPDEV__ENVELOPE__BODY_HELLO;
+	env.hello = &h;
+	send_env(&env, 0, NULL, 0);
+	recv_one(&m);
+	ck_assert_uint_eq(m.env->status, (uint32_t)want_status);
+	wire_msg_release(&m);
+}
+
+static void start(void)
+{
+	const char *args[] = { "--device", "edu", NULL };
+
+	ck_assert_int_eq(spawn_remote(MPDEV_REMOTE_BIN, args, &remote_pid, &sock), 0);
+	hello(MPDEV_PROTO_VERSION, 0);
+	/* Baseline once the remote is fully up, before any bad input. */
+	baseline_fds = testutil_count_fds(remote_pid);
+	ck_assert_int_gt(baseline_fds, 0);
+}
+
+static void stop(void)
+{
+	int status = 0;
+
+	close(sock);
+	ck_assert_int_eq(spawn_wait(remote_pid, 5000, &status), 0);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "remote died: status 0x%x",
+		      status);
+}
+
+/* ---- packets that cannot be decoded: no id, so a notification ---- */
+
+START_TEST(undecodable_packets)
+{
+	static uint8_t big[MPDEV_MAX_MSG_SIZE + 1];
+	const uint8_t garbage[] = {
+		0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
+	};
+	int fd = testutil_eventfd();
+	int many[MPDEV_MAX_FDS_PER_MSG + 6];
+
+	send_raw(garbage, sizeof(garbage), &fd, 1);
+	expect(EXPECT_NOTIFY, 0, EBADMSG, "undecodable");
+	expect_alive();
+
+	/* A length-delimited field cut short. */
+	send_raw("\x82\x01\x10\x08", 4, NULL, 0);
+	expect(EXPECT_NOTIFY, 0, EBADMSG, "undecodable");
+	expect_alive();
+
+	send_raw(big, sizeof(big), &fd, 1);
+	expect(EXPECT_NOTIFY, 0, EMSGSIZE, "larger than");
+	expect_alive();
+
+	send_raw("", 0, NULL, 0);
+	expect(EXPECT_NOTIFY, 0, EBADMSG, "empty");
+	expect_alive();
+
+	for (size_t i = 0; i < sizeof(many) / sizeof(many[0]); i++)
+		many[i] = fd;
+	send_raw("\x08\x01", 2, many, sizeof(many) / sizeof(many[0]));
+	expect(EXPECT_NOTIFY, 0, EPROTO, "more than");
+	expect_alive();
+	close(fd);
+}
+END_TEST
+
+/* ---- every body of the schema, wrong in the generic ways ---- */
+
+/* A zeroed instance of the body message for field `f` of the envelope. */
+static void *new_body(const ProtobufCFieldDescriptor *f)
+{
+	const ProtobufCMessageDescriptor *d = f->descriptor;
+	ProtobufCMessage *msg = calloc(1, d->sizeof_message);
+
+	protobuf_c_message_init(d, msg);
+	return msg;
+}
+
+static void set_body(Mpdev__Envelope *env, const ProtobufCFieldDescriptor *f, void *body)
+{
+	env->body_case = (Mpdev__Envelope__BodyCase)f->id;
+	memcpy((uint8_t *)env + f->offset, &body, sizeof(body));
+}
+
+static int is_request_body(Mpdev__Envelope__BodyCase c)
+{
+	switch (c) {
+	case MPDEV__ENVELOPE__BODY_HELLO_REPLY:
+	case MPDEV__ENVELOPE__BODY_DEVICE_INFO:
+	case MPDEV__ENVELOPE__BODY_REGION_READ_REPLY:
+	case MPDEV__ENVELOPE__BODY_IOMMU_INFO:
+	case MPDEV__ENVELOPE__BODY_MIG_STATE_REPLY:
+	case MPDEV__ENVELOPE__BODY_DIRTY_BITMAP:
+	case MPDEV__ENVELOPE__BODY_STATS:
+	case MPDEV__ENVELOPE__BODY_NOTIFY:
+		return 0;
+	default:
+		return 1;
+	}
+}
+
+START_TEST(every_body_with_wrong_fd_count)
+{
+	const ProtobufCMessageDescriptor *ed = &mpdev__envelope__descriptor;
+	int fds[3] = { testutil_eventfd(), testutil_eventfd(), testutil_eventfd() };
+	unsigned bodies = 0;
+
+	for (unsigned i = 0; i < ed->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &ed->fields[i];
+		Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+		void *body;
+
+		if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+			continue;
+		body = new_body(f);
+		set_body(&env, f, body);
+		env.kind = MPDEV__KIND__KIND_REQUEST;
+
+		/* Declares three descriptors, carries two. */
+		env.id = next_id++;
+		send_env(&env, 3, fds, 2);
+		expect(EXPECT_REPLY, env.id, EPROTO, "declares 3");
+		expect_alive();
+
+		/* Declares none, carries one. */
+		env.id = next_id++;
+		send_env(&env, 0, fds, 1);
+		expect(EXPECT_REPLY, env.id, EPROTO, "declares 0");
+		expect_alive();
+
+		/* Honest count, but descriptors it cannot use: refused, and closed. */
+		env.id = next_id++;
+		send_env(&env, 3, fds, 3);
+		expect_any_error(env.id);
+		expect_alive();
+
+		free(body);
+		bodies++;
+	}
+	ck_assert_uint_ge(bodies, 28);
+	transport_close_fds(fds, 3);
+}
+END_TEST
+
+START_TEST(every_request_body_is_answered)
+{
+	const ProtobufCMessageDescriptor *ed = &mpdev__envelope__descriptor;
+	unsigned answered = 0;
+
+	/* Empty bodies, correct framing: each gets exactly one reply with its id. */
+	for (unsigned i = 0; i < ed->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &ed->fields[i];
+		Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+		struct wire_msg m;
+		void *body;
+
+		if (!(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+			continue;
+		body = new_body(f);
+		set_body(&env, f, body);
+		env.kind = MPDEV__KIND__KIND_REQUEST;
+		env.id = next_id++;
+		send_env(&env, 0, NULL, 0);
+		recv_one(&m);
+		ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_REPLY);
+		ck_assert_uint_eq(m.env->id, env.id);
+		if (!is_request_body(env.body_case))
+			ck_assert_uint_eq(m.env->status, EPROTO);
+		if (m.env->status)
+			ck_assert(m.env->error && *m.env->error);
+		wire_msg_release(&m);
+		expect_alive();
+		free(body);
+		answered++;
+	}
+	ck_assert_uint_ge(answered, 28);
+}
+END_TEST
+
+struct access_case {
+	const char *what;
+	int write;
+	uint32_t index;
+	uint64_t offset;
+	uint32_t size;
+	int status;
+	const char *words;
+};
+
+static const struct access_case access_cases[] = {
+	{ "region index out of range", 0, 99, 0, 4, EINVAL, "does not exist" },
+	{ "region the device lacks", 0, 1, 0, 4, EINVAL, "does not exist" },
+	{ "ROM absent", 1, 6, 0, 4, EINVAL, "does not exist" },
+	{ "offset past the end", 0, 0, 1u << 20, 4, ERANGE, "outside region" },
+	{ "access straddles the end", 0, 0, (1u << 20) - 2, 4, ERANGE, "outside region" },
+	{ "offset overflow", 0, 0, UINT64_MAX - 1, 4, ERANGE, "outside region" },
+	{ "write offset overflow", 1, 0, UINT64_MAX, 8, ERANGE, "outside region" },
+	{ "width 0", 0, 0, 0, 0, EINVAL, "width" },
+	{ "width 3", 0, 0, 0, 3, EINVAL, "width" },
+	{ "width 5", 1, 0, 0, 5, EINVAL, "width" },
+	{ "width 16", 0, 0, 0, 16, EINVAL, "width" },
+	{ "write width 0", 1, 0, 0, 0, EINVAL, "width" },
+	{ "write width 9", 1, 0, 0, 9, EINVAL, "width" },
+	{ "huge write", 1, 0, 0, 4096, EINVAL, "width" },
+	{ "config past 256", 0, 7, 256, 1, ERANGE, "outside region" },
+	{ "config straddle", 1, 7, 255, 2, ERANGE, "outside region" },
+	{ "config 8-byte", 0, 7, 0, 8, EINVAL, NULL },
+	{ "config 8-byte write", 1, 7, 0, 8, EINVAL, NULL },
+};
+
+START_TEST(region_access_table)
+{
+	uint8_t data[4096] = { 0 };
+
+	for (size_t i = 0; i < sizeof(access_cases) / sizeof(access_cases[0]); i++) {
+		const struct access_case *c = &access_cases[i];
+		Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+		Mpdev__RegionRead rr = MPDEV__REGION_READ__INIT;
+		Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
+
+		env.id = next_id++;
+		env.kind = MPDEV__KIND__KIND_REQUEST;
+		if (c->write) {
+			rw.index = c->index;
+			rw.offset = c->offset;
+			rw.data.data = data;
+			rw.data.len = c->size;
+			env.body_case = MPDEV__ENVELOPE__BODY_REGION_WRITE;
+			env.region_write = &rw;
+		} else {
+			rr.index = c->index;
+			rr.offset = c->offset;
+			rr.size = c->size;
+			env.body_case = MPDEV__ENVELOPE__BODY_REGION_READ;
+			env.region_read = &rr;
+		}
+		send_env(&env, 0, NULL, 0);
+		expect(EXPECT_REPLY, env.id, c->status, c->words);
+		expect_alive();
+	}
+}
+END_TEST
+
+static void send_body_kind(uint32_t kind, uint64_t id, int write_ok)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
+	uint32_t v = 0;
+
+	rw.index = 0;
+	rw.offset = write_ok ? 4 : 0x200000;
+	rw.data.data = (uint8_t *)&v;
+	rw.data.len = 4;
+	env.id = id;
+	env.kind = kind;
+	env.body_case = MPDEV__ENVELOPE__BODY_REGION_WRITE;
+	env.region_write = &rw;
+	send_env(&env, 0, NULL, 0);
+}
+
+START_TEST(message_kinds)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__Reset reset = MPDEV__RESET__INIT;
+	uint64_t id;
+
+	id = next_id++;
+	send_body_kind(MPDEV__KIND__KIND_UNSPECIFIED, id, 1);
+	expect(EXPECT_REPLY, id, EPROTO, "not a request");
+	expect_alive();
+
+	id = next_id++;
+	send_body_kind(MPDEV__KIND__KIND_REPLY, id, 1);
+	expect(EXPECT_REPLY, id, EPROTO, "not a request");
+	expect_alive();
+
+	id = next_id++;
+	send_body_kind(MPDEV__KIND__KIND_NOTIFY, id, 1);
+	expect(EXPECT_REPLY, id, EPROTO, "not a request");
+	expect_alive();
+
+	id = next_id++;
+	send_body_kind(77, id, 1);
+	expect(EXPECT_REPLY, id, EPROTO, "not a request");
+	expect_alive();
+
+	/* A good posted write gets no reply: the ping's reply comes next. */
+	send_body_kind(MPDEV__KIND__KIND_POSTED, next_id++, 1);
+	expect_alive();
+
+	/* A bad posted write is answered with its id. */
+	id = next_id++;
+	send_body_kind(MPDEV__KIND__KIND_POSTED, id, 0);
+	expect(EXPECT_REPLY, id, ERANGE, "outside region");
+	expect_alive();
+
+	/* Only writes can be posted. */
+	env.id = next_id++;
+	env.kind = MPDEV__KIND__KIND_POSTED;
+	env.body_case = MPDEV__ENVELOPE__BODY_RESET;
+	env.reset = &reset;
+	send_env(&env, 0, NULL, 0);
+	expect(EXPECT_REPLY, env.id, EINVAL, "cannot be posted");
+	expect_alive();
+}
+END_TEST
+
+START_TEST(unknown_and_missing_bodies)
+{
+	/* id 5, kind REQUEST, nfds 0, then field 900 (varint 1): a body from the future. */
+	const uint8_t future[] = { 0x08, 0x05, 0x10, 0x01, 0x18, 0x00, 0xa0, 0x38, 0x01 };
+	const uint8_t none[] = { 0x08, 0x06, 0x10, 0x01 };
+
+	send_raw(future, sizeof(future), NULL, 0);
+	expect(EXPECT_REPLY, 5, EOPNOTSUPP, "unknown or missing");
+	expect_alive();
+	send_raw(none, sizeof(none), NULL, 0);
+	expect(EXPECT_REPLY, 6, EOPNOTSUPP, "unknown or missing");
+	expect_alive();
+}
+END_TEST
+
+START_TEST(second_hello_refused)
+{
+	hello(MPDEV_PROTO_VERSION, EPROTO);
+	expect_alive();
+}
+END_TEST
+
+START_TEST(features_not_negotiated_refused_and_fds_closed)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__MemRegionAdd add = MPDEV__MEM_REGION_ADD__INIT;
+	Mpdev__MemRegion reg = MPDEV__MEM_REGION__INIT;
+	Mpdev__SetIntxIrqfd irq = MPDEV__SET_INTX_IRQFD__INIT;
+	int fds[2] = { testutil_eventfd(), testutil_eventfd() };
+
+	reg.size = 4096;
+	add.region = &reg;
+	env.id = next_id++;
+	env.kind = MPDEV__KIND__KIND_REQUEST;
+	env.body_case = MPDEV__ENVELOPE__BODY_MEM_REGION_ADD;
+	env.mem_region_add = &add;
+	send_env(&env, 1, fds, 1);
+	expect(EXPECT_REPLY, env.id, ENOTSUP, "not negotiated");
+	expect_alive();
+
+	env.id = next_id++;
+	env.body_case = MPDEV__ENVELOPE__BODY_SET_INTX_IRQFD;
+	env.set_intx_irqfd = &irq;
+	send_env(&env, 2, fds, 2);
+	expect(EXPECT_REPLY, env.id, ENOTSUP, "not negotiated");
+	expect_alive();
+	transport_close_fds(fds, 2);
+}
+END_TEST
+
+/* ---- before and during the handshake: a fresh remote each ---- */
+
+static void start_ungreeted(void)
+{
+	const char *args[] = { "--device", "edu", NULL };
+
+	ck_assert_int_eq(spawn_remote(MPDEV_REMOTE_BIN, args, &remote_pid, &sock), 0);
+}
+
+START_TEST(requests_before_hello_refused)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__RegionRead rr = MPDEV__REGION_READ__INIT;
+
+	rr.size = 4;
+	env.id = 11;
+	env.kind = MPDEV__KIND__KIND_REQUEST;
+	env.body_case = MPDEV__ENVELOPE__BODY_REGION_READ;
+	env.region_read = &rr;
+	send_env(&env, 0, NULL, 0);
+	expect(EXPECT_REPLY, 11, EPROTO, "hello first");
+
+	hello(2, EPROTONOSUPPORT);
+	hello(0, EPROTONOSUPPORT);
+	hello(MPDEV_PROTO_VERSION, 0);
+	baseline_fds = testutil_count_fds(remote_pid);
+	expect_alive();
+}
+END_TEST
+
+START_TEST(tiny_peer_limits_refused)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__Hello h = MPDEV__HELLO__INIT;
+	Mpdev__Limits lim = MPDEV__LIMITS__INIT;
+
+	lim.max_msg_size = 100;
+	h.version = MPDEV_PROTO_VERSION;
+	h.limits = &lim;
+	env.id = 12;
+	env.kind = MPDEV__KIND__KIND_REQUEST;
+	env.body_case = MPDEV__ENVELOPE__BODY_HELLO;
+	env.hello = &h;
+	send_env(&env, 0, NULL, 0);
+	expect(EXPECT_REPLY, 12, EINVAL, "max message size");
+	hello(MPDEV_PROTO_VERSION, 0);
+}
+END_TEST
+
+static Suite *bad_input_suite(void)
+{
+	Suite *s = suite_create("bad_input");
+	TCase *tc = tcase_create("greeted");
+
+	tcase_add_checked_fixture(tc, start, stop);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, undecodable_packets);
+	tcase_add_test(tc, every_body_with_wrong_fd_count);
+	tcase_add_test(tc, every_request_body_is_answered);
+	tcase_add_test(tc, region_access_table);
+	tcase_add_test(tc, message_kinds);
+	tcase_add_test(tc, unknown_and_missing_bodies);
+	tcase_add_test(tc, second_hello_refused);
+	tcase_add_test(tc, features_not_negotiated_refused_and_fds_closed);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("handshake");
+	tcase_add_checked_fixture(tc, start_ungreeted, stop);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, requests_before_hello_refused);
+	tcase_add_test(tc, tiny_peer_limits_refused);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(bad_input_suite());
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,383 @@
+/*
+ * libmpdev against a real mpdev-remote process serving the emulated edu
+ * device: every message family of the foundation, both ways of starting the
+ * remote, and its connection rules (busy, allow list, reset on disconnect).
+ */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libmpdev.h"
+#include "spawn.h"
+#include "testutil.h"
+
+static pid_t remote_pid;
+static struct mpdev *dev;
+
+static const struct mpdev_options opts = { .timeout_ms = 3000, .client_name = "test_remote" };
+
+static void start_remote_fd(void)
+{
+	const char *args[] = { "--device", "edu", NULL };
+	int sock;
+
+	ck_assert_int_eq(spawn_remote(MPDEV_REMOTE_BIN, args, &remote_pid, &sock), 0);
+	ck_assert_msg(mpdev_connect_fd(sock, &opts, &dev) == 0, "connect: %s",
+		      mpdev_connect_error());
+}
+
+static void stop_remote_fd(void)
+{
+	int status = 0;
+
+	mpdev_close(dev);
+	dev = NULL;
+	/* The remote serves one adopted connection and exits when it closes. */
+	ck_assert_int_eq(spawn_wait(remote_pid, 5000, &status), 0);
+	ck_assert(WIFEXITED(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+
+static uint32_t rd32(uint64_t off)
+{
+	uint32_t v = 0;
+
+	ck_assert_msg(mpdev_region_read(dev, MPDEV_REGION_BAR0, off, &v, 4) == 0, "%s",
+		      mpdev_last_error(dev));
+	return v;
+}
+
+static void wr32(uint64_t off, uint32_t v)
+{
+	ck_assert_msg(mpdev_region_write(dev, MPDEV_REGION_BAR0, off, &v, 4) == 0, "%s",
+		      mpdev_last_error(dev));
+}
+
+START_TEST(handshake_and_device_info)
+{
+	struct mpdev_device_info info;
+
+	ck_assert(mpdev_features(dev) & MPDEV_FEATURE_POSTED_WRITES);
+	ck_assert_int_eq(mpdev_get_device_info(dev, &info), 0);
+	ck_assert_str_eq(info.name, "emu:edu");
+	ck_assert_uint_eq(info.vendor_id, 0x1234);
+	ck_assert_uint_eq(info.device_id, 0x11e8);
+	ck_assert_uint_eq(info.regions[MPDEV_REGION_BAR0].size, 1u << 20);
+	ck_assert(info.regions[MPDEV_REGION_BAR0].flags & MPDEV_REGION_FLAG_READ);
+	ck_assert(info.regions[MPDEV_REGION_BAR0].flags & MPDEV_REGION_FLAG_WRITE);
+	ck_assert_uint_eq(info.regions[MPDEV_REGION_CONFIG].size, 256);
+	ck_assert_uint_eq(info.regions[MPDEV_REGION_BAR1].size, 0);
+	ck_assert_uint_eq(info.irqs[MPDEV_IRQ_INTX].count, 1);
+	ck_assert_uint_eq(info.irqs[MPDEV_IRQ_MSI].count, 1);
+	ck_assert(info.reset_supported);
+}
+END_TEST
+
+START_TEST(edu_registers_through_the_wire)
+{
+	uint32_t st;
+	int polls = 0;
+
+	ck_assert_uint_eq(rd32(0x00), 0x010000ed);
+	wr32(0x04, 0xdeadbeef);
+	ck_assert_uint_eq(rd32(0x04), ~0xdeadbeefu);
+	wr32(0x08, 12);
+	do
+		st = rd32(0x20);
+	while ((st & 1) && ++polls < 1000);
+	ck_assert_uint_eq(st & 1, 0);
+	ck_assert_uint_eq(rd32(0x08), 479001600u);
+}
+END_TEST
+
+START_TEST(config_space_semantics_through_the_wire)
+{
+	uint32_t v;
+
+	ck_assert_int_eq(mpdev_config_read(dev, 0x00, 4, &v), 0);
+	ck_assert_uint_eq(v, 0x11e81234);
+	/* Read-only identity. */
+	ck_assert_int_eq(mpdev_config_write(dev, 0x00, 4, 0xffffffff), 0);
+	ck_assert_int_eq(mpdev_config_read(dev, 0x00, 4, &v), 0);
+	ck_assert_uint_eq(v, 0x11e81234);
+	/* BAR sizing. */
+	ck_assert_int_eq(mpdev_config_write(dev, 0x10, 4, 0xffffffff), 0);
+	ck_assert_int_eq(mpdev_config_read(dev, 0x10, 4, &v), 0);
+	ck_assert_uint_eq(v, 0xfff00000);
+	/* Command register keeps only its writable bits. */
+	ck_assert_int_eq(mpdev_config_write(dev, 0x04, 2, 0xffff), 0);
+	ck_assert_int_eq(mpdev_config_read(dev, 0x04, 2, &v), 0);
+	ck_assert_uint_eq(v, 0x0547);
+	/* Interrupt pin A. */
+	ck_assert_int_eq(mpdev_config_read(dev, 0x3d, 1, &v), 0);
+	ck_assert_uint_eq(v, 1);
+}
+END_TEST
+
+START_TEST(remote_errors_come_back_with_words)
+{
+	uint32_t v;
+	uint64_t q;
+
+	ck_assert_int_eq(mpdev_region_read(dev, MPDEV_REGION_BAR0, 0x100000, &v, 4), -ERANGE);
+	ck_assert_ptr_nonnull(strstr(mpdev_last_error(dev), "outside region 0"));
+	ck_assert_int_eq(mpdev_region_read(dev, MPDEV_REGION_BAR0, 0, &v, 3), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mpdev_last_error(dev), "width"));
+	ck_assert_int_eq(mpdev_region_read(dev, MPDEV_REGION_BAR2, 0, &v, 4), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(mpdev_last_error(dev), "does not exist"));
+	ck_assert_int_eq(mpdev_region_read(dev, 42, 0, &v, 4), -EINVAL);
+	ck_assert_int_eq(mpdev_region_read(dev, MPDEV_REGION_CONFIG, 0, &q, 8), -EINVAL);
+	ck_assert_int_eq(mpdev_region_read(dev, MPDEV_REGION_CONFIG, 254, &v, 4), -ERANGE);
+	/* The connection survives all of that. */
+	ck_assert_uint_eq(rd32(0x00), 0x010000ed);
+	ck_assert_str_eq(mpdev_last_error(dev), "");
+}
+END_TEST
+
+START_TEST(posted_writes_keep_order_and_report_failures)
+{
+	uint32_t v;
+
+	for (uint32_t i = 0; i < 1000; i++)
+		ck_assert_int_eq(mpdev_region_write_posted(dev, MPDEV_REGION_BAR0, 0x04, &i, 4), 0);
+	ck_assert_int_eq(mpdev_sync(dev), 0);
+	ck_assert_uint_eq(rd32(0x04), ~999u);
+
+	v = 1;
+	ck_assert_int_eq(mpdev_region_write_posted(dev, MPDEV_REGION_BAR0, 0x200000, &v, 4), 0);
+	ck_assert_int_eq(mpdev_region_write_posted(dev, MPDEV_REGION_BAR0, 0x300000, &v, 4), 0);
+	ck_assert_int_eq(mpdev_sync(dev), -EIO);
+	ck_assert_ptr_nonnull(strstr(mpdev_last_error(dev), "2 posted write(s) failed"));
+	ck_assert_ptr_nonnull(strstr(mpdev_last_error(dev), "outside region 0"));
+	ck_assert_int_eq(mpdev_sync(dev), 0);
+}
+END_TEST
+
+START_TEST(reset_restores_power_on_state)
+{
+	uint32_t v;
+
+	wr32(0x04, 1);
+	ck_assert_int_eq(mpdev_config_write(dev, 0x10, 4, 0xfe000000), 0);
+	ck_assert_int_eq(mpdev_reset(dev), 0);
+	ck_assert_uint_eq(rd32(0x04), 0); /* edu powers on with liveness 0 */
+	ck_assert_int_eq(mpdev_config_read(dev, 0x10, 4, &v), 0);
+	ck_assert_uint_eq(v, 0);
+}
+END_TEST
+
+static void sum_counter(void *opaque, const char *name, uint64_t value)
+{
+	if (!strcmp(name, "region_reads"))
+		*(uint64_t *)opaque = value;
+}
+
+START_TEST(stats_count_what_happened)
+{
+	uint64_t reads = 0;
+
+	rd32(0);
+	rd32(0);
+	ck_assert_int_gt(mpdev_get_stats(dev, sum_counter, &reads), 0);
+	ck_assert_uint_eq(reads, 2);
+}
+END_TEST
+
+START_TEST(dma_without_memory_table_fails_cleanly)
+{
+	/* Until the memory table exists, an edu DMA must fail visibly, not pretend. */
+	ck_assert_int_eq(mpdev_config_write(dev, 0x04, 2, 0x0006), 0); /* memory + bus master */
+	wr32(0x80, 0x1000);
+	wr32(0x88, 0x40000);
+	wr32(0x90, 16);
+	wr32(0x98, 1);
+	ck_assert_int_eq(mpdev_sync(dev), 0);
+	/* The DMA runs deferred on the remote's loop; wait for it to give up. */
+	for (int i = 0; i < 1000 && (rd32(0x98) & 1); i++)
+		;
+	ck_assert_uint_eq(rd32(0x98) & 1, 0);
+	ck_assert_uint_eq(rd32(0x00), 0x010000ed);
+}
+END_TEST
+
+START_TEST(silent_remote_times_out)
+{
+	const struct mpdev_options quick = { .timeout_ms = 200 };
+	struct mpdev *d = NULL;
+	struct timespec t0, t1;
+	int sv[2];
+	double ms;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(mpdev_connect_fd(sv[0], &quick, &d), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6;
+	ck_assert(ms >= 150 && ms < 3000);
+	ck_assert_ptr_nonnull(strstr(mpdev_connect_error(), "no reply"));
+	ck_assert_ptr_null(d);
+	close(sv[1]);
+}
+END_TEST
+
+START_TEST(remote_gone_is_epipe_not_a_hang)
+{
+	uint32_t v;
+	int status;
+
+	kill(remote_pid, SIGKILL);
+	waitpid(remote_pid, &status, 0);
+	ck_assert_int_eq(mpdev_region_read(dev, MPDEV_REGION_BAR0, 0, &v, 4), -EPIPE);
+	ck_assert_int_eq(mpdev_region_read(dev, MPDEV_REGION_BAR0, 0, &v, 4), -EPIPE);
+	mpdev_close(dev);
+	dev = NULL;
+}
+END_TEST
+
+/* --- listening remote: several connections over its lifetime --- */
+
+static char sock_path[108];
+
+static pid_t start_listener(const char *const *extra)
+{
+	const char *argv[16] = { MPDEV_REMOTE_BIN, "--device", "edu", "--socket", sock_path };
+	struct stat st;
+	size_t n = 5;
+	pid_t pid;
+
+	for (size_t i = 0; extra && extra[i]; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	snprintf(sock_path, sizeof(sock_path), "/tmp/mpdev-test-%d.sock", (int)getpid());
+	unlink(sock_path);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		execv(MPDEV_REMOTE_BIN, (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && stat(sock_path, &st) != 0; i++)
+		usleep(10000);
+	ck_assert_msg(stat(sock_path, &st) == 0, "remote did not create %s", sock_path);
+	ck_assert(S_ISSOCK(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 0777, 0660);
+	return pid;
+}
+
+static void stop_listener(pid_t pid)
+{
+	int status = 0;
+
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(spawn_wait(pid, 5000, &status), 0);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* It removes its socket on the way out. */
+	ck_assert_int_ne(access(sock_path, F_OK), 0);
+}
+
+START_TEST(disconnect_resets_and_next_proxy_is_served)
+{
+	pid_t pid = start_listener(NULL);
+	struct mpdev *a, *b;
+	uint32_t v = 0x55;
+
+	ck_assert_int_eq(mpdev_connect(sock_path, &opts, &a), 0);
+	ck_assert_int_eq(mpdev_region_write(a, MPDEV_REGION_BAR0, 0x04, &v, 4), 0);
+	ck_assert_int_eq(mpdev_config_write(a, 0x10, 4, 0xfe000000), 0);
+
+	/* A second proxy is told why it cannot have the device. */
+	ck_assert_int_eq(mpdev_connect(sock_path, &opts, &b), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(mpdev_connect_error(), "another proxy"));
+
+	mpdev_close(a);
+	/* The next one finds a freshly reset device. */
+	for (int i = 0; i < 100; i++) {
+		if (mpdev_connect(sock_path, &opts, &b) == 0)
+			break;
+		usleep(10000);
+	}
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(mpdev_region_read(b, MPDEV_REGION_BAR0, 0x04, &v, 4), 0);
+	ck_assert_uint_eq(v, 0); /* not ~0x55: the device was reset */
+	ck_assert_int_eq(mpdev_config_read(b, 0x10, 4, &v), 0);
+	ck_assert_uint_eq(v, 0);
+	mpdev_close(b);
+	stop_listener(pid);
+}
+END_TEST
+
+START_TEST(peer_not_on_allow_list_is_refused_with_reason)
+{
+	/* Allow only a uid we are not (and not the gid we have). */
+	const char *extra[] = { "--allow-uid", "4242", NULL };
+	pid_t pid = start_listener(extra);
+	struct mpdev *a = NULL;
+
+	ck_assert_int_eq(mpdev_connect(sock_path, &opts, &a), -EACCES);
+	ck_assert_ptr_nonnull(strstr(mpdev_connect_error(), "not on the allow list"));
+	ck_assert_ptr_null(a);
+	stop_listener(pid);
+}
+END_TEST
+
+START_TEST(no_remote_listening_is_a_clear_error)
+{
+	struct mpdev *a = NULL;
+
+	ck_assert_int_eq(mpdev_connect("/tmp/mpdev-nobody-here.sock", &opts, &a), -ENOENT);
+	ck_assert_ptr_nonnull(strstr(mpdev_connect_error(), "cannot reach the remote"));
+}
+END_TEST
+
+static Suite *remote_suite(void)
+{
+	Suite *s = suite_create("remote");
+	TCase *tc = tcase_create("adopted-fd");
+
+	tcase_add_checked_fixture(tc, start_remote_fd, stop_remote_fd);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, handshake_and_device_info);
+	tcase_add_test(tc, edu_registers_through_the_wire);
+	tcase_add_test(tc, config_space_semantics_through_the_wire);
+	tcase_add_test(tc, remote_errors_come_back_with_words);
+	tcase_add_test(tc, posted_writes_keep_order_and_report_failures);
+	tcase_add_test(tc, reset_restores_power_on_state);
+	tcase_add_test(tc, stats_count_what_happened);
+	tcase_add_test(tc, dma_without_memory_table_fails_cleanly);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("failures");
+	tcase_add_checked_fixture(tc, start_remote_fd, NULL);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, remote_gone_is_epipe_not_a_hang);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("listening");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, silent_remote_times_out);
+	tcase_add_test(tc, disconnect_resets_and_next_proxy_is_served);
+	tcase_add_test(tc, peer_not_on_allow_list_is_refused_with_reason);
+	tcase_add_test(tc, no_remote_listening_is_a_clear_error);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(remote_suite());
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,17 @@
+/* Helpers shared by the test programs. */
+#ifndef MPDEV_TESTUTIL_H
+#define MPDEV_TESTUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Open descriptors of a process (0: this one), from /proc; -errno on failure. */
+int testutil_count_fds(pid_t pid);
+
+/* A new eventfd, pipe end or memfd, for passing around; aborts on failure. */
+int testutil_eventfd(void);
+
+/* 1 if a and b refer to the same open file (same device and inode). */
+int testutil_same_file(int a, int b);
+
+#endif
