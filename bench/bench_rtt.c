@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include "libmpdev.h"
 #include "spawn.h"
 #include "wire.h"
@@ -91,8 +93,31 @@ static void mpdev_packet_sizes(size_t *req, size_t *rep, size_t *posted)
 	*posted = mpdev__envelope__get_packed_size(&e);
 }
 
-/* Raw peer: answers every request-sized packet; after `burst` packets of a burst, one ack. */
-static pid_t start_raw_peer(int *sock, size_t rep_len)
+struct echo {
+	size_t rep_len;
+	struct event_base *base;
+};
+
+static void echo_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct echo *e = arg;
+	char buf[256], out[256] = { 0 };
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+	if (n <= 0) {
+		event_base_loopbreak(e->base);
+		return;
+	}
+	if (buf[0] != 'B')
+		send(fd, out, e->rep_len, 0);
+}
+
+/*
+ * Raw peer: answers every request-sized packet; burst packets (first byte
+ * 'B') get no answer, the end-of-burst packet does. With use_loop it serves
+ * from a libevent loop, to show what the event loop alone costs.
+ */
+static pid_t start_raw_peer(int *sock, size_t rep_len, int use_loop)
 {
 	int sv[2];
 	pid_t pid;
@@ -105,6 +130,15 @@ static pid_t start_raw_peer(int *sock, size_t rep_len)
 		ssize_t n;
 
 		close(sv[0]);
+		if (use_loop) {
+			struct echo e = { .rep_len = rep_len, .base = event_base_new() };
+			struct event *ev =
+				event_new(e.base, sv[1], EV_READ | EV_PERSIST, echo_readable, &e);
+
+			event_add(ev, NULL);
+			event_base_dispatch(e.base);
+			_exit(0);
+		}
 		while ((n = recv(sv[1], buf, sizeof(buf), 0)) > 0) {
 			/* First byte 'B': a burst packet, no answer; 'E': end of burst. */
 			if (buf[0] == 'B')
@@ -170,28 +204,30 @@ static double mpdev_posted_per_s(struct mpdev *dev)
 }
 
 struct result {
-	double raw_rtt, mpdev_rtt, raw_rate, mpdev_rate;
+	double raw_rtt, loop_rtt, mpdev_rtt, raw_rate, mpdev_rate;
 };
 
 static int run(int cpu, struct result *res)
 {
 	const char *args[] = { "--device", "edu", NULL };
-	double raw_rtt[ROUNDS], mp_rtt[ROUNDS], raw_rate[ROUNDS], mp_rate[ROUNDS];
+	double raw_rtt[ROUNDS], loop_rtt[ROUNDS], mp_rtt[ROUNDS], raw_rate[ROUNDS], mp_rate[ROUNDS];
 	size_t req_len, rep_len, posted_len;
 	struct mpdev *dev = NULL;
 	char bin[4096];
-	int raw_sock, mp_sock, st;
-	pid_t raw_pid, mp_pid;
+	int raw_sock, loop_sock, mp_sock, st;
+	pid_t raw_pid, loop_pid, mp_pid;
 
 	mpdev_packet_sizes(&req_len, &rep_len, &posted_len);
 	spawn_find_remote(bin, sizeof(bin));
-	raw_pid = start_raw_peer(&raw_sock, rep_len);
-	if (raw_pid < 0 || spawn_remote(bin, args, &mp_pid, &mp_sock) < 0) {
+	raw_pid = start_raw_peer(&raw_sock, rep_len, 0);
+	loop_pid = start_raw_peer(&loop_sock, rep_len, 1);
+	if (raw_pid < 0 || loop_pid < 0 || spawn_remote(bin, args, &mp_pid, &mp_sock) < 0) {
 		fprintf(stderr, "bench_rtt: cannot start peers\n");
 		return 1;
 	}
 	pin(0, cpu);
 	pin(raw_pid, cpu);
+	pin(loop_pid, cpu);
 	pin(mp_pid, cpu);
 	if (mpdev_connect_fd(mp_sock, NULL, &dev) < 0) {
 		fprintf(stderr, "bench_rtt: connect: %s\n", mpdev_connect_error());
@@ -199,26 +235,32 @@ static int run(int cpu, struct result *res)
 	}
 	/* Warm up both paths. */
 	raw_rtt_us(raw_sock, req_len, rep_len);
+	raw_rtt_us(loop_sock, req_len, rep_len);
 	mpdev_rtt_us(dev);
 	for (int r = 0; r < ROUNDS; r++) {
 		raw_rtt[r] = raw_rtt_us(raw_sock, req_len, rep_len);
+		loop_rtt[r] = raw_rtt_us(loop_sock, req_len, rep_len);
 		mp_rtt[r] = mpdev_rtt_us(dev);
 		raw_rate[r] = raw_oneway_per_s(raw_sock, posted_len);
 		mp_rate[r] = mpdev_posted_per_s(dev);
-		if (raw_rtt[r] < 0 || mp_rtt[r] < 0 || raw_rate[r] < 0 || mp_rate[r] < 0) {
+		if (raw_rtt[r] < 0 || loop_rtt[r] < 0 || mp_rtt[r] < 0 || raw_rate[r] < 0 ||
+		    mp_rate[r] < 0) {
 			fprintf(stderr, "bench_rtt: round %d failed: %s\n", r,
 				mpdev_last_error(dev));
 			return 1;
 		}
 	}
 	res->raw_rtt = median(raw_rtt, ROUNDS);
+	res->loop_rtt = median(loop_rtt, ROUNDS);
 	res->mpdev_rtt = median(mp_rtt, ROUNDS);
 	res->raw_rate = median(raw_rate, ROUNDS);
 	res->mpdev_rate = median(mp_rate, ROUNDS);
 	mpdev_close(dev);
 	close(raw_sock);
+	close(loop_sock);
 	spawn_wait(mp_pid, 5000, &st);
 	spawn_wait(raw_pid, 5000, &st);
+	spawn_wait(loop_pid, 5000, &st);
 	pin(0, -1);
 	return 0;
 }
@@ -239,6 +281,9 @@ int main(void)
 	       pinned.mpdev_rtt, pinned.mpdev_rtt / pinned.raw_rtt);
 	printf("%-34s %9.2f us %9.2f us %8.2f\n", "  unpinned", unpinned.raw_rtt,
 	       unpinned.mpdev_rtt, unpinned.mpdev_rtt / unpinned.raw_rtt);
+	printf("%-34s %9.2f us %9.2f us %8.2f   (server loop alone: raw echo served by libevent)\n",
+	       "  pinned, libevent echo", pinned.raw_rtt, pinned.loop_rtt,
+	       pinned.loop_rtt / pinned.raw_rtt);
 	printf("%-34s %12s %12s %8s\n", "posted BAR writes (per second)", "raw 1-way", "mpdev",
 	       "raw/mpdev");
 	printf("%-34s %12.0f %12.0f %8.2f\n", "  pinned to cpu 0", pinned.raw_rate,

@@ -31,13 +31,48 @@ int wire_send(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds)
 	return r;
 }
 
+static void *arena_alloc(void *opaque, size_t size)
+{
+	struct wire_msg *m = opaque;
+	size_t need = (size + 15) & ~(size_t)15;
+
+	if (need >= size && need <= WIRE_ARENA_SIZE - m->arena_used) {
+		void *p = m->arena + m->arena_used;
+
+		m->arena_used += need;
+		return p;
+	}
+	return malloc(size);
+}
+
+static void arena_free(void *opaque, void *p)
+{
+	struct wire_msg *m = opaque;
+
+	if ((uint8_t *)p < m->arena || (uint8_t *)p >= m->arena + WIRE_ARENA_SIZE)
+		free(p);
+}
+
+static ProtobufCAllocator *msg_allocator(struct wire_msg *m)
+{
+	/* Lives in the message so that messages never share an arena. */
+	static __thread ProtobufCAllocator a;
+
+	a.alloc = arena_alloc;
+	a.free = arena_free;
+	a.allocator_data = m;
+	return &a;
+}
+
 int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
 {
 	/* One buffer per thread: the remote is single-threaded, clients may not be. */
 	static __thread uint8_t buf[MPDEV_MAX_MSG_SIZE];
 	ssize_t n;
 
-	memset(m, 0, sizeof(*m));
+	m->env = NULL;
+	m->nfds = 0;
+	m->arena_used = 0;
 	for (size_t i = 0; i < MPDEV_MAX_FDS_PER_MSG; i++)
 		m->fds[i] = -1;
 	n = transport_recv(sock, buf, sizeof(buf), m->fds, MPDEV_MAX_FDS_PER_MSG, &m->nfds, flags);
@@ -62,7 +97,7 @@ int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
 	if (n < 0)
 		return mpdev_error_set(err, (int)-n, "recvmsg: %s", strerror((int)-n));
 
-	m->env = mpdev__envelope__unpack(NULL, (size_t)n, buf);
+	m->env = mpdev__envelope__unpack(msg_allocator(m), (size_t)n, buf);
 	if (!m->env) {
 		transport_close_fds(m->fds, m->nfds);
 		m->nfds = 0;
@@ -97,8 +132,9 @@ void wire_msg_release(struct wire_msg *m)
 	transport_close_fds(m->fds, m->nfds);
 	m->nfds = 0;
 	if (m->env)
-		mpdev__envelope__free_unpacked(m->env, NULL);
+		mpdev__envelope__free_unpacked(m->env, msg_allocator(m));
 	m->env = NULL;
+	m->arena_used = 0;
 }
 
 int wire_send_error(int sock, uint64_t id, int status, const char *message)

@@ -19,10 +19,16 @@
 /* How long a sender waits for room in a full socket buffer. */
 #define MPDEV_SEND_TIMEOUT_MS 5000
 
+/* Decoded messages usually fit here, sparing malloc/free on the hot path. */
+#define WIRE_ARENA_SIZE 2048
+
 struct wire_msg {
 	Mpdev__Envelope *env; /* NULL when the packet could not be decoded */
 	int fds[MPDEV_MAX_FDS_PER_MSG];
 	size_t nfds;
+	/* Backs env; allocations that do not fit go to malloc. */
+	size_t arena_used;
+	_Alignas(16) uint8_t arena[WIRE_ARENA_SIZE];
 };
 
 /*
