@@ -63,11 +63,12 @@ static int absorb(struct mpdev *dev, struct wire_msg *m, uint64_t want)
 		return 0;
 	if (want && env->id == want)
 		return 1;
-	/* An unasked reply is the error of a posted write. */
-	if (env->status) {
+	/* An unasked reply is the error of a posted write, or a late answer (dropped). */
+	if (env->status && (env->id & CLIENT_POSTED_ID_BIT)) {
 		if (!dev->posted_failures++)
 			mpdev_error_set(&dev->first_posted_failure, (int)env->status,
-					"posted request %llu: %s", (unsigned long long)env->id,
+					"posted request %llu: %s",
+					(unsigned long long)(env->id & ~CLIENT_POSTED_ID_BIT),
 					env->error);
 	}
 	return 0;
@@ -175,7 +176,7 @@ int client_request(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size
 int client_post(struct mpdev *dev, Mpdev__Envelope *req)
 {
 	mpdev_error_clear(&dev->err);
-	req->id = dev->next_id++;
+	req->id = (dev->next_id++) | CLIENT_POSTED_ID_BIT;
 	req->kind = MPDEV__KIND__KIND_POSTED;
 	return send_env(dev, req, NULL, 0);
 }

@@ -10,6 +10,11 @@
 #include "wire.h"
 
 #define CLIENT_DEFAULT_TIMEOUT_MS 5000
+/*
+ * Posted requests carry ids with this bit set, so an unasked reply is known
+ * to be a posted failure and not the late answer to a timed-out request.
+ */
+#define CLIENT_POSTED_ID_BIT (1ull << 63)
 
 struct mpdev {
 	int fd;

@@ -24,7 +24,8 @@ static void usage(FILE *f)
 		   "                        connected (serve it, exit when it closes)\n"
 		   "  -u, --allow-uid UID   peer uid allowed to connect (repeatable)\n"
 		   "  -g, --allow-gid GID   peer gid allowed to connect (repeatable)\n"
-		   "                        default allow list: root and the invoking user\n"
+		   "                        without either option: root and the invoking user;\n"
+		   "                        with them: exactly the ids given\n"
 		   "  -v, --verbose         more log output (twice for debug)\n"
 		   "  -h, --help            this text\n");
 }

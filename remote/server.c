@@ -43,9 +43,13 @@ static void conn_close(struct server *srv)
 	close(srv->conn_fd);
 	srv->conn_fd = -1;
 	/* Whatever the proxy left the device in, the next one finds it fresh. */
-	if (srv->backend->ops->reset(srv->backend, &err) < 0)
+	if (!srv->session.info.reset_supported)
+		log_warn(COMP, "proxy disconnected; device '%s' cannot be reset",
+			 srv->session.info.name);
+	else if (srv->backend->ops->reset(srv->backend, &err) < 0)
 		log_warn(COMP, "device reset after disconnect failed: %s", err.msg);
-	log_info(COMP, "proxy disconnected; device reset");
+	else
+		log_info(COMP, "proxy disconnected; device reset");
 	if (srv->exit_after_conn)
 		event_base_loopexit(srv->base, NULL);
 }
@@ -167,6 +171,9 @@ void server_destroy(struct server *srv)
 	if (!srv)
 		return;
 	srv->exit_after_conn = false;
+	if (srv->conn_fd >= 0)
+		wire_send_notify(srv->conn_fd, MPDEV__NOTIFY_TYPE__NOTIFY_SHUTDOWN, 0,
+				 "the remote is shutting down");
 	conn_close(srv);
 	if (srv->listen_ev)
 		event_free(srv->listen_ev);

@@ -174,6 +174,10 @@ static int check_access(const struct session *s, uint32_t index, uint64_t offset
 		return mpdev_error_set(err, EINVAL,
 				       "access width %llu: region accesses are 1, 2, 4 or 8 bytes",
 				       (unsigned long long)size);
+	/* PCI config cycles are at most a dword; say so before any range check. */
+	if (index == BACKEND_REGION_CONFIG && size == 8)
+		return mpdev_error_set(err, EINVAL,
+				       "access width 8: config space accesses are 1, 2 or 4 bytes");
 	if (offset > r->size || size > r->size - offset)
 		return mpdev_error_set(
 			err, ERANGE,
@@ -285,6 +289,7 @@ static bool is_reply_body(Mpdev__Envelope__BodyCase c)
 	case MPDEV__ENVELOPE__BODY_REGION_READ_REPLY:
 	case MPDEV__ENVELOPE__BODY_IOMMU_INFO:
 	case MPDEV__ENVELOPE__BODY_MIG_STATE_REPLY:
+	case MPDEV__ENVELOPE__BODY_MIG_PRECOPY_INFO:
 	case MPDEV__ENVELOPE__BODY_DIRTY_BITMAP:
 	case MPDEV__ENVELOPE__BODY_STATS:
 	case MPDEV__ENVELOPE__BODY_NOTIFY:
@@ -311,7 +316,7 @@ static uint64_t required_feature(Mpdev__Envelope__BodyCase c)
 	case MPDEV__ENVELOPE__BODY_MIG_SET_STATE:
 	case MPDEV__ENVELOPE__BODY_MIG_DATA_READ:
 	case MPDEV__ENVELOPE__BODY_MIG_DATA:
-	case MPDEV__ENVELOPE__BODY_MIG_PRECOPY_INFO:
+	case MPDEV__ENVELOPE__BODY_MIG_PRECOPY_INFO_REQUEST:
 		return MPDEV__FEATURE__FEATURE_MIGRATION;
 	case MPDEV__ENVELOPE__BODY_DIRTY_START:
 	case MPDEV__ENVELOPE__BODY_DIRTY_STOP:
@@ -350,6 +355,10 @@ static int dispatch(struct session *s, const struct wire_msg *m, bool posted,
 	if (posted && c != MPDEV__ENVELOPE__BODY_REGION_WRITE)
 		return mpdev_error_set(err, EINVAL, "'%s' cannot be posted: only region writes can",
 				       name);
+	if (posted && !(s->features & MPDEV__FEATURE__FEATURE_POSTED_WRITES))
+		return mpdev_error_set(err, ENOTSUP,
+				       "posted writes need feature 0x%x, which was not negotiated",
+				       MPDEV__FEATURE__FEATURE_POSTED_WRITES);
 	if (m->nfds && !takes_fds(c))
 		return mpdev_error_set(err, EINVAL, "'%s' carries no descriptors, got %zu", name,
 				       m->nfds);
@@ -393,6 +402,10 @@ int session_handle(struct session *s, struct wire_msg *m)
 		  wire_body_name(env), m->nfds);
 	if (env->kind != MPDEV__KIND__KIND_REQUEST && !posted) {
 		mpdev_error_set(&err, EPROTO, "message kind %u is not a request", env->kind);
+		return send_status(s, env->id, &err);
+	}
+	if (env->id == 0) {
+		mpdev_error_set(&err, EPROTO, "request id 0 is reserved for notifications");
 		return send_status(s, env->id, &err);
 	}
 	r = dispatch(s, m, posted, &err);

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
 # The test command: install what is missing, build, run every test tier that
-# this machine can run. Tiers that need what the machine lacks skip and say why.
+# this machine can run; then the same suites again under AddressSanitizer and
+# UndefinedBehaviorSanitizer (the remote parses hostile input). Tiers that need
+# what the machine lacks skip and say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+
+echo "== build and test (RelWithDebInfo) =="
 scripts/build.sh
-cd build
-ctest --output-on-failure --timeout 600 -j2
+(cd build && ctest --output-on-failure --timeout 600 -j2)
+
+echo "== build and test with ASan + UBSan =="
+BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DMPDEV_SANITIZE=ON
+cd build-asan
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+  ctest --output-on-failure --timeout 900 -j2

@@ -216,6 +216,7 @@ static int is_request_body(Mpdev__Envelope__BodyCase c)
 	case MPDEV__ENVELOPE__BODY_REGION_READ_REPLY:
 	case MPDEV__ENVELOPE__BODY_IOMMU_INFO:
 	case MPDEV__ENVELOPE__BODY_MIG_STATE_REPLY:
+	case MPDEV__ENVELOPE__BODY_MIG_PRECOPY_INFO:
 	case MPDEV__ENVELOPE__BODY_DIRTY_BITMAP:
 	case MPDEV__ENVELOPE__BODY_STATS:
 	case MPDEV__ENVELOPE__BODY_NOTIFY:
@@ -330,8 +331,9 @@ static const struct access_case access_cases[] = {
 	{ "huge write", 1, 0, 0, 4096, EINVAL, "width" },
 	{ "config past 256", 0, 7, 256, 1, ERANGE, "outside region" },
 	{ "config straddle", 1, 7, 255, 2, ERANGE, "outside region" },
-	{ "config 8-byte", 0, 7, 0, 8, EINVAL, NULL },
-	{ "config 8-byte write", 1, 7, 0, 8, EINVAL, NULL },
+	{ "config 8-byte", 0, 7, 0, 8, EINVAL, "config space" },
+	{ "config 8-byte write", 1, 7, 0, 8, EINVAL, "config space" },
+	{ "config 8-byte near the end", 0, 7, 252, 8, EINVAL, "config space" },
 };
 
 START_TEST(region_access_table)
@@ -446,6 +448,21 @@ START_TEST(unknown_and_missing_bodies)
 }
 END_TEST
 
+START_TEST(request_id_zero_refused)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__Ping ping = MPDEV__PING__INIT;
+
+	env.id = 0;
+	env.kind = MPDEV__KIND__KIND_REQUEST;
+	env.body_case = MPDEV__ENVELOPE__BODY_PING;
+	env.ping = &ping;
+	send_env(&env, 0, NULL, 0);
+	expect(EXPECT_REPLY, 0, EPROTO, "reserved");
+	expect_alive();
+}
+END_TEST
+
 START_TEST(second_hello_refused)
 {
 	hello(MPDEV_PROTO_VERSION, EPROTO);
@@ -530,6 +547,33 @@ START_TEST(tiny_peer_limits_refused)
 }
 END_TEST
 
+START_TEST(posted_write_without_the_feature_refused)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__Hello h = MPDEV__HELLO__INIT;
+	struct wire_msg m;
+	uint64_t id;
+
+	h.version = MPDEV_PROTO_VERSION;
+	h.features = MPDEV__FEATURE__FEATURE_STATS; /* no posted writes */
+	env.id = next_id++;
+	env.kind = MPDEV__KIND__KIND_REQUEST;
+	env.body_case = MPDEV__ENVELOPE__BODY_HELLO;
+	env.hello = &h;
+	send_env(&env, 0, NULL, 0);
+	recv_one(&m);
+	ck_assert_uint_eq(m.env->status, 0);
+	ck_assert_uint_eq(m.env->hello_reply->features, MPDEV__FEATURE__FEATURE_STATS);
+	wire_msg_release(&m);
+	baseline_fds = testutil_count_fds(remote_pid);
+
+	id = next_id++;
+	send_body_kind(MPDEV__KIND__KIND_POSTED, id, 1);
+	expect(EXPECT_REPLY, id, ENOTSUP, "not negotiated");
+	expect_alive();
+}
+END_TEST
+
 static Suite *bad_input_suite(void)
 {
 	Suite *s = suite_create("bad_input");
@@ -544,6 +588,7 @@ static Suite *bad_input_suite(void)
 	tcase_add_test(tc, message_kinds);
 	tcase_add_test(tc, unknown_and_missing_bodies);
 	tcase_add_test(tc, second_hello_refused);
+	tcase_add_test(tc, request_id_zero_refused);
 	tcase_add_test(tc, features_not_negotiated_refused_and_fds_closed);
 	suite_add_tcase(s, tc);
 
@@ -552,6 +597,7 @@ static Suite *bad_input_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, requests_before_hello_refused);
 	tcase_add_test(tc, tiny_peer_limits_refused);
+	tcase_add_test(tc, posted_write_without_the_feature_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

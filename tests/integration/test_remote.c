@@ -5,6 +5,8 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 #include "libmpdev.h"
 #include "spawn.h"
 #include "testutil.h"
+#include "wire.h"
 
 static pid_t remote_pid;
 static struct mpdev *dev;
@@ -328,6 +331,89 @@ START_TEST(peer_not_on_allow_list_is_refused_with_reason)
 }
 END_TEST
 
+static int notified_type;
+
+static void record_notify(void *opaque, enum mpdev_notify_type type, int status,
+			  const char *message)
+{
+	notified_type = (int)type;
+}
+
+START_TEST(sigterm_sends_shutdown_notification)
+{
+	const struct mpdev_options o = { .timeout_ms = 3000, .on_notify = record_notify };
+	pid_t pid = start_listener(NULL);
+	struct mpdev *a;
+	uint32_t v;
+	int status;
+
+	ck_assert_int_eq(mpdev_connect(sock_path, &o, &a), 0);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(spawn_wait(pid, 5000, &status), 0);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_int_eq(mpdev_region_read(a, MPDEV_REGION_BAR0, 0, &v, 4), -EPIPE);
+	ck_assert_int_eq(notified_type, MPDEV_NOTIFY_SHUTDOWN);
+	mpdev_close(a);
+}
+END_TEST
+
+/*
+ * A remote that answers the handshake and pings, but answers one region
+ * read only after the client gave up on it: that late error must not be
+ * mistaken for a failed posted write.
+ */
+static void *slow_remote(void *arg)
+{
+	int sock = *(int *)arg;
+	struct mpdev_error err;
+	struct wire_msg m;
+
+	for (int handled = 0; handled < 3;) {
+		Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
+		Mpdev__HelloReply hr = MPDEV__HELLO_REPLY__INIT;
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+
+		if (poll(&p, 1, 5000) != 1 || wire_recv(sock, &m, &err, 0) != 1)
+			break;
+		rep.id = m.env->id;
+		rep.kind = MPDEV__KIND__KIND_REPLY;
+		if (m.env->body_case == MPDEV__ENVELOPE__BODY_HELLO) {
+			hr.version = MPDEV_PROTO_VERSION;
+			hr.features = MPDEV__FEATURE__FEATURE_POSTED_WRITES;
+			rep.body_case = MPDEV__ENVELOPE__BODY_HELLO_REPLY;
+			rep.hello_reply = &hr;
+		} else if (m.env->body_case == MPDEV__ENVELOPE__BODY_REGION_READ) {
+			usleep(300 * 1000); /* past the client's 100 ms timeout */
+			rep.status = EIO;
+			rep.error = (char *)"late";
+		}
+		wire_send(sock, &rep, NULL, 0);
+		wire_msg_release(&m);
+		handled++;
+	}
+	return NULL;
+}
+
+START_TEST(late_reply_is_not_a_posted_failure)
+{
+	const struct mpdev_options quick = { .timeout_ms = 100 };
+	struct mpdev *d;
+	pthread_t t;
+	uint32_t v;
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	pthread_create(&t, NULL, slow_remote, &sv[1]);
+	ck_assert_int_eq(mpdev_connect_fd(sv[0], &quick, &d), 0);
+	ck_assert_int_eq(mpdev_region_read(d, MPDEV_REGION_BAR0, 0, &v, 4), -ETIMEDOUT);
+	usleep(400 * 1000); /* the late EIO reply is now queued */
+	ck_assert_int_eq(mpdev_sync(d), 0);
+	mpdev_close(d);
+	pthread_join(t, NULL);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(no_remote_listening_is_a_clear_error)
 {
 	struct mpdev *a = NULL;
@@ -366,6 +452,8 @@ static Suite *remote_suite(void)
 	tcase_add_test(tc, disconnect_resets_and_next_proxy_is_served);
 	tcase_add_test(tc, peer_not_on_allow_list_is_refused_with_reason);
 	tcase_add_test(tc, no_remote_listening_is_a_clear_error);
+	tcase_add_test(tc, sigterm_sends_shutdown_notification);
+	tcase_add_test(tc, late_reply_is_not_a_posted_failure);
 	suite_add_tcase(s, tc);
 	return s;
 }
