@@ -312,6 +312,7 @@ void mpdev_close(struct mpdev *dev)
 		return;
 	if (dev->fd >= 0)
 		close(dev->fd);
+	client_mem_forget(dev);
 	free(dev);
 }
 

@@ -28,7 +28,13 @@ struct mpdev {
 	struct mpdev_error first_posted_failure;
 	/* Set once the connection is unusable; every later call fails with it. */
 	int dead;
+	/* The memory table the remote accepted, with our own duplicates of the fds. */
+	struct mpdev_mem_region *mem;
+	size_t n_mem;
 };
+
+/* Closes the kept memory table's fds and forgets it. */
+void client_mem_forget(struct mpdev *dev);
 
 /*
  * Sends req (assigning its id) with fds and waits for its reply. On success

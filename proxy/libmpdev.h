@@ -195,6 +195,48 @@ MPDEV_API int mpdev_config_write(struct mpdev *dev, uint32_t offset, uint32_t si
 MPDEV_API int mpdev_reset(struct mpdev *dev);
 
 /*
+ * Guest memory. The remote sees guest memory only as the regions given here:
+ * each is [gpa, gpa + size) of guest-physical space backed by fd at
+ * fd_offset. The remote accepts only memfds sealed with F_SEAL_SHRINK (so
+ * that nobody can truncate memory under it), opened read-write unless the
+ * region is read-only; gpa, size and fd_offset are page-aligned; regions
+ * do not overlap; at most the remote's limit (1024) of them.
+ *
+ * libmpdev keeps its own duplicate of every fd it sent and the table it
+ * describes, so the caller may close its fds after the call, and the table
+ * can be replayed into a restarted remote.
+ */
+struct mpdev_mem_region {
+	uint64_t gpa;
+	uint64_t size;
+	int fd;
+	uint64_t fd_offset;
+	bool read_only;
+};
+
+/*
+ * Replaces the whole table (n may be 0 to clear it). The remote maps and
+ * unmaps only the difference; on failure the previous table stays in force
+ * on both sides. Large tables are sent in several messages transparently.
+ */
+MPDEV_API int mpdev_mem_set_table(struct mpdev *dev, const struct mpdev_mem_region *regions,
+				  size_t n);
+
+/* Adds one region; -EEXIST if it overlaps one already there. */
+MPDEV_API int mpdev_mem_add(struct mpdev *dev, const struct mpdev_mem_region *region);
+
+/* Removes the region that is exactly [gpa, gpa + size). */
+MPDEV_API int mpdev_mem_remove(struct mpdev *dev, uint64_t gpa, uint64_t size);
+
+/*
+ * The table as libmpdev last had it accepted: copies up to max entries into
+ * out (whose fds are the library's own: do not close them) and returns the
+ * number of regions.
+ */
+MPDEV_API size_t mpdev_mem_get_table(const struct mpdev *dev, struct mpdev_mem_region *out,
+				     size_t max);
+
+/*
  * The remote's counters. Calls fn once per counter; returns the number of
  * counters or a negative errno.
  */

@@ -94,6 +94,14 @@ struct backend_host {
 			     struct mpdev_error *err);
 };
 
+/* One memory table region as a backend sees it: the vfio backend maps it in the IOMMU. */
+struct backend_dma_region {
+	uint64_t iova; /* the guest-physical address */
+	uint64_t size;
+	void *vaddr; /* the remote's own mapping of the region */
+	bool read_only;
+};
+
 struct backend;
 
 struct backend_ops {
@@ -105,6 +113,15 @@ struct backend_ops {
 			    uint32_t size, struct mpdev_error *err);
 	/* Back to power-on state; also called when a proxy disconnects. */
 	int (*reset)(struct backend *b, struct mpdev_error *err);
+	/*
+	 * Optional: a memory table region appears or goes away. Called once per
+	 * region change, never for the whole table; the remote's own mapping
+	 * exists before map and after unmap.
+	 */
+	int (*dma_map)(struct backend *b, const struct backend_dma_region *r,
+		       struct mpdev_error *err);
+	int (*dma_unmap)(struct backend *b, const struct backend_dma_region *r,
+			 struct mpdev_error *err);
 	void (*destroy)(struct backend *b);
 };
 

@@ -131,7 +131,8 @@ int main(int argc, char **argv)
 		log_error(COMP, "device '%s': %s", device, err.msg);
 		goto out;
 	}
-	if (server_create(base, backend, &cfg, &srv, &err) < 0 ||
+	remote_host_set_backend(&host, backend);
+	if (server_create(base, backend, &host, &cfg, &srv, &err) < 0 ||
 	    (path ? server_listen_path(srv, path, &err) : server_adopt_fd(srv, (int)fd, &err)) <
 		    0) {
 		log_error(COMP, "%s", err.msg);
@@ -147,6 +148,7 @@ int main(int argc, char **argv)
 	event_free(sigint);
 out:
 	server_destroy(srv);
+	remote_host_destroy(&host);
 	backend_destroy(backend);
 	event_base_free(base);
 	return rc;

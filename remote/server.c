@@ -19,6 +19,7 @@
 struct server {
 	struct event_base *base;
 	struct backend *backend;
+	struct remote_host *host;
 	struct server_config cfg;
 	struct server_stats stats;
 
@@ -50,6 +51,9 @@ static void conn_close(struct server *srv)
 		log_warn(COMP, "device reset after disconnect failed: %s", err.msg);
 	else
 		log_info(COMP, "proxy disconnected; device reset");
+	/* The device is quiet now: the connection's guest memory can go. */
+	session_release(&srv->session);
+	dma_table_clear(&srv->host->dma);
 	if (srv->exit_after_conn)
 		event_base_loopexit(srv->base, NULL);
 }
@@ -119,7 +123,7 @@ static int conn_start(struct server *srv, int fd, struct mpdev_error *err)
 		return mpdev_error_set(err, ENOMEM, "event_new failed");
 	}
 	srv->conn_fd = fd;
-	session_init(&srv->session, fd, srv->backend, &srv->stats);
+	session_init(&srv->session, fd, srv->backend, srv->host, &srv->stats);
 	event_add(srv->conn_ev, NULL);
 	srv->stats.connections++;
 	log_info(COMP, "proxy connected");
@@ -150,8 +154,8 @@ static void listen_readable(evutil_socket_t lfd, short what, void *arg)
 	conn_start(srv, fd, &err);
 }
 
-int server_create(struct event_base *base, struct backend *backend, const struct server_config *cfg,
-		  struct server **out, struct mpdev_error *err)
+int server_create(struct event_base *base, struct backend *backend, struct remote_host *host,
+		  const struct server_config *cfg, struct server **out, struct mpdev_error *err)
 {
 	struct server *srv = calloc(1, sizeof(*srv));
 
@@ -159,6 +163,7 @@ int server_create(struct event_base *base, struct backend *backend, const struct
 		return mpdev_error_set(err, ENOMEM, "out of memory");
 	srv->base = base;
 	srv->backend = backend;
+	srv->host = host;
 	srv->cfg = *cfg;
 	srv->listen_fd = -1;
 	srv->conn_fd = -1;

@@ -11,6 +11,8 @@
 
 #include "backend.h"
 #include "error.h"
+#include "host.h"
+#include "host.h"
 #include "peercred.h"
 
 struct event_base;
@@ -33,8 +35,9 @@ struct server_config {
 	struct peercred_allow allow;
 };
 
-int server_create(struct event_base *base, struct backend *backend, const struct server_config *cfg,
-		  struct server **out, struct mpdev_error *err);
+/* host holds the memory table that the connected proxy sets up. */
+int server_create(struct event_base *base, struct backend *backend, struct remote_host *host,
+		  const struct server_config *cfg, struct server **out, struct mpdev_error *err);
 void server_destroy(struct server *srv);
 
 /* Creates a listening socket at path (a stale socket file is replaced). */

@@ -9,12 +9,24 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "dma.h"
+#include "host.h"
 #include "server.h"
 #include "wire.h"
 
 /* What this remote implements; the handshake intersects it with the peer's. */
 #define SESSION_FEATURES                                                                           \
-	((uint64_t)(MPDEV__FEATURE__FEATURE_POSTED_WRITES | MPDEV__FEATURE__FEATURE_STATS))
+	((uint64_t)(MPDEV__FEATURE__FEATURE_POSTED_WRITES | MPDEV__FEATURE__FEATURE_STATS |        \
+		    MPDEV__FEATURE__FEATURE_MEMORY_TABLE))
+
+/* A memory table arriving in several MemTableSet chunks, applied with the last. */
+struct session_pending_table {
+	bool active;
+	struct dma_new_region *regions;
+	size_t n, cap;
+	int *fds; /* taken from the chunks; regions point at these */
+	size_t nfds, fds_cap;
+};
 
 struct session {
 	int fd;
@@ -22,10 +34,15 @@ struct session {
 	uint64_t features;
 	struct backend *backend;
 	struct backend_device_info info; /* static for a device: read once */
+	struct remote_host *host;
 	struct server_stats *stats;
+	struct session_pending_table pending;
 };
 
-void session_init(struct session *s, int fd, struct backend *backend, struct server_stats *stats);
+void session_init(struct session *s, int fd, struct backend *backend, struct remote_host *host,
+		  struct server_stats *stats);
+/* Drops what the connection left half-done (a pending chunked table). */
+void session_release(struct session *s);
 
 /*
  * Handles one received message (taking its descriptors where used).

@@ -473,22 +473,11 @@ END_TEST
 START_TEST(features_not_negotiated_refused_and_fds_closed)
 {
 	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
-	Mpdev__MemRegionAdd add = MPDEV__MEM_REGION_ADD__INIT;
-	Mpdev__MemRegion reg = MPDEV__MEM_REGION__INIT;
 	Mpdev__SetIntxIrqfd irq = MPDEV__SET_INTX_IRQFD__INIT;
 	int fds[2] = { testutil_eventfd(), testutil_eventfd() };
 
-	reg.size = 4096;
-	add.region = &reg;
 	env.id = next_id++;
 	env.kind = MPDEV__KIND__KIND_REQUEST;
-	env.body_case = MPDEV__ENVELOPE__BODY_MEM_REGION_ADD;
-	env.mem_region_add = &add;
-	send_env(&env, 1, fds, 1);
-	expect(EXPECT_REPLY, env.id, ENOTSUP, "not negotiated");
-	expect_alive();
-
-	env.id = next_id++;
 	env.body_case = MPDEV__ENVELOPE__BODY_SET_INTX_IRQFD;
 	env.set_intx_irqfd = &irq;
 	send_env(&env, 2, fds, 2);
