@@ -1,23 +1,34 @@
 /*
  * The services the remote offers its device model (struct backend_host):
- * guest memory through the memory table, and interrupt delivery. Until the
- * IOHUB is wired in, interrupts fail with -ENOSYS and say what is missing,
- * so a device model never believes an interrupt was delivered.
+ * guest memory through the connection's memory table, and interrupts
+ * through the connection's virtual IRQ state and the IOHUB.
  */
 #ifndef MPDEV_HOST_H
 #define MPDEV_HOST_H
 
 #include "backend.h"
 #include "dma.h"
+#include "iohub.h"
+#include "virq.h"
+
+struct event_base;
+
+/* PIRQs of the remote's IOHUB (QEMU's remote IOHUB has one per devfn; we need few). */
+#define REMOTE_HOST_PIRQS 32
 
 struct remote_host {
 	struct backend_host ops;
 	struct dma_table dma; /* the connected proxy's memory table */
+	struct iohub *hub;
+	struct virq virq;
+	bool virq_ready;
 };
 
-void remote_host_init(struct remote_host *h);
-/* Attaches the backend whose dma_map/dma_unmap follow the table. */
-void remote_host_set_backend(struct remote_host *h, struct backend *b);
+int remote_host_init(struct remote_host *h, struct event_base *base, struct mpdev_error *err);
+/* Attaches the backend: its dma_map/dma_unmap follow the table, its IRQ counts size virq. */
+int remote_host_set_backend(struct remote_host *h, struct backend *b, struct mpdev_error *err);
+/* Drops everything a connection set up (interrupt routing, then memory). */
+void remote_host_release(struct remote_host *h);
 void remote_host_destroy(struct remote_host *h);
 
 #endif

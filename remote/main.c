@@ -126,12 +126,19 @@ int main(int argc, char **argv)
 		log_error(COMP, "event_base_new failed");
 		return 1;
 	}
-	remote_host_init(&host);
+	if (remote_host_init(&host, base, &err) < 0) {
+		log_error(COMP, "%s", err.msg);
+		event_base_free(base);
+		return 1;
+	}
 	if (backend_create(device, base, &host.ops, &backend, &err) < 0) {
 		log_error(COMP, "device '%s': %s", device, err.msg);
 		goto out;
 	}
-	remote_host_set_backend(&host, backend);
+	if (remote_host_set_backend(&host, backend, &err) < 0) {
+		log_error(COMP, "device '%s': %s", device, err.msg);
+		goto out;
+	}
 	if (server_create(base, backend, &host, &cfg, &srv, &err) < 0 ||
 	    (path ? server_listen_path(srv, path, &err) : server_adopt_fd(srv, (int)fd, &err)) <
 		    0) {

@@ -53,7 +53,7 @@ static void conn_close(struct server *srv)
 		log_info(COMP, "proxy disconnected; device reset");
 	/* The device is quiet now: the connection's guest memory can go. */
 	session_release(&srv->session);
-	dma_table_clear(&srv->host->dma);
+	remote_host_release(srv->host);
 	if (srv->exit_after_conn)
 		event_base_loopexit(srv->base, NULL);
 }

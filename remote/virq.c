@@ -1,0 +1,372 @@
+#include "virq.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define COMP "irq"
+
+static const char *const index_names[BACKEND_NUM_IRQS] = { "INTx", "MSI", "MSI-X", "ERR", "REQ" };
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int signal_fd(int fd)
+{
+	const uint64_t one = 1;
+
+	return write(fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
+}
+
+int virq_init(struct virq *v, struct event_base *base, struct iohub *hub,
+	      const struct backend_device_info *info, struct mpdev_error *err)
+{
+	memset(v, 0, sizeof(*v));
+	v->base = base;
+	v->hub = hub;
+	for (int i = 0; i < VIRQ_NUM_PINS; i++)
+		v->pins[i].pirq = -1;
+	v->intx.trigger_fd = -1;
+	v->intx.unmask_fd = -1;
+	for (int i = 0; i < BACKEND_NUM_IRQS; i++)
+		v->counts[i] = info->irqs[i].count;
+	for (int i = BACKEND_IRQ_MSI; i <= BACKEND_IRQ_MSIX; i++) {
+		if (!v->counts[i])
+			continue;
+		if (v->counts[i] > VIRQ_MAX_VECTORS)
+			return mpdev_error_set(err, EINVAL, "%u %s vectors: at most %u",
+					       v->counts[i], index_names[i], VIRQ_MAX_VECTORS);
+		v->vectors[i] = calloc(v->counts[i], sizeof(struct virq_vector));
+		if (!v->vectors[i]) {
+			virq_destroy(v);
+			return mpdev_error_set(err, ENOMEM, "out of memory");
+		}
+		for (uint32_t k = 0; k < v->counts[i]; k++)
+			v->vectors[i][k].fd = -1;
+	}
+	return 0;
+}
+
+static void intx_disable(struct virq *v)
+{
+	if (v->intx.unmask_ev) {
+		event_free(v->intx.unmask_ev);
+		v->intx.unmask_ev = NULL;
+	}
+	close_fd(&v->intx.unmask_fd);
+	close_fd(&v->intx.trigger_fd);
+	v->intx.masked = false;
+}
+
+static void vectors_disable(struct virq *v, unsigned index)
+{
+	for (uint32_t k = 0; k < v->counts[index] && v->vectors[index]; k++) {
+		close_fd(&v->vectors[index][k].fd);
+		v->vectors[index][k].masked = false;
+		v->vectors[index][k].pending = false;
+	}
+}
+
+void virq_reset(struct virq *v)
+{
+	for (int i = 0; i < VIRQ_NUM_PINS; i++) {
+		if (v->pins[i].pirq >= 0 && v->pins[i].level)
+			iohub_set_irq(v->hub, (unsigned)v->pins[i].pirq, 0);
+		v->pins[i].pirq = -1;
+	}
+	iohub_reset(v->hub);
+	intx_disable(v);
+	vectors_disable(v, BACKEND_IRQ_MSI);
+	vectors_disable(v, BACKEND_IRQ_MSIX);
+}
+
+void virq_destroy(struct virq *v)
+{
+	virq_reset(v);
+	for (int i = 0; i < BACKEND_NUM_IRQS; i++) {
+		free(v->vectors[i]);
+		v->vectors[i] = NULL;
+	}
+}
+
+static bool pirq_in_use(const struct virq *v, int pirq, unsigned except_pin)
+{
+	for (unsigned i = 0; i < VIRQ_NUM_PINS; i++)
+		if (i != except_pin && v->pins[i].pirq == pirq)
+			return true;
+	return false;
+}
+
+int virq_set_intx_irqfd(struct virq *v, uint32_t pin, uint32_t pirq, int irqfd, int resamplefd,
+			struct mpdev_error *err)
+{
+	int old, r;
+
+	if (pin >= VIRQ_NUM_PINS || !v->counts[BACKEND_IRQ_INTX] || pirq >= iohub_npirqs(v->hub)) {
+		close_fd(&irqfd);
+		close_fd(&resamplefd);
+		if (!v->counts[BACKEND_IRQ_INTX])
+			return mpdev_error_set(err, EINVAL, "the device has no INTx");
+		return mpdev_error_set(err, EINVAL,
+				       "pin %u / pirq %u out of range (pins 0-3, pirqs 0-%u)", pin,
+				       pirq, iohub_npirqs(v->hub) - 1);
+	}
+	old = v->pins[pin].pirq;
+	if (irqfd < 0) {
+		/* Unroute the pin; the pair goes only if no other pin uses the PIRQ. */
+		close_fd(&resamplefd);
+		if (old < 0)
+			return 0;
+		if (v->pins[pin].level)
+			iohub_set_irq(v->hub, (unsigned)old, 0);
+		v->pins[pin].pirq = -1;
+		if (!pirq_in_use(v, old, pin))
+			iohub_set_irqfd(v->hub, (unsigned)old, -1, -1, NULL);
+		return 0;
+	}
+	r = iohub_set_irqfd(v->hub, pirq, irqfd, resamplefd, err);
+	if (r < 0)
+		return r;
+	if (old != (int)pirq) {
+		/* The pin's level moves from the old line to the new one. */
+		if (old >= 0 && v->pins[pin].level)
+			iohub_set_irq(v->hub, (unsigned)old, 0);
+		v->pins[pin].pirq = (int)pirq;
+		if (v->pins[pin].level)
+			iohub_set_irq(v->hub, pirq, 1);
+	}
+	log_info(COMP, "INT%c routed to pirq %u", 'A' + pin, pirq);
+	return 0;
+}
+
+static void intx_fire(struct virq *v)
+{
+	/* VFIO's automask: signal once, then stay quiet until unmasked. */
+	if (v->intx.trigger_fd < 0 || v->intx.masked || !v->pins[0].level)
+		return;
+	if (signal_fd(v->intx.trigger_fd) == 0)
+		v->stats.vfio_intx_signals++;
+	v->intx.masked = true;
+}
+
+static void intx_unmask(struct virq *v)
+{
+	v->intx.masked = false;
+	intx_fire(v);
+}
+
+static void on_intx_unmask_fd(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t cnt;
+
+	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		log_warn(COMP, "INTx unmask eventfd: %s", strerror(errno));
+	intx_unmask(arg);
+}
+
+int virq_set_intx(struct virq *v, unsigned pin, bool level, struct mpdev_error *err)
+{
+	if (pin >= VIRQ_NUM_PINS)
+		return mpdev_error_set(err, EINVAL, "INTx pin %u", pin);
+	if (v->pins[pin].level == level)
+		return 0;
+	v->pins[pin].level = level;
+	v->stats.intx_changes++;
+	if (v->pins[pin].pirq >= 0)
+		iohub_set_irq(v->hub, (unsigned)v->pins[pin].pirq, level);
+	if (pin == 0 && level)
+		intx_fire(v);
+	return 0;
+}
+
+static void vector_fire(struct virq *v, struct virq_vector *vec)
+{
+	if (vec->masked) {
+		vec->pending = true;
+		v->stats.vector_pending++;
+		return;
+	}
+	if (vec->fd < 0) {
+		v->stats.vector_dropped++;
+		return;
+	}
+	if (signal_fd(vec->fd) == 0)
+		v->stats.vector_signals++;
+}
+
+int virq_signal_vector(struct virq *v, unsigned index, unsigned vector, struct mpdev_error *err)
+{
+	if ((index != BACKEND_IRQ_MSI && index != BACKEND_IRQ_MSIX) || vector >= v->counts[index])
+		return mpdev_error_set(err, EINVAL, "no vector %u of IRQ index %u", vector, index);
+	vector_fire(v, &v->vectors[index][vector]);
+	return 0;
+}
+
+/* Takes an eventfd for a slot: -1 stays -1, anything else must be an eventfd. */
+static int check_eventfds(const struct virq_set_irqs *req, struct mpdev_error *err)
+{
+	for (uint32_t i = 0; i < req->count; i++)
+		if (req->fds[i] >= 0 && !iohub_is_eventfd(req->fds[i]))
+			return mpdev_error_set(err, EINVAL,
+					       "descriptor for vector %u is not an eventfd",
+					       req->start + i);
+	return 0;
+}
+
+/* Whether slot i of the request selects its vector (NONE: all, BOOL: where true). */
+static bool selected(const struct virq_set_irqs *req, uint32_t i)
+{
+	return req->data == VIRQ_DATA_NONE || (req->data == VIRQ_DATA_BOOL && req->values[i]);
+}
+
+static int set_vectors(struct virq *v, struct virq_set_irqs *req, struct mpdev_error *err)
+{
+	struct virq_vector *vecs = v->vectors[req->index];
+
+	for (uint32_t i = 0; i < req->count; i++) {
+		struct virq_vector *vec = &vecs[req->start + i];
+
+		switch (req->action) {
+		case VIRQ_ACTION_TRIGGER:
+			if (req->data == VIRQ_DATA_EVENTFD) {
+				close_fd(&vec->fd);
+				vec->fd = req->fds[i];
+				req->fds[i] = -1;
+			} else if (selected(req, i)) {
+				vector_fire(v, vec); /* loopback, as VFIO does */
+			}
+			break;
+		case VIRQ_ACTION_MASK:
+			if (selected(req, i))
+				vec->masked = true;
+			break;
+		case VIRQ_ACTION_UNMASK:
+			if (selected(req, i)) {
+				vec->masked = false;
+				if (vec->pending) {
+					vec->pending = false;
+					vector_fire(v, vec);
+				}
+			}
+			break;
+		}
+	}
+	return 0;
+}
+
+static int set_intx_unmask_fd(struct virq *v, int fd, struct mpdev_error *err)
+{
+	struct event *ev = NULL;
+
+	if (fd >= 0) {
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+		ev = event_new(v->base, fd, EV_READ | EV_PERSIST, on_intx_unmask_fd, v);
+		if (!ev || event_add(ev, NULL) < 0) {
+			if (ev)
+				event_free(ev);
+			close(fd);
+			return mpdev_error_set(err, ENOMEM, "cannot watch the INTx unmask eventfd");
+		}
+	}
+	if (v->intx.unmask_ev)
+		event_free(v->intx.unmask_ev);
+	close_fd(&v->intx.unmask_fd);
+	v->intx.unmask_fd = fd;
+	v->intx.unmask_ev = ev;
+	return 0;
+}
+
+static int set_intx(struct virq *v, struct virq_set_irqs *req, struct mpdev_error *err)
+{
+	int fd;
+
+	if (req->data == VIRQ_DATA_BOOL && !req->values[0])
+		return 0;
+	switch (req->action) {
+	case VIRQ_ACTION_TRIGGER:
+		if (req->data != VIRQ_DATA_EVENTFD) {
+			/* Loopback: as if the line had risen now. */
+			if (v->intx.trigger_fd >= 0 && signal_fd(v->intx.trigger_fd) == 0)
+				v->stats.vfio_intx_signals++;
+			return 0;
+		}
+		fd = req->fds[0];
+		req->fds[0] = -1;
+		if (fd < 0) {
+			intx_disable(v);
+			return 0;
+		}
+		close_fd(&v->intx.trigger_fd);
+		v->intx.trigger_fd = fd;
+		v->intx.masked = false;
+		intx_fire(v); /* a line already high is seen by the new consumer */
+		return 0;
+	case VIRQ_ACTION_MASK:
+		if (req->data == VIRQ_DATA_EVENTFD)
+			return mpdev_error_set(err, EINVAL, "INTx cannot be masked by an eventfd");
+		v->intx.masked = true;
+		return 0;
+	case VIRQ_ACTION_UNMASK:
+		if (req->data == VIRQ_DATA_EVENTFD) {
+			fd = req->fds[0];
+			req->fds[0] = -1;
+			return set_intx_unmask_fd(v, fd, err);
+		}
+		intx_unmask(v);
+		return 0;
+	}
+	return 0;
+}
+
+static int set_irqs(struct virq *v, struct virq_set_irqs *req, struct mpdev_error *err)
+{
+	int r;
+
+	if (req->index >= BACKEND_NUM_IRQS || !v->counts[req->index] ||
+	    req->index > BACKEND_IRQ_MSIX)
+		return mpdev_error_set(err, EINVAL, "the device has no %s interrupts",
+				       req->index < BACKEND_NUM_IRQS ? index_names[req->index]
+								     : "such");
+	if (req->action > VIRQ_ACTION_UNMASK || req->data > VIRQ_DATA_EVENTFD)
+		return mpdev_error_set(err, EINVAL, "action %u / data type %u unknown", req->action,
+				       req->data);
+	if (req->count == 0) {
+		/* VFIO: count 0 with DATA_NONE and TRIGGER disables the whole index. */
+		if (req->action != VIRQ_ACTION_TRIGGER || req->data != VIRQ_DATA_NONE)
+			return mpdev_error_set(err, EINVAL,
+					       "count 0 only disables (action trigger, data none)");
+		if (req->index == BACKEND_IRQ_INTX)
+			intx_disable(v);
+		else
+			vectors_disable(v, req->index);
+		return 0;
+	}
+	if (req->start >= v->counts[req->index] || req->count > v->counts[req->index] - req->start)
+		return mpdev_error_set(err, EINVAL, "%s vectors %u..%u: the device has %u",
+				       index_names[req->index], req->start,
+				       req->start + req->count - 1, v->counts[req->index]);
+	if (req->data == VIRQ_DATA_EVENTFD && (r = check_eventfds(req, err)) < 0)
+		return r;
+	if (req->index == BACKEND_IRQ_INTX)
+		return set_intx(v, req, err);
+	return set_vectors(v, req, err);
+}
+
+int virq_set_irqs(struct virq *v, struct virq_set_irqs *req, struct mpdev_error *err)
+{
+	int r = set_irqs(v, req, err);
+
+	/* Whatever was not installed is closed here, on success and failure alike. */
+	for (uint32_t i = 0; req->data == VIRQ_DATA_EVENTFD && i < req->count; i++)
+		close_fd(&req->fds[i]);
+	return r;
+}
