@@ -242,12 +242,13 @@ static int change_prepare(struct dma_table *t, const struct dma_new_region *v, s
 			goto out;
 		sorted[i].fd = v[i].fd;
 	}
-	/* The entry is the first member, so entries sort by gpa as the pairs do. */
+	/* The entry is the first member, so entries sort by gpa as the pairs do. Ends are
+	 * compared inclusively: a region may end at the top of the address space. */
 	qsort(sorted, n, sizeof(*sorted), cmp_gpa);
 	for (size_t i = 0; i < n; i++) {
 		c->next[i] = sorted[i].e;
 		c->fd[i] = sorted[i].fd;
-		if (i && c->next[i - 1].gpa + c->next[i - 1].size > c->next[i].gpa) {
+		if (i && c->next[i - 1].gpa + (c->next[i - 1].size - 1) >= c->next[i].gpa) {
 			ret = overlap_error(&c->next[i], &c->next[i - 1], err);
 			goto out;
 		}
