@@ -250,6 +250,9 @@ int mpdev_connect_fd(int fd, const struct mpdev_options *opts, struct mpdev **ou
 	}
 	dev->fd = fd;
 	dev->next_id = 1;
+	dev->intx_unmask_fd = -1;
+	for (int i = 0; i < 4; i++)
+		dev->intx[i].irqfd = dev->intx[i].resamplefd = -1;
 	if (opts)
 		dev->opts = *opts;
 	dev->timeout_ms =
@@ -313,6 +316,7 @@ void mpdev_close(struct mpdev *dev)
 	if (dev->fd >= 0)
 		close(dev->fd);
 	client_mem_forget(dev);
+	client_irq_forget(dev);
 	free(dev);
 }
 

@@ -31,7 +31,20 @@ struct mpdev {
 	/* The memory table the remote accepted, with our own duplicates of the fds. */
 	struct mpdev_mem_region *mem;
 	size_t n_mem;
+	/* Interrupt setup the remote accepted, our own duplicates, for replay. */
+	struct {
+		int irqfd, resamplefd;
+		unsigned pirq;
+	} intx[4];
+	int intx_unmask_fd;
+	struct {
+		int *fds; /* trigger eventfd per vector, -1 where none */
+		unsigned n;
+	} triggers[MPDEV_NUM_IRQS];
 };
+
+/* Closes the kept interrupt fds and forgets them. */
+void client_irq_forget(struct mpdev *dev);
 
 /* Closes the kept memory table's fds and forgets it. */
 void client_mem_forget(struct mpdev *dev);

@@ -237,6 +237,48 @@ MPDEV_API size_t mpdev_mem_get_table(const struct mpdev *dev, struct mpdev_mem_r
 				     size_t max);
 
 /*
+ * Interrupts.
+ *
+ * INTx: the remote's IOHUB asserts a line by writing irqfd (a KVM irqfd
+ * registered with KVM_IRQFD_FLAG_RESAMPLE) and, when KVM writes resamplefd
+ * on the guest's EOI, signals irqfd again while the device still holds the
+ * line. pin is the device's INTx pin (0 = INTA ... 3 = INTD), pirq the
+ * remote's IOHUB line it is routed to (0-31; pins of several devices may
+ * share one). irqfd -1 removes the pin's routing; resamplefd may be -1 for a
+ * consumer without resample. Both must be eventfds. libmpdev keeps its own
+ * duplicates for replay; the caller keeps its fds.
+ */
+MPDEV_API int mpdev_set_intx_irqfd(struct mpdev *dev, unsigned pin, unsigned pirq, int irqfd,
+				   int resamplefd);
+
+/* VFIO_DEVICE_SET_IRQS actions. */
+enum mpdev_irq_action {
+	MPDEV_IRQ_ACTION_TRIGGER = 0,
+	MPDEV_IRQ_ACTION_MASK = 1,
+	MPDEV_IRQ_ACTION_UNMASK = 2,
+};
+
+/*
+ * VFIO-style SET_IRQS, one call per data type. index is enum mpdev_irq.
+ *  - eventfd: TRIGGER assigns fds[i] as the trigger of vector start+i (-1
+ *    de-assigns); for INTx, UNMASK assigns the unmask eventfd (fds[0]).
+ *    Ranges wider than a packet's fd limit are split transparently.
+ *  - bool: the action applies to vectors whose values[i] is true.
+ *  - none: the action applies to all vectors in [start, start+count).
+ * INTx triggers are automasked as VFIO's: signalled once when the line rises,
+ * quiet until unmasked. A masked MSI/MSI-X vector keeps its message pending
+ * and sends it on unmask.
+ */
+MPDEV_API int mpdev_set_irqs_eventfd(struct mpdev *dev, unsigned index, unsigned action,
+				     unsigned start, unsigned count, const int *fds);
+MPDEV_API int mpdev_set_irqs_bool(struct mpdev *dev, unsigned index, unsigned action,
+				  unsigned start, unsigned count, const bool *values);
+MPDEV_API int mpdev_set_irqs_none(struct mpdev *dev, unsigned index, unsigned action,
+				  unsigned start, unsigned count);
+/* Disables an IRQ index entirely (SET_IRQS with count 0); its eventfds are dropped. */
+MPDEV_API int mpdev_irq_disable(struct mpdev *dev, unsigned index);
+
+/*
  * The remote's counters. Calls fn once per counter; returns the number of
  * counters or a negative errno.
  */
