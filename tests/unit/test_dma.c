@@ -1,0 +1,1395 @@
+/*
+ * The dma module: sealed-memfd regions mapped once by the remote and once by
+ * the backend, incremental add/remove, diff-applied table sets that roll back
+ * completely on any failure, and bounds-checked guest-memory access. The
+ * backend is a fake IOMMU with fault injection; no sockets, no other process.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "dma.h"
+#include "testutil.h"
+
+#define MAX_FAKE 64
+#define MAX_SNAP 32
+#define TOP	 UINT64_MAX
+
+static uint64_t pg(void)
+{
+	return (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* ---- the fake backend: an IOMMU that records its mappings ---- */
+
+struct fake_mapping {
+	uint64_t iova, size;
+	void *vaddr;
+	bool read_only;
+};
+
+struct fake {
+	struct backend b; /* first member: the dma module sees only this */
+	struct fake_mapping m[MAX_FAKE];
+	size_t n;
+	unsigned map_calls, unmap_calls;     /* every call, failed ones included */
+	unsigned fail_map_at, fail_unmap_at; /* call number to fail, 0: none */
+	unsigned faults_hit;
+	/* Contract breaches: vaddr not mapped by the remote when the backend is
+	 * told about it, or an unmap that describes a mapping differently. */
+	unsigned violations;
+};
+
+static struct fake *fake_of(struct backend *b)
+{
+	return (struct fake *)b;
+}
+
+/* Whether all of [p, p + size) is mapped (mincore fails with ENOMEM if not). */
+static bool remote_mapped(void *p, uint64_t size)
+{
+	unsigned char vec[64];
+	uint64_t step = (uint64_t)sizeof(vec) * pg();
+
+	for (uint64_t off = 0; off < size; off += step) {
+		uint64_t len = size - off < step ? size - off : step;
+
+		if (mincore((uint8_t *)p + off, len, vec) < 0)
+			return false;
+	}
+	return true;
+}
+
+static int fake_dma_map(struct backend *b, const struct backend_dma_region *r,
+			struct mpdev_error *err)
+{
+	struct fake *f = fake_of(b);
+	uint64_t last = r->iova + r->size - 1;
+
+	f->map_calls++;
+	if (f->map_calls == f->fail_map_at) {
+		f->faults_hit++;
+		return mpdev_error_set(err, ENOSPC, "injected failure of dma_map call %u",
+				       f->map_calls);
+	}
+	if (!r->size || last < r->iova || !r->vaddr || !remote_mapped(r->vaddr, r->size)) {
+		f->violations++;
+		return mpdev_error_set(err, EINVAL, "fake: bad dma_map");
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		uint64_t ilast = f->m[i].iova + f->m[i].size - 1;
+
+		if (r->iova <= ilast && f->m[i].iova <= last)
+			return mpdev_error_set(err, EEXIST, "fake: iova 0x%llx overlaps 0x%llx",
+					       (unsigned long long)r->iova,
+					       (unsigned long long)f->m[i].iova);
+	}
+	ck_assert_uint_lt(f->n, MAX_FAKE);
+	f->m[f->n++] = (struct fake_mapping){
+		.iova = r->iova, .size = r->size, .vaddr = r->vaddr, .read_only = r->read_only
+	};
+	return 0;
+}
+
+static int fake_dma_unmap(struct backend *b, const struct backend_dma_region *r,
+			  struct mpdev_error *err)
+{
+	struct fake *f = fake_of(b);
+
+	f->unmap_calls++;
+	if (f->unmap_calls == f->fail_unmap_at) {
+		f->faults_hit++;
+		return mpdev_error_set(err, ENOSPC, "injected failure of dma_unmap call %u",
+				       f->unmap_calls);
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		if (f->m[i].iova != r->iova || f->m[i].size != r->size)
+			continue;
+		if (f->m[i].vaddr != r->vaddr || f->m[i].read_only != r->read_only ||
+		    !remote_mapped(r->vaddr, r->size))
+			f->violations++;
+		f->m[i] = f->m[--f->n];
+		return 0;
+	}
+	return mpdev_error_set(err, ENOENT, "fake: nothing mapped exactly at 0x%llx size 0x%llx",
+			       (unsigned long long)r->iova, (unsigned long long)r->size);
+}
+
+static void fake_get_info(struct backend *b, struct backend_device_info *info)
+{
+}
+
+static int fake_region_read(struct backend *b, uint32_t index, uint64_t offset, void *data,
+			    uint32_t size, struct mpdev_error *err)
+{
+	return -EINVAL;
+}
+
+static int fake_region_write(struct backend *b, uint32_t index, uint64_t offset, const void *data,
+			     uint32_t size, struct mpdev_error *err)
+{
+	return -EINVAL;
+}
+
+static int fake_reset(struct backend *b, struct mpdev_error *err)
+{
+	return 0;
+}
+
+static void fake_destroy(struct backend *b)
+{
+}
+
+static const struct backend_ops fake_ops = {
+	.name = "fake-iommu",
+	.get_info = fake_get_info,
+	.region_read = fake_region_read,
+	.region_write = fake_region_write,
+	.reset = fake_reset,
+	.dma_map = fake_dma_map,
+	.dma_unmap = fake_dma_unmap,
+	.destroy = fake_destroy,
+};
+
+/* Same device, no IOMMU: what the emulated devices look like. */
+static const struct backend_ops no_dma_ops = {
+	.name = "fake-emu",
+	.get_info = fake_get_info,
+	.region_read = fake_region_read,
+	.region_write = fake_region_write,
+	.reset = fake_reset,
+	.destroy = fake_destroy,
+};
+
+static void fake_init(struct fake *f, const struct backend_ops *ops)
+{
+	memset(f, 0, sizeof(*f));
+	f->b.ops = ops;
+}
+
+/* Fail the k-th dma_map (dma_unmap) call from now on (k >= 1). */
+static void fake_fail_map_in(struct fake *f, unsigned k)
+{
+	f->fail_map_at = f->map_calls + k;
+}
+
+static void fake_fail_unmap_in(struct fake *f, unsigned k)
+{
+	f->fail_unmap_at = f->unmap_calls + k;
+}
+
+static void fake_disarm(struct fake *f)
+{
+	f->fail_map_at = f->fail_unmap_at = 0;
+}
+
+static const struct fake_mapping *fake_find(const struct fake *f, uint64_t iova)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (f->m[i].iova == iova)
+			return &f->m[i];
+	return NULL;
+}
+
+/* The backend maps exactly the table's regions, at the remote's addresses. */
+static void check_fake_is_table(const struct fake *f, const struct dma_table *t)
+{
+	ck_assert_uint_eq(f->violations, 0);
+	ck_assert_uint_eq(f->n, t->map.n);
+	for (size_t i = 0; i < t->map.n; i++) {
+		const struct memtable_entry *e = &t->map.v[i];
+		const struct fake_mapping *m = fake_find(f, e->gpa);
+
+		ck_assert_ptr_nonnull(m);
+		ck_assert_uint_eq(m->size, e->size);
+		ck_assert_ptr_eq(m->vaddr, e->host);
+		ck_assert_int_eq(m->read_only, e->read_only);
+	}
+}
+
+/* Every live region has exactly one mapping of the remote's; nothing else does. */
+static void check_no_leak(const struct dma_table *t)
+{
+	ck_assert_uint_eq(t->stats.mmaps, t->stats.munmaps + t->map.n);
+	for (size_t i = 0; i < t->map.n; i++) {
+		ck_assert_ptr_nonnull(t->map.v[i].host);
+		ck_assert(remote_mapped(t->map.v[i].host, t->map.v[i].size));
+	}
+}
+
+static void check_consistent(const struct dma_table *t, const struct fake *f)
+{
+	check_no_leak(t);
+	for (size_t i = 1; i < t->map.n; i++)
+		ck_assert_uint_le(t->map.v[i - 1].gpa + (t->map.v[i - 1].size - 1),
+				  t->map.v[i].gpa - 1);
+	if (f)
+		check_fake_is_table(f, t);
+}
+
+struct snap {
+	size_t n;
+	struct memtable_entry v[MAX_SNAP];
+};
+
+static void snap_take(struct snap *s, const struct dma_table *t)
+{
+	ck_assert_uint_le(t->map.n, MAX_SNAP);
+	s->n = t->map.n;
+	if (t->map.n)
+		memcpy(s->v, t->map.v, t->map.n * sizeof(*s->v));
+}
+
+static void snap_check(const struct snap *s, const struct dma_table *t)
+{
+	ck_assert_uint_eq(t->map.n, s->n);
+	for (size_t i = 0; i < s->n; i++) {
+		ck_assert_uint_eq(t->map.v[i].gpa, s->v[i].gpa);
+		ck_assert_uint_eq(t->map.v[i].size, s->v[i].size);
+		ck_assert_uint_eq(t->map.v[i].fd_offset, s->v[i].fd_offset);
+		ck_assert_int_eq(t->map.v[i].read_only, s->v[i].read_only);
+		ck_assert_ptr_eq(t->map.v[i].host, s->v[i].host);
+		ck_assert_uint_eq(t->map.v[i].dev, s->v[i].dev);
+		ck_assert_uint_eq(t->map.v[i].ino, s->v[i].ino);
+	}
+}
+
+/* ---- guest memory: sealed memfds the test maps too ---- */
+
+struct mem {
+	int fd;
+	uint8_t *p;
+	uint64_t size;
+};
+
+static int memfd_sealed(uint64_t size, unsigned seals)
+{
+	int fd = memfd_create("dma-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	if (seals)
+		ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, seals), 0);
+	return fd;
+}
+
+static struct mem mem_new(uint64_t pages)
+{
+	struct mem m = { .size = pages * pg() };
+
+	m.fd = memfd_sealed(m.size, F_SEAL_SHRINK | F_SEAL_GROW);
+	m.p = mmap(NULL, m.size, PROT_READ | PROT_WRITE, MAP_SHARED, m.fd, 0);
+	ck_assert_ptr_ne(m.p, MAP_FAILED);
+	for (uint64_t i = 0; i < m.size; i++)
+		m.p[i] = (uint8_t)(0xa5 ^ (i >> 12));
+	return m;
+}
+
+static void mem_free(struct mem *m)
+{
+	ck_assert_int_eq(munmap(m->p, m->size), 0);
+	ck_assert_int_eq(close(m->fd), 0);
+}
+
+static struct dma_new_region reg(uint64_t gpa, uint64_t size, int fd, uint64_t fd_offset,
+				 bool read_only)
+{
+	return (struct dma_new_region){
+		.gpa = gpa, .size = size, .fd_offset = fd_offset, .read_only = read_only, .fd = fd
+	};
+}
+
+static void fill(uint8_t *p, size_t len, unsigned seed)
+{
+	for (size_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(seed * 131u + i * 7u + (i >> 8));
+}
+
+static uint8_t *xmalloc(size_t len)
+{
+	uint8_t *p = malloc(len ? len : 1);
+
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+/* Copies of both memfds' bytes, to see that a refused access wrote nothing. */
+static uint8_t *save(const struct mem *m)
+{
+	uint8_t *p = xmalloc(m->size);
+
+	memcpy(p, m->p, m->size);
+	return p;
+}
+
+/* The region at gpa is the memfd's bytes at off, both ways, through the table. */
+static void check_dma_roundtrip(struct dma_table *t, uint64_t gpa, uint64_t size, struct mem *m,
+				uint64_t off, unsigned seed)
+{
+	struct mpdev_error err;
+	uint8_t *want = xmalloc(size), *got = xmalloc(size);
+
+	fill(want, size, seed);
+	mpdev_error_clear(&err);
+	ck_assert_int_eq(dma_write(t, gpa, want, size, &err), 0);
+	ck_assert_mem_eq(m->p + off, want, size);
+	fill(m->p + off, size, seed + 1);
+	ck_assert_int_eq(dma_read(t, gpa, got, size, &err), 0);
+	ck_assert_mem_eq(got, m->p + off, size);
+	free(want);
+	free(got);
+}
+
+static void check_dma_reads(struct dma_table *t, uint64_t gpa, uint64_t size, struct mem *m,
+			    uint64_t off)
+{
+	struct mpdev_error err;
+	uint8_t *got = xmalloc(size);
+
+	ck_assert_int_eq(dma_read(t, gpa, got, size, &err), 0);
+	ck_assert_mem_eq(got, m->p + off, size);
+	free(got);
+}
+
+/* ---- 1. one region ---- */
+
+START_TEST(add_and_remove_one_region)
+{
+	const uint64_t P = pg(), gpa = 0x4000000, gpa_ro = gpa + 0x40 * P;
+	int fds = testutil_count_fds(0), fds_mem;
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m;
+	struct dma_new_region r, ro;
+	const struct memtable_entry *e;
+	void *host;
+	uint8_t buf[512], *page_before;
+
+	fake_init(&f, &fake_ops);
+	dma_table_init(&t, &f.b, 16);
+	m = mem_new(4);
+	fds_mem = testutil_count_fds(0);
+	page_before = save(&m);
+
+	r = reg(gpa, 2 * P, m.fd, P, false);
+	mpdev_error_clear(&err);
+	ck_assert_int_eq(dma_table_add(&t, &r, &err), 0);
+	ck_assert_uint_eq(t.stats.mmaps, 1);
+	ck_assert_uint_eq(t.stats.munmaps, 0);
+	ck_assert_uint_eq(t.stats.backend_maps, 1);
+	ck_assert_uint_eq(t.stats.backend_unmaps, 0);
+	ck_assert_uint_eq(f.map_calls, 1);
+	ck_assert_uint_eq(f.unmap_calls, 0);
+	ck_assert_uint_eq(t.map.n, 1);
+	e = memtable_lookup(&t.map, gpa);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_ptr_eq(memtable_lookup(&t.map, gpa + 2 * P - 1), e);
+	ck_assert_ptr_null(memtable_lookup(&t.map, gpa + 2 * P));
+	ck_assert_ptr_null(memtable_lookup(&t.map, gpa - 1));
+	ck_assert_uint_eq(e->gpa, gpa);
+	ck_assert_uint_eq(e->size, 2 * P);
+	ck_assert_uint_eq(e->fd_offset, P);
+	ck_assert(!e->read_only);
+	ck_assert_uint_eq(f.n, 1);
+	ck_assert_uint_eq(f.m[0].iova, gpa);
+	ck_assert_uint_eq(f.m[0].size, 2 * P);
+	ck_assert_ptr_nonnull(f.m[0].vaddr);
+	ck_assert_ptr_eq(f.m[0].vaddr, e->host);
+	ck_assert(!f.m[0].read_only);
+	/* Its own mapping, not the test's, of the same memory. */
+	ck_assert_ptr_ne(e->host, m.p + P);
+	ck_assert_mem_eq(e->host, m.p + P, 2 * P);
+
+	/* The test's writes are seen by dma_read and the other way round. */
+	check_dma_roundtrip(&t, gpa, 2 * P, &m, P, 1);
+	fill(buf, sizeof(buf), 9);
+	ck_assert_int_eq(dma_write(&t, gpa + P - 100, buf, sizeof(buf), &err), 0);
+	ck_assert_mem_eq(m.p + 2 * P - 100, buf, sizeof(buf));
+	/* The memfd's first and last pages are not part of the region. */
+	ck_assert_mem_eq(m.p, page_before, P);
+	ck_assert_mem_eq(m.p + 3 * P, page_before + 3 * P, P);
+	ck_assert_uint_eq(t.stats.faults, 0);
+
+	ro = reg(gpa_ro, P, m.fd, 0, true);
+	ck_assert_int_eq(dma_table_add(&t, &ro, &err), 0);
+	ck_assert_uint_eq(t.stats.mmaps, 2);
+	ck_assert_uint_eq(t.stats.backend_maps, 2);
+	ck_assert_uint_eq(f.map_calls, 2);
+	ck_assert_ptr_nonnull(fake_find(&f, gpa_ro));
+	ck_assert(fake_find(&f, gpa_ro)->read_only);
+	ck_assert(memtable_lookup(&t.map, gpa_ro)->read_only);
+	fill(m.p, P, 3);
+	check_dma_reads(&t, gpa_ro, P, &m, 0);
+	check_consistent(&t, &f);
+	/* The module keeps no descriptors of its own. */
+	ck_assert_int_eq(testutil_count_fds(0), fds_mem);
+
+	host = e->host;
+	ck_assert_int_eq(dma_table_remove(&t, gpa, 2 * P, &err), 0);
+	ck_assert_uint_eq(t.stats.munmaps, 1);
+	ck_assert_uint_eq(t.stats.backend_unmaps, 1);
+	ck_assert_uint_eq(f.unmap_calls, 1);
+	ck_assert_uint_eq(f.n, 1);
+	ck_assert_ptr_null(fake_find(&f, gpa));
+	ck_assert_ptr_null(memtable_lookup(&t.map, gpa));
+	ck_assert(!remote_mapped(host, 2 * P));
+	ck_assert_int_eq(dma_read(&t, gpa, buf, 1, &err), -EFAULT);
+	ck_assert_int_eq(err.code, EFAULT);
+
+	ck_assert_int_eq(dma_table_remove(&t, gpa_ro, P, &err), 0);
+	ck_assert_uint_eq(t.map.n, 0);
+	ck_assert_uint_eq(f.n, 0);
+	ck_assert_uint_eq(t.stats.mmaps, 2);
+	ck_assert_uint_eq(t.stats.munmaps, 2);
+	ck_assert_uint_eq(t.stats.backend_maps, 2);
+	ck_assert_uint_eq(t.stats.backend_unmaps, 2);
+	ck_assert_uint_eq(f.violations, 0);
+
+	dma_table_clear(&t);
+	free(page_before);
+	mem_free(&m);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+/* ---- 2. accessors ---- */
+
+START_TEST(access_spans_adjacent_regions_and_refusals_copy_nothing)
+{
+	const uint64_t P = pg(), G = 0x1000000;
+	int fds = testutil_count_fds(0), fds_mem;
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m1, m2;
+	uint8_t *buf, *want, *s1, *s2;
+	uint64_t faults = 0, reads = 0, writes = 0;
+	/* G: [R0 m1@0][R1 m2@P, 2 pages][R2 m1@5P] hole [R3 m2@0][R4 m1@7P ro] */
+	struct dma_new_region v[] = {
+		reg(G, P, 0, 0, false),
+		reg(G + P, 2 * P, 0, P, false),
+		reg(G + 3 * P, P, 0, 5 * P, false),
+		reg(G + 5 * P, P, 0, 0, false),
+		reg(G + 6 * P, P, 0, 7 * P, true),
+	};
+
+	fake_init(&f, &fake_ops);
+	dma_table_init(&t, &f.b, 16);
+	m1 = mem_new(8);
+	m2 = mem_new(4);
+	fds_mem = testutil_count_fds(0);
+	v[0].fd = v[2].fd = v[4].fd = m1.fd;
+	v[1].fd = v[3].fd = m2.fd;
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_int_eq(dma_table_add(&t, &v[i], &err), 0);
+	buf = xmalloc(8 * P);
+	want = xmalloc(8 * P);
+
+	/* Two regions, two memfds. */
+	fill(want, P, 11);
+	ck_assert_int_eq(dma_write(&t, G + P / 2, want, P, &err), 0);
+	writes++;
+	ck_assert_mem_eq(m1.p + P / 2, want, P / 2);
+	ck_assert_mem_eq(m2.p + P, want + P / 2, P / 2);
+	ck_assert_int_eq(dma_read(&t, G + P / 2, buf, P, &err), 0);
+	reads++;
+	ck_assert_mem_eq(buf, want, P);
+
+	/* Three regions: m1 at 0, m2, m1 again at another offset. */
+	fill(want, 2 * P + 32, 12);
+	ck_assert_int_eq(dma_write(&t, G + P - 16, want, 2 * P + 32, &err), 0);
+	writes++;
+	ck_assert_mem_eq(m1.p + P - 16, want, 16);
+	ck_assert_mem_eq(m2.p + P, want + 16, 2 * P);
+	ck_assert_mem_eq(m1.p + 5 * P, want + 16 + 2 * P, 16);
+	/* And read the whole run of four pages back from the memfds' view. */
+	fill(m1.p, P, 13);
+	fill(m2.p + P, 2 * P, 14);
+	fill(m1.p + 5 * P, P, 15);
+	ck_assert_int_eq(dma_read(&t, G, buf, 4 * P, &err), 0);
+	reads++;
+	ck_assert_mem_eq(buf, m1.p, P);
+	ck_assert_mem_eq(buf + P, m2.p + P, 2 * P);
+	ck_assert_mem_eq(buf + 3 * P, m1.p + 5 * P, P);
+	ck_assert_uint_eq(t.stats.bytes_read, P + 4 * P);
+	ck_assert_uint_eq(t.stats.bytes_written, P + 2 * P + 32);
+
+	/* A hole in the middle: nothing written on either side of it. */
+	s1 = save(&m1);
+	s2 = save(&m2);
+	fill(want, 2 * P, 16);
+	ck_assert_int_eq(dma_write(&t, G + 3 * P + P / 2, want, 2 * P, &err), -EFAULT);
+	ck_assert_int_eq(err.code, EFAULT);
+	faults++;
+	ck_assert_int_eq(dma_write(&t, G + 2 * P, want, 3 * P, &err), -EFAULT);
+	faults++;
+	ck_assert_int_eq(dma_write(&t, G + 4 * P, want, 1, &err), -EFAULT);
+	faults++;
+	ck_assert_int_eq(dma_write(&t, G - 1, want, 2, &err), -EFAULT);
+	faults++;
+	ck_assert_mem_eq(m1.p, s1, m1.size);
+	ck_assert_mem_eq(m2.p, s2, m2.size);
+	/* Reads across it copy nothing either. */
+	memset(buf, 0x5c, 3 * P);
+	ck_assert_int_eq(dma_read(&t, G + 3 * P, buf, 3 * P, &err), -EFAULT);
+	faults++;
+	for (uint64_t i = 0; i < 3 * P; i++)
+		ck_assert_uint_eq(buf[i], 0x5c);
+
+	/* A write touching the read-only region: -EACCES, nothing written. */
+	ck_assert_int_eq(dma_write(&t, G + 5 * P + 8, want, P, &err), -EACCES);
+	ck_assert_int_eq(err.code, EACCES);
+	faults++;
+	ck_assert_int_eq(dma_write(&t, G + 6 * P, want, 1, &err), -EACCES);
+	faults++;
+	ck_assert_mem_eq(m1.p, s1, m1.size);
+	ck_assert_mem_eq(m2.p, s2, m2.size);
+	/* Reading it is fine. */
+	ck_assert_int_eq(dma_read(&t, G + 5 * P, buf, 2 * P, &err), 0);
+	reads++;
+	ck_assert_mem_eq(buf, m2.p, P);
+	ck_assert_mem_eq(buf + P, m1.p + 7 * P, P);
+
+	/* Zero-length accesses succeed and touch nothing. */
+	ck_assert_int_eq(dma_read(&t, G, buf, 0, &err), 0);
+	reads++;
+	ck_assert_int_eq(dma_write(&t, G + 6 * P, want, 0, &err), 0);
+	writes++;
+	ck_assert_int_eq(dma_read(&t, TOP, buf, 0, &err), 0);
+	reads++;
+	ck_assert_mem_eq(m1.p, s1, m1.size);
+
+	/* Ranges that wrap around the address space. */
+	ck_assert_int_eq(dma_read(&t, TOP, buf, 2, &err), -EFAULT);
+	faults++;
+	ck_assert_int_eq(dma_write(&t, TOP - 10, want, 100, &err), -EFAULT);
+	faults++;
+	ck_assert_int_eq(dma_read(&t, G, buf, SIZE_MAX, &err), -EFAULT);
+	faults++;
+
+	ck_assert_uint_eq(t.stats.faults, faults);
+	ck_assert_uint_eq(t.stats.reads, reads);
+	ck_assert_uint_eq(t.stats.writes, writes);
+	ck_assert_mem_eq(m1.p, s1, m1.size);
+	ck_assert_mem_eq(m2.p, s2, m2.size);
+	check_consistent(&t, &f);
+	ck_assert_int_eq(testutil_count_fds(0), fds_mem);
+
+	dma_table_clear(&t);
+	free(s1);
+	free(s2);
+	free(buf);
+	free(want);
+	mem_free(&m1);
+	mem_free(&m2);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+START_TEST(region_at_the_top_of_the_address_space)
+{
+	const uint64_t P = pg(), gpa = TOP - 2 * P + 1;
+	int fds = testutil_count_fds(0);
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m;
+	struct dma_new_region r;
+	uint8_t buf[32], want[32], *saved;
+
+	fake_init(&f, &fake_ops);
+	dma_table_init(&t, &f.b, 16);
+	m = mem_new(3);
+	r = reg(gpa, 2 * P, m.fd, 0, false);
+	ck_assert_int_eq(dma_table_add(&t, &r, &err), 0);
+	/* And one at the bottom, which an access wrapping around would reach. */
+	r = reg(0, P, m.fd, 2 * P, false);
+	ck_assert_int_eq(dma_table_add(&t, &r, &err), 0);
+	check_dma_roundtrip(&t, 0, P, &m, 2 * P, 20);
+	check_dma_roundtrip(&t, gpa, 2 * P, &m, 0, 21);
+	fill(want, sizeof(want), 22);
+	ck_assert_int_eq(dma_write(&t, TOP - 31, want, 32, &err), 0);
+	ck_assert_mem_eq(m.p + 2 * P - 32, want, 32);
+	ck_assert_int_eq(dma_read(&t, TOP, buf, 1, &err), 0);
+	ck_assert_uint_eq(buf[0], want[31]);
+
+	/* Through the top and on at 0: refused although both ends are mapped. */
+	saved = save(&m);
+	memset(buf, 0x3c, sizeof(buf));
+	ck_assert_int_eq(dma_read(&t, TOP - 15, buf, 32, &err), -EFAULT);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		ck_assert_uint_eq(buf[i], 0x3c);
+	ck_assert_int_eq(dma_write(&t, TOP - 15, want, 32, &err), -EFAULT);
+	ck_assert_int_eq(dma_write(&t, TOP, want, 2, &err), -EFAULT);
+	ck_assert_mem_eq(m.p, saved, m.size);
+	ck_assert_uint_eq(t.stats.faults, 3);
+	check_consistent(&t, &f);
+
+	ck_assert_int_eq(dma_table_remove(&t, gpa, 2 * P, &err), 0);
+	ck_assert_int_eq(dma_table_remove(&t, 0, P, &err), 0);
+	ck_assert_uint_eq(f.n, 0);
+	dma_table_clear(&t);
+	free(saved);
+	mem_free(&m);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+/* ---- 3. table sets apply the difference ---- */
+
+struct counts {
+	uint64_t mmaps, munmaps, bmaps, bunmaps;
+};
+
+static struct counts counts_of(const struct dma_table *t)
+{
+	return (struct counts){ t->stats.mmaps, t->stats.munmaps, t->stats.backend_maps,
+				t->stats.backend_unmaps };
+}
+
+static void check_delta(const struct dma_table *t, const struct counts *before, uint64_t maps,
+			uint64_t unmaps)
+{
+	ck_assert_uint_eq(t->stats.mmaps - before->mmaps, maps);
+	ck_assert_uint_eq(t->stats.munmaps - before->munmaps, unmaps);
+	ck_assert_uint_eq(t->stats.backend_maps - before->bmaps, maps);
+	ck_assert_uint_eq(t->stats.backend_unmaps - before->bunmaps, unmaps);
+}
+
+static void *host_at(const struct dma_table *t, uint64_t gpa)
+{
+	const struct memtable_entry *e = memtable_lookup(&t->map, gpa);
+
+	ck_assert_ptr_nonnull(e);
+	return e->host;
+}
+
+START_TEST(set_maps_and_unmaps_only_the_difference)
+{
+	const uint64_t P = pg(), A = 0x100000, B = 0x200000, C = 0x300000, D = 0x380000;
+	int fds = testutil_count_fds(0), fds_mem, dupfd;
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m1, m2, m3;
+	struct counts c;
+	void *host_a, *host_b, *host_d;
+
+	fake_init(&f, &fake_ops);
+	dma_table_init(&t, &f.b, 16);
+	m1 = mem_new(16);
+	m2 = mem_new(4);
+	m3 = mem_new(2);
+	fds_mem = testutil_count_fds(0);
+
+	struct dma_new_region first[] = {
+		reg(C, P, m2.fd, 0, true),
+		reg(A, 2 * P, m1.fd, 0, false),
+		reg(B, P, m1.fd, 4 * P, false),
+	};
+	c = counts_of(&t);
+	ck_assert_int_eq(dma_table_set(&t, first, 3, &err), 0);
+	check_delta(&t, &c, 3, 0);
+	ck_assert_uint_eq(t.map.n, 3);
+	ck_assert_uint_eq(t.map.v[0].gpa, A);
+	ck_assert_uint_eq(t.map.v[1].gpa, B);
+	ck_assert_uint_eq(t.map.v[2].gpa, C);
+	check_consistent(&t, &f);
+	host_a = host_at(&t, A);
+	host_b = host_at(&t, B);
+	check_dma_roundtrip(&t, A, 2 * P, &m1, 0, 31);
+	check_dma_roundtrip(&t, B, P, &m1, 4 * P, 32);
+	check_dma_reads(&t, C, P, &m2, 0);
+
+	/* {A, B', D}: B' moves to another offset; C goes; D comes. */
+	struct dma_new_region second[] = {
+		reg(A, 2 * P, m1.fd, 0, false),
+		reg(B, P, m1.fd, 6 * P, false),
+		reg(D, 2 * P, m2.fd, 2 * P, false),
+	};
+	c = counts_of(&t);
+	ck_assert_int_eq(dma_table_set(&t, second, 3, &err), 0);
+	check_delta(&t, &c, 2, 2);
+	ck_assert_uint_eq(t.map.n, 3);
+	ck_assert_ptr_eq(host_at(&t, A), host_a);
+	ck_assert_ptr_null(memtable_lookup(&t.map, C));
+	ck_assert_uint_eq(memtable_lookup(&t.map, B)->fd_offset, 6 * P);
+	check_consistent(&t, &f);
+	check_dma_roundtrip(&t, A, 2 * P, &m1, 0, 33);
+	check_dma_roundtrip(&t, B, P, &m1, 6 * P, 34);
+	check_dma_roundtrip(&t, D, 2 * P, &m2, 2 * P, 35);
+
+	/* The identical table again, then permuted with another fd for the same file. */
+	host_b = host_at(&t, B);
+	host_d = host_at(&t, D);
+	c = counts_of(&t);
+	ck_assert_int_eq(dma_table_set(&t, second, 3, &err), 0);
+	check_delta(&t, &c, 0, 0);
+	dupfd = dup(m1.fd);
+	ck_assert_int_ge(dupfd, 0);
+	struct dma_new_region permuted[] = {
+		reg(D, 2 * P, m2.fd, 2 * P, false),
+		reg(B, P, dupfd, 6 * P, false),
+		reg(A, 2 * P, m1.fd, 0, false),
+	};
+	ck_assert_int_eq(dma_table_set(&t, permuted, 3, &err), 0);
+	check_delta(&t, &c, 0, 0);
+	ck_assert_ptr_eq(host_at(&t, A), host_a);
+	ck_assert_ptr_eq(host_at(&t, B), host_b);
+	ck_assert_ptr_eq(host_at(&t, D), host_d);
+	ck_assert_int_eq(close(dupfd), 0);
+	ck_assert_uint_eq(f.map_calls, 5);
+	ck_assert_uint_eq(f.unmap_calls, 2);
+
+	/* Only the access changes: one region out, one in. */
+	second[1].read_only = true;
+	c = counts_of(&t);
+	ck_assert_int_eq(dma_table_set(&t, second, 3, &err), 0);
+	check_delta(&t, &c, 1, 1);
+	ck_assert(fake_find(&f, B)->read_only);
+	ck_assert_int_eq(dma_write(&t, B, "x", 1, &err), -EACCES);
+	ck_assert_ptr_eq(host_at(&t, A), host_a);
+	check_consistent(&t, &f);
+
+	/* Only the backing file changes (same gpa, size, offset). */
+	second[0] = reg(A, 2 * P, m3.fd, 0, false);
+	c = counts_of(&t);
+	ck_assert_int_eq(dma_table_set(&t, second, 3, &err), 0);
+	check_delta(&t, &c, 1, 1);
+	check_dma_roundtrip(&t, A, 2 * P, &m3, 0, 36);
+	check_consistent(&t, &f);
+
+	/* A new region overlapping one that goes: the backend lets go first. */
+	second[2] = reg(D + P, 2 * P, m2.fd, 0, false);
+	c = counts_of(&t);
+	ck_assert_int_eq(dma_table_set(&t, second, 3, &err), 0);
+	check_delta(&t, &c, 1, 1);
+	check_dma_roundtrip(&t, D + P, 2 * P, &m2, 0, 37);
+	ck_assert_ptr_null(memtable_lookup(&t.map, D));
+	check_consistent(&t, &f);
+	ck_assert_int_eq(testutil_count_fds(0), fds_mem);
+
+	/* The empty table, and the table is usable again after it. */
+	c = counts_of(&t);
+	ck_assert_int_eq(dma_table_set(&t, NULL, 0, &err), 0);
+	check_delta(&t, &c, 0, 3);
+	ck_assert_uint_eq(t.map.n, 0);
+	ck_assert_uint_eq(f.n, 0);
+	check_no_leak(&t);
+	ck_assert_int_eq(dma_table_set(&t, first, 3, &err), 0);
+	ck_assert_int_eq(dma_table_add(&t,
+				       &(struct dma_new_region){ .gpa = D, .size = P, .fd = m3.fd },
+				       &err),
+			 0);
+	ck_assert_uint_eq(t.map.n, 4);
+	check_consistent(&t, &f);
+	check_dma_roundtrip(&t, D, P, &m3, 0, 38);
+
+	dma_table_clear(&t);
+	mem_free(&m1);
+	mem_free(&m2);
+	mem_free(&m3);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+/* ---- 4. fault injection ---- */
+
+enum inject { INJECT_MAP, INJECT_UNMAP };
+
+/*
+ * First {A, B, C, D(ro)}, then {A, B, C', E}: C' is C at another offset, D
+ * goes, E comes. Two backend unmaps (C, D) and two maps (C', E).
+ */
+static unsigned fault_sweep(enum inject what)
+{
+	const uint64_t P = pg(), A = 0x10000000, B = 0x10100000, C = 0x10200000, D = 0x10300000,
+		       E = 0x10400000;
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m1, m2, m3;
+	unsigned hits = 0, k;
+
+	m1 = mem_new(16);
+	m2 = mem_new(8);
+	m3 = mem_new(2);
+	struct dma_new_region first[] = {
+		reg(A, 2 * P, m1.fd, 0, false),
+		reg(B, P, m2.fd, 0, false),
+		reg(C, 2 * P, m1.fd, 4 * P, false),
+		reg(D, P, m3.fd, P, true),
+	};
+	struct dma_new_region second[] = {
+		reg(E, 3 * P, m2.fd, 4 * P, false),
+		reg(C, 2 * P, m1.fd, 8 * P, false),
+		reg(B, P, m2.fd, 0, false),
+		reg(A, 2 * P, m1.fd, 0, false),
+	};
+
+	for (k = 1; k < 20; k++) {
+		struct snap before;
+		struct counts c;
+		int ret;
+
+		fake_init(&f, &fake_ops);
+		dma_table_init(&t, &f.b, 16);
+		ck_assert_int_eq(dma_table_set(&t, first, 4, &err), 0);
+		check_consistent(&t, &f);
+		snap_take(&before, &t);
+		c = counts_of(&t);
+		if (what == INJECT_MAP)
+			fake_fail_map_in(&f, k);
+		else
+			fake_fail_unmap_in(&f, k);
+		mpdev_error_clear(&err);
+		ret = dma_table_set(&t, second, 4, &err);
+		if (!f.faults_hit) {
+			/* Past the last backend call: the run succeeds. */
+			ck_assert_int_eq(ret, 0);
+			check_delta(&t, &c, 2, 2);
+			check_consistent(&t, &f);
+			fake_disarm(&f);
+			dma_table_clear(&t);
+			ck_assert_uint_eq(f.n, 0);
+			break;
+		}
+		hits++;
+		ck_assert_uint_eq(f.faults_hit, 1);
+		ck_assert_int_eq(ret, -ENOSPC);
+		ck_assert_int_eq(err.code, ENOSPC);
+		ck_assert_ptr_nonnull(strstr(err.msg, "injected"));
+		/* Everything as before: table, backend, the remote's mappings. */
+		snap_check(&before, &t);
+		check_consistent(&t, &f);
+		ck_assert_ptr_null(memtable_lookup(&t.map, E));
+		ck_assert_ptr_nonnull(fake_find(&f, D));
+		ck_assert(fake_find(&f, D)->read_only);
+		ck_assert_uint_eq(t.stats.mmaps - c.mmaps, t.stats.munmaps - c.munmaps);
+		/* And the old regions still work. */
+		check_dma_roundtrip(&t, A, 2 * P, &m1, 0, 40 + k);
+		check_dma_roundtrip(&t, B, P, &m2, 0, 50 + k);
+		check_dma_roundtrip(&t, C, 2 * P, &m1, 4 * P, 60 + k);
+		check_dma_reads(&t, D, P, &m3, P);
+		ck_assert_int_eq(dma_write(&t, D, "x", 1, &err), -EACCES);
+
+		/* Without the fault the same set goes through. */
+		fake_disarm(&f);
+		ck_assert_int_eq(dma_table_set(&t, second, 4, &err), 0);
+		ck_assert_uint_eq(t.map.n, 4);
+		ck_assert_ptr_null(memtable_lookup(&t.map, D));
+		check_consistent(&t, &f);
+		check_dma_roundtrip(&t, C, 2 * P, &m1, 8 * P, 70 + k);
+		check_dma_roundtrip(&t, E, 3 * P, &m2, 4 * P, 80 + k);
+		check_dma_roundtrip(&t, A, 2 * P, &m1, 0, 90 + k);
+		dma_table_clear(&t);
+		ck_assert_uint_eq(f.n, 0);
+		ck_assert_uint_eq(t.stats.mmaps, t.stats.munmaps);
+	}
+	ck_assert_uint_lt(k, 20);
+	mem_free(&m1);
+	mem_free(&m2);
+	mem_free(&m3);
+	return hits;
+}
+
+START_TEST(set_rolls_back_every_injected_backend_failure)
+{
+	int fds = testutil_count_fds(0);
+
+	ck_assert_uint_eq(fault_sweep(INJECT_MAP), 2);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+	ck_assert_uint_eq(fault_sweep(INJECT_UNMAP), 2);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+START_TEST(add_and_remove_survive_backend_failures)
+{
+	const uint64_t P = pg(), A = 0x100000, B = 0x200000;
+	int fds = testutil_count_fds(0);
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m;
+	struct snap before;
+	struct dma_new_region a, b;
+
+	fake_init(&f, &fake_ops);
+	dma_table_init(&t, &f.b, 16);
+	m = mem_new(4);
+	a = reg(A, P, m.fd, 0, false);
+	b = reg(B, 2 * P, m.fd, 2 * P, false);
+	ck_assert_int_eq(dma_table_add(&t, &a, &err), 0);
+	snap_take(&before, &t);
+
+	/* Backend map fails: no mapping of the remote's left behind. */
+	fake_fail_map_in(&f, 1);
+	ck_assert_int_eq(dma_table_add(&t, &b, &err), -ENOSPC);
+	ck_assert_int_eq(err.code, ENOSPC);
+	ck_assert_uint_eq(f.faults_hit, 1);
+	snap_check(&before, &t);
+	check_consistent(&t, &f);
+	ck_assert_uint_eq(t.stats.mmaps, 2);
+	ck_assert_uint_eq(t.stats.munmaps, 1);
+	ck_assert_uint_eq(t.stats.backend_maps, 1);
+	ck_assert_int_eq(dma_read(&t, B, &(char){ 0 }, 1, &err), -EFAULT);
+	fake_disarm(&f);
+	ck_assert_int_eq(dma_table_add(&t, &b, &err), 0);
+	check_consistent(&t, &f);
+	check_dma_roundtrip(&t, B, 2 * P, &m, 2 * P, 101);
+
+	/* Backend unmap fails: the region stays, mapped and usable. */
+	snap_take(&before, &t);
+	fake_fail_unmap_in(&f, 1);
+	ck_assert_int_eq(dma_table_remove(&t, B, 2 * P, &err), -ENOSPC);
+	ck_assert_int_eq(err.code, ENOSPC);
+	ck_assert_uint_eq(f.faults_hit, 2);
+	snap_check(&before, &t);
+	check_consistent(&t, &f);
+	check_dma_roundtrip(&t, B, 2 * P, &m, 2 * P, 102);
+	check_dma_roundtrip(&t, A, P, &m, 0, 103);
+	fake_disarm(&f);
+	ck_assert_int_eq(dma_table_remove(&t, B, 2 * P, &err), 0);
+	ck_assert_uint_eq(t.map.n, 1);
+	check_consistent(&t, &f);
+
+	dma_table_clear(&t);
+	ck_assert_uint_eq(f.n, 0);
+	mem_free(&m);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+/*
+ * The remote's own mmap can fail too: a memfd sealed against writes passes
+ * the fd check (it is open read-write) but cannot be mapped writable.
+ */
+START_TEST(set_rolls_back_a_failed_mmap)
+{
+	const uint64_t P = pg();
+	int fds = testutil_count_fds(0), sealed;
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m;
+	struct snap before;
+	struct counts c;
+	void *p;
+
+	fake_init(&f, &fake_ops);
+	dma_table_init(&t, &f.b, 16);
+	m = mem_new(8);
+	sealed = memfd_sealed(P, 0);
+	p = mmap(NULL, P, PROT_READ | PROT_WRITE, MAP_SHARED, sealed, 0);
+	ck_assert_ptr_ne(p, MAP_FAILED);
+	memset(p, 0x77, P);
+	ck_assert_int_eq(munmap(p, P), 0);
+	ck_assert_int_eq(fcntl(sealed, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_WRITE), 0);
+
+	struct dma_new_region first[] = { reg(0x100000, P, m.fd, 0, false),
+					  reg(0x200000, P, m.fd, P, false) };
+	struct dma_new_region second[] = { reg(0x100000, P, m.fd, 0, false),
+					   reg(0x300000, P, m.fd, 2 * P, false),
+					   reg(0x400000, P, m.fd, 3 * P, false),
+					   reg(0x500000, P, sealed, 0, false) };
+	ck_assert_int_eq(dma_table_set(&t, first, 2, &err), 0);
+	snap_take(&before, &t);
+	c = counts_of(&t);
+	ck_assert_int_lt(dma_table_set(&t, second, 4, &err), 0);
+	ck_assert_int_ne(err.code, 0);
+	snap_check(&before, &t);
+	check_consistent(&t, &f);
+	ck_assert_uint_eq(t.stats.backend_maps, c.bmaps);
+	ck_assert_uint_eq(t.stats.backend_unmaps, c.bunmaps);
+	ck_assert_uint_eq(t.stats.mmaps - c.mmaps, 2);
+	ck_assert_uint_eq(t.stats.munmaps - c.munmaps, 2);
+	check_dma_roundtrip(&t, 0x200000, P, &m, P, 111);
+
+	/* Read-only it maps, and reads the sealed bytes. */
+	second[3].read_only = true;
+	c = counts_of(&t);
+	ck_assert_int_eq(dma_table_set(&t, second, 4, &err), 0);
+	check_delta(&t, &c, 3, 1);
+	check_consistent(&t, &f);
+	{
+		uint8_t b[64];
+
+		ck_assert_int_eq(dma_read(&t, 0x500000 + P - 64, b, 64, &err), 0);
+		for (int i = 0; i < 64; i++)
+			ck_assert_uint_eq(b[i], 0x77);
+	}
+	ck_assert_int_eq(close(sealed), 0);
+
+	dma_table_clear(&t);
+	mem_free(&m);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+/* ---- 5. validation ---- */
+
+/* A refusal changes nothing and maps nothing. */
+#define REFUSED(t, f, call, errno_)                                                                \
+	do {                                                                                       \
+		struct snap s_;                                                                    \
+		struct counts c_ = counts_of(t);                                                   \
+		unsigned maps_ = (f)->map_calls, unmaps_ = (f)->unmap_calls;                       \
+		snap_take(&s_, t);                                                                 \
+		mpdev_error_clear(&err);                                                           \
+		ck_assert_int_eq((call), -(errno_));                                               \
+		ck_assert_int_eq(err.code, (errno_));                                              \
+		ck_assert_int_ne(err.msg[0], '\0');                                                \
+		snap_check(&s_, t);                                                                \
+		check_delta(t, &c_, 0, 0);                                                         \
+		ck_assert_uint_eq((f)->map_calls, maps_);                                          \
+		ck_assert_uint_eq((f)->unmap_calls, unmaps_);                                      \
+		check_consistent(t, f);                                                            \
+	} while (0)
+
+START_TEST(invalid_regions_are_refused_and_change_nothing)
+{
+	const uint64_t P = pg(), G = 0x1000000;
+	int fds = testutil_count_fds(0), fds_mem;
+	int unsealed, unsealable, efd, pipefd[2], rdonly, wronly;
+	char path[64];
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m;
+	struct dma_new_region r;
+
+	fake_init(&f, &fake_ops);
+	dma_table_init(&t, &f.b, 4);
+	m = mem_new(8);
+	r = reg(G, P, m.fd, 0, false);
+	ck_assert_int_eq(dma_table_add(&t, &r, &err), 0);
+	r = reg(G + 4 * P, 2 * P, m.fd, 2 * P, false);
+	ck_assert_int_eq(dma_table_add(&t, &r, &err), 0);
+
+	unsealed = memfd_sealed(4 * P, 0);
+	unsealable = memfd_create("dma-test-nosealing", MFD_CLOEXEC);
+	ck_assert_int_ge(unsealable, 0);
+	ck_assert_int_eq(ftruncate(unsealable, (off_t)(4 * P)), 0);
+	efd = testutil_eventfd();
+	ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", m.fd);
+	rdonly = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(rdonly, 0);
+	wronly = open(path, O_WRONLY | O_CLOEXEC);
+	ck_assert_int_ge(wronly, 0);
+	fds_mem = testutil_count_fds(0);
+
+	/* Each with the errno it must be refused with. */
+	struct dma_new_region bad[] = {
+#define BAD(errno_, ...) reg(__VA_ARGS__)
+		BAD(EINVAL, G + 8 * P + 1, P, m.fd, 0, false),
+		BAD(EINVAL, G + 8 * P + P / 2, P, m.fd, 0, false),
+		BAD(EINVAL, G + 8 * P, P / 2, m.fd, 0, false),
+		BAD(EINVAL, G + 8 * P, P + 1, m.fd, 0, false),
+		BAD(EINVAL, G + 8 * P, P, m.fd, 1, false),
+		BAD(EINVAL, G + 8 * P, P, m.fd, P / 2, false),
+		BAD(EINVAL, G + 8 * P, 0, m.fd, 0, false),
+		BAD(EINVAL, TOP - P + 1, 2 * P, m.fd, 0, false),
+		BAD(EINVAL, 2 * P, TOP - P + 1, m.fd, 0, false),
+		BAD(EPERM, G + 8 * P, P, unsealed, 0, false),
+		BAD(EPERM, G + 8 * P, P, unsealable, 0, true),
+		BAD(EINVAL, G + 8 * P, P, efd, 0, false),
+		BAD(EINVAL, G + 8 * P, P, pipefd[0], 0, true),
+		BAD(EACCES, G + 8 * P, P, rdonly, 0, false),
+		BAD(EACCES, G + 8 * P, P, wronly, 0, true),
+		BAD(ERANGE, G + 8 * P, 9 * P, m.fd, 0, false),
+		BAD(ERANGE, G + 8 * P, 2 * P, m.fd, 7 * P, false),
+		BAD(ERANGE, G + 8 * P, P, m.fd, 8 * P, false),
+		BAD(ERANGE, G + 8 * P, P, m.fd, 64 * P, false),
+		BAD(ERANGE, G + 8 * P, P, m.fd, TOP - P + 1, false),
+		BAD(EEXIST, G, P, m.fd, 0, false),
+		BAD(EEXIST, G + 5 * P, P, m.fd, 0, false),
+		BAD(EEXIST, G - P, 2 * P, m.fd, 0, false),
+		BAD(EEXIST, G + 3 * P, 2 * P, m.fd, 0, false),
+		BAD(EEXIST, G - P, 8 * P, m.fd, 0, false),
+#undef BAD
+	};
+	static const int want[] = {
+		EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL, EINVAL,
+		EPERM,	EPERM,	EINVAL, EINVAL, EACCES, EACCES, ERANGE, ERANGE, ERANGE,
+		ERANGE, ERANGE, EEXIST, EEXIST, EEXIST, EEXIST, EEXIST,
+	};
+	ck_assert_uint_eq(sizeof(bad) / sizeof(bad[0]), sizeof(want) / sizeof(want[0]));
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		/* Alone through add... */
+		REFUSED(&t, &f, dma_table_add(&t, &bad[i], &err), want[i]);
+		/* ...and among valid regions (including the live ones) through set. */
+		if (want[i] != EEXIST) {
+			struct dma_new_region v[] = { reg(G, P, m.fd, 0, false), bad[i],
+						      reg(G + 4 * P, 2 * P, m.fd, 2 * P, false) };
+
+			REFUSED(&t, &f, dma_table_set(&t, v, 3, &err), want[i]);
+		}
+	}
+
+	/* The same fds that were refused writable are fine read-only. */
+	r = reg(G + 8 * P, P, rdonly, 3 * P, true);
+	ck_assert_int_eq(dma_table_add(&t, &r, &err), 0);
+	check_dma_reads(&t, G + 8 * P, P, &m, 3 * P);
+	ck_assert_int_eq(dma_table_remove(&t, G + 8 * P, P, &err), 0);
+
+	/* Overlap within one set, and against a live region that stays. */
+	{
+		struct dma_new_region v1[] = { reg(G + 16 * P, 2 * P, m.fd, 0, false),
+					       reg(G, P, m.fd, 0, false),
+					       reg(G + 17 * P, P, m.fd, 4 * P, false) };
+		struct dma_new_region v2[] = { reg(G, P, m.fd, 0, false),
+					       reg(G + 20 * P, P, m.fd, 0, false),
+					       reg(G + 20 * P, P, m.fd, 0, false) };
+		struct dma_new_region v3[] = { reg(G, 2 * P, m.fd, 0, false),
+					       reg(G + P, P, m.fd, P, false) };
+
+		REFUSED(&t, &f, dma_table_set(&t, v1, 3, &err), EEXIST);
+		REFUSED(&t, &f, dma_table_set(&t, v2, 3, &err), EEXIST);
+		REFUSED(&t, &f, dma_table_set(&t, v3, 2, &err), EEXIST);
+	}
+
+	/* Too many: max_regions is 4. */
+	{
+		struct dma_new_region v[] = {
+			reg(G, P, m.fd, 0, false),
+			reg(G + 4 * P, 2 * P, m.fd, 2 * P, false),
+			reg(G + 8 * P, P, m.fd, 0, false),
+			reg(G + 9 * P, P, m.fd, P, false),
+			reg(G + 10 * P, P, m.fd, 0, false),
+		};
+
+		REFUSED(&t, &f, dma_table_set(&t, v, 5, &err), ENOSPC);
+		ck_assert_int_eq(dma_table_add(&t, &v[2], &err), 0);
+		ck_assert_int_eq(dma_table_add(&t, &v[3], &err), 0);
+		ck_assert_uint_eq(t.map.n, 4);
+		REFUSED(&t, &f, dma_table_add(&t, &v[4], &err), ENOSPC);
+		/* Exactly the limit through set is fine, replacing what is there. */
+		ck_assert_int_eq(dma_table_set(&t, v + 1, 4, &err), 0);
+		ck_assert_uint_eq(t.map.n, 4);
+		check_consistent(&t, &f);
+	}
+
+	/* Removes that do not match a region whole. */
+	REFUSED(&t, &f, dma_table_remove(&t, G + 5 * P, P, &err), ENOENT);
+	REFUSED(&t, &f, dma_table_remove(&t, G + 4 * P, P, &err), EINVAL);
+	REFUSED(&t, &f, dma_table_remove(&t, G + 4 * P, 4 * P, &err), EINVAL);
+	REFUSED(&t, &f, dma_table_remove(&t, G, P, &err), ENOENT);
+	check_dma_roundtrip(&t, G + 4 * P, 2 * P, &m, 2 * P, 121);
+	ck_assert_int_eq(testutil_count_fds(0), fds_mem);
+
+	dma_table_clear(&t);
+	ck_assert_uint_eq(f.n, 0);
+	close(unsealed);
+	close(unsealable);
+	close(efd);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	close(rdonly);
+	close(wronly);
+	mem_free(&m);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+/*
+ * Two new regions that overlap, the lower one ending exactly at the top of
+ * the address space: its end (gpa + size) is 0 in 64 bits.
+ */
+START_TEST(set_refuses_overlap_ending_at_the_top_of_the_address_space)
+{
+	const uint64_t P = pg();
+	int fds = testutil_count_fds(0);
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m;
+	uint64_t mmaps;
+	size_t n;
+	int ret;
+
+	fake_init(&f, &fake_ops);
+	m = mem_new(4);
+	struct dma_new_region v[] = { reg(TOP - 2 * P + 1, 2 * P, m.fd, 0, false),
+				      reg(TOP - P + 1, P, m.fd, 2 * P, false) };
+
+	/* Without an IOMMU, where nothing else would notice... */
+	dma_table_init(&t, NULL, 16);
+	mpdev_error_clear(&err);
+	ret = dma_table_set(&t, v, 2, &err);
+	n = t.map.n;
+	mmaps = t.stats.mmaps;
+	dma_table_clear(&t); /* before asserting: nothing leaks if this fails */
+	ck_assert_int_eq(ret, -EEXIST);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(mmaps, 0);
+
+	/* ...and with one: refused before anything is mapped. */
+	dma_table_init(&t, &f.b, 16);
+	REFUSED(&t, &f, dma_table_set(&t, v, 2, &err), EEXIST);
+	dma_table_clear(&t);
+
+	mem_free(&m);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+/* ---- 6. clear ---- */
+
+START_TEST(clear_unmaps_everything_and_the_table_is_reusable)
+{
+	const uint64_t P = pg();
+	int fds = testutil_count_fds(0);
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m;
+	void *hosts[3];
+	uint8_t b;
+
+	fake_init(&f, &fake_ops);
+	dma_table_init(&t, &f.b, 16);
+	m = mem_new(8);
+	struct dma_new_region v[] = { reg(0x100000, P, m.fd, 0, false),
+				      reg(0x100000 + P, 2 * P, m.fd, P, true),
+				      reg(0x900000, 4 * P, m.fd, 4 * P, false) };
+	ck_assert_int_eq(dma_table_set(&t, v, 3, &err), 0);
+	for (int i = 0; i < 3; i++)
+		hosts[i] = host_at(&t, v[i].gpa);
+	check_consistent(&t, &f);
+
+	dma_table_clear(&t);
+	ck_assert_uint_eq(t.map.n, 0);
+	ck_assert_uint_eq(f.n, 0);
+	ck_assert_uint_eq(f.violations, 0);
+	ck_assert_uint_eq(f.unmap_calls, 3);
+	ck_assert_uint_eq(t.stats.backend_unmaps, 3);
+	ck_assert_uint_eq(t.stats.mmaps, 3);
+	ck_assert_uint_eq(t.stats.munmaps, 3);
+	for (int i = 0; i < 3; i++) {
+		ck_assert(!remote_mapped(hosts[i], v[i].size));
+		ck_assert_ptr_null(memtable_lookup(&t.map, v[i].gpa));
+		ck_assert_int_eq(dma_read(&t, v[i].gpa, &b, 1, &err), -EFAULT);
+	}
+	/* Twice is harmless. */
+	dma_table_clear(&t);
+	ck_assert_uint_eq(f.unmap_calls, 3);
+
+	/* Reusable: the same regions go back in, by add and by set. */
+	ck_assert_int_eq(dma_table_add(&t, &v[2], &err), 0);
+	ck_assert_int_eq(dma_table_set(&t, v, 3, &err), 0);
+	ck_assert_uint_eq(t.map.n, 3);
+	check_consistent(&t, &f);
+	check_dma_roundtrip(&t, v[0].gpa, P, &m, 0, 131);
+	check_dma_roundtrip(&t, v[2].gpa, 4 * P, &m, 4 * P, 132);
+	check_dma_reads(&t, v[1].gpa, 2 * P, &m, P);
+	dma_table_clear(&t);
+	ck_assert_uint_eq(f.n, 0);
+	ck_assert_uint_eq(t.stats.mmaps, t.stats.munmaps);
+
+	mem_free(&m);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+/* ---- 7. no IOMMU ---- */
+
+static void exercise_without_backend_dma(struct dma_table *t, struct mem *m)
+{
+	const uint64_t P = pg();
+	struct mpdev_error err;
+	struct dma_new_region a = reg(0x100000, P, m->fd, 0, false),
+			      b = reg(0x100000 + P, P, m->fd, P, false),
+			      c = reg(0x200000, 2 * P, m->fd, 2 * P, true);
+	struct dma_new_region v[] = { a, c };
+	uint8_t want[64], got[64];
+
+	ck_assert_int_eq(dma_table_add(t, &a, &err), 0);
+	ck_assert_int_eq(dma_table_add(t, &b, &err), 0);
+	ck_assert_int_eq(dma_table_add(t, &b, &err), -EEXIST);
+	fill(want, sizeof(want), 141);
+	ck_assert_int_eq(dma_write(t, b.gpa - 32, want, 64, &err), 0);
+	ck_assert_mem_eq(m->p + P - 32, want, 64);
+	ck_assert_int_eq(dma_read(t, a.gpa + P - 32, got, 64, &err), 0);
+	ck_assert_mem_eq(got, want, 64);
+	ck_assert_int_eq(dma_table_set(t, v, 2, &err), 0);
+	ck_assert_uint_eq(t->map.n, 2);
+	check_dma_reads(t, c.gpa, 2 * P, m, 2 * P);
+	ck_assert_int_eq(dma_write(t, c.gpa, want, 1, &err), -EACCES);
+	ck_assert_int_eq(dma_table_remove(t, c.gpa, 2 * P, &err), 0);
+	check_no_leak(t);
+	ck_assert_uint_eq(t->stats.mmaps, 3);
+	ck_assert_uint_eq(t->stats.munmaps, 2);
+	ck_assert_uint_eq(t->stats.backend_maps, 0);
+	ck_assert_uint_eq(t->stats.backend_unmaps, 0);
+	dma_table_clear(t);
+	ck_assert_uint_eq(t->stats.mmaps, t->stats.munmaps);
+}
+
+START_TEST(backend_without_dma_ops_and_no_backend_work)
+{
+	int fds = testutil_count_fds(0);
+	struct dma_table t;
+	struct fake f;
+	struct mem m;
+
+	m = mem_new(4);
+	fake_init(&f, &no_dma_ops);
+	dma_table_init(&t, &f.b, 16);
+	exercise_without_backend_dma(&t, &m);
+	dma_table_init(&t, NULL, 16);
+	exercise_without_backend_dma(&t, &m);
+	mem_free(&m);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+static Suite *dma_suite(void)
+{
+	Suite *s = suite_create("dma");
+	TCase *tc = tcase_create("table");
+
+	tcase_add_test(tc, add_and_remove_one_region);
+	tcase_add_test(tc, set_maps_and_unmaps_only_the_difference);
+	tcase_add_test(tc, clear_unmaps_everything_and_the_table_is_reusable);
+	tcase_add_test(tc, backend_without_dma_ops_and_no_backend_work);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("access");
+	tcase_add_test(tc, access_spans_adjacent_regions_and_refusals_copy_nothing);
+	tcase_add_test(tc, region_at_the_top_of_the_address_space);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("validation");
+	tcase_add_test(tc, invalid_regions_are_refused_and_change_nothing);
+	tcase_add_test(tc, set_refuses_overlap_ending_at_the_top_of_the_address_space);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("faults");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, set_rolls_back_every_injected_backend_failure);
+	tcase_add_test(tc, add_and_remove_survive_backend_failures);
+	tcase_add_test(tc, set_rolls_back_a_failed_mmap);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(dma_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
