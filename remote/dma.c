@@ -75,9 +75,8 @@ static int host_map(struct dma_table *t, struct memtable_entry *e, int fd, struc
 	return 0;
 }
 
-/* Checks one region's shape and its fd, and fills e (without mapping it). */
-static int describe_region(const struct dma_new_region *r, struct memtable_entry *e,
-			   struct mpdev_error *err)
+/* Checks one region's shape, without its fd. */
+static int check_shape(const struct dma_new_region *r, struct mpdev_error *err)
 {
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
 
@@ -94,12 +93,27 @@ static int describe_region(const struct dma_new_region *r, struct memtable_entry
 	if (r->gpa + r->size - 1 < r->gpa)
 		return mpdev_error_set(err, EINVAL, "region at 0x%llx size 0x%llx wraps around",
 				       (unsigned long long)r->gpa, (unsigned long long)r->size);
+	return 0;
+}
+
+/* Checks one region against what its fd is, and fills e (without mapping it). */
+static int describe_region(const struct dma_new_region *r, const struct dma_fd_info *fi,
+			   struct memtable_entry *e, struct mpdev_error *err)
+{
+	int ret = check_shape(r, err);
+
+	if (ret == 0)
+		ret = dma_fd_check_range(fi, r->fd_offset, r->size, r->read_only, err);
+	if (ret < 0)
+		return ret;
 	memset(e, 0, sizeof(*e));
 	e->gpa = r->gpa;
 	e->size = r->size;
 	e->fd_offset = r->fd_offset;
 	e->read_only = r->read_only;
-	return dma_fd_check(r->fd, r->fd_offset, r->size, r->read_only, &e->dev, &e->ino, err);
+	e->dev = fi->dev;
+	e->ino = fi->ino;
+	return 0;
 }
 
 static int overlap_error(const struct memtable_entry *a, const struct memtable_entry *b,
@@ -116,9 +130,14 @@ int dma_table_add(struct dma_table *t, const struct dma_new_region *r, struct mp
 	const struct memtable_entry *other;
 	struct mpdev_error ignored;
 	struct memtable_entry e;
+	struct dma_fd_info fi;
 	int ret;
 
-	ret = describe_region(r, &e, err);
+	ret = check_shape(r, err);
+	if (ret == 0)
+		ret = dma_fd_inspect(r->fd, &fi, err);
+	if (ret == 0)
+		ret = describe_region(r, &fi, &e, err);
 	if (ret < 0)
 		return ret;
 	other = memtable_find_overlap(&t->map, e.gpa, e.size);
@@ -220,6 +239,7 @@ static int change_prepare(struct dma_table *t, const struct dma_new_region *v, s
 		struct memtable_entry e;
 		int fd;
 	} *sorted = NULL;
+	struct dma_fd_info *infos = NULL;
 	int ret = 0;
 
 	memset(c, 0, sizeof(*c));
@@ -232,12 +252,26 @@ static int change_prepare(struct dma_table *t, const struct dma_new_region *v, s
 	c->kept = calloc(n ? n : 1, sizeof(*c->kept));
 	c->removed = calloc(t->map.n ? t->map.n : 1, sizeof(*c->removed));
 	sorted = calloc(n ? n : 1, sizeof(*sorted));
-	if (!c->next || !c->fd || !c->kept || !c->removed || !sorted) {
+	infos = calloc(n ? n : 1, sizeof(*infos));
+	if (!c->next || !c->fd || !c->kept || !c->removed || !sorted || !infos) {
 		ret = mpdev_error_set(err, ENOMEM, "out of memory");
 		goto out;
 	}
+	/* A table usually shares a few fds among many regions: inspect each fd once. */
 	for (size_t i = 0; i < n; i++) {
-		ret = describe_region(&v[i], &sorted[i].e, err);
+		size_t k;
+
+		ret = check_shape(&v[i], err);
+		if (ret < 0)
+			goto out;
+		for (k = 0; k < i && v[k].fd != v[i].fd; k++)
+			;
+		if (k == i)
+			ret = dma_fd_inspect(v[i].fd, &infos[i], err);
+		else
+			infos[i] = infos[k];
+		if (ret == 0)
+			ret = describe_region(&v[i], &infos[i], &sorted[i].e, err);
 		if (ret < 0)
 			goto out;
 		sorted[i].fd = v[i].fd;
@@ -266,6 +300,7 @@ static int change_prepare(struct dma_table *t, const struct dma_new_region *v, s
 	}
 out:
 	free(sorted);
+	free(infos);
 	return ret;
 }
 

@@ -29,13 +29,11 @@ static const char *describe(int fd, const struct stat *st, char *buf, size_t len
 	return buf;
 }
 
-int dma_fd_check(int fd, uint64_t fd_offset, uint64_t size, bool read_only, dev_t *dev, ino_t *ino,
-		 struct mpdev_error *err)
+int dma_fd_inspect(int fd, struct dma_fd_info *info, struct mpdev_error *err)
 {
 	char what[128];
 	struct stat st;
 	int fl, seals;
-	uint64_t align;
 
 	if (fstat(fd, &st) < 0)
 		return mpdev_error_set(err, EBADF, "fstat: %s", strerror(errno));
@@ -49,9 +47,6 @@ int dma_fd_check(int fd, uint64_t fd_offset, uint64_t size, bool read_only, dev_
 		return mpdev_error_set(
 			err, EACCES,
 			"descriptor is open write-only: guest memory must be readable");
-	if (!read_only && (fl & O_ACCMODE) != O_RDWR)
-		return mpdev_error_set(err, EACCES,
-				       "descriptor is open read-only but the region is writable");
 	seals = fcntl(fd, F_GET_SEALS);
 	if (seals < 0)
 		return mpdev_error_set(err, EPERM,
@@ -60,25 +55,55 @@ int dma_fd_check(int fd, uint64_t fd_offset, uint64_t size, bool read_only, dev_
 				       describe(fd, &st, what, sizeof(what)));
 	if (!(seals & F_SEAL_SHRINK))
 		return mpdev_error_set(err, EPERM,
-				       "memfd is not sealed with F_SEAL_SHRINK: the peer could "
-				       "truncate it under the remote's mapping "
-				       "(QEMU: memory-backend-memfd with seal=on)");
+				       "not a memfd sealed with F_SEAL_SHRINK (%s): the peer could "
+				       "truncate it under the remote's mapping (QEMU: use "
+				       "memory-backend-memfd, which seals by default)",
+				       (seals & F_SEAL_SEAL)
+					       ? "a shared-memory file that cannot be sealed"
+					       : "an unsealed memfd");
+	info->dev = st.st_dev;
+	info->ino = st.st_ino;
+	info->file_size = (uint64_t)st.st_size;
 	/* hugetlbfs memfds report their huge page size here. */
-	align = st.st_blksize > 4096 ? (uint64_t)st.st_blksize : 4096;
-	if ((fd_offset | size) & (align - 1))
+	info->align = st.st_blksize > 4096 ? (uint64_t)st.st_blksize : 4096;
+	info->writable = (fl & O_ACCMODE) == O_RDWR;
+	return 0;
+}
+
+int dma_fd_check_range(const struct dma_fd_info *info, uint64_t fd_offset, uint64_t size,
+		       bool read_only, struct mpdev_error *err)
+{
+	if (!read_only && !info->writable)
+		return mpdev_error_set(err, EACCES,
+				       "descriptor is open read-only but the region is writable");
+	if ((fd_offset | size) & (info->align - 1))
 		return mpdev_error_set(err, EINVAL,
 				       "fd offset 0x%llx and size 0x%llx must be multiples of the "
 				       "file's page size 0x%llx",
 				       (unsigned long long)fd_offset, (unsigned long long)size,
-				       (unsigned long long)align);
-	if (fd_offset > (uint64_t)st.st_size || size > (uint64_t)st.st_size - fd_offset)
+				       (unsigned long long)info->align);
+	if (fd_offset > info->file_size || size > info->file_size - fd_offset)
 		return mpdev_error_set(err, ERANGE,
 				       "fd range [0x%llx, 0x%llx) runs past the end of the file "
 				       "(size 0x%llx)",
 				       (unsigned long long)fd_offset,
 				       (unsigned long long)(fd_offset + size),
-				       (unsigned long long)st.st_size);
-	*dev = st.st_dev;
-	*ino = st.st_ino;
+				       (unsigned long long)info->file_size);
 	return 0;
+}
+
+int dma_fd_check(int fd, uint64_t fd_offset, uint64_t size, bool read_only, dev_t *dev, ino_t *ino,
+		 struct mpdev_error *err)
+{
+	struct dma_fd_info info;
+	int r;
+
+	r = dma_fd_inspect(fd, &info, err);
+	if (r == 0)
+		r = dma_fd_check_range(&info, fd_offset, size, read_only, err);
+	if (r == 0) {
+		*dev = info.dev;
+		*ino = info.ino;
+	}
+	return r;
 }

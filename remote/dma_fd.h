@@ -14,8 +14,27 @@
 
 #include "error.h"
 
+/* What dma_fd_inspect learnt about one descriptor; reusable for many ranges. */
+struct dma_fd_info {
+	dev_t dev;
+	ino_t ino;
+	uint64_t file_size;
+	uint64_t align; /* the file's page size (huge page size on hugetlbfs) */
+	bool writable;	/* opened read-write */
+};
+
 /*
- * Checks that fd can back [fd_offset, fd_offset + size) of guest memory,
+ * The per-descriptor half of the check (type, access mode, seals): -EINVAL,
+ * -EACCES (write-only) or -EPERM as below.
+ */
+int dma_fd_inspect(int fd, struct dma_fd_info *info, struct mpdev_error *err);
+
+/* The per-range half: alignment, -ERANGE, and -EACCES for a writable range on a read-only fd. */
+int dma_fd_check_range(const struct dma_fd_info *info, uint64_t fd_offset, uint64_t size,
+		       bool read_only, struct mpdev_error *err);
+
+/*
+ * Both halves: checks that fd can back [fd_offset, fd_offset + size) of guest memory,
  * writable unless read_only, and returns its identity in *dev and *ino.
  *   -EINVAL  not a regular file (socket, pipe, eventfd, directory, device),
  *            or offset/size not aligned to the file's page size
