@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fdident.h"
 #include "log.h"
 
 #define COMP "iohub"
@@ -47,20 +48,21 @@ int iohub_is_eventfd(int fd)
 	return strcmp(target, "anon_inode:[eventfd]") == 0;
 }
 
-static void signal_irqfd(struct iohub *hub, struct iohub_line *l)
+static int signal_irqfd(struct iohub *hub, struct iohub_line *l)
 {
 	const uint64_t one = 1;
 
 	if (l->irqfd < 0) {
 		hub->stats.lost_asserts++;
-		return;
+		return -ENOENT;
 	}
 	if (write(l->irqfd, &one, sizeof(one)) != sizeof(one)) {
 		hub->stats.signal_errors++;
 		log_warn(COMP, "pirq %u: irqfd write failed: %s", l->pirq, strerror(errno));
-		return;
+		return -EIO;
 	}
 	hub->stats.irqfd_signals++;
+	return 0;
 }
 
 static void on_resample(evutil_socket_t fd, short what, void *arg)
@@ -77,10 +79,8 @@ static void on_resample(evutil_socket_t fd, short what, void *arg)
 		if (l->notifiers[i].fn)
 			l->notifiers[i].fn(l->notifiers[i].opaque, l->pirq);
 	/* KVM lowered the line at the EOI; a source still holding it raises it again. */
-	if (l->level > 0) {
+	if (l->level > 0 && signal_irqfd(hub, l) == 0)
 		hub->stats.reasserts++;
-		signal_irqfd(hub, l);
-	}
 }
 
 int iohub_create(struct event_base *base, unsigned npirqs, struct iohub **out,
@@ -164,7 +164,18 @@ int iohub_set_irqfd(struct iohub *hub, unsigned pirq, int irqfd, int resamplefd,
 				       "(and a resamplefd needs an irqfd)",
 				       pirq);
 	}
+	if (fd_same_file(irqfd, resamplefd) || iohub_fd_in_use(hub, irqfd, (int)pirq) ||
+	    iohub_fd_in_use(hub, resamplefd, (int)pirq)) {
+		close_fd(irqfd);
+		close_fd(resamplefd);
+		return mpdev_error_set(err, EINVAL,
+				       "pirq %u: the irqfd and the resamplefd must be distinct "
+				       "eventfds, not already used by another line",
+				       pirq);
+	}
 	l = &hub->lines[pirq];
+	if (irqfd >= 0)
+		fcntl(irqfd, F_SETFL, fcntl(irqfd, F_GETFL) | O_NONBLOCK);
 	if (resamplefd >= 0) {
 		fcntl(resamplefd, F_SETFL, fcntl(resamplefd, F_GETFL) | O_NONBLOCK);
 		ev = event_new(hub->base, resamplefd, EV_READ | EV_PERSIST, on_resample, l);
@@ -231,6 +242,20 @@ void iohub_remove_notifier(struct iohub *hub, unsigned pirq, iohub_resample_fn f
 		if (n->fn == fn && n->opaque == opaque)
 			n->fn = NULL;
 	}
+}
+
+int iohub_fd_in_use(const struct iohub *hub, int fd, int except_pirq)
+{
+	if (fd < 0)
+		return 0;
+	for (unsigned i = 0; i < hub->npirqs; i++) {
+		if ((int)i == except_pirq)
+			continue;
+		if (fd_same_file(fd, hub->lines[i].irqfd) ||
+		    fd_same_file(fd, hub->lines[i].resamplefd))
+			return 1;
+	}
+	return 0;
 }
 
 unsigned iohub_get_level(const struct iohub *hub, unsigned pirq)

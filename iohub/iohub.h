@@ -28,18 +28,18 @@
 struct event_base;
 struct iohub;
 
-#define IOHUB_MAX_PIRQS 64
+#define IOHUB_MAX_PIRQS	    64
 #define IOHUB_MAX_NOTIFIERS 4
 
 /* Called on the loop after the guest EOI'd pirq, before the re-assert check. */
 typedef void (*iohub_resample_fn)(void *opaque, unsigned pirq);
 
 struct iohub_stats {
-	uint64_t irqfd_signals;	 /* writes to irqfds (assert or re-assert) */
-	uint64_t resamples;	 /* resamplefd wakeups handled */
-	uint64_t reasserts;	 /* irqfd signals caused by a resample */
-	uint64_t signal_errors;	 /* irqfd writes that failed */
-	uint64_t lost_asserts;	 /* asserts with no irqfd to signal (kept as level) */
+	uint64_t irqfd_signals; /* writes to irqfds (assert or re-assert) */
+	uint64_t resamples;	/* resamplefd wakeups handled */
+	uint64_t reasserts;	/* irqfd signals caused by a resample */
+	uint64_t signal_errors; /* irqfd writes that failed */
+	uint64_t lost_asserts;	/* asserts with no irqfd to signal (kept as level) */
 };
 
 int iohub_create(struct event_base *base, unsigned npirqs, struct iohub **out,
@@ -52,7 +52,11 @@ void iohub_destroy(struct iohub *hub);
  * also when this fails. -1/-1 removes the pair. The old pair is closed. If
  * the line is asserted, the new irqfd is signalled at once, so that the new
  * consumer sees the level. Both fds must be eventfds (-EINVAL otherwise);
- * resamplefd may be -1 for an edge-only consumer.
+ * resamplefd may be -1 for an edge-only consumer. Every eventfd the hub
+ * holds is a distinct open file: an irqfd that is also a resamplefd (of this
+ * or another line) would make the hub wake itself forever, so that is
+ * refused (-EINVAL). The irqfd is made non-blocking: a peer that fills its
+ * counter gets a lost signal, not a stalled remote.
  */
 int iohub_set_irqfd(struct iohub *hub, unsigned pirq, int irqfd, int resamplefd,
 		    struct mpdev_error *err);
@@ -70,6 +74,9 @@ void iohub_reset(struct iohub *hub);
 unsigned iohub_get_level(const struct iohub *hub, unsigned pirq);
 unsigned iohub_npirqs(const struct iohub *hub);
 const struct iohub_stats *iohub_get_stats(const struct iohub *hub);
+
+/* 1 if fd is the same open file as one the hub holds (except pirq except_pirq's). */
+int iohub_fd_in_use(const struct iohub *hub, int fd, int except_pirq);
 
 /* 1 if fd is an eventfd (what irqfds and resamplefds must be). */
 int iohub_is_eventfd(int fd);

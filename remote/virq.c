@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fdident.h"
 #include "log.h"
 
 #define COMP "irq"
@@ -18,6 +19,38 @@ static void close_fd(int *fd)
 	if (*fd >= 0)
 		close(*fd);
 	*fd = -1;
+}
+
+/* The remote writes these: a peer that fills the counter must not stall the loop. */
+static void make_nonblocking(int fd)
+{
+	if (fd >= 0)
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/*
+ * Every interrupt eventfd the remote holds is a distinct open file, except
+ * that a slot may be given the file it already has. Otherwise a trigger the
+ * remote writes could be an unmask or resample eventfd that wakes the remote,
+ * which writes the trigger again: a loop a hostile proxy could set up.
+ */
+static bool fd_conflicts(const struct virq *v, int fd, const int *slot)
+{
+	const int *own[] = { &v->intx.trigger_fd, &v->intx.unmask_fd };
+
+	if (fd < 0)
+		return false;
+	if (iohub_fd_in_use(v->hub, fd, -1))
+		return true;
+	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (own[i] != slot && fd_same_file(fd, *own[i]))
+			return true;
+	for (int idx = BACKEND_IRQ_MSI; idx <= BACKEND_IRQ_MSIX; idx++)
+		for (uint32_t k = 0; k < v->counts[idx] && v->vectors[idx]; k++)
+			if (&v->vectors[idx][k].fd != slot &&
+			    fd_same_file(fd, v->vectors[idx][k].fd))
+				return true;
+	return false;
 }
 
 static int signal_fd(int fd)
@@ -120,6 +153,13 @@ int virq_set_intx_irqfd(struct virq *v, uint32_t pin, uint32_t pirq, int irqfd, 
 				       "pin %u / pirq %u out of range (pins 0-3, pirqs 0-%u)", pin,
 				       pirq, iohub_npirqs(v->hub) - 1);
 	}
+	if (fd_conflicts(v, irqfd, NULL) || fd_conflicts(v, resamplefd, NULL)) {
+		close_fd(&irqfd);
+		close_fd(&resamplefd);
+		return mpdev_error_set(
+			err, EINVAL, "pin %u: the eventfds are already used for another interrupt",
+			pin);
+	}
 	old = v->pins[pin].pirq;
 	if (irqfd < 0) {
 		/* Unroute the pin; the pair goes only if no other pin uses the PIRQ. */
@@ -143,6 +183,9 @@ int virq_set_intx_irqfd(struct virq *v, uint32_t pin, uint32_t pirq, int irqfd, 
 		v->pins[pin].pirq = (int)pirq;
 		if (v->pins[pin].level)
 			iohub_set_irq(v->hub, pirq, 1);
+		/* A line no pin uses any more lets go of its eventfds. */
+		if (old >= 0 && !pirq_in_use(v, old, VIRQ_NUM_PINS))
+			iohub_set_irqfd(v->hub, (unsigned)old, -1, -1, NULL);
 	}
 	log_info(COMP, "INT%c routed to pirq %u", 'A' + pin, pirq);
 	return 0;
@@ -211,14 +254,40 @@ int virq_signal_vector(struct virq *v, unsigned index, unsigned vector, struct m
 	return 0;
 }
 
-/* Takes an eventfd for a slot: -1 stays -1, anything else must be an eventfd. */
-static int check_eventfds(const struct virq_set_irqs *req, struct mpdev_error *err)
+/* The slot vector start+i of the request's index (and action) would fill. */
+static const int *slot_of(const struct virq *v, const struct virq_set_irqs *req, uint32_t i)
 {
-	for (uint32_t i = 0; i < req->count; i++)
-		if (req->fds[i] >= 0 && !iohub_is_eventfd(req->fds[i]))
+	if (req->index == BACKEND_IRQ_INTX)
+		return req->action == VIRQ_ACTION_UNMASK ? &v->intx.unmask_fd : &v->intx.trigger_fd;
+	return &v->vectors[req->index][req->start + i].fd;
+}
+
+/* Every slot gets -1 or an eventfd no other interrupt uses; checked before any is installed. */
+static int check_eventfds(const struct virq *v, const struct virq_set_irqs *req,
+			  struct mpdev_error *err)
+{
+	for (uint32_t i = 0; i < req->count; i++) {
+		int fd = req->fds[i];
+
+		if (fd < 0)
+			continue;
+		if (!iohub_is_eventfd(fd))
 			return mpdev_error_set(err, EINVAL,
 					       "descriptor for vector %u is not an eventfd",
 					       req->start + i);
+		for (uint32_t k = 0; k < i; k++)
+			if (fd_same_file(fd, req->fds[k]))
+				return mpdev_error_set(
+					err, EINVAL,
+					"vectors %u and %u were given the same eventfd",
+					req->start + k, req->start + i);
+		if (fd_conflicts(v, fd, slot_of(v, req, i)))
+			return mpdev_error_set(
+				err, EINVAL,
+				"the eventfd for vector %u is already used for another "
+				"interrupt",
+				req->start + i);
+	}
 	return 0;
 }
 
@@ -241,6 +310,7 @@ static int set_vectors(struct virq *v, struct virq_set_irqs *req, struct mpdev_e
 				close_fd(&vec->fd);
 				vec->fd = req->fds[i];
 				req->fds[i] = -1;
+				make_nonblocking(vec->fd);
 			} else if (selected(req, i)) {
 				vector_fire(v, vec); /* loopback, as VFIO does */
 			}
@@ -307,6 +377,7 @@ static int set_intx(struct virq *v, struct virq_set_irqs *req, struct mpdev_erro
 		}
 		close_fd(&v->intx.trigger_fd);
 		v->intx.trigger_fd = fd;
+		make_nonblocking(fd);
 		v->intx.masked = false;
 		intx_fire(v); /* a line already high is seen by the new consumer */
 		return 0;
@@ -354,7 +425,7 @@ static int set_irqs(struct virq *v, struct virq_set_irqs *req, struct mpdev_erro
 		return mpdev_error_set(err, EINVAL, "%s vectors %u..%u: the device has %u",
 				       index_names[req->index], req->start,
 				       req->start + req->count - 1, v->counts[req->index]);
-	if (req->data == VIRQ_DATA_EVENTFD && (r = check_eventfds(req, err)) < 0)
+	if (req->data == VIRQ_DATA_EVENTFD && (r = check_eventfds(v, req, err)) < 0)
 		return r;
 	if (req->index == BACKEND_IRQ_INTX)
 		return set_intx(v, req, err);
