@@ -202,9 +202,10 @@ MPDEV_API int mpdev_reset(struct mpdev *dev);
  * region is read-only; gpa, size and fd_offset are page-aligned; regions
  * do not overlap; at most the remote's limit (1024) of them.
  *
- * libmpdev keeps its own duplicate of every fd it sent and the table it
- * describes, so the caller may close its fds after the call, and the table
- * can be replayed into a restarted remote.
+ * libmpdev keeps its own duplicate of every fd it sent (one per backing
+ * file, shared by the regions carved from it) and the table it describes, so
+ * the caller may close its fds after the call, and the table can be replayed
+ * into a restarted remote.
  */
 struct mpdev_mem_region {
 	uint64_t gpa;
@@ -230,8 +231,8 @@ MPDEV_API int mpdev_mem_remove(struct mpdev *dev, uint64_t gpa, uint64_t size);
 
 /*
  * The table as libmpdev last had it accepted: copies up to max entries into
- * out (whose fds are the library's own: do not close them) and returns the
- * number of regions.
+ * out (whose fds are the library's own: do not close them; regions backed by
+ * the same file share one) and returns the number of regions.
  */
 MPDEV_API size_t mpdev_mem_get_table(const struct mpdev *dev, struct mpdev_mem_region *out,
 				     size_t max);

@@ -6,17 +6,42 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "fdident.h"
+
+/*
+ * Kept regions share one duplicate per backing file: a 1,000-region table
+ * carved from one memfd costs one descriptor, not 1,000.
+ */
+static bool fd_shared(const struct mpdev_mem_region *v, size_t n, size_t i)
+{
+	for (size_t k = 0; k < n; k++)
+		if (k != i && v[k].fd == v[i].fd)
+			return true;
+	return false;
+}
+
+/* Closes each distinct fd of v once. */
+static void close_table(struct mpdev_mem_region *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+
+		for (k = 0; k < i && v[k].fd != v[i].fd; k++)
+			;
+		if (k == i)
+			close(v[i].fd);
+	}
+}
 
 void client_mem_forget(struct mpdev *dev)
 {
-	for (size_t i = 0; i < dev->n_mem; i++)
-		close(dev->mem[i].fd);
+	close_table(dev->mem, dev->n_mem);
 	free(dev->mem);
 	dev->mem = NULL;
 	dev->n_mem = 0;
 }
 
-/* A copy of v whose fds are our own duplicates; NULL (and errno) on failure. */
+/* A copy of v with our own duplicates, one per distinct fd; NULL (and errno) on failure. */
 static struct mpdev_mem_region *dup_table(const struct mpdev_mem_region *v, size_t n)
 {
 	struct mpdev_mem_region *copy = calloc(n ? n : 1, sizeof(*copy));
@@ -24,19 +49,35 @@ static struct mpdev_mem_region *dup_table(const struct mpdev_mem_region *v, size
 	if (!copy)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
+		size_t k;
+
 		copy[i] = v[i];
-		copy[i].fd = fcntl(v[i].fd, F_DUPFD_CLOEXEC, 3);
+		for (k = 0; k < i && v[k].fd != v[i].fd; k++)
+			;
+		copy[i].fd = k < i ? copy[k].fd : fcntl(v[i].fd, F_DUPFD_CLOEXEC, 3);
 		if (copy[i].fd < 0) {
 			int e = errno;
 
-			while (i--)
-				close(copy[i].fd);
+			close_table(copy, i);
 			free(copy);
 			errno = e;
 			return NULL;
 		}
 	}
 	return copy;
+}
+
+/*
+ * A kept fd that is the same open file as fd, or -1. Same open file, not
+ * same inode: a read-only descriptor of the memfd must not stand in for a
+ * read-write one.
+ */
+static int kept_fd_for(const struct mpdev *dev, int fd)
+{
+	for (size_t i = 0; i < dev->n_mem; i++)
+		if (fd_same_file(fd, dev->mem[i].fd))
+			return dev->mem[i].fd;
+	return -1;
 }
 
 static void fill_region(Mpdev__MemRegion *out, const struct mpdev_mem_region *r, uint32_t fd_index)
@@ -142,8 +183,7 @@ int mpdev_mem_set_table(struct mpdev *dev, const struct mpdev_mem_region *region
 	} while (r == 0 && first < n);
 	if (r < 0) {
 		/* The remote dropped the half-sent table and kept its old one: so do we. */
-		for (size_t i = 0; i < n; i++)
-			close(copy[i].fd);
+		close_table(copy, n);
 		free(copy);
 		return r;
 	}
@@ -177,6 +217,12 @@ int mpdev_mem_add(struct mpdev *dev, const struct mpdev_mem_region *region)
 		wire_msg_release(&reply);
 		grown = realloc(dev->mem, (dev->n_mem + 1) * sizeof(*grown));
 		if (grown) {
+			int shared = kept_fd_for(dev, copy[0].fd);
+
+			if (shared >= 0) {
+				close(copy[0].fd);
+				copy[0].fd = shared;
+			}
 			dev->mem = grown;
 			dev->mem[dev->n_mem++] = copy[0];
 			free(copy);
@@ -209,7 +255,8 @@ int mpdev_mem_remove(struct mpdev *dev, uint64_t gpa, uint64_t size)
 	wire_msg_release(&reply);
 	for (size_t i = 0; i < dev->n_mem; i++) {
 		if (dev->mem[i].gpa == gpa && dev->mem[i].size == size) {
-			close(dev->mem[i].fd);
+			if (!fd_shared(dev->mem, dev->n_mem, i))
+				close(dev->mem[i].fd);
 			dev->mem[i] = dev->mem[--dev->n_mem];
 			break;
 		}
