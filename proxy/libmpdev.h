@@ -246,8 +246,14 @@ MPDEV_API size_t mpdev_mem_get_table(const struct mpdev *dev, struct mpdev_mem_r
  * line. pin is the device's INTx pin (0 = INTA ... 3 = INTD), pirq the
  * remote's IOHUB line it is routed to (0-31; pins of several devices may
  * share one). irqfd -1 removes the pin's routing; resamplefd may be -1 for a
- * consumer without resample. Both must be eventfds. libmpdev keeps its own
- * duplicates for replay; the caller keeps its fds.
+ * consumer without resample. Both must be eventfds, and distinct from every
+ * other eventfd given to the remote (an eventfd the remote writes must not
+ * be one that wakes it). libmpdev keeps its own duplicates for replay; the
+ * caller keeps its fds.
+ *
+ * The remote sets O_NONBLOCK on the eventfds it writes or reads, so that no
+ * peer can stall it. The flag belongs to the open file, which the caller's
+ * descriptors share: read your copies with poll() or expect EAGAIN.
  */
 MPDEV_API int mpdev_set_intx_irqfd(struct mpdev *dev, unsigned pin, unsigned pirq, int irqfd,
 				   int resamplefd);
