@@ -217,13 +217,15 @@ int mpdev_mem_add(struct mpdev *dev, const struct mpdev_mem_region *region)
 		wire_msg_release(&reply);
 		grown = realloc(dev->mem, (dev->n_mem + 1) * sizeof(*grown));
 		if (grown) {
-			int shared = kept_fd_for(dev, copy[0].fd);
+			int shared;
 
+			/* realloc may have moved the table: adopt it before reading it. */
+			dev->mem = grown;
+			shared = kept_fd_for(dev, copy[0].fd);
 			if (shared >= 0) {
 				close(copy[0].fd);
 				copy[0].fd = shared;
 			}
-			dev->mem = grown;
 			dev->mem[dev->n_mem++] = copy[0];
 			free(copy);
 			return 0;
