@@ -2,19 +2,20 @@
  * INTx delivery latency through mpdev-remote's IOHUB, beside raw baselines of
  * the same shape between two processes, in the same run:
  *
- *  1. raise -> irqfd: the VMM posts a write of 0x60 to edu's BAR0; the remote
- *     wakes, decodes it, edu raises INTx, the IOHUB writes the irqfd; the
- *     VMM's blocking read() of the irqfd returns. The ack (posted 0x64) and a
- *     sync that follow each cycle are outside the timed interval, so every
- *     cycle starts with the remote idle in its loop. Raw: A sends one packet
- *     of the posted write's size on a SOCK_SEQPACKET socket, B (blocking recv,
- *     or a libevent loop) writes an eventfd, A's blocking read() returns; the
+ *  1. raise -> irqfd: the VMM posts a write of 0x60 to edu's BAR0 (libmpdev
+ *     encodes it, one sendmsg); the remote wakes in its loop, recvmsg, decodes
+ *     it, edu raises INTx, the IOHUB writes the irqfd; the VMM's poll() on the
+ *     irqfd returns and read() drains it. The ack (posted 0x64) and a sync
+ *     that follow each cycle are outside the timed interval, so every cycle
+ *     starts with the remote idle in epoll_wait. Raw: A sends one packet of
+ *     the posted write's size on a SOCK_SEQPACKET socket, B (blocking recv,
+ *     or a libevent loop) writes an eventfd, A's poll() + read() returns; the
  *     ack and the sync have raw twins outside the interval too.
  *  2. resample -> re-assert: with the line held (raised, not acked) the VMM
  *     writes the resamplefd, as KVM does on the guest's EOI; the remote's
  *     IOHUB drains it and, the level being still 1, writes the irqfd again;
- *     the VMM's blocking read() returns. Raw: A writes an eventfd, B reads it
- *     and writes a second eventfd, A reads that.
+ *     the VMM's poll() + read() returns. Raw: A writes an eventfd, B reads it
+ *     and writes a second eventfd, A waits for that one the same way.
  *
  * Both with every process pinned to CPU 0, and unpinned. Rounds alternate raw
  * and mpdev so that machine noise hits both alike; each figure is the median
@@ -23,8 +24,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -182,24 +183,28 @@ struct raw_peer {
 struct loop_ctx {
 	struct event_base *base;
 	int sock, efd_in, efd_out;
+	int status; /* exit status: 0 after a clean end, 1 after an error */
 };
 
-/* B of the raise cycle: a raise packet writes the eventfd, a sync is answered. */
+/*
+ * B of the raise cycle: a raise packet writes the eventfd, a sync is answered.
+ * 0: go on; 1: A closed the socket; -1: error.
+ */
 static int raise_peer_packet(int sock, int efd)
 {
 	char buf[256];
 	ssize_t n = recv(sock, buf, sizeof(buf), 0);
 
 	if (n <= 0)
-		return -1;
+		return n == 0 ? 1 : -1;
 	if (buf[0] == PKT_RAISE)
 		return efd_signal(efd, 1);
 	if (buf[0] == PKT_SYNC)
 		return send(sock, buf, (size_t)n, 0) == n ? 0 : -1;
-	return 0; /* PKT_ACK: nothing to do, as edu's ack raises nothing */
+	return 0; /* PKT_ACK: nothing to do, as edu's ack signals nothing */
 }
 
-/* B of the resample cycle: each signal is answered by one; QUIT_MARK ends it. */
+/* B of the resample cycle: each signal is answered by one; QUIT_MARK ends it (1). */
 static int resample_peer_signal(int efd_in, int efd_out)
 {
 	uint64_t v;
@@ -207,61 +212,68 @@ static int resample_peer_signal(int efd_in, int efd_out)
 	if (read(efd_in, &v, sizeof(v)) != sizeof(v))
 		return errno == EAGAIN ? 0 : -1;
 	if (v >= QUIT_MARK)
-		return -1;
+		return 1;
 	return efd_signal(efd_out, 1);
 }
 
-static void loop_raise_cb(evutil_socket_t fd, short what, void *arg)
+static void loop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct loop_ctx *c = arg;
+	int r = c->sock >= 0 ? raise_peer_packet(c->sock, c->efd_out)
+			     : resample_peer_signal(c->efd_in, c->efd_out);
 
-	if (raise_peer_packet(c->sock, c->efd_out) < 0)
+	if (r) {
+		c->status = r < 0;
 		event_base_loopbreak(c->base);
-}
-
-static void loop_resample_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct loop_ctx *c = arg;
-
-	if (resample_peer_signal(c->efd_in, c->efd_out) < 0)
-		event_base_loopbreak(c->base);
+	}
 }
 
 /* A forked peer keeps only its own descriptors: others' would hide their EOF. */
-static void close_others(const struct loop_ctx *c)
+static int close_others(const struct loop_ctx *c)
 {
-	long max = sysconf(_SC_OPEN_MAX);
+	int keep[3] = { c->sock, c->efd_in, c->efd_out };
+	unsigned int lo = 3;
 
-	for (int fd = 3; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
-		if (fd != c->sock && fd != c->efd_in && fd != c->efd_out)
-			close(fd);
+	for (int i = 1; i < 3; i++)
+		for (int j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+			int t = keep[j];
+
+			keep[j] = keep[j - 1];
+			keep[j - 1] = t;
+		}
+	for (int i = 0; i < 3; i++) {
+		if (keep[i] < (int)lo)
+			continue;
+		if (keep[i] > (int)lo && close_range(lo, (unsigned int)keep[i] - 1, 0) < 0)
+			return -1;
+		lo = (unsigned int)keep[i] + 1;
+	}
+	return close_range(lo, ~0u, 0);
 }
 
 static void peer_main(struct loop_ctx *c, int use_loop)
 {
 	struct event *ev;
+	int r;
 
-	close_others(c);
+	/* Never outlive the bench, whatever happens to it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || close_others(c) < 0)
+		_exit(1);
 	if (!use_loop) {
-		if (c->sock >= 0)
-			while (raise_peer_packet(c->sock, c->efd_out) == 0)
-				;
-		else
-			while (resample_peer_signal(c->efd_in, c->efd_out) == 0)
-				;
-		_exit(0);
+		do
+			r = c->sock >= 0 ? raise_peer_packet(c->sock, c->efd_out)
+					 : resample_peer_signal(c->efd_in, c->efd_out);
+		while (r == 0);
+		_exit(r < 0);
 	}
 	c->base = event_base_new();
 	if (!c->base)
 		_exit(1);
-	if (c->sock >= 0)
-		ev = event_new(c->base, c->sock, EV_READ | EV_PERSIST, loop_raise_cb, c);
-	else
-		ev = event_new(c->base, c->efd_in, EV_READ | EV_PERSIST, loop_resample_cb, c);
-	if (!ev || event_add(ev, NULL) < 0)
+	ev = event_new(c->base, c->sock >= 0 ? c->sock : c->efd_in, EV_READ | EV_PERSIST, loop_cb,
+		       c);
+	if (!ev || event_add(ev, NULL) < 0 || event_base_dispatch(c->base) < 0)
 		_exit(1);
-	event_base_dispatch(c->base);
-	_exit(0);
+	_exit(c->status);
 }
 
 /*
@@ -289,8 +301,6 @@ static int start_raw_peer(struct raw_peer *p, int resample, int use_loop)
 	if (p->pid < 0)
 		goto fail;
 	if (p->pid == 0) {
-		/* Never outlive the bench, whatever happens to it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		c.sock = sv[1];
 		c.efd_in = p->efd_to_b;
 		c.efd_out = p->efd_from_b;
@@ -309,23 +319,28 @@ fail:
 	return -1;
 }
 
-/* Ends B (EOF on its socket, or the quit mark) and reaps it. */
-static void stop_raw_peer(struct raw_peer *p)
+/* Ends B (EOF on its socket, or the quit mark) and reaps it; -1 unless it exited 0. */
+static int stop_raw_peer(struct raw_peer *p)
 {
-	int st;
+	int st = 0, ret = 0;
 
 	if (p->sock >= 0)
 		close(p->sock);
 	if (p->efd_to_b >= 0) {
-		efd_signal(p->efd_to_b, QUIT_MARK);
+		if (p->pid > 0 && efd_signal(p->efd_to_b, QUIT_MARK) < 0)
+			ret = -1;
 		close(p->efd_to_b);
 	}
-	if (p->pid > 0)
-		spawn_wait(p->pid, 5000, &st);
+	if (p->pid > 0 &&
+	    (spawn_wait(p->pid, WAIT_MS, &st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
+		set_err("raw peer %d did not end cleanly (wait status 0x%x)", (int)p->pid, st);
+		ret = -1;
+	}
 	if (p->efd_from_b >= 0)
 		close(p->efd_from_b);
 	p->pid = -1;
 	p->sock = p->efd_to_b = p->efd_from_b = -1;
+	return ret;
 }
 
 static int send_pkt(int sock, char kind, size_t len)
@@ -545,7 +560,7 @@ static int run(int cpu, size_t len, struct result *res)
 				     { .pid = -1, .sock = -1, .efd_to_b = -1, .efd_from_b = -1 },
 				     { .pid = -1, .sock = -1, .efd_to_b = -1, .efd_from_b = -1 } };
 	struct mpdev *dev = NULL;
-	int irqfd = -1, resamplefd = -1, mp_sock = -1, st, ret = -1;
+	int irqfd = -1, resamplefd = -1, mp_sock = -1, st = 0, ret = -1, reported, r;
 	pid_t mp_pid = -1;
 	char bin[4096];
 
@@ -563,7 +578,9 @@ static int run(int cpu, size_t len, struct result *res)
 	for (int i = 0; i < 4; i++)
 		if (pin(peers[i].pid, cpu) < 0)
 			goto out;
-	if (mpdev_connect_fd(mp_sock, NULL, &dev) < 0) {
+	r = mpdev_connect_fd(mp_sock, NULL, &dev);
+	mp_sock = -1; /* the handle owns it now, or closed it */
+	if (r < 0) {
 		set_err("connect: %s", mpdev_connect_error());
 		goto out;
 	}
@@ -579,21 +596,28 @@ static int run(int cpu, size_t len, struct result *res)
 	}
 	ret = measure(dev, irqfd, resamplefd, peers, len, res);
 out:
-	if (ret < 0)
+	reported = ret < 0;
+	if (reported)
 		fprintf(stderr, "bench_irq (%s): %s\n", cpu < 0 ? "unpinned" : "pinned", errbuf);
 	mpdev_close(dev);
-	if (!dev && mp_sock >= 0)
+	if (mp_sock >= 0)
 		close(mp_sock);
 	if (irqfd >= 0)
 		close(irqfd);
 	if (resamplefd >= 0)
 		close(resamplefd);
-	if (mp_pid > 0 && spawn_wait(mp_pid, 5000, &st) < 0)
+	if (mp_pid > 0 &&
+	    (spawn_wait(mp_pid, WAIT_MS, &st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)) {
+		set_err("mpdev-remote did not end cleanly (wait status 0x%x)", st);
 		ret = -1;
+	}
 	for (int i = 0; i < 4; i++)
-		stop_raw_peer(&peers[i]);
+		if (stop_raw_peer(&peers[i]) < 0)
+			ret = -1;
 	if (pin(0, -1) < 0)
 		ret = -1;
+	if (ret < 0 && !reported)
+		fprintf(stderr, "bench_irq (%s): %s\n", cpu < 0 ? "unpinned" : "pinned", errbuf);
 	return ret;
 }
 
@@ -614,16 +638,16 @@ int main(void)
 	printf("bench_irq: median of %d rounds (mean per cycle in each round); %d raise cycles and "
 	       "%d resample cycles a round; %.1f s\n",
 	       ROUNDS, IRQ_ITERS, RESAMPLE_ITERS, (now_ns() - t0) / 1e9);
-	printf("raise -> irqfd: VMM posts a %zu B write of 0x60 (sendmsg) -> remote wakes in its "
-	       "loop,\n  decodes it, edu raises INTx, the IOHUB writes the irqfd -> the VMM's "
-	       "blocking read() of\n  the irqfd returns. Ack (posted 0x64) and a sync follow, "
-	       "untimed. Raw: A sends one %zu B\n  SOCK_SEQPACKET packet, B writes an eventfd, "
-	       "A's blocking read() returns.\n",
+	printf("raise -> irqfd: VMM posts a %zu B write of 0x60 (encode + sendmsg) -> remote "
+	       "wakes in\n  epoll_wait, recvmsg, decodes, edu raises INTx, the IOHUB writes the "
+	       "irqfd -> the VMM's\n  poll() on the irqfd returns and read() drains it. Ack "
+	       "(posted 0x64) and a sync follow,\n  untimed. Raw: A sends one %zu B SOCK_SEQPACKET "
+	       "packet, B writes an eventfd, A's\n  poll() + read() returns.\n",
 	       len, len);
 	printf("resample -> re-assert: line held; VMM writes the resamplefd (as KVM on EOI) -> "
 	       "remote\n  wakes, drains it, the IOHUB sees level 1 and writes the irqfd -> the "
-	       "VMM's read()\n  returns. Raw: A writes an eventfd, B reads it and writes a second "
-	       "one, A reads that.\n");
+	       "VMM's poll() +\n  read() returns. Raw: A writes an eventfd, B reads it and writes "
+	       "a second one, A waits\n  for it the same way.\n");
 	printf("Raw B serves with a blocking call, or (\"raw+loop\") from a libevent loop as the "
 	       "remote does.\n");
 	printf("IOHUB counters checked every round: one irqfd signal per raise, one re-assert per "

@@ -85,6 +85,8 @@ static void mpdev_packet_sizes(size_t *req, size_t *rep, size_t *posted)
 	e.region_read_reply = &rd;
 	*rep = mpdev__envelope__get_packed_size(&e);
 	e.kind = MPDEV__KIND__KIND_POSTED;
+	/* libmpdev marks posted ids with bit 63 (see proxy/client.h): a 10-byte varint. */
+	e.id = 1000000 | (1ull << 63);
 	rw.offset = 4;
 	rw.data.data = data;
 	rw.data.len = 4;
