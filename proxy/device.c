@@ -166,6 +166,40 @@ int mpdev_reset(struct mpdev *dev)
 	return r;
 }
 
+int mpdev_get_iommu_info(struct mpdev *dev, struct mpdev_iommu_info *info)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__IommuInfoRequest body = MPDEV__IOMMU_INFO_REQUEST__INIT;
+	const Mpdev__IommuInfo *ii;
+	struct wire_msg reply;
+	int r;
+
+	if (!(dev->features & MPDEV_FEATURE_IOMMU_INFO))
+		return mpdev_error_set(&dev->err, ENOTSUP, "the remote does not report IOMMU info");
+	req.body_case = MPDEV__ENVELOPE__BODY_IOMMU_INFO_REQUEST;
+	req.iommu_info_request = &body;
+	r = client_request(dev, &req, NULL, 0, &reply);
+	if (r < 0)
+		return r;
+	r = client_expect_body(dev, &reply, MPDEV__ENVELOPE__BODY_IOMMU_INFO);
+	if (r == 0) {
+		ii = reply.env->iommu_info;
+		memset(info, 0, sizeof(*info));
+		info->kind = ii->kind;
+		info->pgsize_bitmap = ii->pgsize_bitmap;
+		for (size_t i = 0; i < ii->n_iova_ranges && i < MPDEV_MAX_IOVA_RANGES; i++) {
+			info->ranges[i].start = ii->iova_ranges[i]->start;
+			info->ranges[i].last = ii->iova_ranges[i]->last;
+			info->n_ranges++;
+		}
+		info->dma_avail = ii->dma_avail;
+		info->mappings_used = ii->mappings_used;
+		info->dirty_tracking = ii->dirty_tracking;
+	}
+	wire_msg_release(&reply);
+	return r;
+}
+
 int mpdev_get_stats(struct mpdev *dev, void (*fn)(void *opaque, const char *name, uint64_t value),
 		    void *opaque)
 {

@@ -285,6 +285,31 @@ MPDEV_API int mpdev_set_irqs_none(struct mpdev *dev, unsigned index, unsigned ac
 /* Disables an IRQ index entirely (SET_IRQS with count 0); its eventfds are dropped. */
 MPDEV_API int mpdev_irq_disable(struct mpdev *dev, unsigned index);
 
+/* IOMMU facts (mpdev_get_iommu_info). */
+enum mpdev_iommu_kind {
+	MPDEV_IOMMU_NONE = 0,
+	MPDEV_IOMMU_EMULATED = 1, /* an emulated device: the remote's own bounds checks */
+	MPDEV_IOMMU_TYPE1 = 2,	  /* VFIO legacy container, TYPE1v2 */
+	MPDEV_IOMMU_IOMMUFD = 3,
+};
+
+#define MPDEV_MAX_IOVA_RANGES 32
+
+struct mpdev_iommu_info {
+	uint32_t kind; /* enum mpdev_iommu_kind */
+	uint64_t pgsize_bitmap;
+	size_t n_ranges; /* usable IOVA (guest-physical) ranges for memory regions */
+	struct {
+		uint64_t start, last; /* inclusive */
+	} ranges[MPDEV_MAX_IOVA_RANGES];
+	uint32_t dma_avail;	/* further regions the remote and its IOMMU accept */
+	uint32_t mappings_used; /* regions mapped now */
+	bool dirty_tracking;
+};
+
+/* What the remote's IOMMU accepts: a VMM checks its memory layout against it. */
+MPDEV_API int mpdev_get_iommu_info(struct mpdev *dev, struct mpdev_iommu_info *info);
+
 /*
  * The remote's counters. Calls fn once per counter; returns the number of
  * counters or a negative errno.

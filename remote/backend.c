@@ -4,16 +4,22 @@
 #include <string.h>
 
 #include "edu.h"
+#include "vfio.h"
 
-int backend_create(const char *spec, struct event_base *base, struct backend_host *host,
-		   struct backend **out, struct mpdev_error *err)
+int backend_create(const struct backend_config *cfg, struct event_base *base,
+		   struct backend_host *host, struct backend **out, struct mpdev_error *err)
 {
+	const char *spec = cfg->device;
+
 	*out = NULL;
 	if (!spec || !*spec)
-		return mpdev_error_set(err, EINVAL, "no device given (try --device edu)");
+		return mpdev_error_set(err, EINVAL,
+				       "no device given (--device edu, or --device vfio:BDF)");
 	if (strcmp(spec, "edu") == 0)
 		return edu_create(base, host, out, err);
-	return mpdev_error_set(err, ENODEV, "unknown device '%s' (known: edu)", spec);
+	if (strncmp(spec, "vfio:", 5) == 0)
+		return vfio_backend_create(cfg, base, host, out, err);
+	return mpdev_error_set(err, ENODEV, "unknown device '%s' (known: edu, vfio:BDF)", spec);
 }
 
 void backend_destroy(struct backend *b)

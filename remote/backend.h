@@ -14,6 +14,8 @@
 #include "error.h"
 
 struct event_base;
+struct iohub;
+struct vfio_sys;
 
 /* Region and IRQ numbering match VFIO's PCI indexes (and the protocol's). */
 enum backend_region_index {
@@ -92,6 +94,46 @@ struct backend_host {
 	/* Fires MSI/MSI-X vector of the given IRQ index. */
 	int (*signal_vector)(struct backend_host *h, unsigned irq_index, unsigned vector,
 			     struct mpdev_error *err);
+	/* The remote's IOHUB, for backends that route INTx themselves (vfio). */
+	struct iohub *hub;
+};
+
+/* A VFIO_DEVICE_SET_IRQS request with its descriptors already taken. */
+struct backend_irq_request {
+	uint32_t index, action, data, start, count;
+	const bool *values; /* data BOOL: count entries */
+	int *fds;	    /* data EVENTFD: count entries, -1 or owned by the callee */
+};
+
+#define BACKEND_IRQ_ACTION_TRIGGER 0u
+#define BACKEND_IRQ_ACTION_MASK	   1u
+#define BACKEND_IRQ_ACTION_UNMASK  2u
+#define BACKEND_IRQ_DATA_NONE	   0u
+#define BACKEND_IRQ_DATA_BOOL	   1u
+#define BACKEND_IRQ_DATA_EVENTFD   2u
+
+#define BACKEND_MAX_IOVA_RANGES 32
+
+/* What the protocol's IommuInfo reports. kind uses the protocol's IommuKind numbers. */
+struct backend_iommu_info {
+	uint32_t kind;
+	uint64_t pgsize_bitmap;
+	size_t n_ranges;
+	struct {
+		uint64_t start, last; /* inclusive */
+	} ranges[BACKEND_MAX_IOVA_RANGES];
+	uint32_t dma_avail; /* further mappings accepted */
+	uint32_t mappings_used;
+	bool dirty_tracking;
+};
+
+/* How to create a backend (mpdev-remote's command line). */
+struct backend_config {
+	const char *device; /* "edu", or "vfio:0000:00:03.0" */
+	const char *iommu; /* vfio: "auto" (iommufd if the kernel has it), "container", "iommufd" */
+	const char *intx;  /* vfio: "auto" (direct), "direct" or "routed" (through the IOHUB) */
+	unsigned nr_ioas;  /* vfio+iommufd: IOAS count for several devices (tests) */
+	const struct vfio_sys *sys; /* vfio: the kernel, or a model in tests (NULL: kernel) */
 };
 
 /* One memory table region as a backend sees it: the vfio backend maps it in the IOMMU. */
@@ -122,6 +164,20 @@ struct backend_ops {
 		       struct mpdev_error *err);
 	int (*dma_unmap)(struct backend *b, const struct backend_dma_region *r,
 			 struct mpdev_error *err);
+	/* Optional: IOMMU facts; without it the remote reports its own bounds checks. */
+	int (*iommu_info)(struct backend *b, struct backend_iommu_info *info,
+			  struct mpdev_error *err);
+	/*
+	 * Optional: interrupts handled by the backend itself (vfio); without these
+	 * the remote's own emulated-interrupt layer serves the device model.
+	 * Both own the descriptors they are given, on success and failure.
+	 */
+	int (*set_irqs)(struct backend *b, struct backend_irq_request *req,
+			struct mpdev_error *err);
+	int (*set_intx_irqfd)(struct backend *b, uint32_t pin, uint32_t pirq, int irqfd,
+			      int resamplefd, struct mpdev_error *err);
+	/* Optional: the proxy is gone; drop interrupt setup (DMA goes with the table). */
+	void (*release)(struct backend *b);
 	void (*destroy)(struct backend *b);
 };
 
@@ -133,11 +189,11 @@ struct backend {
 };
 
 /*
- * Creates the backend a --device spec names ("edu" for the emulated edu
- * device). The host must outlive the backend.
+ * Creates the backend cfg->device names ("edu": the emulated edu device;
+ * "vfio:BDF": a host device through VFIO). The host must outlive it.
  */
-int backend_create(const char *spec, struct event_base *base, struct backend_host *host,
-		   struct backend **out, struct mpdev_error *err);
+int backend_create(const struct backend_config *cfg, struct event_base *base,
+		   struct backend_host *host, struct backend **out, struct mpdev_error *err);
 void backend_destroy(struct backend *b);
 
 #endif

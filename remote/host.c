@@ -41,7 +41,11 @@ int remote_host_init(struct remote_host *h, struct event_base *base, struct mpde
 	h->ops.signal_vector = host_signal_vector;
 	h->virq_ready = false;
 	dma_table_init(&h->dma, NULL, MPDEV_MAX_MEM_REGIONS);
-	return iohub_create(base, REMOTE_HOST_PIRQS, &h->hub, err);
+	h->hub = NULL;
+	if (iohub_create(base, REMOTE_HOST_PIRQS, &h->hub, err) < 0)
+		return -err->code;
+	h->ops.hub = h->hub;
+	return 0;
 }
 
 int remote_host_set_backend(struct remote_host *h, struct backend *b, struct mpdev_error *err)

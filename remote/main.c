@@ -16,18 +16,24 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: mpdev-remote --device edu (--socket PATH | --fd N) [options]\n"
-		   "\n"
-		   "  -d, --device SPEC     device to serve: 'edu' (emulated QEMU edu device)\n"
-		   "  -s, --socket PATH     listen on a SOCK_SEQPACKET Unix socket at PATH\n"
-		   "  -f, --fd N            use inherited socket N: listening (accept on it) or\n"
-		   "                        connected (serve it, exit when it closes)\n"
-		   "  -u, --allow-uid UID   peer uid allowed to connect (repeatable)\n"
-		   "  -g, --allow-gid GID   peer gid allowed to connect (repeatable)\n"
-		   "                        without either option: root and the invoking user;\n"
-		   "                        with them: exactly the ids given\n"
-		   "  -v, --verbose         more log output (twice for debug)\n"
-		   "  -h, --help            this text\n");
+	fprintf(f,
+		"usage: mpdev-remote --device SPEC (--socket PATH | --fd N) [options]\n"
+		"\n"
+		"  -d, --device SPEC     device to serve: 'edu' (emulated QEMU edu device), or\n"
+		"                        'vfio:DDDD:BB:DD.F' (a host device bound to vfio-pci)\n"
+		"  -i, --iommu KIND      vfio: auto (iommufd where the kernel has it, else the\n"
+		"                        container), container (TYPE1v2), iommufd\n"
+		"  -x, --intx MODE       vfio: auto/direct (the proxy's irqfd is VFIO's trigger,\n"
+		"                        its resamplefd VFIO's unmask) or routed (IOHUB)\n"
+		"  -s, --socket PATH     listen on a SOCK_SEQPACKET Unix socket at PATH\n"
+		"  -f, --fd N            use inherited socket N: listening (accept on it) or\n"
+		"                        connected (serve it, exit when it closes)\n"
+		"  -u, --allow-uid UID   peer uid allowed to connect (repeatable)\n"
+		"  -g, --allow-gid GID   peer gid allowed to connect (repeatable)\n"
+		"                        without either option: root and the invoking user;\n"
+		"                        with them: exactly the ids given\n"
+		"  -v, --verbose         more log output (twice for debug)\n"
+		"  -h, --help            this text\n");
 }
 
 static int parse_id(const char *s, unsigned long *out)
@@ -49,6 +55,8 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "device", required_argument, NULL, 'd' },
+		{ "iommu", required_argument, NULL, 'i' },
+		{ "intx", required_argument, NULL, 'x' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "fd", required_argument, NULL, 'f' },
 		{ "allow-uid", required_argument, NULL, 'u' },
@@ -65,6 +73,7 @@ int main(int argc, char **argv)
 	struct server *srv = NULL;
 	struct event_base *base;
 	struct event *sigterm, *sigint;
+	struct backend_config bcfg = { .iommu = "auto", .intx = "auto" };
 	bool custom_allow = false;
 	int verbosity = MPDEV_LOG_WARN;
 	long fd = -1;
@@ -72,12 +81,18 @@ int main(int argc, char **argv)
 
 	log_set_ident("mpdev-remote");
 	memset(&cfg, 0, sizeof(cfg));
-	while ((c = getopt_long(argc, argv, "d:s:f:u:g:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:s:f:u:g:i:x:vh", opts, NULL)) != -1) {
 		unsigned long id;
 
 		switch (c) {
 		case 'd':
 			device = optarg;
+			break;
+		case 'i':
+			bcfg.iommu = optarg;
+			break;
+		case 'x':
+			bcfg.intx = optarg;
 			break;
 		case 's':
 			path = optarg;
@@ -131,7 +146,8 @@ int main(int argc, char **argv)
 		event_base_free(base);
 		return 1;
 	}
-	if (backend_create(device, base, &host.ops, &backend, &err) < 0) {
+	bcfg.device = device;
+	if (backend_create(&bcfg, base, &host.ops, &backend, &err) < 0) {
 		log_error(COMP, "device '%s': %s", device, err.msg);
 		goto out;
 	}

@@ -51,7 +51,9 @@ static void conn_close(struct server *srv)
 		log_warn(COMP, "device reset after disconnect failed: %s", err.msg);
 	else
 		log_info(COMP, "proxy disconnected; device reset");
-	/* The device is quiet now: the connection's guest memory can go. */
+	/* The device is quiet now: its interrupts, then the guest memory, can go. */
+	if (srv->backend->ops->release)
+		srv->backend->ops->release(srv->backend);
 	session_release(&srv->session);
 	remote_host_release(srv->host);
 	if (srv->exit_after_conn)

@@ -475,9 +475,15 @@ static int handle_set_intx_irqfd(struct session *s, struct wire_msg *m, struct m
 			m->nfds);
 	irqfd = m->nfds > 0 ? wire_take_fd(m, 0) : -1;
 	resamplefd = m->nfds > 1 ? wire_take_fd(m, 1) : -1;
-	/* virq owns both from here, on success and failure alike. */
-	if (virq_set_intx_irqfd(&s->host->virq, req->pin, req->pirq, irqfd, resamplefd, err) < 0)
+	/* The callee owns both from here, on success and failure alike. */
+	if (s->backend->ops->set_intx_irqfd) {
+		if (s->backend->ops->set_intx_irqfd(s->backend, req->pin, req->pirq, irqfd,
+						    resamplefd, err) < 0)
+			return -err->code;
+	} else if (virq_set_intx_irqfd(&s->host->virq, req->pin, req->pirq, irqfd, resamplefd,
+				       err) < 0) {
 		return -err->code;
+	}
 	return send_ok(s, m->env->id);
 }
 
@@ -529,11 +535,11 @@ static int take_set_irqs(const Mpdev__SetIrqs *req, struct wire_msg *m, int *fds
 static int handle_set_irqs(struct session *s, struct wire_msg *m, struct mpdev_error *err)
 {
 	const Mpdev__SetIrqs *req = m->env->set_irqs;
-	struct virq_set_irqs vr = { .index = req->index,
-				    .action = req->action,
-				    .data = req->data,
-				    .start = req->start,
-				    .count = req->count };
+	struct backend_irq_request vr = { .index = req->index,
+					  .action = req->action,
+					  .data = req->data,
+					  .start = req->start,
+					  .count = req->count };
 	bool *values = NULL;
 	int *fds = NULL;
 	int r;
@@ -555,13 +561,64 @@ static int handle_set_irqs(struct session *s, struct wire_msg *m, struct mpdev_e
 		values[i] = req->values[i];
 	vr.values = values;
 	vr.fds = fds;
-	r = virq_set_irqs(&s->host->virq, &vr, err);
+	r = s->backend->ops->set_irqs ? s->backend->ops->set_irqs(s->backend, &vr, err)
+				      : virq_set_irqs(&s->host->virq, &vr, err);
 	if (r == 0)
 		r = send_ok(s, m->env->id);
 out:
 	free(fds);
 	free(values);
 	return r;
+}
+
+/* Without a backend IOMMU the remote's own bounds checks are the IOMMU. */
+static void emulated_iommu_info(const struct session *s, struct backend_iommu_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->kind = MPDEV__IOMMU_KIND__IOMMU_EMULATED;
+	info->pgsize_bitmap = 4096;
+	info->n_ranges = 1;
+	info->ranges[0].start = 0;
+	info->ranges[0].last = UINT64_MAX;
+	info->mappings_used = (uint32_t)s->host->dma.map.n;
+	info->dma_avail = (uint32_t)(s->host->dma.max_regions - s->host->dma.map.n);
+}
+
+static int handle_iommu_info(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)
+{
+	struct backend_iommu_info bi;
+	Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
+	Mpdev__IommuInfo info = MPDEV__IOMMU_INFO__INIT;
+	Mpdev__IovaRange ranges[BACKEND_MAX_IOVA_RANGES];
+	Mpdev__IovaRange *ptrs[BACKEND_MAX_IOVA_RANGES];
+	int r;
+
+	if (s->backend->ops->iommu_info) {
+		r = s->backend->ops->iommu_info(s->backend, &bi, err);
+		if (r < 0)
+			return r;
+	} else {
+		emulated_iommu_info(s, &bi);
+	}
+	/* The memory table's own limit applies on top of the IOMMU's. */
+	if (bi.dma_avail > s->host->dma.max_regions - s->host->dma.map.n)
+		bi.dma_avail = (uint32_t)(s->host->dma.max_regions - s->host->dma.map.n);
+	for (size_t i = 0; i < bi.n_ranges; i++) {
+		mpdev__iova_range__init(&ranges[i]);
+		ranges[i].start = bi.ranges[i].start;
+		ranges[i].last = bi.ranges[i].last;
+		ptrs[i] = &ranges[i];
+	}
+	info.kind = bi.kind;
+	info.pgsize_bitmap = bi.pgsize_bitmap;
+	info.n_iova_ranges = bi.n_ranges;
+	info.iova_ranges = ptrs;
+	info.dma_avail = bi.dma_avail;
+	info.mappings_used = bi.mappings_used;
+	info.dirty_tracking = bi.dirty_tracking;
+	rep.body_case = MPDEV__ENVELOPE__BODY_IOMMU_INFO;
+	rep.iommu_info = &info;
+	return send_reply(s, req->id, &rep);
 }
 
 /* Bodies that are answers, never requests: a peer sending one is confused. */
@@ -676,6 +733,8 @@ static int dispatch(struct session *s, struct wire_msg *m, bool posted, struct m
 		return handle_set_intx_irqfd(s, m, err);
 	case MPDEV__ENVELOPE__BODY_SET_IRQS:
 		return handle_set_irqs(s, m, err);
+	case MPDEV__ENVELOPE__BODY_IOMMU_INFO_REQUEST:
+		return handle_iommu_info(s, m->env, err);
 	default:
 		/* Unreachable while SESSION_FEATURES gates every other body. */
 		return mpdev_error_set(err, ENOTSUP, "'%s' is not implemented by this remote",

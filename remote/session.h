@@ -16,9 +16,9 @@
 
 /* What this remote implements; the handshake intersects it with the peer's. */
 #define SESSION_FEATURES                                                                           \
-	((uint64_t)(MPDEV__FEATURE__FEATURE_POSTED_WRITES | MPDEV__FEATURE__FEATURE_STATS |         \
+	((uint64_t)(MPDEV__FEATURE__FEATURE_POSTED_WRITES | MPDEV__FEATURE__FEATURE_STATS |        \
 		    MPDEV__FEATURE__FEATURE_MEMORY_TABLE | MPDEV__FEATURE__FEATURE_INTX_IRQFD |    \
-		    MPDEV__FEATURE__FEATURE_SET_IRQS))
+		    MPDEV__FEATURE__FEATURE_SET_IRQS | MPDEV__FEATURE__FEATURE_IOMMU_INFO))
 
 /* A memory table arriving in several MemTableSet chunks, applied with the last. */
 struct session_pending_table {

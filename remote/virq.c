@@ -255,7 +255,7 @@ int virq_signal_vector(struct virq *v, unsigned index, unsigned vector, struct m
 }
 
 /* The slot vector start+i of the request's index (and action) would fill. */
-static const int *slot_of(const struct virq *v, const struct virq_set_irqs *req, uint32_t i)
+static const int *slot_of(const struct virq *v, const struct backend_irq_request *req, uint32_t i)
 {
 	if (req->index == BACKEND_IRQ_INTX)
 		return req->action == VIRQ_ACTION_UNMASK ? &v->intx.unmask_fd : &v->intx.trigger_fd;
@@ -263,7 +263,7 @@ static const int *slot_of(const struct virq *v, const struct virq_set_irqs *req,
 }
 
 /* Every slot gets -1 or an eventfd no other interrupt uses; checked before any is installed. */
-static int check_eventfds(const struct virq *v, const struct virq_set_irqs *req,
+static int check_eventfds(const struct virq *v, const struct backend_irq_request *req,
 			  struct mpdev_error *err)
 {
 	for (uint32_t i = 0; i < req->count; i++) {
@@ -292,12 +292,12 @@ static int check_eventfds(const struct virq *v, const struct virq_set_irqs *req,
 }
 
 /* Whether slot i of the request selects its vector (NONE: all, BOOL: where true). */
-static bool selected(const struct virq_set_irqs *req, uint32_t i)
+static bool selected(const struct backend_irq_request *req, uint32_t i)
 {
 	return req->data == VIRQ_DATA_NONE || (req->data == VIRQ_DATA_BOOL && req->values[i]);
 }
 
-static int set_vectors(struct virq *v, struct virq_set_irqs *req, struct mpdev_error *err)
+static int set_vectors(struct virq *v, struct backend_irq_request *req, struct mpdev_error *err)
 {
 	struct virq_vector *vecs = v->vectors[req->index];
 
@@ -355,7 +355,7 @@ static int set_intx_unmask_fd(struct virq *v, int fd, struct mpdev_error *err)
 	return 0;
 }
 
-static int set_intx(struct virq *v, struct virq_set_irqs *req, struct mpdev_error *err)
+static int set_intx(struct virq *v, struct backend_irq_request *req, struct mpdev_error *err)
 {
 	int fd;
 
@@ -398,7 +398,7 @@ static int set_intx(struct virq *v, struct virq_set_irqs *req, struct mpdev_erro
 	return 0;
 }
 
-static int set_irqs(struct virq *v, struct virq_set_irqs *req, struct mpdev_error *err)
+static int set_irqs(struct virq *v, struct backend_irq_request *req, struct mpdev_error *err)
 {
 	int r;
 
@@ -432,7 +432,7 @@ static int set_irqs(struct virq *v, struct virq_set_irqs *req, struct mpdev_erro
 	return set_vectors(v, req, err);
 }
 
-int virq_set_irqs(struct virq *v, struct virq_set_irqs *req, struct mpdev_error *err)
+int virq_set_irqs(struct virq *v, struct backend_irq_request *req, struct mpdev_error *err)
 {
 	int r = set_irqs(v, req, err);
 

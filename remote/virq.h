@@ -57,19 +57,13 @@ struct virq {
 	struct virq_stats stats;
 };
 
-/* A SetIrqs request with its descriptors already taken (fds[i] is -1 or owned). */
-struct virq_set_irqs {
-	uint32_t index, action, data, start, count;
-	const bool *values; /* IRQ_DATA_BOOL: count entries */
-	int *fds;	    /* IRQ_DATA_EVENTFD: count entries, owned by virq after the call */
-};
-
-#define VIRQ_ACTION_TRIGGER 0u
-#define VIRQ_ACTION_MASK    1u
-#define VIRQ_ACTION_UNMASK  2u
-#define VIRQ_DATA_NONE	    0u
-#define VIRQ_DATA_BOOL	    1u
-#define VIRQ_DATA_EVENTFD   2u
+/* SetIrqs requests are struct backend_irq_request (backend.h), VFIO's numbering. */
+#define VIRQ_ACTION_TRIGGER BACKEND_IRQ_ACTION_TRIGGER
+#define VIRQ_ACTION_MASK    BACKEND_IRQ_ACTION_MASK
+#define VIRQ_ACTION_UNMASK  BACKEND_IRQ_ACTION_UNMASK
+#define VIRQ_DATA_NONE	    BACKEND_IRQ_DATA_NONE
+#define VIRQ_DATA_BOOL	    BACKEND_IRQ_DATA_BOOL
+#define VIRQ_DATA_EVENTFD   BACKEND_IRQ_DATA_EVENTFD
 
 int virq_init(struct virq *v, struct event_base *base, struct iohub *hub,
 	      const struct backend_device_info *info, struct mpdev_error *err);
@@ -84,7 +78,7 @@ void virq_destroy(struct virq *v);
 int virq_set_intx_irqfd(struct virq *v, uint32_t pin, uint32_t pirq, int irqfd, int resamplefd,
 			struct mpdev_error *err);
 
-int virq_set_irqs(struct virq *v, struct virq_set_irqs *req, struct mpdev_error *err);
+int virq_set_irqs(struct virq *v, struct backend_irq_request *req, struct mpdev_error *err);
 
 /* From the device model. */
 int virq_set_intx(struct virq *v, unsigned pin, bool level, struct mpdev_error *err);

@@ -473,20 +473,20 @@ END_TEST
 START_TEST(features_not_negotiated_refused)
 {
 	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
-	Mpdev__IommuInfoRequest req = MPDEV__IOMMU_INFO_REQUEST__INIT;
 	Mpdev__MigSetState mig = MPDEV__MIG_SET_STATE__INIT;
+	Mpdev__DirtyStop stop = MPDEV__DIRTY_STOP__INIT;
 
 	env.id = next_id++;
 	env.kind = MPDEV__KIND__KIND_REQUEST;
-	env.body_case = MPDEV__ENVELOPE__BODY_IOMMU_INFO_REQUEST;
-	env.iommu_info_request = &req;
+	env.body_case = MPDEV__ENVELOPE__BODY_MIG_SET_STATE;
+	env.mig_set_state = &mig;
 	send_env(&env, 0, NULL, 0);
 	expect(EXPECT_REPLY, env.id, ENOTSUP, "not negotiated");
 	expect_alive();
 
 	env.id = next_id++;
-	env.body_case = MPDEV__ENVELOPE__BODY_MIG_SET_STATE;
-	env.mig_set_state = &mig;
+	env.body_case = MPDEV__ENVELOPE__BODY_DIRTY_STOP;
+	env.dirty_stop = &stop;
 	send_env(&env, 0, NULL, 0);
 	expect(EXPECT_REPLY, env.id, ENOTSUP, "not negotiated");
 	expect_alive();

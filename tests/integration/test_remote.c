@@ -183,6 +183,23 @@ static void sum_counter(void *opaque, const char *name, uint64_t value)
 		*(uint64_t *)opaque = value;
 }
 
+START_TEST(iommu_info_of_an_emulated_device)
+{
+	struct mpdev_iommu_info ii;
+
+	ck_assert(mpdev_features(dev) & MPDEV_FEATURE_IOMMU_INFO);
+	ck_assert_int_eq(mpdev_get_iommu_info(dev, &ii), 0);
+	ck_assert_uint_eq(ii.kind, MPDEV_IOMMU_EMULATED);
+	ck_assert_uint_eq(ii.n_ranges, 1);
+	ck_assert_uint_eq(ii.ranges[0].start, 0);
+	ck_assert_uint_eq(ii.ranges[0].last, UINT64_MAX);
+	ck_assert(ii.pgsize_bitmap & 4096);
+	/* The budget is the memory table's limit. */
+	ck_assert_uint_eq(ii.dma_avail, 1024);
+	ck_assert_uint_eq(ii.mappings_used, 0);
+}
+END_TEST
+
 START_TEST(stats_count_what_happened)
 {
 	uint64_t reads = 0;
@@ -437,6 +454,7 @@ static Suite *remote_suite(void)
 	tcase_add_test(tc, posted_writes_keep_order_and_report_failures);
 	tcase_add_test(tc, reset_restores_power_on_state);
 	tcase_add_test(tc, stats_count_what_happened);
+	tcase_add_test(tc, iommu_info_of_an_emulated_device);
 	tcase_add_test(tc, dma_without_memory_table_fails_cleanly);
 	suite_add_tcase(s, tc);
 

@@ -1,0 +1,600 @@
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <linux/vfio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "iohub.h"
+#include "log.h"
+#include "vfio.h"
+#include "vfio_device.h"
+#include "vfio_iommu.h"
+
+#define COMP "vfio"
+
+enum intx_mode {
+	INTX_OFF,
+	INTX_DIRECT, /* the proxy's irqfd is VFIO's trigger, its resamplefd VFIO's unmask */
+	INTX_ROUTED, /* VFIO's trigger is ours; the IOHUB drives the proxy's irqfd */
+};
+
+struct vfio_backend {
+	struct backend be;
+	char bdf[32];
+	const struct vfio_sys *sys;
+	struct vfio_iommu *iommu;
+	struct vfio_dev dev;
+	struct backend_device_info info;
+	struct vfio_iommu_info iinfo; /* read once: ranges and the initial budget */
+	uint32_t mappings;
+	bool prefer_routed;
+	/* Indexes VFIO has triggers for: it allows one type at a time. */
+	bool enabled[BACKEND_NUM_IRQS];
+	struct {
+		enum intx_mode mode;
+		int trigger; /* routed: the eventfd VFIO signals */
+		struct event *ev;
+		unsigned pirq;
+		bool asserted;
+	} intx;
+};
+
+static struct vfio_backend *to_vb(struct backend *b)
+{
+	return (struct vfio_backend *)b;
+}
+
+/* Little-endian config-space read for the identity fields. */
+static uint32_t cfg_read(struct vfio_backend *vb, uint32_t off, uint32_t size)
+{
+	uint8_t b[4] = { 0 };
+	struct mpdev_error err;
+
+	if (vfio_dev_rw(&vb->dev, BACKEND_REGION_CONFIG, off, b, size, false, &err) < 0)
+		return 0;
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static void build_info(struct vfio_backend *vb)
+{
+	struct backend_device_info *di = &vb->info;
+
+	memset(di, 0, sizeof(*di));
+	snprintf(di->name, sizeof(di->name), "vfio:%s", vb->bdf);
+	di->vendor_id = (uint16_t)cfg_read(vb, 0x00, 2);
+	di->device_id = (uint16_t)cfg_read(vb, 0x02, 2);
+	di->revision = (uint8_t)cfg_read(vb, 0x08, 1);
+	di->class_code = cfg_read(vb, 0x08, 4) >> 8;
+	di->subsystem_vendor_id = (uint16_t)cfg_read(vb, 0x2c, 2);
+	di->subsystem_id = (uint16_t)cfg_read(vb, 0x2e, 2);
+	di->reset_supported = (vb->dev.flags & VFIO_DEVICE_FLAGS_RESET) != 0;
+	for (int i = 0; i < BACKEND_NUM_REGIONS; i++) {
+		const struct vfio_dev_region *r = &vb->dev.regions[i];
+		struct backend_region_info *o = &di->regions[i];
+
+		if (!r->size)
+			continue;
+		/* VFIO's READ/WRITE/MMAP bits are the protocol's. */
+		o->flags = r->flags &
+			   (BACKEND_REGION_READ | BACKEND_REGION_WRITE | BACKEND_REGION_MMAP);
+		o->size = r->size;
+		o->type = r->type;
+		o->subtype = r->subtype;
+		o->n_mmap = r->n_mmap;
+		memcpy(o->mmap, r->mmap, sizeof(o->mmap));
+		if (i <= BACKEND_REGION_BAR5) {
+			uint32_t bar = cfg_read(vb, 0x10 + 4 * (uint32_t)i, 4);
+
+			if (bar & 1)
+				o->flags |= BACKEND_REGION_IO;
+			else if (((bar >> 1) & 3) == 2)
+				o->flags |= BACKEND_REGION_MEM64;
+			if (!(bar & 1) && (bar & 8))
+				o->flags |= BACKEND_REGION_PREFETCH;
+		}
+	}
+	/* VFIO's IRQ info bits are the protocol's too. */
+	for (int i = 0; i < BACKEND_NUM_IRQS; i++) {
+		di->irqs[i].count = vb->dev.irqs[i].count;
+		di->irqs[i].flags = vb->dev.irqs[i].flags & 0xf;
+	}
+}
+
+static void vb_get_info(struct backend *b, struct backend_device_info *info)
+{
+	*info = to_vb(b)->info;
+}
+
+static int vb_region_read(struct backend *b, uint32_t index, uint64_t offset, void *data,
+			  uint32_t size, struct mpdev_error *err)
+{
+	return vfio_dev_rw(&to_vb(b)->dev, index, offset, data, size, false, err);
+}
+
+static int vb_region_write(struct backend *b, uint32_t index, uint64_t offset, const void *data,
+			   uint32_t size, struct mpdev_error *err)
+{
+	return vfio_dev_rw(&to_vb(b)->dev, index, offset, (void *)data, size, true, err);
+}
+
+static int vb_reset(struct backend *b, struct mpdev_error *err)
+{
+	return vfio_dev_reset(&to_vb(b)->dev, err);
+}
+
+/* The usable IOVA ranges, in words, for error messages. */
+static void ranges_str(const struct vfio_iommu_info *ii, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < ii->n_ranges && used < len; i++) {
+		int n = snprintf(buf + used, len - used, "%s[0x%llx, 0x%llx]", i ? ", " : "",
+				 (unsigned long long)ii->ranges[i].start,
+				 (unsigned long long)ii->ranges[i].last);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+static bool inside_a_range(const struct vfio_iommu_info *ii, uint64_t iova, uint64_t size)
+{
+	uint64_t last = iova + size - 1;
+
+	for (size_t i = 0; i < ii->n_ranges; i++)
+		if (iova >= ii->ranges[i].start && last <= ii->ranges[i].last)
+			return true;
+	return false;
+}
+
+static int vb_dma_map(struct backend *b, const struct backend_dma_region *r,
+		      struct mpdev_error *err)
+{
+	struct vfio_backend *vb = to_vb(b);
+	char ranges[160];
+	int ret;
+
+	if (!inside_a_range(&vb->iinfo, r->iova, r->size)) {
+		ranges_str(&vb->iinfo, ranges, sizeof(ranges));
+		return mpdev_error_set(err, ERANGE,
+				       "IOVA range [0x%llx, 0x%llx) is outside what the IOMMU can "
+				       "map: %s",
+				       (unsigned long long)r->iova,
+				       (unsigned long long)(r->iova + r->size), ranges);
+	}
+	if (vb->iinfo.dma_avail != UINT32_MAX && vb->mappings >= vb->iinfo.dma_avail)
+		return mpdev_error_set(
+			err, ENOSPC,
+			"the IOMMU accepts no more mappings (%u in use, the kernel's "
+			"dma_entry_limit allows %u)",
+			vb->mappings, vb->iinfo.dma_avail);
+	ret = vb->iommu->ops->map(vb->iommu, r->iova, r->size, r->vaddr, !r->read_only, err);
+	if (ret == 0)
+		vb->mappings++;
+	return ret;
+}
+
+static int vb_dma_unmap(struct backend *b, const struct backend_dma_region *r,
+			struct mpdev_error *err)
+{
+	struct vfio_backend *vb = to_vb(b);
+	int ret = vb->iommu->ops->unmap(vb->iommu, r->iova, r->size, err);
+
+	if (ret == 0 && vb->mappings)
+		vb->mappings--;
+	return ret;
+}
+
+static int vb_iommu_info(struct backend *b, struct backend_iommu_info *info,
+			 struct mpdev_error *err)
+{
+	struct vfio_backend *vb = to_vb(b);
+	const struct vfio_iommu_info *ii = &vb->iinfo;
+
+	memset(info, 0, sizeof(*info));
+	info->kind = ii->kind;
+	info->pgsize_bitmap = ii->pgsize_bitmap;
+	info->n_ranges =
+		ii->n_ranges < BACKEND_MAX_IOVA_RANGES ? ii->n_ranges : BACKEND_MAX_IOVA_RANGES;
+	for (size_t i = 0; i < info->n_ranges; i++) {
+		info->ranges[i].start = ii->ranges[i].start;
+		info->ranges[i].last = ii->ranges[i].last;
+	}
+	info->mappings_used = vb->mappings;
+	info->dma_avail = ii->dma_avail == UINT32_MAX ? UINT32_MAX : ii->dma_avail - vb->mappings;
+	return 0;
+}
+
+/* --- interrupts --- */
+
+static int set_irqs_none(struct vfio_backend *vb, uint32_t index, uint32_t action, uint32_t start,
+			 uint32_t count, struct mpdev_error *err)
+{
+	return vfio_dev_set_irqs(&vb->dev, index, VFIO_IRQ_SET_DATA_NONE | action, start, count,
+				 NULL, 0, err);
+}
+
+static int set_irq_eventfd(struct vfio_backend *vb, uint32_t index, uint32_t action, int fd,
+			   struct mpdev_error *err)
+{
+	int32_t v = fd;
+
+	return vfio_dev_set_irqs(&vb->dev, index, VFIO_IRQ_SET_DATA_EVENTFD | action, 0, 1, &v,
+				 sizeof(v), err);
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static void on_intx_resample(void *opaque, unsigned pirq);
+
+/* Drops whatever INTx setup there is; the line is disabled in VFIO. */
+static void intx_off(struct vfio_backend *vb)
+{
+	struct mpdev_error err;
+
+	if (vb->intx.mode == INTX_OFF)
+		return;
+	if (set_irqs_none(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, &err) < 0)
+		log_warn(COMP, "disabling INTx: %s", err.msg);
+	vb->enabled[BACKEND_IRQ_INTX] = false;
+	if (vb->intx.mode == INTX_ROUTED) {
+		struct iohub *hub = vb->be.host->hub;
+
+		if (vb->intx.asserted)
+			iohub_set_irq(hub, vb->intx.pirq, 0);
+		iohub_remove_notifier(hub, vb->intx.pirq, on_intx_resample, vb);
+		iohub_set_irqfd(hub, vb->intx.pirq, -1, -1, NULL);
+		if (vb->intx.ev)
+			event_free(vb->intx.ev);
+		vb->intx.ev = NULL;
+		close_fd(&vb->intx.trigger);
+	}
+	vb->intx.asserted = false;
+	vb->intx.mode = INTX_OFF;
+}
+
+/* Routed: VFIO signalled our trigger: the line is asserted (and automasked). */
+static void on_intx_trigger(evutil_socket_t fd, short what, void *arg)
+{
+	struct vfio_backend *vb = arg;
+	uint64_t cnt;
+
+	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		return;
+	if (!vb->intx.asserted) {
+		vb->intx.asserted = true;
+		iohub_set_irq(vb->be.host->hub, vb->intx.pirq, 1);
+	}
+}
+
+/*
+ * Routed: the guest EOI'd. Lower our level and unmask: the kernel re-checks
+ * the line and signals the trigger again if the device still asserts it.
+ */
+static void on_intx_resample(void *opaque, unsigned pirq)
+{
+	struct vfio_backend *vb = opaque;
+	struct mpdev_error err;
+
+	if (vb->intx.asserted) {
+		vb->intx.asserted = false;
+		iohub_set_irq(vb->be.host->hub, pirq, 0);
+	}
+	if (set_irqs_none(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0, 1, &err) < 0)
+		log_warn(COMP, "INTx unmask: %s", err.msg);
+}
+
+static int intx_routed(struct vfio_backend *vb, uint32_t pirq, int irqfd, int resamplefd,
+		       struct mpdev_error *err)
+{
+	struct iohub *hub = vb->be.host->hub;
+	int trigger, r;
+
+	r = iohub_set_irqfd(hub, pirq, irqfd, resamplefd, err); /* owns both now */
+	if (r < 0)
+		return r;
+	trigger = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (trigger < 0) {
+		r = mpdev_error_set(err, errno, "eventfd: %s", strerror(errno));
+		goto unset;
+	}
+	vb->intx.ev = event_new(vb->be.base, trigger, EV_READ | EV_PERSIST, on_intx_trigger, vb);
+	if (!vb->intx.ev || event_add(vb->intx.ev, NULL) < 0) {
+		r = mpdev_error_set(err, ENOMEM, "cannot watch the INTx trigger");
+		goto close_trigger;
+	}
+	r = iohub_add_notifier(hub, pirq, on_intx_resample, vb);
+	if (r < 0) {
+		mpdev_error_set(err, -r, "pirq %u has too many sources", pirq);
+		goto free_event;
+	}
+	r = set_irq_eventfd(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, trigger, err);
+	if (r < 0)
+		goto remove_notifier;
+	vb->intx.trigger = trigger;
+	vb->intx.pirq = pirq;
+	vb->intx.mode = INTX_ROUTED;
+	vb->enabled[BACKEND_IRQ_INTX] = true;
+	log_info(COMP, "INTx routed through IOHUB pirq %u", pirq);
+	return 0;
+remove_notifier:
+	iohub_remove_notifier(hub, pirq, on_intx_resample, vb);
+free_event:
+	if (vb->intx.ev)
+		event_free(vb->intx.ev);
+	vb->intx.ev = NULL;
+close_trigger:
+	close(trigger);
+unset:
+	iohub_set_irqfd(hub, pirq, -1, -1, NULL);
+	return r;
+}
+
+static int intx_direct(struct vfio_backend *vb, int irqfd, int resamplefd, struct mpdev_error *err)
+{
+	int r;
+
+	/* The kernel takes its own references: no user-space hop remains. */
+	r = set_irq_eventfd(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, irqfd, err);
+	if (r == 0 && resamplefd >= 0)
+		r = set_irq_eventfd(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK,
+				    resamplefd, err);
+	if (r < 0)
+		set_irqs_none(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0,
+			      &(struct mpdev_error){ 0 });
+	else {
+		vb->intx.mode = INTX_DIRECT;
+		vb->enabled[BACKEND_IRQ_INTX] = true;
+	}
+	close_fd(&irqfd);
+	close_fd(&resamplefd);
+	if (r == 0)
+		log_info(COMP, "INTx direct: the proxy's irqfd is VFIO's trigger");
+	return r;
+}
+
+static int vb_set_intx_irqfd(struct backend *b, uint32_t pin, uint32_t pirq, int irqfd,
+			     int resamplefd, struct mpdev_error *err)
+{
+	struct vfio_backend *vb = to_vb(b);
+
+	if (pin != 0 || !vb->info.irqs[BACKEND_IRQ_INTX].count ||
+	    pirq >= iohub_npirqs(b->host->hub) || (irqfd >= 0 && !iohub_is_eventfd(irqfd)) ||
+	    (resamplefd >= 0 && !iohub_is_eventfd(resamplefd))) {
+		close_fd(&irqfd);
+		close_fd(&resamplefd);
+		if (!vb->info.irqs[BACKEND_IRQ_INTX].count)
+			return mpdev_error_set(err, EINVAL, "the device has no INTx");
+		return mpdev_error_set(
+			err, EINVAL,
+			"pin %u / pirq %u: a VFIO device has pin 0 only, pirqs 0-%u, "
+			"and both descriptors must be eventfds",
+			pin, pirq, iohub_npirqs(b->host->hub) - 1);
+	}
+	intx_off(vb);
+	if (irqfd < 0) {
+		close_fd(&resamplefd);
+		return 0;
+	}
+	if (vb->prefer_routed)
+		return intx_routed(vb, pirq, irqfd, resamplefd, err);
+	return intx_direct(vb, irqfd, resamplefd, err);
+}
+
+static uint32_t vfio_action(uint32_t action)
+{
+	switch (action) {
+	case BACKEND_IRQ_ACTION_MASK:
+		return VFIO_IRQ_SET_ACTION_MASK;
+	case BACKEND_IRQ_ACTION_UNMASK:
+		return VFIO_IRQ_SET_ACTION_UNMASK;
+	default:
+		return VFIO_IRQ_SET_ACTION_TRIGGER;
+	}
+}
+
+static int vb_set_irqs(struct backend *b, struct backend_irq_request *req, struct mpdev_error *err)
+{
+	struct vfio_backend *vb = to_vb(b);
+	int32_t *fds = NULL;
+	uint8_t *bools = NULL;
+	int r = 0;
+
+	if (req->index >= BACKEND_NUM_IRQS || !vb->info.irqs[req->index].count ||
+	    req->action > BACKEND_IRQ_ACTION_UNMASK || req->data > BACKEND_IRQ_DATA_EVENTFD) {
+		r = mpdev_error_set(err, EINVAL, "IRQ index %u / action %u / data %u not available",
+				    req->index, req->action, req->data);
+		goto out;
+	}
+	if (req->count && (req->start >= vb->info.irqs[req->index].count ||
+			   req->count > vb->info.irqs[req->index].count - req->start)) {
+		r = mpdev_error_set(err, EINVAL, "IRQ index %u vectors %u+%u: the device has %u",
+				    req->index, req->start, req->count,
+				    vb->info.irqs[req->index].count);
+		goto out;
+	}
+	/*
+	 * SetIrqs on INTx takes over from a SetIntxIrqfd setup. VFIO drives one
+	 * interrupt type at a time: MSI or MSI-X triggers replace INTx, as
+	 * QEMU's vfio does when the guest enables MSI.
+	 */
+	if (req->action == BACKEND_IRQ_ACTION_TRIGGER && req->count &&
+	    (req->index == BACKEND_IRQ_INTX || req->index == BACKEND_IRQ_MSI ||
+	     req->index == BACKEND_IRQ_MSIX) &&
+	    req->data == BACKEND_IRQ_DATA_EVENTFD)
+		intx_off(vb);
+	/* Disabling what is not enabled is done already (VFIO would say EINVAL). */
+	if (req->action == BACKEND_IRQ_ACTION_TRIGGER && !req->count && !vb->enabled[req->index])
+		goto out;
+	switch (req->data) {
+	case BACKEND_IRQ_DATA_EVENTFD:
+		fds = calloc(req->count ? req->count : 1, sizeof(*fds));
+		if (!fds) {
+			r = mpdev_error_set(err, ENOMEM, "out of memory");
+			goto out;
+		}
+		for (uint32_t i = 0; i < req->count; i++) {
+			if (req->fds[i] >= 0 && !iohub_is_eventfd(req->fds[i])) {
+				r = mpdev_error_set(err, EINVAL,
+						    "descriptor for vector %u is not an eventfd",
+						    req->start + i);
+				goto out;
+			}
+			fds[i] = req->fds[i];
+		}
+		r = vfio_dev_set_irqs(&vb->dev, req->index,
+				      VFIO_IRQ_SET_DATA_EVENTFD | vfio_action(req->action),
+				      req->start, req->count, fds, req->count * sizeof(*fds), err);
+		if (r == 0 && req->action == BACKEND_IRQ_ACTION_TRIGGER)
+			vb->enabled[req->index] = true;
+		break;
+	case BACKEND_IRQ_DATA_BOOL:
+		bools = calloc(req->count ? req->count : 1, 1);
+		if (!bools) {
+			r = mpdev_error_set(err, ENOMEM, "out of memory");
+			goto out;
+		}
+		for (uint32_t i = 0; i < req->count; i++)
+			bools[i] = req->values[i];
+		r = vfio_dev_set_irqs(&vb->dev, req->index,
+				      VFIO_IRQ_SET_DATA_BOOL | vfio_action(req->action), req->start,
+				      req->count, bools, req->count, err);
+		break;
+	default:
+		r = set_irqs_none(vb, req->index, vfio_action(req->action), req->start, req->count,
+				  err);
+		if (r == 0 && req->action == BACKEND_IRQ_ACTION_TRIGGER && !req->count)
+			vb->enabled[req->index] = false;
+		break;
+	}
+out:
+	/* The kernel took its own references to the eventfds: ours go in every case. */
+	for (uint32_t i = 0; req->data == BACKEND_IRQ_DATA_EVENTFD && i < req->count; i++)
+		close_fd(&req->fds[i]);
+	free(fds);
+	free(bools);
+	return r;
+}
+
+static void vb_release(struct backend *b)
+{
+	struct vfio_backend *vb = to_vb(b);
+	struct mpdev_error err;
+
+	intx_off(vb);
+	for (uint32_t i = 0; i < BACKEND_NUM_IRQS; i++) {
+		if (!vb->enabled[i])
+			continue;
+		if (set_irqs_none(vb, i, VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0, &err) < 0)
+			log_warn(COMP, "disabling IRQ index %u: %s", i, err.msg);
+		vb->enabled[i] = false;
+	}
+}
+
+static void vb_destroy(struct backend *b)
+{
+	struct vfio_backend *vb = to_vb(b);
+
+	vb_release(b);
+	vfio_dev_close(&vb->dev);
+	if (vb->iommu)
+		vb->iommu->ops->destroy(vb->iommu);
+	free(vb);
+}
+
+static const struct backend_ops vfio_backend_ops = {
+	.name = "vfio",
+	.get_info = vb_get_info,
+	.region_read = vb_region_read,
+	.region_write = vb_region_write,
+	.reset = vb_reset,
+	.dma_map = vb_dma_map,
+	.dma_unmap = vb_dma_unmap,
+	.iommu_info = vb_iommu_info,
+	.set_irqs = vb_set_irqs,
+	.set_intx_irqfd = vb_set_intx_irqfd,
+	.release = vb_release,
+	.destroy = vb_destroy,
+};
+
+static int create_iommu(const struct backend_config *cfg, const struct vfio_sys *sys,
+			struct vfio_iommu **out, struct mpdev_error *err)
+{
+	const char *kind = cfg->iommu ? cfg->iommu : "auto";
+
+#ifdef MPDEV_HAVE_IOMMUFD /* TRANSITIONAL: until vfio_iommufd.c lands */
+	if (!strcmp(kind, "auto"))
+		kind = vfio_iommufd_available(sys) ? "iommufd" : "container";
+	if (!strcmp(kind, "iommufd"))
+		return vfio_iommufd_create(sys, cfg->nr_ioas ? cfg->nr_ioas : 1, out, err);
+#else
+	if (!strcmp(kind, "auto"))
+		kind = "container";
+#endif
+	if (!strcmp(kind, "container"))
+		return vfio_container_create(sys, out, err);
+	return mpdev_error_set(err, EINVAL, "unknown IOMMU backend '%s' (auto, container, iommufd)",
+			       kind);
+}
+
+int vfio_backend_create(const struct backend_config *cfg, struct event_base *base,
+			struct backend_host *host, struct backend **out, struct mpdev_error *err)
+{
+	const char *bdf = cfg->device + strlen("vfio:");
+	struct vfio_backend *vb;
+	int fd = -1, r;
+
+	*out = NULL;
+	if (!*bdf || strlen(bdf) >= sizeof(vb->bdf))
+		return mpdev_error_set(err, EINVAL, "'%s': expected vfio:DDDD:BB:DD.F",
+				       cfg->device);
+	if (!host->hub)
+		return mpdev_error_set(err, EINVAL, "the vfio backend needs the remote's IOHUB");
+	if (cfg->intx && strcmp(cfg->intx, "auto") && strcmp(cfg->intx, "direct") &&
+	    strcmp(cfg->intx, "routed"))
+		return mpdev_error_set(err, EINVAL, "unknown INTx mode '%s' (auto, direct, routed)",
+				       cfg->intx);
+	vb = calloc(1, sizeof(*vb));
+	if (!vb)
+		return mpdev_error_set(err, ENOMEM, "out of memory");
+	vb->be.ops = &vfio_backend_ops;
+	vb->be.base = base;
+	vb->be.host = host;
+	vb->sys = cfg->sys ? cfg->sys : &vfio_sys_kernel;
+	vb->dev.fd = -1;
+	vb->intx.trigger = -1;
+	vb->prefer_routed = cfg->intx && !strcmp(cfg->intx, "routed");
+	snprintf(vb->bdf, sizeof(vb->bdf), "%s", bdf);
+
+	r = create_iommu(cfg, vb->sys, &vb->iommu, err);
+	if (r < 0)
+		goto fail;
+	r = vb->iommu->ops->open_device(vb->iommu, vb->bdf, &fd, err);
+	if (r < 0)
+		goto fail;
+	r = vfio_dev_init(&vb->dev, vb->sys, fd, err);
+	if (r < 0)
+		goto fail;
+	r = vb->iommu->ops->get_info(vb->iommu, &vb->iinfo, err);
+	if (r < 0)
+		goto fail;
+	build_info(vb);
+	log_info(COMP, "%s: %04x:%04x, %s IOMMU, %zu usable IOVA range(s), dma_avail %u", vb->bdf,
+		 vb->info.vendor_id, vb->info.device_id, vb->iommu->ops->name, vb->iinfo.n_ranges,
+		 vb->iinfo.dma_avail);
+	*out = &vb->be;
+	return 0;
+fail:
+	vb_destroy(&vb->be);
+	return r;
+}
