@@ -532,15 +532,10 @@ static int create_iommu(const struct backend_config *cfg, const struct vfio_sys 
 {
 	const char *kind = cfg->iommu ? cfg->iommu : "auto";
 
-#ifdef MPDEV_HAVE_IOMMUFD /* TRANSITIONAL: until vfio_iommufd.c lands */
 	if (!strcmp(kind, "auto"))
 		kind = vfio_iommufd_available(sys) ? "iommufd" : "container";
 	if (!strcmp(kind, "iommufd"))
 		return vfio_iommufd_create(sys, cfg->nr_ioas ? cfg->nr_ioas : 1, out, err);
-#else
-	if (!strcmp(kind, "auto"))
-		kind = "container";
-#endif
 	if (!strcmp(kind, "container"))
 		return vfio_container_create(sys, out, err);
 	return mpdev_error_set(err, EINVAL, "unknown IOMMU backend '%s' (auto, container, iommufd)",
