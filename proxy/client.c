@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +234,18 @@ const char *mpdev_connect_error(void)
 	return connect_err.msg;
 }
 
+/* The VMM side needs no privilege: say so once, where it has some anyway. */
+static void warn_if_root(void)
+{
+	static bool warned;
+
+	if (!warned && geteuid() == 0) {
+		warned = true;
+		fprintf(stderr, "libmpdev: warning: running as root; the VMM side of mpdev needs "
+				"no privilege\n");
+	}
+}
+
 int mpdev_connect_fd(int fd, const struct mpdev_options *opts, struct mpdev **out)
 {
 	struct timeval tv;
@@ -240,6 +253,7 @@ int mpdev_connect_fd(int fd, const struct mpdev_options *opts, struct mpdev **ou
 	int r;
 
 	*out = NULL;
+	warn_if_root();
 	mpdev_error_clear(&connect_err);
 	if (fd < 0)
 		return mpdev_error_set(&connect_err, EBADF, "no socket");

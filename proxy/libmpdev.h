@@ -16,6 +16,7 @@
  *    unasked (a notification, or the error of a posted write); call
  *    mpdev_process_events() then. Blocking calls process such messages too.
  *  - Data is little-endian, as on the PCI bus.
+ *  - No privilege is needed; connecting as root prints a warning (once).
  */
 #ifndef LIBMPDEV_H
 #define LIBMPDEV_H

@@ -1,15 +1,20 @@
 /* mpdev-remote: the per-device daemon. */
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "host.h"
 #include "log.h"
+#include "sandbox.h"
 #include "server.h"
 
 #define COMP "remote"
@@ -17,7 +22,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: mpdev-remote --device SPEC (--socket PATH | --fd N) [options]\n"
+		"usage: mpdev-remote --device SPEC [--socket PATH | --fd N] [options]\n"
 		"\n"
 		"  -d, --device SPEC     device to serve: 'edu' (emulated QEMU edu device), or\n"
 		"                        'vfio:DDDD:BB:DD.F' (a host device bound to vfio-pci)\n"
@@ -28,10 +33,15 @@ static void usage(FILE *f)
 		"  -s, --socket PATH     listen on a SOCK_SEQPACKET Unix socket at PATH\n"
 		"  -f, --fd N            use inherited socket N: listening (accept on it) or\n"
 		"                        connected (serve it, exit when it closes)\n"
+		"                        without --socket/--fd: the socket systemd passes\n"
+		"                        (LISTEN_FDS, mpdev-remote@.socket)\n"
 		"  -u, --allow-uid UID   peer uid allowed to connect (repeatable)\n"
 		"  -g, --allow-gid GID   peer gid allowed to connect (repeatable)\n"
 		"                        without either option: root and the invoking user;\n"
 		"                        with them: exactly the ids given\n"
+		"  -U, --user USER       drop to this user once set up (default: mpdev)\n"
+		"  -G, --group GROUP     and this group (default: the user's primary group)\n"
+		"      --no-sandbox      DEBUGGING ONLY: keep privileges, no seccomp\n"
 		"  -v, --verbose         more log output (twice for debug)\n"
 		"  -h, --help            this text\n");
 }
@@ -48,11 +58,56 @@ static int parse_id(const char *s, unsigned long *out)
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	log_info(COMP, "signal %d: shutting down", (int)sig);
+	sd_notify(0, "STOPPING=1");
 	event_base_loopexit(arg, NULL);
 }
 
-int main(int argc, char **argv)
+#ifdef MPDEV_SANDBOX_TEST_TRIGGER
+/*
+ * Test builds only (mpdev-remote-sandbox-test): once sandboxed, make a call
+ * the allow list forbids. The process must die of SIGSYS.
+ */
+static void forbidden_call(const char *what)
 {
+	if (!strcmp(what, "execve"))
+		execl("/bin/true", "true", (char *)NULL);
+	else if (!strcmp(what, "socket"))
+		socket(AF_INET, SOCK_STREAM, 0);
+	else if (!strcmp(what, "open"))
+		open("/etc/hostname", O_RDONLY);
+	fprintf(stderr, "mpdev-remote: forbidden call '%s' survived\n", what);
+	exit(3);
+}
+#endif
+
+#ifdef MPDEV_SANITIZE
+/*
+ * Sanitizer builds: LeakSanitizer's exit-time check stops the world with a
+ * ptrace'ing helper thread, which the sandboxed (non-dumpable, seccomp'd)
+ * remote cannot run. Leaks of the code it shares are checked in-process by
+ * the unit tests; ASan and UBSan stay on here.
+ */
+const char *__lsan_default_options(void);
+const char *__lsan_default_options(void)
+{
+	return "detect_leaks=0";
+}
+#endif
+
+struct remote_options {
+	struct backend_config backend;
+	struct server_config server;
+	struct sandbox_config sandbox;
+	const char *path;
+	long fd;
+	bool sandbox_off;
+	const char *forbidden;
+	int verbosity;
+};
+
+static int parse_options(int argc, char **argv, struct remote_options *o)
+{
+	enum { OPT_NO_SANDBOX = 256, OPT_TEST_FORBIDDEN };
 	static const struct option opts[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "iommu", required_argument, NULL, 'i' },
@@ -61,80 +116,134 @@ int main(int argc, char **argv)
 		{ "fd", required_argument, NULL, 'f' },
 		{ "allow-uid", required_argument, NULL, 'u' },
 		{ "allow-gid", required_argument, NULL, 'g' },
+		{ "user", required_argument, NULL, 'U' },
+		{ "group", required_argument, NULL, 'G' },
+		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+		{ "test-forbidden", required_argument, NULL, OPT_TEST_FORBIDDEN },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	struct server_config cfg;
-	struct mpdev_error err = { 0 };
-	const char *device = NULL, *path = NULL;
-	struct remote_host host;
-	struct backend *backend = NULL;
-	struct server *srv = NULL;
-	struct event_base *base;
-	struct event *sigterm, *sigint;
-	struct backend_config bcfg = { .iommu = "auto", .intx = "auto" };
 	bool custom_allow = false;
-	int verbosity = MPDEV_LOG_WARN;
-	long fd = -1;
-	int c, rc = 1;
+	unsigned long id;
+	int c;
 
-	log_set_ident("mpdev-remote");
-	memset(&cfg, 0, sizeof(cfg));
-	while ((c = getopt_long(argc, argv, "d:s:f:u:g:i:x:vh", opts, NULL)) != -1) {
-		unsigned long id;
-
+	memset(o, 0, sizeof(*o));
+	o->backend.iommu = "auto";
+	o->backend.intx = "auto";
+	o->fd = -1;
+	o->verbosity = MPDEV_LOG_WARN;
+	while ((c = getopt_long(argc, argv, "d:i:x:s:f:u:g:U:G:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
-			device = optarg;
+			o->backend.device = optarg;
 			break;
 		case 'i':
-			bcfg.iommu = optarg;
+			o->backend.iommu = optarg;
 			break;
 		case 'x':
-			bcfg.intx = optarg;
+			o->backend.intx = optarg;
 			break;
 		case 's':
-			path = optarg;
+			o->path = optarg;
 			break;
 		case 'f':
 			if (parse_id(optarg, &id) < 0 || id > 65535) {
 				fprintf(stderr, "mpdev-remote: bad --fd '%s'\n", optarg);
 				return 2;
 			}
-			fd = (long)id;
+			o->fd = (long)id;
 			break;
 		case 'u':
 		case 'g':
 			if (parse_id(optarg, &id) < 0 ||
-			    (c == 'u' ? peercred_allow_add_uid(&cfg.allow, (uid_t)id)
-				      : peercred_allow_add_gid(&cfg.allow, (gid_t)id)) < 0) {
+			    (c == 'u' ? peercred_allow_add_uid(&o->server.allow, (uid_t)id)
+				      : peercred_allow_add_gid(&o->server.allow, (gid_t)id)) < 0) {
 				fprintf(stderr, "mpdev-remote: bad or too many --allow-%cid '%s'\n",
 					c, optarg);
 				return 2;
 			}
 			custom_allow = true;
 			break;
+		case 'U':
+			o->sandbox.user = optarg;
+			break;
+		case 'G':
+			o->sandbox.group = optarg;
+			break;
+		case OPT_NO_SANDBOX:
+			o->sandbox_off = true;
+			break;
+		case OPT_TEST_FORBIDDEN:
+#ifdef MPDEV_SANDBOX_TEST_TRIGGER
+			o->forbidden = optarg;
+			break;
+#else
+			fprintf(stderr,
+				"mpdev-remote: --test-forbidden exists in test builds only\n");
+			return 2;
+#endif
 		case 'v':
-			verbosity++;
+			o->verbosity++;
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			exit(0);
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (optind != argc || !device || (!path && fd < 0) || (path && fd >= 0)) {
+	if (optind != argc || !o->backend.device || (o->path && o->fd >= 0)) {
 		usage(stderr);
 		return 2;
 	}
-	log_set_level((enum mpdev_log_level)verbosity);
 	if (!custom_allow)
-		peercred_allow_default(&cfg.allow);
+		peercred_allow_default(&o->server.allow);
+	return 0;
+}
+
+/* --socket, --fd, or the one socket systemd passed. */
+static int open_socket(struct server *srv, const struct remote_options *o, struct mpdev_error *err)
+{
+	int n;
+
+	if (o->path)
+		return server_listen_path(srv, o->path, err);
+	if (o->fd >= 0)
+		return server_adopt_fd(srv, (int)o->fd, err);
+	n = sd_listen_fds(1);
+	if (n == 1)
+		return server_adopt_fd(srv, SD_LISTEN_FDS_START, err);
+	if (n > 1)
+		return mpdev_error_set(err, EINVAL, "systemd passed %d sockets; one is expected",
+				       n);
+	return mpdev_error_set(err, EINVAL,
+			       "no socket: give --socket PATH or --fd N, or start through "
+			       "mpdev-remote@.socket");
+}
+
+int main(int argc, char **argv)
+{
+	struct remote_options o;
+	struct mpdev_error err = { 0 };
+	struct remote_host host;
+	struct backend *backend = NULL;
+	struct server *srv = NULL;
+	struct event_base *base;
+	struct event *sigterm = NULL, *sigint = NULL;
+	int rc = 1;
+
+	log_set_ident("mpdev-remote");
+	rc = parse_options(argc, argv, &o);
+	if (rc)
+		return rc;
+	rc = 1;
+	log_set_level((enum mpdev_log_level)o.verbosity);
 	/* A proxy that vanishes mid-reply must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Under the sandbox the socket file cannot be removed; the next start replaces it. */
+	o.server.keep_socket_file = !o.sandbox_off;
 
 	base = event_base_new();
 	if (!base) {
@@ -146,30 +255,42 @@ int main(int argc, char **argv)
 		event_base_free(base);
 		return 1;
 	}
-	bcfg.device = device;
-	if (backend_create(&bcfg, base, &host.ops, &backend, &err) < 0) {
-		log_error(COMP, "device '%s': %s", device, err.msg);
+	/* Everything privileged happens here, before the drop: the device, the socket. */
+	if (backend_create(&o.backend, base, &host.ops, &backend, &err) < 0 ||
+	    remote_host_set_backend(&host, backend, &err) < 0) {
+		log_error(COMP, "device '%s': %s", o.backend.device, err.msg);
 		goto out;
 	}
-	if (remote_host_set_backend(&host, backend, &err) < 0) {
-		log_error(COMP, "device '%s': %s", device, err.msg);
-		goto out;
-	}
-	if (server_create(base, backend, &host, &cfg, &srv, &err) < 0 ||
-	    (path ? server_listen_path(srv, path, &err) : server_adopt_fd(srv, (int)fd, &err)) <
-		    0) {
+	if (server_create(base, backend, &host, &o.server, &srv, &err) < 0 ||
+	    open_socket(srv, &o, &err) < 0) {
 		log_error(COMP, "%s", err.msg);
 		goto out;
 	}
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
-	event_add(sigterm, NULL);
-	event_add(sigint, NULL);
-	log_info(COMP, "serving device '%s'", device);
+	if (!sigterm || !sigint || event_add(sigterm, NULL) < 0 || event_add(sigint, NULL) < 0) {
+		log_error(COMP, "cannot watch SIGTERM/SIGINT");
+		goto out;
+	}
+	if (o.sandbox_off) {
+		log_warn(COMP, "*** --no-sandbox: running with full privileges and no seccomp "
+			       "filter; for debugging only ***");
+	} else if (sandbox_enter(&o.sandbox, &err) < 0) {
+		log_error(COMP, "sandbox: %s", err.msg);
+		goto out;
+	}
+#ifdef MPDEV_SANDBOX_TEST_TRIGGER
+	if (o.forbidden)
+		forbidden_call(o.forbidden);
+#endif
+	log_info(COMP, "serving device '%s'", o.backend.device);
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s, waiting for a proxy", o.backend.device);
 	rc = event_base_dispatch(base) < 0 ? 1 : 0;
-	event_free(sigterm);
-	event_free(sigint);
 out:
+	if (sigterm)
+		event_free(sigterm);
+	if (sigint)
+		event_free(sigint);
 	server_destroy(srv);
 	remote_host_destroy(&host);
 	backend_destroy(backend);

@@ -10,6 +10,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
 #include "log.h"
 #include "session.h"
 #include "wire.h"
@@ -56,6 +58,7 @@ static void conn_close(struct server *srv)
 		srv->backend->ops->release(srv->backend);
 	session_release(&srv->session);
 	remote_host_release(srv->host);
+	sd_notify(0, "STATUS=waiting for a proxy");
 	if (srv->exit_after_conn)
 		event_base_loopexit(srv->base, NULL);
 }
@@ -129,6 +132,7 @@ static int conn_start(struct server *srv, int fd, struct mpdev_error *err)
 	event_add(srv->conn_ev, NULL);
 	srv->stats.connections++;
 	log_info(COMP, "proxy connected");
+	sd_notify(0, "STATUS=serving a proxy");
 	return 0;
 }
 
@@ -187,7 +191,8 @@ void server_destroy(struct server *srv)
 	if (srv->listen_fd >= 0)
 		close(srv->listen_fd);
 	if (srv->listen_path) {
-		unlink(srv->listen_path);
+		if (!srv->cfg.keep_socket_file)
+			unlink(srv->listen_path);
 		free(srv->listen_path);
 	}
 	free(srv);

@@ -33,6 +33,8 @@ struct server_stats {
 
 struct server_config {
 	struct peercred_allow allow;
+	/* Leave the listening socket's file in place at exit (the sandbox forbids unlink). */
+	bool keep_socket_file;
 };
 
 /* host holds the memory table that the connected proxy sets up. */

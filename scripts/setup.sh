@@ -6,17 +6,31 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
   libevent-dev libprotobuf-c-dev protobuf-c-compiler
-  libseccomp-dev liburing-dev check libsystemd-dev
+  libseccomp-dev liburing-dev check libsystemd-dev systemd
 )
+
+# The user mpdev-remote drops to, from the project's own sysusers.d entry (as a
+# package would install it). Needs root; without it the remote says what to do.
+ensure_user() {
+  getent passwd mpdev >/dev/null && return 0
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo systemd-sysusers "$(cd "$(dirname "$0")/.." && pwd)/systemd/mpdev.sysusers" ||
+    echo "setup: could not create the mpdev user; run mpdev-remote with --user" >&2
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  ensure_user
+  exit 0
+fi
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "setup: installing ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+ensure_user

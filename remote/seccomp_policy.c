@@ -1,0 +1,189 @@
+/*
+ * What the remote may do once it serves: the whole allow list, one line of
+ * reason each. Review rule: every entry names the code that needs it; a
+ * syscall nobody can name goes. The integration tests run the remote with
+ * this list installed, so a missing entry fails them (SIGSYS); the sandbox
+ * test proves that calls off the list kill the process.
+ */
+#include "seccomp_policy.h"
+
+#include <errno.h>
+#include <linux/vfio.h>
+#include <seccomp.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "iommufd_uapi.h"
+
+struct allow {
+	const char *name;
+	const char *reason;
+};
+
+/* Allowed with any arguments. */
+static const struct allow plain[] = {
+	{ "read", "eventfds (irqfd/resample/trigger), libevent's signal pipe" },
+	{ "write", "eventfds the remote signals; log lines to stderr" },
+	{ "close", "descriptors received from the proxy and released" },
+	{ "recvmsg", "the protocol: one packet, with SCM_RIGHTS descriptors" },
+	{ "sendmsg", "the protocol's replies; sd_notify status datagrams" },
+	{ "accept4", "the next proxy on a listening socket" },
+	{ "getsockopt", "SO_PEERCRED of a new proxy" },
+	{ "epoll_wait", "libevent's loop" },
+	{ "epoll_pwait", "libevent's loop (glibc may use the p-variant)" },
+	{ "epoll_ctl", "libevent: watching new descriptors" },
+	{ "poll", "bounded wait for room in a full socket buffer; peer hang-up check" },
+	{ "ppoll", "glibc implements poll with ppoll" },
+	{ "munmap", "memory table regions going away; malloc" },
+	{ "mremap", "malloc/realloc of large blocks" },
+	{ "madvise", "malloc returning memory" },
+	{ "brk", "malloc" },
+	{ "fcntl", "O_NONBLOCK on eventfds, F_GET_SEALS / F_GETFL of memory fds" },
+	{ "fstat", "type and size of memory fds" },
+	{ "newfstatat", "glibc implements fstat with fstatat(AT_EMPTY_PATH)" },
+	{ "readlink", "naming a refused descriptor (/proc/self/fd) in the error" },
+	{ "readlinkat", "glibc implements readlink with readlinkat" },
+	{ "eventfd2", "vfio: the trigger eventfd of routed INTx" },
+	{ "pread64", "vfio: BAR and config space reads" },
+	{ "pwrite64", "vfio: BAR and config space writes" },
+	{ "clock_gettime", "libevent's clock, where the vDSO falls back" },
+	{ "gettimeofday", "libevent's clock, where the vDSO falls back" },
+	{ "getpid", "log lines carry the pid; kcmp needs it" },
+	{ "getuid", "the sandbox's own log line; vfio's memlock check" },
+	{ "geteuid", "vfio's memlock check (root is exempt)" },
+	{ "getgid", "the sandbox's own log line; sd_notify's credentials" },
+	{ "getegid", "sd_notify decides whether to pass credentials" },
+	{ "prlimit64", "vfio's memlock check reads RLIMIT_MEMLOCK (getrlimit)" },
+	{ "getrlimit", "vfio's memlock check on older libcs" },
+	{ "rt_sigreturn", "returning from libevent's SIGTERM/SIGINT handler" },
+	{ "rt_sigprocmask", "libevent around signal delivery" },
+	{ "rt_sigaction", "libevent restores SIGTERM/SIGINT handlers when it exits" },
+	{ "futex", "glibc's internal locks (stdio)" },
+	{ "restart_syscall", "a wait interrupted by a signal resumes" },
+	{ "getrandom", "libevent's and glibc's randomness" },
+	{ "sysinfo", "glibc's qsort (memory table sets) sizes its buffer by physical memory" },
+	{ "exit", "leaving" },
+	{ "exit_group", "leaving" },
+};
+
+#ifdef MPDEV_SANITIZE
+/*
+ * Sanitizer builds only (never installed): what the ASan runtime needs to
+ * write a report (it reads /proc/self/maps). Leak detection is off in the
+ * sandboxed remote (main.c). Still no execve and no network: the sandbox
+ * tests hold in these builds too.
+ */
+static const struct allow sanitizer[] = {
+	{ "openat", "ASan reads /proc/self/maps for a report" },
+	{ "sched_yield", "sanitizer spin locks" },
+	{ "gettid", "sanitizer reports" },
+};
+#define N_SANITIZER ((int)(sizeof(sanitizer) / sizeof(sanitizer[0])))
+#else
+#define N_SANITIZER 0
+#endif
+
+/* VFIO and iommufd requests the serving loop makes, and only those. */
+static const unsigned long ioctls[] = {
+	VFIO_DEVICE_SET_IRQS,	  VFIO_DEVICE_RESET,
+	VFIO_DEVICE_GET_INFO,	  VFIO_DEVICE_GET_REGION_INFO,
+	VFIO_DEVICE_GET_IRQ_INFO, VFIO_IOMMU_MAP_DMA,
+	VFIO_IOMMU_UNMAP_DMA,	  VFIO_IOMMU_GET_INFO,
+	IOMMU_IOAS_MAP,		  IOMMU_IOAS_UNMAP,
+	IOMMU_IOAS_COPY,	  IOMMU_IOAS_IOVA_RANGES,
+};
+
+#define N_PLAIN	 ((int)(sizeof(plain) / sizeof(plain[0])))
+#define N_IOCTLS ((int)(sizeof(ioctls) / sizeof(ioctls[0])))
+/* mmap, mprotect, socket, kcmp, setsockopt x2: the conditional rules below. */
+#define N_CONDITIONAL 6
+
+int seccomp_policy_size(void)
+{
+	return N_PLAIN + N_IOCTLS + N_CONDITIONAL + N_SANITIZER;
+}
+
+static int add(scmp_filter_ctx ctx, const char *name, unsigned n, const struct scmp_arg_cmp *a,
+	       struct mpdev_error *err)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+	int r;
+
+	if (nr == __NR_SCMP_ERROR)
+		return mpdev_error_set(err, EINVAL, "seccomp: unknown syscall %s", name);
+	r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, n, a);
+	if (r < 0)
+		return mpdev_error_set(err, -r, "seccomp: rule for %s: %s", name, strerror(-r));
+	return 0;
+}
+
+int seccomp_policy_install(struct mpdev_error *err)
+{
+	/* Anything else kills the whole process, not just the thread. */
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	int r = 0;
+
+	if (!ctx)
+		return mpdev_error_set(err, ENOMEM, "seccomp_init failed");
+	for (int i = 0; i < N_PLAIN && r == 0; i++)
+		r = add(ctx, plain[i].name, 0, NULL, err);
+#ifdef MPDEV_SANITIZE
+	for (int i = 0; i < N_SANITIZER && r == 0; i++)
+		r = add(ctx, sanitizer[i].name, 0, NULL, err);
+#endif
+	/* ioctl: VFIO/iommufd requests only (the request is the 2nd argument). */
+	for (int i = 0; i < N_IOCTLS && r == 0; i++) {
+		struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_EQ, ioctls[i]);
+
+		r = add(ctx, "ioctl", 1, &a, err);
+	}
+	/* mmap: memory table regions and malloc, never executable memory. */
+	if (r == 0) {
+		struct scmp_arg_cmp a = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+
+		r = add(ctx, "mmap", 1, &a, err);
+	}
+	/* mprotect: malloc's arenas, never to executable. */
+	if (r == 0) {
+		struct scmp_arg_cmp a = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
+
+		r = add(ctx, "mprotect", 1, &a, err);
+	}
+	/* socket: only sd_notify's AF_UNIX datagram; no network, no new stream sockets. */
+	if (r == 0) {
+		struct scmp_arg_cmp a[2] = {
+			SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+			SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM),
+		};
+
+		r = add(ctx, "socket", 2, a, err);
+	}
+	/*
+	 * setsockopt: sd_notify enlarges its datagram's send buffer (SO_SNDBUF;
+	 * it tries SO_SNDBUFFORCE, which fails without capabilities). Nothing else.
+	 */
+	for (int opt = 0; opt < 2 && r == 0; opt++) {
+		struct scmp_arg_cmp a[2] = {
+			SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET),
+			SCMP_A2(SCMP_CMP_EQ, opt ? SO_SNDBUFFORCE : SO_SNDBUF),
+		};
+
+		r = add(ctx, "setsockopt", 2, a, err);
+	}
+	/* kcmp: comparing two of the remote's own descriptors (fd_same_file). */
+	if (r == 0) {
+		struct scmp_arg_cmp a[2] = { SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()),
+					     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)getpid()) };
+
+		r = add(ctx, "kcmp", 2, a, err);
+	}
+	if (r == 0) {
+		r = seccomp_load(ctx);
+		if (r < 0)
+			mpdev_error_set(err, -r, "seccomp_load: %s", strerror(-r));
+	}
+	seccomp_release(ctx);
+	return r;
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The systemd units as installed, checked offline: systemd-analyze verify
+# must pass, and systemd-analyze security must rate the service's exposure
+# at most MAX_EXPOSURE (lower is better; the score is printed in the log).
+# Usage: check_units.sh SOURCE_DIR REMOTE_BINARY
+set -euo pipefail
+src=$1 remote=$2
+MAX_EXPOSURE=${MAX_EXPOSURE:-2.0}
+
+if ! command -v systemd-analyze >/dev/null; then
+  echo "SKIP: systemd-analyze is not installed (Debian package systemd)"
+  exit 77
+fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+
+# An instance of each template, with ExecStart pointing at the built binary
+# (verify checks that it exists) and the per-instance file optional.
+sed -e "s|@SBINDIR@/mpdev-remote|$remote|" \
+    -e 's|^EnvironmentFile=/etc|EnvironmentFile=-/etc|' \
+    "$src/systemd/mpdev-remote@.service" > "$dir/mpdev-remote@ci.service"
+cp "$src/systemd/mpdev-remote@.socket" "$dir/mpdev-remote@ci.socket"
+
+echo "== systemd-analyze verify"
+out=$(systemd-analyze verify --man=no "$dir/mpdev-remote@ci.service" "$dir/mpdev-remote@ci.socket" 2>&1) || {
+  echo "$out"; echo "verify failed"; exit 1; }
+# verify prints warnings without failing; any line about our units is a finding.
+if echo "$out" | grep -q "mpdev-remote@ci"; then
+  echo "$out"; echo "verify reported problems"; exit 1
+fi
+echo "verify: clean"
+
+echo "== systemd-analyze security"
+sec=$(systemd-analyze security --offline=true "$dir/mpdev-remote@ci.service" 2>&1)
+echo "$sec" | grep -E "^✗" || true
+score=$(echo "$sec" | sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+[ -n "$score" ] || { echo "$sec"; echo "no exposure score"; exit 1; }
+echo "exposure score: $score (limit $MAX_EXPOSURE)"
+awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }' || {
+  echo "exposure $score is above $MAX_EXPOSURE"; exit 1; }
+echo "1 passed, 0 failed"
