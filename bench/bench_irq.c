@@ -40,6 +40,7 @@
 
 #include <event2/event.h>
 
+#include "bench_util.h"
 #include "libmpdev.h"
 #include "spawn.h"
 #include "wire.h"
@@ -73,45 +74,6 @@ static void set_err(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(errbuf, sizeof(errbuf), fmt, ap);
 	va_end(ap);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
-
-static int pin(pid_t pid, int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	if (cpu < 0) {
-		for (int i = 0; i < CPU_SETSIZE; i++)
-			CPU_SET(i, &set);
-	} else {
-		CPU_SET(cpu, &set);
-	}
-	if (sched_setaffinity(pid, sizeof(set), &set) < 0) {
-		set_err("sched_setaffinity(%d): %s", (int)pid, strerror(errno));
-		return -1;
-	}
-	return 0;
 }
 
 /* The size of the packet libmpdev sends for a posted 4-byte write to 0x60. */
@@ -361,10 +323,10 @@ static double raw_raise_us(struct raw_peer *p, size_t len, int iters)
 	char buf[256];
 
 	for (int i = 0; i < iters; i++) {
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		if (send_pkt(p->sock, PKT_RAISE, len) < 0 || efd_wait(p->efd_from_b) < 0)
 			return -1;
-		sum += now_ns() - t0;
+		sum += bench_now_ns() - t0;
 		if (send_pkt(p->sock, PKT_ACK, len) < 0 || send_pkt(p->sock, PKT_SYNC, len) < 0)
 			return -1;
 		if (recv(p->sock, buf, sizeof(buf), 0) != (ssize_t)len) {
@@ -378,12 +340,12 @@ static double raw_raise_us(struct raw_peer *p, size_t len, int iters)
 /* Raw eventfd -> eventfd ping-pong, µs per cycle. */
 static double raw_resample_us(struct raw_peer *p, int iters)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (int i = 0; i < iters; i++)
 		if (efd_signal(p->efd_to_b, 1) < 0 || efd_wait(p->efd_from_b) < 0)
 			return -1;
-	return (now_ns() - t0) / 1e3 / iters;
+	return (bench_now_ns() - t0) / 1e3 / iters;
 }
 
 /* ---- mpdev ---- */
@@ -476,10 +438,10 @@ static double mpdev_raise_us(struct mpdev *dev, int irqfd, int iters)
 	if (hub_counters(dev, &before) < 0)
 		return -1;
 	for (int i = 0; i < iters; i++) {
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		if (edu_post(dev, EDU_IRQ_RAISE) < 0 || efd_wait(irqfd) < 0)
 			return -1;
-		sum += now_ns() - t0;
+		sum += bench_now_ns() - t0;
 		if (edu_post(dev, EDU_IRQ_ACK) < 0 || mp_sync(dev) < 0)
 			return -1;
 	}
@@ -499,11 +461,11 @@ static double mpdev_resample_us(struct mpdev *dev, int irqfd, int resamplefd, in
 	/* Raise and keep the line: the assert is consumed before the clock starts. */
 	if (edu_post(dev, EDU_IRQ_RAISE) < 0 || efd_wait(irqfd) < 0 || mp_sync(dev) < 0)
 		return -1;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (int i = 0; i < iters; i++)
 		if (efd_signal(resamplefd, 1) < 0 || efd_wait(irqfd) < 0)
 			return -1;
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	if (edu_post(dev, EDU_IRQ_ACK) < 0 || mp_sync(dev) < 0)
 		return -1;
 	if (check_counters(dev, &before, (uint64_t)iters + 1, (uint64_t)iters, (uint64_t)iters) < 0)
@@ -543,12 +505,12 @@ static int measure(struct mpdev *dev, int irqfd, int resamplefd, struct raw_peer
 		    loop_res[r] < 0 || mp_res[r] < 0)
 			return -1;
 	}
-	res->raw_raise = median(raw_raise, ROUNDS);
-	res->loop_raise = median(loop_raise, ROUNDS);
-	res->mp_raise = median(mp_raise, ROUNDS);
-	res->raw_res = median(raw_res, ROUNDS);
-	res->loop_res = median(loop_res, ROUNDS);
-	res->mp_res = median(mp_res, ROUNDS);
+	res->raw_raise = bench_median(raw_raise, ROUNDS);
+	res->loop_raise = bench_median(loop_raise, ROUNDS);
+	res->mp_raise = bench_median(mp_raise, ROUNDS);
+	res->raw_res = bench_median(raw_res, ROUNDS);
+	res->loop_res = bench_median(loop_res, ROUNDS);
+	res->mp_res = bench_median(mp_res, ROUNDS);
 	return 0;
 }
 
@@ -573,10 +535,10 @@ static int run(int cpu, size_t len, struct result *res)
 		set_err("cannot start %s", bin);
 		goto out;
 	}
-	if (pin(0, cpu) < 0 || pin(mp_pid, cpu) < 0)
+	if (bench_pin(0, cpu) < 0 || bench_pin(mp_pid, cpu) < 0)
 		goto out;
 	for (int i = 0; i < 4; i++)
-		if (pin(peers[i].pid, cpu) < 0)
+		if (bench_pin(peers[i].pid, cpu) < 0)
 			goto out;
 	r = mpdev_connect_fd(mp_sock, NULL, &dev);
 	mp_sock = -1; /* the handle owns it now, or closed it */
@@ -614,7 +576,7 @@ out:
 	for (int i = 0; i < 4; i++)
 		if (stop_raw_peer(&peers[i]) < 0)
 			ret = -1;
-	if (pin(0, -1) < 0)
+	if (bench_pin(0, -1) < 0)
 		ret = -1;
 	if (ret < 0 && !reported)
 		fprintf(stderr, "bench_irq (%s): %s\n", cpu < 0 ? "unpinned" : "pinned", errbuf);
@@ -631,13 +593,13 @@ int main(void)
 {
 	struct result pinned, unpinned;
 	size_t len = posted_packet_size();
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	if (run(0, len, &pinned) < 0 || run(-1, len, &unpinned) < 0)
 		return 1;
 	printf("bench_irq: median of %d rounds (mean per cycle in each round); %d raise cycles and "
 	       "%d resample cycles a round; %.1f s\n",
-	       ROUNDS, IRQ_ITERS, RESAMPLE_ITERS, (now_ns() - t0) / 1e9);
+	       ROUNDS, IRQ_ITERS, RESAMPLE_ITERS, (bench_now_ns() - t0) / 1e9);
 	printf("raise -> irqfd: VMM posts a %zu B write of 0x60 (encode + sendmsg) -> remote "
 	       "wakes in\n  epoll_wait, recvmsg, decodes, edu raises INTx, the IOHUB writes the "
 	       "irqfd -> the VMM's\n  poll() on the irqfd returns and read() drains it. Ack "

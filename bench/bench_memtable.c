@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "dma.h"
+#include "bench_util.h"
 #include "libmpdev.h"
 #include "spawn.h"
 #include "wire.h"
@@ -57,30 +58,6 @@
 #define COPY_FD_SIZE (BIG_SIZE + SMALL_N * SMALL_SIZE)
 #define COPY_BYTES   (256ull << 20) /* copied per measurement */
 #define MAX_COPY     (1ull << 20)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(const double *v, int n)
-{
-	double s[ROUNDS];
-
-	memcpy(s, v, (size_t)n * sizeof(*v));
-	qsort(s, (size_t)n, sizeof(*s), cmp_double);
-	return s[n / 2];
-}
 
 /* A memfd of size bytes sealed against shrinking, as the remote requires. */
 static int sealed_memfd(const char *name, uint64_t size)
@@ -122,24 +99,6 @@ static int unmap_slice(void *p, uint64_t size)
 /* ---- Part 1: memory table changes through mpdev-remote ---- */
 
 /* Pins pid (0: ourselves) to cpu, or lets it run anywhere with cpu < 0. */
-static int pin(pid_t pid, int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	if (cpu < 0) {
-		for (int i = 0; i < CPU_SETSIZE; i++)
-			CPU_SET(i, &set);
-	} else {
-		CPU_SET(cpu, &set);
-	}
-	if (sched_setaffinity(pid, sizeof(set), &set) < 0) {
-		perror("bench_memtable: sched_setaffinity");
-		return -1;
-	}
-	return 0;
-}
-
 struct counts {
 	uint64_t mmaps, munmaps;
 	unsigned int found;
@@ -233,10 +192,10 @@ static int mp_set(struct mpdev *dev, const struct mpdev_mem_region *v, size_t n,
 
 	if (get_counts(dev, &c0) < 0)
 		return -1;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	if (mpdev_mem_set_table(dev, v, n) < 0)
 		return mp_fail(dev, "mpdev_mem_set_table");
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	if (get_counts(dev, &c1) < 0)
 		return -1;
 	row->mp[r] = (t1 - t0) / 1e3;
@@ -253,17 +212,17 @@ static int mp_add_remove(struct mpdev *dev, const struct tables *t, struct chang
 	for (int i = 0; i < ADD_REPS; i++) {
 		if (get_counts(dev, &c0) < 0)
 			return -1;
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		if (mpdev_mem_add(dev, &t->add) < 0)
 			return mp_fail(dev, "mpdev_mem_add");
-		t1 = now_ns();
+		t1 = bench_now_ns();
 		add_ns += t1 - t0;
 		if (get_counts(dev, &c1) < 0)
 			return -1;
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		if (mpdev_mem_remove(dev, t->add.gpa, t->add.size) < 0)
 			return mp_fail(dev, "mpdev_mem_remove");
-		t1 = now_ns();
+		t1 = bench_now_ns();
 		rm_ns += t1 - t0;
 		if (get_counts(dev, &c2) < 0)
 			return -1;
@@ -278,14 +237,14 @@ static int mp_add_remove(struct mpdev *dev, const struct tables *t, struct chang
 /* Raw: the same mmap/munmap calls of the same slices, in this process. */
 static int raw_set(struct tables *t, struct change_row *row, int r)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (int i = 0; i < N_REGIONS; i++) {
 		t->raw[i] = map_slice(t->fd, t->a[i].fd_offset, REGION_SIZE);
 		if (!t->raw[i])
 			return -1;
 	}
-	row->raw[r] = (now_ns() - t0) / 1e3;
+	row->raw[r] = (bench_now_ns() - t0) / 1e3;
 	return 0;
 }
 
@@ -296,16 +255,16 @@ static int raw_add_remove(struct tables *t, struct change_row *add, struct chang
 	for (int i = 0; i < ADD_REPS; i++) {
 		void *p;
 
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		p = map_slice(t->fd, t->add.fd_offset, REGION_SIZE);
-		t1 = now_ns();
+		t1 = bench_now_ns();
 		if (!p)
 			return -1;
 		add_ns += t1 - t0;
-		t0 = now_ns();
+		t0 = bench_now_ns();
 		if (unmap_slice(p, REGION_SIZE) < 0)
 			return -1;
-		rm_ns += now_ns() - t0;
+		rm_ns += bench_now_ns() - t0;
 	}
 	add->raw[r] = add_ns / 1e3 / ADD_REPS;
 	rm->raw[r] = rm_ns / 1e3 / ADD_REPS;
@@ -314,7 +273,7 @@ static int raw_add_remove(struct tables *t, struct change_row *add, struct chang
 
 static int raw_diff(struct tables *t, struct change_row *row, int r)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (int k = 0; k < N_DIFF; k++) {
 		int i = t->diff_index[k];
@@ -325,18 +284,18 @@ static int raw_diff(struct tables *t, struct change_row *row, int r)
 		if (!t->raw[i])
 			return -1;
 	}
-	row->raw[r] = (now_ns() - t0) / 1e3;
+	row->raw[r] = (bench_now_ns() - t0) / 1e3;
 	return 0;
 }
 
 static int raw_clear(struct tables *t, struct change_row *row, int r)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (int i = 0; i < N_REGIONS; i++)
 		if (unmap_slice(t->raw[i], REGION_SIZE) < 0)
 			return -1;
-	row->raw[r] = (now_ns() - t0) / 1e3;
+	row->raw[r] = (bench_now_ns() - t0) / 1e3;
 	return 0;
 }
 
@@ -422,7 +381,7 @@ static int run_tables(int cpu, struct change_row *rows, int *base_fds, int *tabl
 		   !(mpdev_features(dev) & MPDEV_FEATURE_STATS)) {
 		fprintf(stderr, "bench_memtable: the remote offers no memory table or no stats\n");
 		ret = -1;
-	} else if (pin(0, cpu) < 0 || pin(pid, cpu) < 0) {
+	} else if (bench_pin(0, cpu) < 0 || bench_pin(pid, cpu) < 0) {
 		ret = -1;
 	} else {
 		*base_fds = count_open_fds();
@@ -434,7 +393,7 @@ static int run_tables(int cpu, struct change_row *rows, int *base_fds, int *tabl
 		fprintf(stderr, "bench_memtable: mpdev-remote did not exit\n");
 		ret = -1;
 	}
-	if (pin(0, -1) < 0)
+	if (bench_pin(0, -1) < 0)
 		ret = -1;
 	return ret;
 }
@@ -466,7 +425,7 @@ static uint64_t copy_offset(const struct copy_case *c, size_t i, uint64_t *gpa)
 static double raw_copy(const struct copy_case *c, uint8_t *raw, uint8_t *buf)
 {
 	size_t iters = COPY_BYTES / c->len;
-	uint64_t gpa, t0 = now_ns();
+	uint64_t gpa, t0 = bench_now_ns();
 
 	for (size_t i = 0; i < iters; i++) {
 		uint8_t *p = raw + copy_offset(c, i, &gpa);
@@ -477,13 +436,13 @@ static double raw_copy(const struct copy_case *c, uint8_t *raw, uint8_t *buf)
 			memcpy(buf, p, c->len);
 	}
 	__asm__ volatile("" : : "r"(raw), "r"(buf) : "memory");
-	return (double)(iters * c->len) / (double)(now_ns() - t0);
+	return (double)(iters * c->len) / (double)(bench_now_ns() - t0);
 }
 
 static double dma_copy(const struct copy_case *c, struct dma_table *t, uint8_t *buf)
 {
 	size_t iters = COPY_BYTES / c->len;
-	uint64_t gpa, t0 = now_ns();
+	uint64_t gpa, t0 = bench_now_ns();
 	struct mpdev_error err;
 
 	for (size_t i = 0; i < iters; i++) {
@@ -500,7 +459,7 @@ static double dma_copy(const struct copy_case *c, struct dma_table *t, uint8_t *
 		}
 	}
 	__asm__ volatile("" : : "r"(buf) : "memory");
-	return (double)(iters * c->len) / (double)(now_ns() - t0);
+	return (double)(iters * c->len) / (double)(bench_now_ns() - t0);
 }
 
 static int add_region(struct dma_table *t, int fd, uint64_t gpa, uint64_t size, uint64_t offset)
@@ -616,7 +575,7 @@ static int raise_fd_limit(void)
 
 static void print_change(const struct change_row *row)
 {
-	double raw = median(row->raw, ROUNDS), mp = median(row->mp, ROUNDS);
+	double raw = bench_median(row->raw, ROUNDS), mp = bench_median(row->mp, ROUNDS);
 
 	printf("%-38s %10.2f us %10.2f us %9.2f   %" PRIu64 "/%" PRIu64 " %s\n", row->what, raw, mp,
 	       mp / raw, row->maps, row->unmaps, row->wrong ? "WRONG" : "OK");
@@ -672,7 +631,7 @@ int main(void)
 	       ADD_REPS, table_fds - base_fds);
 	printf("%-38s %13s %13s %9s\n", "DMA copy throughput", "raw memcpy", "mpdev", "raw/mpdev");
 	for (int i = 0; i < n_cases; i++) {
-		double raw = median(cases[i].raw, ROUNDS), mp = median(cases[i].mp, ROUNDS);
+		double raw = bench_median(cases[i].raw, ROUNDS), mp = bench_median(cases[i].mp, ROUNDS);
 
 		printf("%-38s %8.2f GB/s %8.2f GB/s %9.2f\n", cases[i].what, raw, mp, raw / mp);
 	}

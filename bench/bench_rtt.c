@@ -20,6 +20,7 @@
 
 #include <event2/event.h>
 
+#include "bench_util.h"
 #include "libmpdev.h"
 #include "spawn.h"
 #include "wire.h"
@@ -27,41 +28,6 @@
 #define ROUNDS	     7
 #define RTT_ITERS    20000
 #define POSTED_ITERS 100000
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
-
-static void pin(pid_t pid, int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	if (cpu < 0) {
-		for (int i = 0; i < CPU_SETSIZE; i++)
-			CPU_SET(i, &set);
-	} else {
-		CPU_SET(cpu, &set);
-	}
-	sched_setaffinity(pid, sizeof(set), &set);
-}
 
 /* The packet sizes mpdev really uses for a 4-byte read and its reply. */
 static void mpdev_packet_sizes(size_t *req, size_t *rep, size_t *posted)
@@ -158,20 +124,20 @@ static pid_t start_raw_peer(int *sock, size_t rep_len, int use_loop)
 static double raw_rtt_us(int sock, size_t req_len, size_t rep_len)
 {
 	char buf[256] = { 0 };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (int i = 0; i < RTT_ITERS; i++) {
 		if (send(sock, buf, req_len, 0) < 0 ||
 		    recv(sock, buf, sizeof(buf), 0) != (ssize_t)rep_len)
 			return -1;
 	}
-	return (now_ns() - t0) / 1e3 / RTT_ITERS;
+	return (bench_now_ns() - t0) / 1e3 / RTT_ITERS;
 }
 
 static double raw_oneway_per_s(int sock, size_t len)
 {
 	char buf[256] = { 'B' };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (int i = 0; i < POSTED_ITERS; i++)
 		if (send(sock, buf, len, 0) < 0)
@@ -179,30 +145,30 @@ static double raw_oneway_per_s(int sock, size_t len)
 	buf[0] = 'E';
 	if (send(sock, buf, len, 0) < 0 || recv(sock, buf, sizeof(buf), 0) < 0)
 		return -1;
-	return POSTED_ITERS / ((now_ns() - t0) / 1e9);
+	return POSTED_ITERS / ((bench_now_ns() - t0) / 1e9);
 }
 
 static double mpdev_rtt_us(struct mpdev *dev)
 {
 	uint32_t v;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (int i = 0; i < RTT_ITERS; i++)
 		if (mpdev_region_read(dev, MPDEV_REGION_BAR0, 0, &v, 4) < 0)
 			return -1;
-	return (now_ns() - t0) / 1e3 / RTT_ITERS;
+	return (bench_now_ns() - t0) / 1e3 / RTT_ITERS;
 }
 
 static double mpdev_posted_per_s(struct mpdev *dev)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (uint32_t i = 0; i < POSTED_ITERS; i++)
 		if (mpdev_region_write_posted(dev, MPDEV_REGION_BAR0, 4, &i, 4) < 0)
 			return -1;
 	if (mpdev_sync(dev) < 0)
 		return -1;
-	return POSTED_ITERS / ((now_ns() - t0) / 1e9);
+	return POSTED_ITERS / ((bench_now_ns() - t0) / 1e9);
 }
 
 struct result {
@@ -227,10 +193,10 @@ static int run(int cpu, struct result *res)
 		fprintf(stderr, "bench_rtt: cannot start peers\n");
 		return 1;
 	}
-	pin(0, cpu);
-	pin(raw_pid, cpu);
-	pin(loop_pid, cpu);
-	pin(mp_pid, cpu);
+	bench_pin(0, cpu);
+	bench_pin(raw_pid, cpu);
+	bench_pin(loop_pid, cpu);
+	bench_pin(mp_pid, cpu);
 	if (mpdev_connect_fd(mp_sock, NULL, &dev) < 0) {
 		fprintf(stderr, "bench_rtt: connect: %s\n", mpdev_connect_error());
 		return 1;
@@ -252,18 +218,18 @@ static int run(int cpu, struct result *res)
 			return 1;
 		}
 	}
-	res->raw_rtt = median(raw_rtt, ROUNDS);
-	res->loop_rtt = median(loop_rtt, ROUNDS);
-	res->mpdev_rtt = median(mp_rtt, ROUNDS);
-	res->raw_rate = median(raw_rate, ROUNDS);
-	res->mpdev_rate = median(mp_rate, ROUNDS);
+	res->raw_rtt = bench_median(raw_rtt, ROUNDS);
+	res->loop_rtt = bench_median(loop_rtt, ROUNDS);
+	res->mpdev_rtt = bench_median(mp_rtt, ROUNDS);
+	res->raw_rate = bench_median(raw_rate, ROUNDS);
+	res->mpdev_rate = bench_median(mp_rate, ROUNDS);
 	mpdev_close(dev);
 	close(raw_sock);
 	close(loop_sock);
 	spawn_wait(mp_pid, 5000, &st);
 	spawn_wait(raw_pid, 5000, &st);
 	spawn_wait(loop_pid, 5000, &st);
-	pin(0, -1);
+	bench_pin(0, -1);
 	return 0;
 }
 
