@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bar_access.h"
 #include "libmpdev.h"
 #include "spawn.h"
 #include "testutil.h"
@@ -86,36 +87,6 @@ static const struct mpdev_options opts = { .timeout_ms = 3000, .client_name = "t
 
 /* ---- edu and config space ---- */
 
-static uint32_t rd32(uint64_t off)
-{
-	uint32_t v = 0;
-
-	ck_assert_msg(mpdev_region_read(dev, MPDEV_REGION_BAR0, off, &v, 4) == 0, "%s",
-		      mpdev_last_error(dev));
-	return v;
-}
-
-static void wr32(uint64_t off, uint32_t v)
-{
-	ck_assert_msg(mpdev_region_write(dev, MPDEV_REGION_BAR0, off, &v, 4) == 0, "%s",
-		      mpdev_last_error(dev));
-}
-
-static void wr64(uint64_t off, uint64_t v)
-{
-	ck_assert_msg(mpdev_region_write(dev, MPDEV_REGION_BAR0, off, &v, 8) == 0, "%s",
-		      mpdev_last_error(dev));
-}
-
-static uint64_t rd64(uint64_t off)
-{
-	uint64_t v = 0;
-
-	ck_assert_msg(mpdev_region_read(dev, MPDEV_REGION_BAR0, off, &v, 8) == 0, "%s",
-		      mpdev_last_error(dev));
-	return v;
-}
-
 static uint32_t cfg_rd(uint32_t off, uint32_t size)
 {
 	uint32_t v = 0;
@@ -131,12 +102,12 @@ static void cfg_wr(uint32_t off, uint32_t size, uint32_t v)
 
 static void raise_irq(uint32_t bits)
 {
-	wr32(EDU_IRQ_RAISE, bits);
+	bar_wr32(dev, EDU_IRQ_RAISE, bits);
 }
 
 static void ack_irq(uint32_t bits)
 {
-	wr32(EDU_IRQ_ACK, bits);
+	bar_wr32(dev, EDU_IRQ_ACK, bits);
 }
 
 /* Programs the MSI capability (64-bit address, data) and enables it. */
@@ -316,7 +287,7 @@ static void expect_remote_fds_at(int want, int line)
 {
 	int fds;
 
-	ck_assert_uint_eq(rd32(EDU_IDENT), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IDENT), EDU_IDENT_VALUE);
 	fds = testutil_count_fds(remote_pid);
 	ck_assert_msg(fds == want, "line %d: remote holds %d fds, expected %d", line, fds, want);
 }
@@ -375,14 +346,14 @@ START_TEST(raise_signals_the_irqfd_once)
 
 	raise_irq(1);
 	expect_signal(irqfd, "raise");
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 1);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 1);
 	ck_assert(cfg_intx_status());
 	ck_assert_uint_eq(counter("iohub_irqfd_signals") - signals, 1);
 
 	/* More bits while the line is high: still one level, no new edge. */
 	raise_irq(2);
 	expect_quiet(irqfd, "raise while already asserted");
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 3);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 3);
 
 	/* Acking part of it keeps the line up: an EOI re-asserts. */
 	ack_irq(1);
@@ -408,7 +379,7 @@ START_TEST(ack_then_eoi_is_quiet)
 	raise_irq(1);
 	expect_signal(irqfd, "raise");
 	ack_irq(1);
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 0);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 0);
 	expect_quiet(irqfd, "ack");
 	reasserts = counter("iohub_reasserts");
 	eoi(rfd);
@@ -465,7 +436,7 @@ START_TEST(reset_drops_the_line)
 	raise_irq(1);
 	expect_signal(irqfd, "raise");
 	ck_assert_int_eq(mpdev_reset(dev), 0);
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 0);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 0);
 	ck_assert(!cfg_intx_status());
 	eoi(rfd);
 	expect_quiet(irqfd, "EOI after the reset");
@@ -513,7 +484,7 @@ START_TEST(msi_enabled_takes_over_from_intx)
 	expect_quiet(msifd, "EOI with MSI enabled");
 
 	ack_irq(3);
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 0);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 0);
 	msi_disable();
 	expect_quiet(irqfd, "disabling MSI with nothing pending");
 	raise_irq(1);
@@ -589,10 +560,10 @@ static int sealed_memfd(size_t size)
 
 static void start_dma(uint64_t src, uint64_t dst, uint64_t cnt, uint64_t cmd)
 {
-	wr64(EDU_DMA_SRC, src);
-	wr64(EDU_DMA_DST, dst);
-	wr64(EDU_DMA_COUNT, cnt);
-	wr64(EDU_DMA_CMD, cmd);
+	bar_wr64(dev, EDU_DMA_SRC, src);
+	bar_wr64(dev, EDU_DMA_DST, dst);
+	bar_wr64(dev, EDU_DMA_COUNT, cnt);
+	bar_wr64(dev, EDU_DMA_CMD, cmd);
 }
 
 static void wait_dma_done(void)
@@ -602,7 +573,7 @@ static void wait_dma_done(void)
 	for (int i = 0; i < 2000 && (c & EDU_CMD_RUN); i++) {
 		if (i > 10)
 			usleep(1000);
-		c = rd64(EDU_DMA_CMD);
+		c = bar_rd64(dev, EDU_DMA_CMD);
 	}
 	ck_assert_msg(!(c & EDU_CMD_RUN), "DMA still running after ~2 s");
 }
@@ -618,23 +589,23 @@ START_TEST(factorial_and_dma_completion_raise_intx)
 	route(0, PIRQ, irqfd, rfd);
 
 	/* Factorial without the status bit: no interrupt. */
-	wr32(EDU_FACTORIAL, 5);
-	for (int i = 0; i < 2000 && (rd32(EDU_STATUS) & 1); i++)
+	bar_wr32(dev, EDU_FACTORIAL, 5);
+	for (int i = 0; i < 2000 && (bar_rd32(dev, EDU_STATUS) & 1); i++)
 		usleep(1000);
-	ck_assert_uint_eq(rd32(EDU_FACTORIAL), 120);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_FACTORIAL), 120);
 	expect_quiet(irqfd, "factorial without status bit 0x80");
 
 	/* With it: the interrupt comes once the computation is done. */
-	wr32(EDU_STATUS, EDU_STATUS_IRQFACT);
-	wr32(EDU_FACTORIAL, 10);
+	bar_wr32(dev, EDU_STATUS, EDU_STATUS_IRQFACT);
+	bar_wr32(dev, EDU_FACTORIAL, 10);
 	expect_signal(irqfd, "factorial done");
-	ck_assert_uint_eq(rd32(EDU_STATUS) & 1, 0);
-	ck_assert_uint_eq(rd32(EDU_FACTORIAL), 3628800u);
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), EDU_IRQ_FACT);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_STATUS) & 1, 0);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_FACTORIAL), 3628800u);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), EDU_IRQ_FACT);
 	ack_irq(EDU_IRQ_FACT);
 	eoi(rfd);
 	expect_quiet(irqfd, "EOI after the factorial's ack");
-	wr32(EDU_STATUS, 0);
+	bar_wr32(dev, EDU_STATUS, 0);
 
 	ck_assert_msg(mpdev_mem_set_table(dev, &ram, 1) == 0, "set table: %s",
 		      mpdev_last_error(dev));
@@ -646,25 +617,25 @@ START_TEST(factorial_and_dma_completion_raise_intx)
 	start_dma(0x100000, EDU_DMA_BUF, 64, EDU_CMD_RUN | EDU_CMD_IRQ);
 	wait_dma_done();
 	expect_quiet(irqfd, "DMA refused without bus mastering");
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 0);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 0);
 
 	cfg_wr(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 	/* A completed DMA without cmd bit 2: no interrupt. */
 	start_dma(0x100000, EDU_DMA_BUF, 64, EDU_CMD_RUN);
 	wait_dma_done();
 	expect_quiet(irqfd, "DMA without cmd bit 2");
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 0);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 0);
 
 	/* RAM -> device, then device -> RAM, each raising 0x100 on completion. */
 	start_dma(0x100000, EDU_DMA_BUF, 64, EDU_CMD_RUN | EDU_CMD_IRQ);
 	expect_signal(irqfd, "DMA to the device done");
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), EDU_IRQ_DMA);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), EDU_IRQ_DMA);
 	ack_irq(EDU_IRQ_DMA);
 	eoi(rfd);
 	expect_quiet(irqfd, "EOI after the DMA's ack");
 	start_dma(EDU_DMA_BUF, 0x102000, 64, EDU_CMD_RUN | EDU_CMD_TO_RAM | EDU_CMD_IRQ);
 	expect_signal(irqfd, "DMA to RAM done");
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), EDU_IRQ_DMA);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), EDU_IRQ_DMA);
 	ck_assert_int_eq(memcmp(p + 0x2000, p, 64), 0);
 	ack_irq(EDU_IRQ_DMA);
 	eoi(rfd);

@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bar_access.h"
 #include "libmpdev.h"
 #include "spawn.h"
 #include "testutil.h"
@@ -135,36 +136,6 @@ static void remove_ok(uint64_t gpa, uint64_t size)
 
 /* ---- edu registers and DMA ---- */
 
-static uint32_t rd32(uint64_t off)
-{
-	uint32_t v = 0;
-
-	ck_assert_msg(mpdev_region_read(dev, MPDEV_REGION_BAR0, off, &v, 4) == 0, "%s",
-		      mpdev_last_error(dev));
-	return v;
-}
-
-static uint64_t rd64(uint64_t off)
-{
-	uint64_t v = 0;
-
-	ck_assert_msg(mpdev_region_read(dev, MPDEV_REGION_BAR0, off, &v, 8) == 0, "%s",
-		      mpdev_last_error(dev));
-	return v;
-}
-
-static void wr32(uint64_t off, uint32_t v)
-{
-	ck_assert_msg(mpdev_region_write(dev, MPDEV_REGION_BAR0, off, &v, 4) == 0, "%s",
-		      mpdev_last_error(dev));
-}
-
-static void wr64(uint64_t off, uint64_t v)
-{
-	ck_assert_msg(mpdev_region_write(dev, MPDEV_REGION_BAR0, off, &v, 8) == 0, "%s",
-		      mpdev_last_error(dev));
-}
-
 static void enable_bus_master(void)
 {
 	ck_assert_int_eq(mpdev_config_write(dev, 0x04, 2, PCI_COMMAND_MEM_BM), 0);
@@ -180,20 +151,20 @@ static bool edu_dma(uint64_t src, uint64_t dst, uint64_t count, uint64_t cmd)
 	uint64_t c = EDU_CMD_RUN;
 	bool done;
 
-	wr64(EDU_DMA_SRC, src);
-	wr64(EDU_DMA_DST, dst);
-	wr64(EDU_DMA_COUNT, count);
-	wr64(EDU_DMA_CMD, cmd | EDU_CMD_RUN | EDU_CMD_IRQ);
+	bar_wr64(dev, EDU_DMA_SRC, src);
+	bar_wr64(dev, EDU_DMA_DST, dst);
+	bar_wr64(dev, EDU_DMA_COUNT, count);
+	bar_wr64(dev, EDU_DMA_CMD, cmd | EDU_CMD_RUN | EDU_CMD_IRQ);
 	for (int i = 0; i < 2000 && (c & EDU_CMD_RUN); i++) {
 		if (i > 10)
 			usleep(1000);
-		c = rd64(EDU_DMA_CMD);
+		c = bar_rd64(dev, EDU_DMA_CMD);
 	}
 	ck_assert_msg(!(c & EDU_CMD_RUN), "DMA still running after ~2 s (cmd 0x%llx)",
 		      (unsigned long long)c);
-	done = rd32(EDU_IRQ_STATUS) & EDU_IRQ_DMA;
+	done = bar_rd32(dev, EDU_IRQ_STATUS) & EDU_IRQ_DMA;
 	if (done)
-		wr32(EDU_IRQ_ACK, EDU_IRQ_DMA);
+		bar_wr32(dev, EDU_IRQ_ACK, EDU_IRQ_DMA);
 	return done;
 }
 
@@ -282,7 +253,7 @@ static void expect_remote_fds(int want)
 {
 	int fds;
 
-	ck_assert_uint_eq(rd32(EDU_IDENT), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(bar_rd32(dev, EDU_IDENT), EDU_IDENT_VALUE);
 	fds = testutil_count_fds(remote_pid);
 	ck_assert_msg(fds == want, "remote holds %d fds, expected %d", fds, want);
 }
@@ -369,8 +340,8 @@ START_TEST(dma_spanning_two_regions_round_trips)
 
 	/* The device buffer is not in BAR0 (as in QEMU): all ones there, never the data. */
 	for (uint64_t off = 0; off < EDU_DMA_BUF_SIZE; off += 500) {
-		ck_assert_uint_eq(rd32(EDU_DMA_BUF + (off & ~7ull)), 0xffffffffu);
-		ck_assert_uint_eq(rd64(EDU_DMA_BUF + (off & ~7ull)), ~0ull);
+		ck_assert_uint_eq(bar_rd32(dev, EDU_DMA_BUF + (off & ~7ull)), 0xffffffffu);
+		ck_assert_uint_eq(bar_rd64(dev, EDU_DMA_BUF + (off & ~7ull)), ~0ull);
 	}
 
 	/* Device -> RAM inside one region, then across the boundary again. */

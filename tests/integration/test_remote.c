@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bar_access.h"
 #include "libmpdev.h"
 #include "spawn.h"
 #include "testutil.h"
@@ -49,21 +50,6 @@ static void stop_remote_fd(void)
 	ck_assert_int_eq(WEXITSTATUS(status), 0);
 }
 
-static uint32_t rd32(uint64_t off)
-{
-	uint32_t v = 0;
-
-	ck_assert_msg(mpdev_region_read(dev, MPDEV_REGION_BAR0, off, &v, 4) == 0, "%s",
-		      mpdev_last_error(dev));
-	return v;
-}
-
-static void wr32(uint64_t off, uint32_t v)
-{
-	ck_assert_msg(mpdev_region_write(dev, MPDEV_REGION_BAR0, off, &v, 4) == 0, "%s",
-		      mpdev_last_error(dev));
-}
-
 START_TEST(handshake_and_device_info)
 {
 	struct mpdev_device_info info;
@@ -89,15 +75,15 @@ START_TEST(edu_registers_through_the_wire)
 	uint32_t st;
 	int polls = 0;
 
-	ck_assert_uint_eq(rd32(0x00), 0x010000ed);
-	wr32(0x04, 0xdeadbeef);
-	ck_assert_uint_eq(rd32(0x04), ~0xdeadbeefu);
-	wr32(0x08, 12);
+	ck_assert_uint_eq(bar_rd32(dev, 0x00), 0x010000ed);
+	bar_wr32(dev, 0x04, 0xdeadbeef);
+	ck_assert_uint_eq(bar_rd32(dev, 0x04), ~0xdeadbeefu);
+	bar_wr32(dev, 0x08, 12);
 	do
-		st = rd32(0x20);
+		st = bar_rd32(dev, 0x20);
 	while ((st & 1) && ++polls < 1000);
 	ck_assert_uint_eq(st & 1, 0);
-	ck_assert_uint_eq(rd32(0x08), 479001600u);
+	ck_assert_uint_eq(bar_rd32(dev, 0x08), 479001600u);
 }
 END_TEST
 
@@ -140,7 +126,7 @@ START_TEST(remote_errors_come_back_with_words)
 	ck_assert_int_eq(mpdev_region_read(dev, MPDEV_REGION_CONFIG, 0, &q, 8), -EINVAL);
 	ck_assert_int_eq(mpdev_region_read(dev, MPDEV_REGION_CONFIG, 254, &v, 4), -ERANGE);
 	/* The connection survives all of that. */
-	ck_assert_uint_eq(rd32(0x00), 0x010000ed);
+	ck_assert_uint_eq(bar_rd32(dev, 0x00), 0x010000ed);
 	ck_assert_str_eq(mpdev_last_error(dev), "");
 }
 END_TEST
@@ -152,7 +138,7 @@ START_TEST(posted_writes_keep_order_and_report_failures)
 	for (uint32_t i = 0; i < 1000; i++)
 		ck_assert_int_eq(mpdev_region_write_posted(dev, MPDEV_REGION_BAR0, 0x04, &i, 4), 0);
 	ck_assert_int_eq(mpdev_sync(dev), 0);
-	ck_assert_uint_eq(rd32(0x04), ~999u);
+	ck_assert_uint_eq(bar_rd32(dev, 0x04), ~999u);
 
 	v = 1;
 	ck_assert_int_eq(mpdev_region_write_posted(dev, MPDEV_REGION_BAR0, 0x200000, &v, 4), 0);
@@ -168,10 +154,10 @@ START_TEST(reset_restores_power_on_state)
 {
 	uint32_t v;
 
-	wr32(0x04, 1);
+	bar_wr32(dev, 0x04, 1);
 	ck_assert_int_eq(mpdev_config_write(dev, 0x10, 4, 0xfe000000), 0);
 	ck_assert_int_eq(mpdev_reset(dev), 0);
-	ck_assert_uint_eq(rd32(0x04), 0); /* edu powers on with liveness 0 */
+	ck_assert_uint_eq(bar_rd32(dev, 0x04), 0); /* edu powers on with liveness 0 */
 	ck_assert_int_eq(mpdev_config_read(dev, 0x10, 4, &v), 0);
 	ck_assert_uint_eq(v, 0);
 }
@@ -204,8 +190,8 @@ START_TEST(stats_count_what_happened)
 {
 	uint64_t reads = 0;
 
-	rd32(0);
-	rd32(0);
+	bar_rd32(dev, 0);
+	bar_rd32(dev, 0);
 	ck_assert_int_gt(mpdev_get_stats(dev, sum_counter, &reads), 0);
 	ck_assert_uint_eq(reads, 2);
 }
@@ -215,16 +201,16 @@ START_TEST(dma_without_memory_table_fails_cleanly)
 {
 	/* Until the memory table exists, an edu DMA must fail visibly, not pretend. */
 	ck_assert_int_eq(mpdev_config_write(dev, 0x04, 2, 0x0006), 0); /* memory + bus master */
-	wr32(0x80, 0x1000);
-	wr32(0x88, 0x40000);
-	wr32(0x90, 16);
-	wr32(0x98, 1);
+	bar_wr32(dev, 0x80, 0x1000);
+	bar_wr32(dev, 0x88, 0x40000);
+	bar_wr32(dev, 0x90, 16);
+	bar_wr32(dev, 0x98, 1);
 	ck_assert_int_eq(mpdev_sync(dev), 0);
 	/* The DMA runs deferred on the remote's loop; wait for it to give up. */
-	for (int i = 0; i < 1000 && (rd32(0x98) & 1); i++)
+	for (int i = 0; i < 1000 && (bar_rd32(dev, 0x98) & 1); i++)
 		;
-	ck_assert_uint_eq(rd32(0x98) & 1, 0);
-	ck_assert_uint_eq(rd32(0x00), 0x010000ed);
+	ck_assert_uint_eq(bar_rd32(dev, 0x98) & 1, 0);
+	ck_assert_uint_eq(bar_rd32(dev, 0x00), 0x010000ed);
 }
 END_TEST
 
