@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "transport.h"
 
 #define ALL_FEATURES 0xffull
@@ -241,8 +242,7 @@ static void warn_if_root(void)
 
 	if (!warned && geteuid() == 0) {
 		warned = true;
-		fprintf(stderr, "libmpdev: warning: running as root; the VMM side of mpdev needs "
-				"no privilege\n");
+		log_warn("libmpdev", "running as root; the VMM side of mpdev needs no privilege");
 	}
 }
 

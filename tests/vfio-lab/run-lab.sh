@@ -94,74 +94,17 @@ trap cleanup EXIT
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM HUP
 
-as_root() { [ "$(id -u)" -eq 0 ]; }
-apt_update_once_done=0
-apt_update_once() {
-	[ $apt_update_once_done -eq 0 ] || return 0
-	apt_update_once_done=1
-	say "apt-get update"
-	apt-get update -qq >>"$cache/apt.log" 2>&1 || true
-}
-
-# --- QEMU --------------------------------------------------------------------
-# One lab at a time touches apt and the cache.
-exec 9>"$cache/.lock"
-flock -w 900 9 || fail "another vfio-lab run held $cache/.lock for 15 minutes"
-
+# --- QEMU and the guest's packages ----------------------------------------------
+# tests/vfio-lab/guest-kit.sh, shared with the QEMU interop tier.
+# shellcheck source=SCRIPTDIR/guest-kit.sh
+. "$here/guest-kit.sh"
+kit_lock_cache
 t0=$(date +%s.%N)
-if ! command -v qemu-system-x86_64 >/dev/null; then
-	as_root || skip "qemu-system-x86_64 is not installed and we are not root to install it (apt-get install qemu-system-x86)"
-	command -v apt-get >/dev/null || skip "qemu-system-x86_64 is not installed and there is no apt-get"
-	say "installing qemu-system-x86"
-	install_qemu() {
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			-o DPkg::Lock::Timeout=300 qemu-system-x86 >>"$cache/apt.log" 2>&1
-	}
-	install_qemu || { apt_update_once && install_qemu; } ||
-		skip "cannot install qemu-system-x86 (see $cache/apt.log): $(tail -n 1 "$cache/apt.log")"
-	command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86 installed but no qemu-system-x86_64"
-fi
-qemu_devices=$(qemu-system-x86_64 -device help 2>/dev/null || true)
-for dev in edu intel-iommu; do
-	grep -q "name \"$dev\"" <<<"$qemu_devices" || skip "this QEMU has no $dev device"
-done
-
-# --- packages for the guest -----------------------------------------------------
-# Finds PKG's .deb in the cache (or LAB_DEB_DIR), else apt-get downloads it.
-fetch() { # fetch PKG -> prints the .deb path
-	local pkg=$1 f
-	for f in "$cache/${pkg}"_*.deb ${LAB_DEB_DIR:+"$LAB_DEB_DIR/${pkg}"_*.deb}; do
-		if [ -s "$f" ]; then
-			[ "$(dirname "$f")" = "$cache" ] || cp "$f" "$cache/"
-			echo "$cache/$(basename "$f")"
-			return 0
-		fi
-	done
-	command -v apt-get >/dev/null || return 1
-	dl() { (cd "$cache" && apt-get download -qq "$pkg" >>"$cache/apt.log" 2>&1); }
-	if ! dl; then
-		as_root || return 1
-		apt_update_once >&2
-		dl || return 1
-	fi
-	for f in "$cache/${pkg}"_*.deb; do
-		[ -s "$f" ] && echo "$f" && return 0
-	done
-	return 1
-}
-kernel_deb=$(fetch "$kernel_pkg") || {
-	# The pinned image may have left the archive: take the newest cloud image.
-	alt=$(apt-cache search --names-only '^linux-image-[0-9].*-cloud-amd64$' 2>/dev/null |
-		awk '{ print $1 }' | sort -V | tail -n 1)
-	[ -n "$alt" ] && [ "$alt" != "$kernel_pkg" ] ||
-		skip "cannot download $kernel_pkg (no network or apt source? see $cache/apt.log)"
-	say "$kernel_pkg is not available; using $alt"
-	kernel_deb=$(fetch "$alt") || skip "cannot download $kernel_pkg nor $alt (see $cache/apt.log)"
-}
-busybox_deb=$(fetch busybox-static) ||
-	skip "cannot download busybox-static (no network or apt source? see $cache/apt.log)"
-flock -u 9
-exec 9>&-
+kit_ensure_qemu edu intel-iommu
+kit_fetch_guest_debs "$kernel_pkg"
+kernel_deb=$kit_kernel_deb
+busybox_deb=$kit_busybox_deb
+kit_unlock_cache
 t_prep=$(elapsed "$t0")
 
 # --- guest image ----------------------------------------------------------------

@@ -1,0 +1,980 @@
+/*
+ * mpdev-proxy between a fake QEMU written here (hand-encoded mpqemu messages
+ * on a stream socketpair, as x-pci-proxy-dev sends them) and a real
+ * mpdev-remote serving edu: config space, BAR programming and BAR accesses
+ * at absolute addresses (ident, liveness, factorial, DMA), SYNC_SYSMEM turned
+ * into the minimal add/remove set (seen in the remote's counters), SET_IRQFD
+ * wiring edu's INTx to our irqfd, reset, the messages for QEMU set-ups
+ * without shareable RAM, the ways to start it, and malformed messages: each
+ * closes the connection, the proxy exits 1 with the reason logged.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "spawn.h"
+#include "testutil.h"
+#include "wire.h"
+
+/* QEMU's mpqemu numbers (LP64), written down here independently of proxy/mpqemu.h. */
+#define HDR		 16
+#define SZ_SYNC_SYSMEM	 192
+#define SZ_PCI_CONF	 12
+#define SZ_BAR_ACCESS	 24
+#define CMD_SYNC_SYSMEM	 0
+#define CMD_RET		 1
+#define CMD_PCI_CFGWRITE 2
+#define CMD_PCI_CFGREAD	 3
+#define CMD_BAR_WRITE	 4
+#define CMD_BAR_READ	 5
+#define CMD_SET_IRQFD	 6
+#define CMD_DEVICE_RESET 7
+
+/* edu (QEMU's hw/misc/edu.c register layout). */
+#define EDU_IDENT_VALUE 0x010000edu
+#define EDU_LIVENESS	0x04
+#define EDU_FACTORIAL	0x08
+#define EDU_STATUS	0x20
+#define EDU_IRQ_STATUS	0x24
+#define EDU_IRQ_RAISE	0x60
+#define EDU_IRQ_ACK	0x64
+#define EDU_DMA_SRC	0x80
+#define EDU_DMA_DST	0x88
+#define EDU_DMA_COUNT	0x90
+#define EDU_DMA_CMD	0x98
+#define EDU_DMA_BUF	0x40000u
+#define EDU_BAR0_SIZE	0x100000u
+
+#define BAR0_ADDR  0xfea00000u
+#define BAR0_ADDR2 0xfd000000u
+#define PAGE	   0x1000u
+#define WAIT_MS	   5000
+
+/* ---- the proxy process, its QEMU-side socket and its log ---- */
+
+static struct {
+	pid_t pid;
+	int q;	    /* our end: "QEMU" */
+	int err_fd; /* the proxy's stderr (and the remote's) */
+	char log[1 << 17];
+	size_t log_len;
+} px = { .pid = -1, .q = -1, .err_fd = -1 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads what the proxy logged so far (waiting up to ms for something), echoing it. */
+static void log_pump(int ms)
+{
+	struct pollfd p = { .fd = px.err_fd, .events = POLLIN };
+
+	if (px.err_fd < 0)
+		return;
+	while (poll(&p, 1, ms) > 0) {
+		char buf[4096];
+		ssize_t n = read(px.err_fd, buf, sizeof(buf));
+
+		if (n <= 0) {
+			close(px.err_fd);
+			px.err_fd = -1;
+			return;
+		}
+		fwrite(buf, 1, (size_t)n, stderr);
+		if (px.log_len + (size_t)n < sizeof(px.log)) {
+			memcpy(px.log + px.log_len, buf, (size_t)n);
+			px.log_len += (size_t)n;
+			px.log[px.log_len] = '\0';
+		}
+		ms = 0;
+	}
+}
+
+/* The first line logged at or after from that contains needle, waiting up to ms. */
+static const char *wait_log(const char *needle, size_t from, int ms)
+{
+	int64_t deadline = now_ms() + ms;
+
+	for (;;) {
+		const char *hit = from <= px.log_len ? strstr(px.log + from, needle) : NULL;
+
+		if (hit)
+			return hit;
+		if (now_ms() >= deadline || px.err_fd < 0)
+			return NULL;
+		log_pump(20);
+	}
+}
+
+/* Starts mpdev-proxy with args; fd 3 in the child is the other end of px.q. */
+static void start_proxy_fd(int child_fd3, const char *const *args)
+{
+	const char *argv[32] = { PROXY_BIN };
+	int errp[2];
+	size_t n = 1;
+
+	for (size_t i = 0; args[i]; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	ck_assert_int_eq(pipe2(errp, O_CLOEXEC), 0);
+	px.log_len = 0;
+	px.log[0] = '\0';
+	px.pid = fork();
+	ck_assert_int_ge(px.pid, 0);
+	if (px.pid == 0) {
+		if (child_fd3 >= 0) {
+			if (child_fd3 == 3)
+				fcntl(3, F_SETFD, 0);
+			else if (dup2(child_fd3, 3) < 0)
+				_exit(126);
+		}
+		dup2(errp[1], 2);
+		setenv("MPDEV_REMOTE", MPDEV_REMOTE_BIN, 1);
+		execv(PROXY_BIN, (char *const *)argv);
+		_exit(127);
+	}
+	close(errp[1]);
+	px.err_fd = errp[0];
+	fcntl(px.err_fd, F_SETFL, O_NONBLOCK);
+}
+
+/* The usual set-up: --fd 3 on a stream socketpair, its own remote, verbose. */
+static void start_proxy(void)
+{
+	const char *args[] = { "--fd", "3", "--spawn-remote", "-v", NULL };
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	start_proxy_fd(sv[1], args);
+	close(sv[1]);
+	px.q = sv[0];
+}
+
+/* Waits for the proxy to exit and returns its exit status (-1: not a normal exit). */
+static int wait_proxy(void)
+{
+	int status = 0;
+
+	ck_assert_msg(spawn_wait(px.pid, WAIT_MS, &status) == 0, "mpdev-proxy did not exit");
+	px.pid = -1;
+	log_pump(100);
+	while (px.err_fd >= 0)
+		log_pump(100);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* QEMU goes away: the proxy ends with status 0. */
+static void stop_proxy(void)
+{
+	if (px.q >= 0)
+		close(px.q);
+	px.q = -1;
+	if (px.pid > 0)
+		ck_assert_int_eq(wait_proxy(), 0);
+}
+
+static void teardown_any(void)
+{
+	if (px.q >= 0)
+		close(px.q);
+	px.q = -1;
+	if (px.pid > 0) {
+		kill(px.pid, SIGKILL);
+		spawn_wait(px.pid, WAIT_MS, NULL);
+		px.pid = -1;
+	}
+	if (px.err_fd >= 0)
+		close(px.err_fd);
+	px.err_fd = -1;
+}
+
+/* ---- hand-encoded messages ---- */
+
+struct raw {
+	uint8_t b[HDR + SZ_SYNC_SYSMEM];
+	size_t len;
+};
+
+static void put(uint8_t *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static struct raw raw_msg(int cmd, uint64_t size)
+{
+	struct raw r;
+
+	memset(&r, 0, sizeof(r));
+	put(r.b, (uint32_t)cmd, 4);
+	put(r.b + 8, size, 8);
+	r.len = HDR + (size <= SZ_SYNC_SYSMEM ? size : 0);
+	return r;
+}
+
+static struct raw raw_cfg(int cmd, uint32_t addr, uint32_t val, int32_t len)
+{
+	struct raw r = raw_msg(cmd, SZ_PCI_CONF);
+
+	put(r.b + HDR, addr, 4);
+	put(r.b + HDR + 4, val, 4);
+	put(r.b + HDR + 8, (uint32_t)len, 4);
+	return r;
+}
+
+static struct raw raw_bar(int cmd, uint64_t addr, uint64_t val, uint32_t size, bool memory)
+{
+	struct raw r = raw_msg(cmd, SZ_BAR_ACCESS);
+
+	put(r.b + HDR, addr, 8);
+	put(r.b + HDR + 8, val, 8);
+	put(r.b + HDR + 16, size, 4);
+	r.b[HDR + 20] = memory;
+	return r;
+}
+
+static void send_raw_fd(int sock, const void *buf, size_t len, const int *fds, size_t nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	ck_assert_int_eq(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+static void send_raw(const struct raw *r, const int *fds, size_t nfds)
+{
+	send_raw_fd(px.q, r->b, r->len, fds, nfds);
+}
+
+/* Reads the RET QEMU waits for, as QEMU's mpqemu_msg_recv does: header, then size bytes. */
+static uint64_t await_ret(void)
+{
+	struct pollfd p = { .fd = px.q, .events = POLLIN };
+	uint8_t h[HDR + 8];
+	uint64_t size;
+
+	ck_assert_msg(poll(&p, 1, WAIT_MS) == 1, "no RET from the proxy within %d ms", WAIT_MS);
+	ck_assert_int_eq(recv(px.q, h, HDR, MSG_WAITALL), HDR);
+	ck_assert_uint_eq(get(h, 4), CMD_RET);
+	size = get(h + 8, 8);
+	ck_assert_uint_eq(size, 8);
+	ck_assert_int_eq(recv(px.q, h + HDR, 8, MSG_WAITALL), 8);
+	return get(h + HDR, 8);
+}
+
+static uint64_t request(const struct raw *r)
+{
+	send_raw(r, NULL, 0);
+	return await_ret();
+}
+
+static uint32_t cfg_read(uint32_t addr, int len)
+{
+	struct raw r = raw_cfg(CMD_PCI_CFGREAD, addr, 0, len);
+
+	return (uint32_t)request(&r);
+}
+
+static void cfg_write(uint32_t addr, uint32_t val, int len)
+{
+	struct raw r = raw_cfg(CMD_PCI_CFGWRITE, addr, val, len);
+
+	ck_assert_uint_eq(request(&r), 0);
+}
+
+static uint64_t bar_read(uint64_t addr, uint32_t size, bool memory)
+{
+	struct raw r = raw_bar(CMD_BAR_READ, addr, 0, size, memory);
+
+	return request(&r);
+}
+
+static uint64_t bar_write(uint64_t addr, uint64_t val, uint32_t size, bool memory)
+{
+	struct raw r = raw_bar(CMD_BAR_WRITE, addr, val, size, memory);
+
+	return request(&r);
+}
+
+static uint32_t rd32(uint32_t off)
+{
+	return (uint32_t)bar_read(BAR0_ADDR + off, 4, true);
+}
+
+static void wr(uint32_t off, uint64_t val, uint32_t size)
+{
+	ck_assert_uint_eq(bar_write(BAR0_ADDR + off, val, size, true), 0);
+}
+
+/* What the guest's firmware does: size BAR0 as QEMU's probe does, place it, enable. */
+static void program_bar0(uint32_t addr)
+{
+	uint32_t orig = cfg_read(0x10, 4);
+
+	cfg_write(0x10, 0xffffffff, 4);
+	ck_assert_uint_eq(cfg_read(0x10, 4) & 0xfffffff0u, (uint32_t)-EDU_BAR0_SIZE);
+	cfg_write(0x10, orig, 4);
+	cfg_write(0x10, addr, 4);
+	ck_assert_uint_eq(cfg_read(0x10, 4), addr);
+	/* memory space + bus master */
+	cfg_write(0x04, 0x0006, 2);
+}
+
+/* ---- guest RAM and the remote's counters ---- */
+
+static int sealed_memfd(size_t size)
+{
+	int fd = memfd_create("guest-ram", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), 0);
+	return fd;
+}
+
+struct entry {
+	uint64_t gpa, size;
+	int64_t offset;
+	int fd;
+};
+
+/* SYNC_SYSMEM as QEMU's proxy memory listener sends it: the whole table, one fd per entry. */
+static void sync_sysmem(const struct entry *e, int n)
+{
+	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
+	int fds[8];
+
+	ck_assert_int_le(n, 8);
+	for (int i = 0; i < n; i++) {
+		put(r.b + HDR + 8 * i, e[i].gpa, 8);
+		put(r.b + HDR + 64 + 8 * i, e[i].size, 8);
+		put(r.b + HDR + 128 + 8 * i, (uint64_t)e[i].offset, 8);
+		fds[i] = e[i].fd;
+	}
+	send_raw(&r, fds, (size_t)n);
+	/* No RET for SYNC_SYSMEM: a request behind it shows it was handled. */
+	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
+}
+
+static uint64_t counter(const char *line, const char *name)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof(key), " %s=", name);
+	p = strstr(line, key);
+	ck_assert_msg(p != NULL, "no counter %s in: %.300s", name, line);
+	return strtoull(p + strlen(key), NULL, 10);
+}
+
+/* SIGUSR1: the proxy logs the remote's counters; returns that line. */
+static const char *remote_counters(void)
+{
+	size_t from;
+	const char *line;
+
+	log_pump(0);
+	from = px.log_len;
+	ck_assert_int_eq(kill(px.pid, SIGUSR1), 0);
+	line = wait_log("remote counters:", from, WAIT_MS);
+	ck_assert_msg(line != NULL, "the proxy logged no counters after SIGUSR1");
+	/* The whole line. */
+	ck_assert_ptr_nonnull(wait_log("\n", (size_t)(line - px.log), WAIT_MS));
+	return line;
+}
+
+static int proxy_fds(void)
+{
+	return testutil_count_fds(px.pid);
+}
+
+/* ---- translation ---- */
+
+START_TEST(config_identity)
+{
+	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
+	ck_assert_uint_eq(cfg_read(0x02, 2), 0x11e8);
+	ck_assert_uint_eq(cfg_read(0x00, 4), 0x11e81234);
+	ck_assert_uint_eq(cfg_read(0x0b, 1), 0x00); /* class: unclassified, as QEMU's edu */
+	ck_assert_uint_eq(cfg_read(0x3d, 1), 0x01); /* INTA */
+	/* The last byte of the 256; a BAR the device does not have reads 0. */
+	ck_assert_uint_eq(cfg_read(0xff, 1), cfg_read(0xfc, 4) >> 24);
+	ck_assert_uint_eq(cfg_read(0x14, 4), 0);
+}
+END_TEST
+
+START_TEST(bar_mmio_at_absolute_addresses)
+{
+	uint32_t fact = 0;
+
+	program_bar0(BAR0_ADDR);
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
+	wr(EDU_LIVENESS, 0x12345678, 4);
+	ck_assert_uint_eq(rd32(EDU_LIVENESS), ~0x12345678u);
+	wr(EDU_FACTORIAL, 10, 4);
+	for (int i = 0; i < 1000 && (rd32(EDU_STATUS) & 1); i++)
+		usleep(1000);
+	fact = rd32(EDU_FACTORIAL);
+	ck_assert_uint_eq(fact, 3628800);
+	/* 8-byte accesses (edu's DMA registers take them). */
+	wr(EDU_DMA_SRC, 0x0123456789abcull, 8);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_DMA_SRC, 8, true), 0x0123456789abcull);
+	/* Misses: past the BAR, below it, across its end, the same address as I/O. */
+	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_BAR0_SIZE, 4, true), UINT64_MAX);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR - 4, 4, true), UINT64_MAX);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_BAR0_SIZE - 4, 8, true), UINT64_MAX);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, false), UINT64_MAX);
+	ck_assert_uint_eq(bar_write(0x1000, 1, 4, true), UINT64_MAX);
+	ck_assert_ptr_nonnull(wait_log("hits no BAR of the device", 0, WAIT_MS));
+	/* Still serving. */
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
+}
+END_TEST
+
+START_TEST(bar_moves_with_its_register)
+{
+	program_bar0(BAR0_ADDR);
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
+	cfg_write(0x10, BAR0_ADDR2, 4);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), UINT64_MAX);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR2, 4, true), EDU_IDENT_VALUE);
+	/* A 2-byte write to the BAR's upper half moves it too. */
+	cfg_write(0x12, BAR0_ADDR >> 16, 2);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR2, 4, true), UINT64_MAX);
+}
+END_TEST
+
+/* edu's DMA engine: RAM -> buffer, then buffer -> RAM, polled to completion. */
+static void edu_dma(uint64_t src, uint64_t dst, uint32_t count, bool to_ram)
+{
+	wr(EDU_DMA_SRC, src, 8);
+	wr(EDU_DMA_DST, dst, 8);
+	wr(EDU_DMA_COUNT, count, 8);
+	wr(EDU_DMA_CMD, to_ram ? 3 : 1, 8);
+	for (int i = 0; i < 2000 && (bar_read(BAR0_ADDR + EDU_DMA_CMD, 8, true) & 1); i++)
+		usleep(500);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_DMA_CMD, 8, true) & 1, 0);
+}
+
+START_TEST(memory_table_minimal_changes)
+{
+	int a = sealed_memfd(0x200000), b = sealed_memfd(0x10000);
+	uint8_t *ram = mmap(NULL, 0x200000, PROT_READ | PROT_WRITE, MAP_SHARED, a, 0);
+	const char *line;
+	int fds_after;
+
+	ck_assert_ptr_ne(ram, MAP_FAILED);
+	/* Like QEMU's pc machine: low RAM split by the VGA hole, one more block. */
+	struct entry t1[] = {
+		{ 0x0, 0xa0000, 0x0, a },
+		{ 0x100000, 0x100000, 0x100000, a },
+		{ 0x1000000, 0x10000, 0, b },
+	};
+	sync_sysmem(t1, 3);
+	line = remote_counters();
+	ck_assert_uint_eq(counter(line, "dma_mmaps"), 3);
+	ck_assert_uint_eq(counter(line, "dma_munmaps"), 0);
+	ck_assert_uint_eq(counter(line, "mem_regions"), 3);
+
+	/* One entry moves; the others stay: one unmap, one map. */
+	struct entry t2[] = {
+		{ 0x0, 0xa0000, 0x0, a },
+		{ 0x100000, 0x100000, 0x100000, a },
+		{ 0x2000000, 0x10000, 0, b },
+	};
+	sync_sysmem(t2, 3);
+	line = remote_counters();
+	ck_assert_uint_eq(counter(line, "dma_mmaps"), 4);
+	ck_assert_uint_eq(counter(line, "dma_munmaps"), 1);
+
+	/* The same table again (QEMU resends it on every memory commit): nothing. */
+	fds_after = proxy_fds();
+	sync_sysmem(t2, 3);
+	sync_sysmem(t2, 3);
+	line = remote_counters();
+	ck_assert_uint_eq(counter(line, "dma_mmaps"), 4);
+	ck_assert_uint_eq(counter(line, "dma_munmaps"), 1);
+	/* Every received descriptor was closed: the proxy holds no more than before. */
+	ck_assert_int_eq(proxy_fds(), fds_after);
+
+	/* The table works: edu copies guest RAM to its buffer and back elsewhere. */
+	program_bar0(BAR0_ADDR);
+	for (int i = 0; i < 4096; i++)
+		ram[0x10000 + i] = (uint8_t)(i * 7 + 3);
+	memset(ram + 0x150000, 0, 4096);
+	edu_dma(0x10000, EDU_DMA_BUF, 4096, false);
+	edu_dma(EDU_DMA_BUF, 0x150000, 4096, true);
+	ck_assert_mem_eq(ram + 0x150000, ram + 0x10000, 4096);
+
+	/* QEMU with nothing shareable left: everything goes, with a hint why. */
+	sync_sysmem(NULL, 0);
+	line = remote_counters();
+	ck_assert_uint_eq(counter(line, "dma_munmaps"), 4);
+	ck_assert_uint_eq(counter(line, "mem_regions"), 0);
+	ck_assert_ptr_nonnull(wait_log("memory-backend-memfd", 0, WAIT_MS));
+	munmap(ram, 0x200000);
+	close(a);
+	close(b);
+}
+END_TEST
+
+START_TEST(memory_that_is_no_sealed_memfd_gets_a_hint)
+{
+	int m = memfd_create("unsealed", MFD_CLOEXEC), good = sealed_memfd(0x10000);
+	const char *line;
+
+	ck_assert_int_eq(ftruncate(m, 0x10000), 0);
+	struct entry t[] = { { 0x0, 0x10000, 0, m }, { 0x100000, 0x10000, 0, good } };
+	sync_sysmem(t, 2);
+	ck_assert_ptr_nonnull(wait_log("not sealed against shrinking", 0, WAIT_MS));
+	line = remote_counters();
+	ck_assert_uint_eq(counter(line, "mem_regions"), 1);
+	/* Sub-page pieces are left out, whole pages of an entry kept. */
+	struct entry t2[] = { { 0x100000, 0x10000, 0, good }, { 0x200800, 0x2000, 0x800, good } };
+	sync_sysmem(t2, 2);
+	line = remote_counters();
+	ck_assert_uint_eq(counter(line, "mem_regions"), 2);
+	close(m);
+	close(good);
+}
+END_TEST
+
+START_TEST(no_memory_table_before_other_messages_is_explained)
+{
+	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
+	ck_assert_ptr_nonnull(wait_log("guest RAM is not shareable", 0, WAIT_MS));
+	ck_assert_ptr_nonnull(wait_log("share=on", 0, WAIT_MS));
+}
+END_TEST
+
+static bool readable(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, ms) == 1;
+}
+
+START_TEST(set_irqfd_wires_intx)
+{
+	int irqfd = eventfd(0, EFD_CLOEXEC), resample = eventfd(0, EFD_CLOEXEC);
+	int irqfd2 = eventfd(0, EFD_CLOEXEC), resample2 = eventfd(0, EFD_CLOEXEC);
+	struct raw r = raw_msg(CMD_SET_IRQFD, 0);
+	int fds[2] = { irqfd, resample }, n;
+	uint64_t v;
+
+	send_raw(&r, fds, 2);
+	program_bar0(BAR0_ADDR); /* also shows SET_IRQFD was handled */
+	n = proxy_fds();
+	wr(EDU_IRQ_RAISE, 0x1, 4);
+	ck_assert_msg(readable(irqfd, WAIT_MS), "edu's interrupt did not reach the irqfd");
+	ck_assert_int_eq(read(irqfd, &v, 8), 8);
+	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 0x1);
+	wr(EDU_IRQ_ACK, 0x1, 4);
+
+	/* A new pair replaces the old one (QEMU re-sends after a reset). */
+	fds[0] = irqfd2;
+	fds[1] = resample2;
+	send_raw(&r, fds, 2);
+	ck_assert_uint_eq(rd32(0), EDU_IDENT_VALUE);
+	ck_assert_int_eq(proxy_fds(), n);
+	wr(EDU_IRQ_RAISE, 0x2, 4);
+	ck_assert(readable(irqfd2, WAIT_MS));
+	ck_assert(!readable(irqfd, 100));
+	wr(EDU_IRQ_ACK, 0x2, 4);
+	close(irqfd);
+	close(resample);
+	close(irqfd2);
+	close(resample2);
+}
+END_TEST
+
+START_TEST(device_reset)
+{
+	struct raw r = raw_msg(CMD_DEVICE_RESET, 0);
+
+	program_bar0(BAR0_ADDR);
+	wr(EDU_LIVENESS, 0x1, 4);
+	ck_assert_uint_eq(request(&r), 0);
+	/* The device is at power-on: unplaced, disabled; the old address hits nothing. */
+	ck_assert_uint_eq(cfg_read(0x04, 2), 0);
+	ck_assert_uint_eq(cfg_read(0x10, 4), 0);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), UINT64_MAX);
+	program_bar0(BAR0_ADDR);
+	/* The register state is gone too. */
+	ck_assert_uint_ne(rd32(EDU_LIVENESS), ~0x1u);
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
+}
+END_TEST
+
+START_TEST(sigterm_ends_it_cleanly)
+{
+	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
+	kill(px.pid, SIGTERM);
+	ck_assert_int_eq(wait_proxy(), 0);
+}
+END_TEST
+
+/* ---- malformed messages: the connection closes, the proxy exits 1, no crash ---- */
+
+static void send_malformed(int i);
+
+static const char *const malformed_names[] = {
+	"truncated header",	  "truncated data",
+	"oversize data",	  "RET from QEMU",
+	"unknown command",	  "BAR read with an fd",
+	"SET_IRQFD with 1 fd",	  "SYNC_SYSMEM with 9 fds",
+	"config read of 3 bytes", "config read past the device's 256 bytes",
+	"BAR read of 16 bytes",	  "BAR write, memory flag 7",
+	"reset with data",
+};
+#define NUM_MALFORMED ((int)(sizeof(malformed_names) / sizeof(malformed_names[0])))
+
+static void send_malformed(int i)
+{
+	int fds[9];
+	struct raw r;
+
+	for (int k = 0; k < 9; k++)
+		fds[k] = eventfd(0, EFD_CLOEXEC);
+	switch (i) {
+	case 0:
+		r = raw_cfg(CMD_PCI_CFGREAD, 0, 0, 4);
+		send_raw_fd(px.q, r.b, 10, NULL, 0);
+		shutdown(px.q, SHUT_WR);
+		break;
+	case 1:
+		r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
+		send_raw_fd(px.q, r.b, HDR + 40, fds, 2);
+		shutdown(px.q, SHUT_WR);
+		break;
+	case 2:
+		r = raw_msg(CMD_BAR_READ, 4096);
+		send_raw(&r, NULL, 0);
+		break;
+	case 3:
+		r = raw_msg(CMD_RET, 8);
+		send_raw(&r, NULL, 0);
+		break;
+	case 4:
+		r = raw_msg(42, 0);
+		send_raw(&r, NULL, 0);
+		break;
+	case 5:
+		r = raw_bar(CMD_BAR_READ, BAR0_ADDR, 0, 4, true);
+		send_raw(&r, fds, 1);
+		break;
+	case 6:
+		r = raw_msg(CMD_SET_IRQFD, 0);
+		send_raw(&r, fds, 1);
+		break;
+	case 7:
+		r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
+		send_raw(&r, fds, 9);
+		break;
+	case 8:
+		r = raw_cfg(CMD_PCI_CFGREAD, 0, 0, 3);
+		send_raw(&r, NULL, 0);
+		break;
+	case 9:
+		r = raw_cfg(CMD_PCI_CFGREAD, 0x100, 0, 4);
+		send_raw(&r, NULL, 0);
+		break;
+	case 10:
+		r = raw_bar(CMD_BAR_READ, BAR0_ADDR, 0, 16, true);
+		send_raw(&r, NULL, 0);
+		break;
+	case 11:
+		r = raw_bar(CMD_BAR_WRITE, BAR0_ADDR, 0, 4, true);
+		r.b[HDR + 20] = 7;
+		send_raw(&r, NULL, 0);
+		break;
+	case 12:
+		r = raw_msg(CMD_DEVICE_RESET, 8);
+		send_raw(&r, NULL, 0);
+		break;
+	default:
+		ck_abort();
+	}
+	for (int k = 0; k < 9; k++)
+		close(fds[k]);
+}
+
+START_TEST(malformed_closes_the_connection)
+{
+	struct pollfd p;
+	char c;
+
+	/* A healthy start: a few good messages first. */
+	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
+	program_bar0(BAR0_ADDR);
+	ck_assert_uint_eq(rd32(0), EDU_IDENT_VALUE);
+	send_malformed(_i);
+	/* QEMU sees the connection end (no RET, no hang). */
+	p = (struct pollfd){ .fd = px.q, .events = POLLIN };
+	ck_assert_msg(poll(&p, 1, WAIT_MS) == 1, "%s: the proxy kept the connection open",
+		      malformed_names[_i]);
+	ck_assert_int_le(recv(px.q, &c, 1, MSG_DONTWAIT), 0);
+	ck_assert_int_eq(wait_proxy(), 1);
+	ck_assert_msg(strstr(px.log, "malformed message from QEMU"), "%s: no reason logged",
+		      malformed_names[_i]);
+	ck_assert_msg(!strstr(px.log, "died of signal"), "%s: the remote crashed",
+		      malformed_names[_i]);
+}
+END_TEST
+
+/* ---- ways to start it, and what users are told ---- */
+
+static char path_buf[108], remote_path[108];
+
+START_TEST(listen_accepts_one_connection)
+{
+	const char *args[] = { "--listen", path_buf, "--spawn-remote", NULL };
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd = -1;
+
+	snprintf(path_buf, sizeof(path_buf), "/tmp/mpdev-proxy-test-%d.sock", (int)getpid());
+	unlink(path_buf);
+	start_proxy_fd(-1, args);
+	strcpy(addr.sun_path, path_buf);
+	for (int i = 0; i < 500; i++) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+			break;
+		close(fd);
+		fd = -1;
+		usleep(10000);
+	}
+	ck_assert_msg(fd >= 0, "nobody listens at %s", path_buf);
+	px.q = fd;
+	ck_assert_uint_eq(cfg_read(0x02, 2), 0x11e8);
+	/* One connection only: the socket file is gone once it is accepted. */
+	ck_assert_int_ne(stat(path_buf, &st), 0);
+	stop_proxy();
+}
+END_TEST
+
+START_TEST(remote_socket_and_a_remote_that_goes_away)
+{
+	const char *rargv[] = {
+		MPDEV_REMOTE_BIN, "--device", "edu", "--socket", remote_path, NULL
+	};
+	const char *args[] = { "--fd", "3", "--remote-socket", remote_path, NULL };
+	struct stat st;
+	pid_t remote;
+	int sv[2];
+	char c;
+
+	snprintf(remote_path, sizeof(remote_path), "/tmp/mpdev-proxy-remote-%d.sock",
+		 (int)getpid());
+	unlink(remote_path);
+	remote = fork();
+	ck_assert_int_ge(remote, 0);
+	if (remote == 0) {
+		execv(MPDEV_REMOTE_BIN, (char *const *)rargv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && stat(remote_path, &st) != 0; i++)
+		usleep(10000);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	start_proxy_fd(sv[1], args);
+	close(sv[1]);
+	px.q = sv[0];
+	ck_assert_uint_eq(cfg_read(0x00, 4), 0x11e81234);
+	/* The remote dies: the proxy says so, closes QEMU's connection, exits 1. */
+	kill(remote, SIGKILL);
+	ck_assert_int_eq(spawn_wait(remote, WAIT_MS, NULL), 0);
+	ck_assert(readable(px.q, WAIT_MS));
+	ck_assert_int_le(recv(px.q, &c, 1, MSG_DONTWAIT), 0);
+	ck_assert_int_eq(wait_proxy(), 1);
+	ck_assert_ptr_nonnull(strstr(px.log, "the remote went away"));
+	unlink(remote_path);
+}
+END_TEST
+
+START_TEST(unreachable_remote_is_explained)
+{
+	const char *args[] = { "--fd", "3", "--remote-socket", "/nonexistent/mpdev.sock", NULL };
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	start_proxy_fd(sv[1], args);
+	close(sv[1]);
+	px.q = sv[0];
+	ck_assert_int_eq(wait_proxy(), 1);
+	ck_assert_ptr_nonnull(
+		strstr(px.log, "cannot use the mpdev-remote at /nonexistent/mpdev.sock"));
+	ck_assert_ptr_nonnull(strstr(px.log, "is mpdev-remote running?"));
+}
+END_TEST
+
+/* A remote of another protocol version refuses our Hello: the user is told so. */
+START_TEST(version_mismatch_is_explained)
+{
+	const char *args[] = { "--fd", "3", "--remote-socket", remote_path, NULL };
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct mpdev_error err = { 0 };
+	struct wire_msg m;
+	int lfd, fd, sv[2];
+
+	snprintf(remote_path, sizeof(remote_path), "/tmp/mpdev-proxy-v2-%d.sock", (int)getpid());
+	unlink(remote_path);
+	strcpy(addr.sun_path, remote_path);
+	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	ck_assert_int_eq(listen(lfd, 1), 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	start_proxy_fd(sv[1], args);
+	close(sv[1]);
+	px.q = sv[0];
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(wire_recv(fd, &m, &err, 0) == 1, "%s", err.msg);
+	ck_assert_int_eq(m.env->body_case, MPDEV__ENVELOPE__BODY_HELLO);
+	ck_assert_int_eq(
+		wire_send_error(fd, m.env->id, EPROTONOSUPPORT,
+				"protocol version 1 is not supported; this remote speaks 2"),
+		0);
+	wire_msg_release(&m);
+	ck_assert_int_eq(wait_proxy(), 1);
+	ck_assert_ptr_nonnull(strstr(px.log, "this remote speaks 2"));
+	ck_assert_ptr_nonnull(strstr(px.log, "protocol version mismatch"));
+	close(fd);
+	close(lfd);
+	unlink(remote_path);
+}
+END_TEST
+
+START_TEST(seqpacket_fd_is_refused)
+{
+	const char *args[] = { "--fd", "3", "--spawn-remote", NULL };
+	int sv[2];
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	start_proxy_fd(sv[1], args);
+	close(sv[1]);
+	px.q = sv[0];
+	ck_assert_int_eq(wait_proxy(), 1);
+	ck_assert_ptr_nonnull(strstr(px.log, "not a stream socket"));
+}
+END_TEST
+
+START_TEST(bad_usage)
+{
+	const char *none[] = { "--spawn-remote", NULL };
+	const char *both[] = { "--fd", "3", "--spawn-remote", "--remote-socket", "/x", NULL };
+
+	start_proxy_fd(-1, none);
+	ck_assert_int_eq(wait_proxy(), 2);
+	start_proxy_fd(-1, both);
+	ck_assert_int_eq(wait_proxy(), 2);
+}
+END_TEST
+
+START_TEST(warns_when_root)
+{
+	start_proxy();
+	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
+	if (geteuid() == 0)
+		ck_assert_ptr_nonnull(
+			wait_log("running as root: mpdev-proxy needs no privilege", 0, WAIT_MS));
+	else
+		ck_assert_ptr_null(strstr(px.log, "running as root"));
+	stop_proxy();
+}
+END_TEST
+
+static Suite *proxy_suite(void)
+{
+	Suite *s = suite_create("proxy");
+	TCase *tc = tcase_create("translate");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, start_proxy, stop_proxy);
+	tcase_add_test(tc, config_identity);
+	tcase_add_test(tc, bar_mmio_at_absolute_addresses);
+	tcase_add_test(tc, bar_moves_with_its_register);
+	tcase_add_test(tc, memory_table_minimal_changes);
+	tcase_add_test(tc, memory_that_is_no_sealed_memfd_gets_a_hint);
+	tcase_add_test(tc, no_memory_table_before_other_messages_is_explained);
+	tcase_add_test(tc, set_irqfd_wires_intx);
+	tcase_add_test(tc, device_reset);
+	tcase_add_test(tc, sigterm_ends_it_cleanly);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("malformed");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, start_proxy, teardown_any);
+	tcase_add_loop_test(tc, malformed_closes_the_connection, 0, NUM_MALFORMED);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("start");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, NULL, teardown_any);
+	tcase_add_test(tc, listen_accepts_one_connection);
+	tcase_add_test(tc, remote_socket_and_a_remote_that_goes_away);
+	tcase_add_test(tc, unreachable_remote_is_explained);
+	tcase_add_test(tc, version_mismatch_is_explained);
+	tcase_add_test(tc, seqpacket_fd_is_refused);
+	tcase_add_test(tc, bad_usage);
+	tcase_add_test(tc, warns_when_root);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(proxy_suite());
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

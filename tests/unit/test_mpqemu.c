@@ -1,0 +1,747 @@
+/*
+ * QEMU's mpqemu message format (proxy/mpqemu.c) against hand-built byte
+ * streams: the layout QEMU puts on the wire, RET as QEMU reads it, and every
+ * malformed message QEMU would never send — truncated, oversize, wrong data
+ * sizes, wrong descriptor counts, bad widths — each refused with every
+ * received descriptor closed. And the BAR window (proxy/bar_window.c) that
+ * turns QEMU's absolute BAR addresses into BAR and offset.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bar_window.h"
+#include "mpqemu.h"
+#include "testutil.h"
+
+/* QEMU's numbers on an LP64 host, written down independently of mpqemu.h. */
+#define HDR		 16
+#define SZ_SYNC_SYSMEM	 192
+#define SZ_PCI_CONF	 12
+#define SZ_BAR_ACCESS	 24
+#define CMD_SYNC_SYSMEM	 0
+#define CMD_RET		 1
+#define CMD_PCI_CFGWRITE 2
+#define CMD_PCI_CFGREAD	 3
+#define CMD_BAR_WRITE	 4
+#define CMD_BAR_READ	 5
+#define CMD_SET_IRQFD	 6
+#define CMD_DEVICE_RESET 7
+
+static int sv[2];
+static int baseline_fds;
+
+static void setup(void)
+{
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	baseline_fds = testutil_count_fds(0);
+}
+
+static void teardown(void)
+{
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* ---- hand-built messages ---- */
+
+struct raw {
+	uint8_t b[HDR + 256];
+	size_t len;
+};
+
+static void put(uint8_t *p, uint64_t v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >>
+				 (8 * i)); /* the test host is little-endian (x86_64/aarch64) */
+}
+
+static uint64_t get(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/* Header: int cmd at 0, 4 bytes of padding, size_t size at 8; then size bytes of data. */
+static struct raw raw_msg(int cmd, uint64_t size)
+{
+	struct raw r;
+
+	memset(&r, 0, sizeof(r));
+	put(r.b, (uint32_t)cmd, 4);
+	put(r.b + 8, size, 8);
+	r.len = HDR + (size <= 256 ? size : 0);
+	return r;
+}
+
+static struct raw raw_cfg(int cmd, uint32_t addr, uint32_t val, int32_t len)
+{
+	struct raw r = raw_msg(cmd, SZ_PCI_CONF);
+
+	put(r.b + HDR, addr, 4);
+	put(r.b + HDR + 4, val, 4);
+	put(r.b + HDR + 8, (uint32_t)len, 4);
+	return r;
+}
+
+/* BarAccessMsg: hwaddr addr at 0, uint64_t val at 8, unsigned size at 16, bool memory at 20. */
+static struct raw raw_bar(int cmd, uint64_t addr, uint64_t val, uint32_t size, uint8_t memory)
+{
+	struct raw r = raw_msg(cmd, SZ_BAR_ACCESS);
+
+	put(r.b + HDR, addr, 8);
+	put(r.b + HDR + 8, val, 8);
+	put(r.b + HDR + 16, size, 4);
+	r.b[HDR + 20] = memory;
+	return r;
+}
+
+/* SyncSysmemMsg: gpas[8] at 0, sizes[8] at 64, offsets[8] at 128. */
+static void sysmem_entry(struct raw *r, int i, uint64_t gpa, uint64_t size, int64_t off)
+{
+	put(r->b + HDR + 8 * i, gpa, 8);
+	put(r->b + HDR + 64 + 8 * i, size, 8);
+	put(r->b + HDR + 128 + 8 * i, (uint64_t)off, 8);
+}
+
+/* One sendmsg of bytes with fds, as QEMU's qio_channel_writev_full_all does. */
+static void send_bytes(const void *buf, size_t len, const int *fds, size_t nfds)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 16)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	ck_assert_uint_le(nfds, 16);
+	if (nfds) {
+		struct cmsghdr *c;
+
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	ck_assert_int_eq(sendmsg(sv[0], &mh, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+static void send_raw(const struct raw *r, const int *fds, size_t nfds)
+{
+	send_bytes(r->b, r->len, fds, nfds);
+}
+
+static void close_all(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* Receives one message that must be refused with want; nothing may stay open. */
+static void expect_refused(int want, const char *words)
+{
+	struct mpdev_error err = { 0 };
+	struct mpqemu_msg m;
+
+	ck_assert_int_eq(mpqemu_recv(sv[1], &m, 1000, &err), want);
+	ck_assert_int_eq(err.code, -want);
+	ck_assert_msg(strstr(err.msg, words), "'%s' lacks '%s'", err.msg, words);
+	ck_assert_int_eq(m.num_fds, 0);
+	ck_assert_int_eq(testutil_count_fds(0), baseline_fds);
+}
+
+static void expect_ok(struct mpqemu_msg *m)
+{
+	struct mpdev_error err = { 0 };
+
+	ck_assert_msg(mpqemu_recv(sv[1], m, 1000, &err) == 1, "%s", err.msg);
+}
+
+/* ---- the layout ---- */
+
+START_TEST(layout_matches_qemu)
+{
+	ck_assert_uint_eq(MPQEMU_HDR_SIZE, HDR);
+	ck_assert_uint_eq(MPQEMU_MAX_DATA, SZ_SYNC_SYSMEM);
+	ck_assert_uint_eq(sizeof(struct mpqemu_pci_conf), SZ_PCI_CONF);
+	ck_assert_uint_eq(sizeof(struct mpqemu_bar_access), SZ_BAR_ACCESS);
+	ck_assert_str_eq(mpqemu_cmd_name(CMD_BAR_READ), "BAR_READ");
+	ck_assert_str_eq(mpqemu_cmd_name(99), "unknown");
+}
+END_TEST
+
+START_TEST(config_read_and_write_decode)
+{
+	struct raw r = raw_cfg(CMD_PCI_CFGREAD, 0x10, 0, 4);
+	struct mpqemu_msg m;
+
+	send_raw(&r, NULL, 0);
+	r = raw_cfg(CMD_PCI_CFGWRITE, 0x04, 0x0106, 2);
+	send_raw(&r, NULL, 0);
+	expect_ok(&m);
+	ck_assert_int_eq(m.cmd, CMD_PCI_CFGREAD);
+	ck_assert_uint_eq(m.size, SZ_PCI_CONF);
+	ck_assert_uint_eq(m.data.pci_conf.addr, 0x10);
+	ck_assert_int_eq(m.data.pci_conf.len, 4);
+	ck_assert_int_eq(m.num_fds, 0);
+	expect_ok(&m);
+	ck_assert_int_eq(m.cmd, CMD_PCI_CFGWRITE);
+	ck_assert_uint_eq(m.data.pci_conf.addr, 0x04);
+	ck_assert_uint_eq(m.data.pci_conf.val, 0x0106);
+	ck_assert_int_eq(m.data.pci_conf.len, 2);
+}
+END_TEST
+
+START_TEST(bar_access_decodes)
+{
+	struct raw r = raw_bar(CMD_BAR_WRITE, 0xfea00008, 0x1122334455667788ull, 8, 1);
+	struct mpqemu_msg m;
+
+	send_raw(&r, NULL, 0);
+	r = raw_bar(CMD_BAR_READ, 0xc040, 0, 2, 0);
+	send_raw(&r, NULL, 0);
+	expect_ok(&m);
+	ck_assert_int_eq(m.cmd, CMD_BAR_WRITE);
+	ck_assert_uint_eq(m.data.bar_access.addr, 0xfea00008);
+	ck_assert_uint_eq(m.data.bar_access.val, 0x1122334455667788ull);
+	ck_assert_uint_eq(m.data.bar_access.size, 8);
+	ck_assert_uint_eq(m.data.bar_access.memory, 1);
+	expect_ok(&m);
+	ck_assert_int_eq(m.cmd, CMD_BAR_READ);
+	ck_assert_uint_eq(m.data.bar_access.addr, 0xc040);
+	ck_assert_uint_eq(m.data.bar_access.memory, 0);
+}
+END_TEST
+
+START_TEST(sync_sysmem_brings_its_fds)
+{
+	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
+	int fds[3] = { testutil_eventfd(), testutil_eventfd(), testutil_eventfd() };
+	struct mpqemu_msg m;
+
+	sysmem_entry(&r, 0, 0, 0xa0000, 0);
+	sysmem_entry(&r, 1, 0xc0000, 0x20000, 0xc0000);
+	sysmem_entry(&r, 2, 0x100000, 0x1ff00000, 0x100000);
+	send_raw(&r, fds, 3);
+	expect_ok(&m);
+	ck_assert_int_eq(m.cmd, CMD_SYNC_SYSMEM);
+	ck_assert_int_eq(m.num_fds, 3);
+	ck_assert_uint_eq(m.data.sync_sysmem.gpas[1], 0xc0000);
+	ck_assert_uint_eq(m.data.sync_sysmem.sizes[2], 0x1ff00000);
+	ck_assert_int_eq(m.data.sync_sysmem.offsets[2], 0x100000);
+	for (int i = 0; i < 3; i++) {
+		ck_assert(testutil_same_file(fds[i], m.fds[i]));
+		ck_assert(fcntl(m.fds[i], F_GETFD) & FD_CLOEXEC);
+	}
+	close_all(fds, 3);
+	mpqemu_msg_close_fds(&m);
+	ck_assert_int_eq(m.num_fds, 0);
+	ck_assert_int_eq(testutil_count_fds(0), baseline_fds);
+}
+END_TEST
+
+START_TEST(sync_sysmem_may_carry_no_ram)
+{
+	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
+	struct mpqemu_msg m;
+
+	send_raw(&r, NULL, 0);
+	expect_ok(&m);
+	ck_assert_int_eq(m.num_fds, 0);
+}
+END_TEST
+
+START_TEST(set_irqfd_and_reset_decode)
+{
+	struct raw r = raw_msg(CMD_SET_IRQFD, 0);
+	int fds[2] = { testutil_eventfd(), testutil_eventfd() };
+	struct mpqemu_msg m;
+
+	send_raw(&r, fds, 2);
+	r = raw_msg(CMD_DEVICE_RESET, 0);
+	send_raw(&r, NULL, 0);
+	expect_ok(&m);
+	ck_assert_int_eq(m.cmd, CMD_SET_IRQFD);
+	ck_assert_int_eq(m.num_fds, 2);
+	mpqemu_msg_close_fds(&m);
+	expect_ok(&m);
+	ck_assert_int_eq(m.cmd, CMD_DEVICE_RESET);
+	close_all(fds, 2);
+	ck_assert_int_eq(testutil_count_fds(0), baseline_fds);
+}
+END_TEST
+
+/* A message that arrives in pieces (a stream has no message boundaries). */
+START_TEST(message_in_pieces)
+{
+	struct raw r = raw_bar(CMD_BAR_READ, 0x1000, 0, 4, 1);
+	struct mpqemu_msg m;
+
+	send_bytes(r.b, 5, NULL, 0);
+	send_bytes(r.b + 5, 14, NULL, 0);
+	send_bytes(r.b + 19, r.len - 19, NULL, 0);
+	expect_ok(&m);
+	ck_assert_uint_eq(m.data.bar_access.addr, 0x1000);
+}
+END_TEST
+
+START_TEST(end_between_messages_is_zero)
+{
+	struct mpdev_error err = { 0 };
+	struct mpqemu_msg m;
+
+	shutdown(sv[0], SHUT_WR);
+	ck_assert_int_eq(mpqemu_recv(sv[1], &m, 1000, &err), 0);
+}
+END_TEST
+
+/* ---- RET, as QEMU's mpqemu_msg_recv + mpqemu_msg_valid read it ---- */
+
+START_TEST(ret_is_what_qemu_reads)
+{
+	struct mpdev_error err = { 0 };
+	uint8_t b[48];
+
+	ck_assert_int_eq(mpqemu_send_ret(sv[1], 0x11e81234, 1000, &err), 0);
+	ck_assert_int_eq(mpqemu_send_ret(sv[1], UINT64_MAX, 1000, &err), 0);
+	ck_assert_int_eq(recv(sv[0], b, sizeof(b), MSG_WAITALL), 48);
+	ck_assert_uint_eq(get(b, 4), CMD_RET);
+	ck_assert_uint_eq(get(b + 8, 8), 8);
+	ck_assert_uint_eq(get(b + 16, 8), 0x11e81234);
+	ck_assert_uint_eq(get(b + 24, 4), CMD_RET);
+	ck_assert_uint_eq(get(b + 40, 8), UINT64_MAX);
+}
+END_TEST
+
+START_TEST(send_to_a_gone_peer_fails)
+{
+	struct mpdev_error err = { 0 };
+
+	close(sv[0]);
+	sv[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	ck_assert_int_eq(mpqemu_send_ret(sv[1], 0, 1000, &err), -EPIPE);
+}
+END_TEST
+
+/* ---- malformed messages: refused, every fd closed, nothing crashes ---- */
+
+START_TEST(truncated_header)
+{
+	struct raw r = raw_cfg(CMD_PCI_CFGREAD, 0, 0, 4);
+	int fd = testutil_eventfd();
+
+	send_bytes(r.b, 10, &fd, 1);
+	close(fd);
+	shutdown(sv[0], SHUT_WR);
+	expect_refused(-EBADMSG, "truncated");
+}
+END_TEST
+
+START_TEST(truncated_data)
+{
+	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
+	int fds[2] = { testutil_eventfd(), testutil_eventfd() };
+
+	send_bytes(r.b, HDR + 100, fds, 2);
+	close_all(fds, 2);
+	shutdown(sv[0], SHUT_WR);
+	expect_refused(-EBADMSG, "truncated");
+}
+END_TEST
+
+START_TEST(stalled_message_times_out)
+{
+	struct raw r = raw_cfg(CMD_PCI_CFGREAD, 0, 0, 4);
+	struct mpdev_error err = { 0 };
+	struct mpqemu_msg m;
+	struct timespec a, b;
+
+	send_bytes(r.b, HDR + 4, NULL, 0);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	ck_assert_int_eq(mpqemu_recv(sv[1], &m, 200, &err), -ETIMEDOUT);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ck_assert_int_lt((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000, 2000);
+	ck_assert_msg(strstr(err.msg, "no complete message within 200 ms"), "%s", err.msg);
+	ck_assert_int_eq(m.num_fds, 0);
+}
+END_TEST
+
+START_TEST(oversize_is_refused_before_reading_data)
+{
+	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM + 1);
+	int fd = testutil_eventfd();
+
+	send_bytes(r.b, HDR, &fd, 1);
+	close(fd);
+	expect_refused(-EMSGSIZE, "at most 192");
+	r = raw_msg(CMD_BAR_READ, 1ull << 40);
+	send_bytes(r.b, HDR, NULL, 0);
+	expect_refused(-EMSGSIZE, "at most 192");
+}
+END_TEST
+
+START_TEST(more_than_eight_fds)
+{
+	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
+	int fds[9];
+
+	for (int i = 0; i < 9; i++)
+		fds[i] = testutil_eventfd();
+	send_raw(&r, fds, 9);
+	close_all(fds, 9);
+	expect_refused(-EPROTO, "more than 8 descriptors");
+}
+END_TEST
+
+START_TEST(fds_split_over_two_sends_still_counted)
+{
+	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
+	int fds[8];
+
+	for (int i = 0; i < 8; i++)
+		fds[i] = testutil_eventfd();
+	/* 8 with the header, 1 more with the data: 9 for one message. */
+	send_bytes(r.b, HDR, fds, 8);
+	send_bytes(r.b + HDR, SZ_SYNC_SYSMEM, fds, 1);
+	close_all(fds, 8);
+	expect_refused(-EPROTO, "more than 8 descriptors");
+}
+END_TEST
+
+START_TEST(credentials_are_not_descriptors)
+{
+	struct raw r = raw_cfg(CMD_PCI_CFGREAD, 0, 0, 4);
+	int on = 1;
+
+	/* With SO_PASSCRED every packet brings SCM_CREDENTIALS: not ours to accept. */
+	ck_assert_int_eq(setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &on, sizeof(on)), 0);
+	send_raw(&r, NULL, 0);
+	expect_refused(-EPROTO, "only SCM_RIGHTS");
+}
+END_TEST
+
+/* Each builds one complete message that QEMU would never send. */
+static struct raw b_ret(void)
+{
+	return raw_msg(CMD_RET, 8);
+}
+static struct raw b_cmd8(void)
+{
+	return raw_msg(8, 0);
+}
+static struct raw b_cmd_neg(void)
+{
+	return raw_msg(-1, 0);
+}
+static struct raw b_cfg_short(void)
+{
+	return raw_msg(CMD_PCI_CFGREAD, 8);
+}
+static struct raw b_cfg_long(void)
+{
+	return raw_msg(CMD_PCI_CFGWRITE, 24);
+}
+static struct raw b_bar_cfgsized(void)
+{
+	return raw_msg(CMD_BAR_READ, SZ_PCI_CONF);
+}
+static struct raw b_sysmem_short(void)
+{
+	return raw_msg(CMD_SYNC_SYSMEM, 64);
+}
+static struct raw b_reset_data(void)
+{
+	return raw_msg(CMD_DEVICE_RESET, 8);
+}
+static struct raw b_reset(void)
+{
+	return raw_msg(CMD_DEVICE_RESET, 0);
+}
+static struct raw b_irqfd_data(void)
+{
+	return raw_msg(CMD_SET_IRQFD, 8);
+}
+static struct raw b_irqfd(void)
+{
+	return raw_msg(CMD_SET_IRQFD, 0);
+}
+static struct raw b_bar_ok(void)
+{
+	return raw_bar(CMD_BAR_READ, 0x1000, 0, 4, 1);
+}
+static struct raw b_cfgw_ok(void)
+{
+	return raw_cfg(CMD_PCI_CFGWRITE, 4, 6, 2);
+}
+static struct raw b_cfg_len3(void)
+{
+	return raw_cfg(CMD_PCI_CFGREAD, 0, 0, 3);
+}
+static struct raw b_cfg_len8(void)
+{
+	return raw_cfg(CMD_PCI_CFGWRITE, 0, 0, 8);
+}
+static struct raw b_cfg_len_neg(void)
+{
+	return raw_cfg(CMD_PCI_CFGREAD, 0, 0, -4);
+}
+static struct raw b_cfg_beyond(void)
+{
+	return raw_cfg(CMD_PCI_CFGREAD, 4094, 0, 4);
+}
+static struct raw b_cfg_huge(void)
+{
+	return raw_cfg(CMD_PCI_CFGREAD, 0xfffffffe, 0, 4);
+}
+static struct raw b_bar3(void)
+{
+	return raw_bar(CMD_BAR_READ, 0x1000, 0, 3, 1);
+}
+static struct raw b_bar16(void)
+{
+	return raw_bar(CMD_BAR_WRITE, 0x1000, 0, 16, 1);
+}
+static struct raw b_bar0(void)
+{
+	return raw_bar(CMD_BAR_READ, 0x1000, 0, 0, 1);
+}
+static struct raw b_bar_mem2(void)
+{
+	return raw_bar(CMD_BAR_READ, 0x1000, 0, 4, 2);
+}
+static struct raw b_bar_wraps(void)
+{
+	return raw_bar(CMD_BAR_READ, UINT64_MAX - 1, 0, 4, 1);
+}
+
+static struct raw sysmem2(void)
+{
+	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
+
+	sysmem_entry(&r, 0, 0x100000, 0x1000, 0);
+	sysmem_entry(&r, 1, 0x200000, 0x1000, 0);
+	return r;
+}
+static struct raw b_sysmem_wraps(void)
+{
+	struct raw r = sysmem2();
+
+	sysmem_entry(&r, 1, UINT64_MAX - 0xfff, 0x2000, 0);
+	return r;
+}
+static struct raw b_sysmem_size0(void)
+{
+	struct raw r = sysmem2();
+
+	sysmem_entry(&r, 0, 0x100000, 0, 0);
+	return r;
+}
+static struct raw b_sysmem_neg_offset(void)
+{
+	struct raw r = sysmem2();
+
+	sysmem_entry(&r, 0, 0, 0x1000, -4096);
+	return r;
+}
+static struct raw b_sysmem_offset_wraps(void)
+{
+	struct raw r = sysmem2();
+
+	sysmem_entry(&r, 1, 0x1000, 0x2000, INT64_MAX - 0xfff);
+	return r;
+}
+
+static const struct bad_case {
+	const char *name;
+	struct raw (*build)(void);
+	int nfds;
+	const char *words;
+} bad_cases[] = {
+	{ "RET from QEMU", b_ret, 0, "out of place" },
+	{ "unknown command 8", b_cmd8, 0, "unknown command" },
+	{ "negative command", b_cmd_neg, 0, "unknown command" },
+	{ "config read, data too short", b_cfg_short, 0, "data size must be 12" },
+	{ "config write, data too long", b_cfg_long, 0, "data size must be 12" },
+	{ "BAR read, config-sized data", b_bar_cfgsized, 0, "data size must be 24" },
+	{ "SYNC_SYSMEM, short data", b_sysmem_short, 1, "data size must be 192" },
+	{ "reset with data", b_reset_data, 0, "data size must be 0" },
+	{ "SET_IRQFD with data", b_irqfd_data, 2, "data size must be 0" },
+	{ "SET_IRQFD with 1 fd", b_irqfd, 1, "must carry 2 descriptors" },
+	{ "SET_IRQFD with 3 fds", b_irqfd, 3, "must carry 2 descriptors" },
+	{ "SET_IRQFD without fds", b_irqfd, 0, "must carry 2 descriptors" },
+	{ "BAR read with an fd", b_bar_ok, 1, "must carry 0 descriptors" },
+	{ "config write with fds", b_cfgw_ok, 2, "must carry 0 descriptors" },
+	{ "reset with an fd", b_reset, 1, "must carry 0 descriptors" },
+	{ "config read of 3 bytes", b_cfg_len3, 0, "width must be 1, 2 or 4" },
+	{ "config write of 8 bytes", b_cfg_len8, 0, "width must be 1, 2 or 4" },
+	{ "config read of -4 bytes", b_cfg_len_neg, 0, "width must be 1, 2 or 4" },
+	{ "config read past 4096", b_cfg_beyond, 0, "beyond 4096" },
+	{ "config read at 0xfffffffe", b_cfg_huge, 0, "beyond 4096" },
+	{ "BAR read of 3 bytes", b_bar3, 0, "width must be 1, 2, 4 or 8" },
+	{ "BAR write of 16 bytes", b_bar16, 0, "width must be 1, 2, 4 or 8" },
+	{ "BAR read of 0 bytes", b_bar0, 0, "width must be 1, 2, 4 or 8" },
+	{ "BAR read, memory flag 2", b_bar_mem2, 0, "neither 0 nor 1" },
+	{ "BAR read that wraps", b_bar_wraps, 0, "wraps" },
+	{ "SYNC_SYSMEM entry that wraps", b_sysmem_wraps, 2, "wraps" },
+	{ "SYNC_SYSMEM entry of size 0", b_sysmem_size0, 2, "size 0" },
+	{ "SYNC_SYSMEM negative offset", b_sysmem_neg_offset, 2, "file offset" },
+	{ "SYNC_SYSMEM offset that wraps", b_sysmem_offset_wraps, 2, "file offset" },
+};
+
+START_TEST(malformed_is_refused_and_fds_closed)
+{
+	const struct bad_case *c = &bad_cases[_i];
+	struct raw r = c->build();
+	int fds[4];
+
+	for (int i = 0; i < c->nfds; i++)
+		fds[i] = testutil_eventfd();
+	send_raw(&r, fds, (size_t)c->nfds);
+	close_all(fds, (size_t)c->nfds);
+	expect_refused(-EBADMSG, c->words);
+}
+END_TEST
+
+/* ---- the BAR window ---- */
+
+static struct bar_window edu_like(void)
+{
+	/* BAR0 1 MiB memory, BAR2+3 64-bit 16 KiB, BAR4 256 ports of I/O. */
+	const uint64_t sizes[6] = { 0x100000, 0, 0x4000, 0, 0x100, 0 };
+	struct bar_window w;
+
+	bar_window_init(&w, sizes);
+	return w;
+}
+
+START_TEST(bar_window_finds_bar_and_offset)
+{
+	struct bar_window w = edu_like();
+	const uint32_t regs[6] = { 0xfea00000, 0, 0xc000000c, 0x1, 0xc041, 0 };
+	uint64_t off = 99;
+
+	ck_assert_int_eq(bar_window_lookup(&w, 0xfea00000, 4, true, &off), -1); /* not loaded */
+	bar_window_load(&w, regs);
+	ck_assert_int_eq(bar_window_lookup(&w, 0xfea00000, 4, true, &off), 0);
+	ck_assert_uint_eq(off, 0);
+	ck_assert_int_eq(bar_window_lookup(&w, 0xfeaffff8, 8, true, &off), 0);
+	ck_assert_uint_eq(off, 0xffff8);
+	/* Crossing the end, past the end, below the start. */
+	ck_assert_int_eq(bar_window_lookup(&w, 0xfeaffffc, 8, true, &off), -1);
+	ck_assert_int_eq(bar_window_lookup(&w, 0xfeb00000, 1, true, &off), -1);
+	ck_assert_int_eq(bar_window_lookup(&w, 0xfe9fffff, 1, true, &off), -1);
+	/* The same address as I/O hits nothing. */
+	ck_assert_int_eq(bar_window_lookup(&w, 0xfea00000, 4, false, &off), -1);
+	/* 64-bit BAR: base from both halves, prefetch/type bits stripped. */
+	ck_assert_int_eq(bar_window_lookup(&w, 0x1c0000010ull, 4, true, &off), 2);
+	ck_assert_uint_eq(off, 0x10);
+	ck_assert_int_eq(bar_window_lookup(&w, 0xc0000010ull, 4, true, &off), -1);
+	/* I/O BAR: flag bits stripped, only for I/O accesses. */
+	ck_assert_int_eq(bar_window_lookup(&w, 0xc0ff, 1, false, &off), 4);
+	ck_assert_uint_eq(off, 0xbf);
+	ck_assert_int_eq(bar_window_lookup(&w, 0xc040, 2, true, &off), -1);
+	ck_assert_int_eq(bar_window_lookup(&w, 0xc13f, 2, false, &off), -1);
+	bar_window_invalidate(&w);
+	ck_assert_int_eq(bar_window_lookup(&w, 0xfea00000, 4, true, &off), -1);
+}
+END_TEST
+
+START_TEST(bar_window_unplaced_bars_hit_nothing)
+{
+	struct bar_window w = edu_like();
+	const uint32_t regs[6] = { 0, 0, 0x4, 0, 0x1, 0 };
+	uint64_t off;
+
+	bar_window_load(&w, regs);
+	ck_assert_int_eq(bar_window_lookup(&w, 0, 4, true, &off), -1);
+	ck_assert_int_eq(bar_window_lookup(&w, 0x10, 4, true, &off), -1);
+	ck_assert_int_eq(bar_window_lookup(&w, 0x0, 1, false, &off), -1);
+	/* A register where the device has no BAR is ignored, whatever it holds. */
+	{
+		const uint32_t junk[6] = { 0xfea00000, 0xfe000000, 0, 0, 0, 0xfd000000 };
+
+		bar_window_load(&w, junk);
+		ck_assert_int_eq(bar_window_lookup(&w, 0xfe000000, 4, true, &off), -1);
+		ck_assert_int_eq(bar_window_lookup(&w, 0xfd000000, 4, true, &off), -1);
+		ck_assert_int_eq(bar_window_lookup(&w, 0xfea00004, 4, true, &off), 0);
+	}
+}
+END_TEST
+
+START_TEST(bar_window_config_overlap)
+{
+	ck_assert(!bar_window_config_overlaps(0x0c, 4));
+	ck_assert(bar_window_config_overlaps(0x0e, 4));
+	ck_assert(bar_window_config_overlaps(0x10, 1));
+	ck_assert(bar_window_config_overlaps(0x27, 1));
+	ck_assert(!bar_window_config_overlaps(0x28, 4));
+	ck_assert(!bar_window_config_overlaps(0x04, 2));
+}
+END_TEST
+
+static Suite *mpqemu_suite(void)
+{
+	Suite *s = suite_create("mpqemu");
+	TCase *tc = tcase_create("codec");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, layout_matches_qemu);
+	tcase_add_test(tc, config_read_and_write_decode);
+	tcase_add_test(tc, bar_access_decodes);
+	tcase_add_test(tc, sync_sysmem_brings_its_fds);
+	tcase_add_test(tc, sync_sysmem_may_carry_no_ram);
+	tcase_add_test(tc, set_irqfd_and_reset_decode);
+	tcase_add_test(tc, message_in_pieces);
+	tcase_add_test(tc, end_between_messages_is_zero);
+	tcase_add_test(tc, ret_is_what_qemu_reads);
+	tcase_add_test(tc, send_to_a_gone_peer_fails);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("malformed");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, truncated_header);
+	tcase_add_test(tc, truncated_data);
+	tcase_add_test(tc, stalled_message_times_out);
+	tcase_add_test(tc, oversize_is_refused_before_reading_data);
+	tcase_add_test(tc, more_than_eight_fds);
+	tcase_add_test(tc, fds_split_over_two_sends_still_counted);
+	tcase_add_test(tc, credentials_are_not_descriptors);
+	tcase_add_loop_test(tc, malformed_is_refused_and_fds_closed, 0,
+			    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("bar_window");
+	tcase_add_test(tc, bar_window_finds_bar_and_offset);
+	tcase_add_test(tc, bar_window_unplaced_bars_hit_nothing);
+	tcase_add_test(tc, bar_window_config_overlap);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(mpqemu_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
