@@ -242,6 +242,27 @@ static int show_dma(struct mpdev *dev)
 	return same ? 0 : 1;
 }
 
+/* What the remote runs as, from /proc: the sandbox is visible from outside. */
+static void show_sandbox(pid_t pid)
+{
+	char path[64], line[256], uid[64] = "?", seccomp[16] = "?";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Uid:", 4))
+			sscanf(line + 4, "%63s", uid);
+		else if (!strncmp(line, "Seccomp:", 8))
+			sscanf(line + 8, "%15s", seccomp);
+	}
+	fclose(f);
+	printf("sandbox     : the remote runs as uid %s, seccomp mode %s%s\n", uid, seccomp,
+	       !strcmp(seccomp, "2") ? " (its own allow list; docs/security.md)" : "");
+}
+
 static int show_reset(struct mpdev *dev)
 {
 	uint32_t bar, live;
@@ -315,6 +336,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	print_info(&info);
+	show_sandbox(pid);
 	if (show_bar_sizing(dev) || show_registers(dev) || show_dma(dev) || show_round_trips(dev) ||
 	    show_reset(dev) || show_errors(dev))
 		goto out;
