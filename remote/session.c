@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "session_handlers.h"
 
 #define COMP "remote"
 
@@ -24,7 +25,7 @@ void session_init(struct session *s, int fd, struct backend *backend, struct rem
 	backend->ops->get_info(backend, &s->info);
 }
 
-static int send_reply(struct session *s, uint64_t id, Mpdev__Envelope *rep)
+int session_send_reply(struct session *s, uint64_t id, Mpdev__Envelope *rep)
 {
 	int r;
 
@@ -50,11 +51,11 @@ static int send_status(struct session *s, uint64_t id, const struct mpdev_error 
 	return r;
 }
 
-static int send_ok(struct session *s, uint64_t id)
+int session_send_ok(struct session *s, uint64_t id)
 {
 	Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
 
-	return send_reply(s, id, &rep);
+	return session_send_reply(s, id, &rep);
 }
 
 static int handle_hello(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)
@@ -90,7 +91,7 @@ static int handle_hello(struct session *s, const Mpdev__Envelope *req, struct mp
 	rep.hello_reply = &hr;
 	log_info(COMP, "handshake with '%s': features 0x%llx", h->name ? h->name : "",
 		 (unsigned long long)s->features);
-	return send_reply(s, req->id, &rep);
+	return session_send_reply(s, req->id, &rep);
 }
 
 static void fill_region(Mpdev__RegionInfo *ri, Mpdev__MmapArea *areas, Mpdev__MmapArea **area_ptrs,
@@ -157,7 +158,7 @@ static int handle_device_info(struct session *s, const Mpdev__Envelope *req)
 	info.irqs = irq_ptrs;
 	rep.body_case = MPDEV__ENVELOPE__BODY_DEVICE_INFO;
 	rep.device_info = &info;
-	return send_reply(s, req->id, &rep);
+	return session_send_reply(s, req->id, &rep);
 }
 
 static bool valid_width(uint64_t size)
@@ -214,7 +215,7 @@ static int handle_region_read(struct session *s, const Mpdev__Envelope *req,
 	data.data.len = rr->size;
 	rep.body_case = MPDEV__ENVELOPE__BODY_REGION_READ_REPLY;
 	rep.region_read_reply = &data;
-	return send_reply(s, req->id, &rep);
+	return session_send_reply(s, req->id, &rep);
 }
 
 static int handle_region_write(struct session *s, const Mpdev__Envelope *req, bool posted,
@@ -235,7 +236,7 @@ static int handle_region_write(struct session *s, const Mpdev__Envelope *req, bo
 		s->stats->posted_writes++;
 		return 0;
 	}
-	return send_ok(s, req->id);
+	return session_send_ok(s, req->id);
 }
 
 static int handle_reset(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)
@@ -249,7 +250,7 @@ static int handle_reset(struct session *s, const Mpdev__Envelope *req, struct mp
 	if (r < 0)
 		return r;
 	s->stats->resets++;
-	return send_ok(s, req->id);
+	return session_send_ok(s, req->id);
 }
 
 static int handle_stats(struct session *s, const Mpdev__Envelope *req)
@@ -310,315 +311,7 @@ static int handle_stats(struct session *s, const Mpdev__Envelope *req)
 	stats.counters = ptrs;
 	rep.body_case = MPDEV__ENVELOPE__BODY_STATS;
 	rep.stats = &stats;
-	return send_reply(s, req->id, &rep);
-}
-
-static void pending_drop(struct session_pending_table *p)
-{
-	for (size_t i = 0; i < p->nfds; i++)
-		close(p->fds[i]);
-	free(p->regions);
-	free(p->fds);
-	memset(p, 0, sizeof(*p));
-}
-
-void session_release(struct session *s)
-{
-	pending_drop(&s->pending);
-}
-
-static int grow(void **v, size_t *cap, size_t need, size_t elem)
-{
-	size_t ncap = *cap ? *cap : 16;
-	void *nv;
-
-	if (need <= *cap)
-		return 0;
-	while (ncap < need)
-		ncap *= 2;
-	nv = realloc(*v, ncap * elem);
-	if (!nv)
-		return -ENOMEM;
-	*v = nv;
-	*cap = ncap;
-	return 0;
-}
-
-static int check_fd_index(const Mpdev__MemRegion *r, size_t i, size_t nfds, struct mpdev_error *err)
-{
-	if (r->fd_index >= nfds)
-		return mpdev_error_set(err, EINVAL,
-				       "region %zu names descriptor %u but the message carries %zu",
-				       i, r->fd_index, nfds);
-	return 0;
-}
-
-/* Appends one chunk's regions and descriptors to the pending table. */
-static int pending_append(struct session_pending_table *p, const Mpdev__MemTableSet *set,
-			  struct wire_msg *m, struct mpdev_error *err)
-{
-	bool used[MPDEV_MAX_FDS_PER_MSG] = { false };
-	size_t base = p->nfds;
-
-	for (size_t i = 0; i < set->n_regions; i++) {
-		if (!set->regions[i])
-			return mpdev_error_set(err, EINVAL, "region %zu is empty", i);
-		if (check_fd_index(set->regions[i], i, m->nfds, err) < 0)
-			return -EINVAL;
-		used[set->regions[i]->fd_index] = true;
-	}
-	/* A descriptor that no region names is a sender's mistake, not something to keep. */
-	for (size_t i = 0; i < m->nfds; i++)
-		if (!used[i])
-			return mpdev_error_set(err, EINVAL,
-					       "descriptor %zu is not used by any region", i);
-	if (p->n + set->n_regions > MPDEV_MAX_MEM_REGIONS)
-		return mpdev_error_set(err, ENOSPC,
-				       "memory table of %zu+ regions exceeds the limit of %u",
-				       p->n + set->n_regions, MPDEV_MAX_MEM_REGIONS);
-	if (grow((void **)&p->regions, &p->cap, p->n + set->n_regions, sizeof(*p->regions)) < 0 ||
-	    grow((void **)&p->fds, &p->fds_cap, p->nfds + m->nfds, sizeof(*p->fds)) < 0)
-		return mpdev_error_set(err, ENOMEM, "out of memory");
-	for (size_t i = 0; i < m->nfds; i++)
-		p->fds[p->nfds++] = wire_take_fd(m, i);
-	for (size_t i = 0; i < set->n_regions; i++) {
-		const Mpdev__MemRegion *r = set->regions[i];
-
-		p->regions[p->n++] = (struct dma_new_region){ .gpa = r->gpa,
-							      .size = r->size,
-							      .fd_offset = r->fd_offset,
-							      .read_only = r->read_only,
-							      .fd = p->fds[base + r->fd_index] };
-	}
-	return 0;
-}
-
-static int handle_mem_table_set(struct session *s, struct wire_msg *m, struct mpdev_error *err)
-{
-	const Mpdev__MemTableSet *set = m->env->mem_table_set;
-	struct session_pending_table *p = &s->pending;
-	int r;
-
-	r = pending_append(p, set, m, err);
-	if (r == 0 && set->more) {
-		p->active = true;
-		return send_ok(s, m->env->id);
-	}
-	if (r == 0)
-		r = dma_table_set(&s->host->dma, p->regions, p->n, err);
-	/* Applied or refused, the chunks are done with; the remote's mappings keep the memory. */
-	pending_drop(p);
-	if (r < 0)
-		return r;
-	log_info(COMP, "memory table set: %zu regions", s->host->dma.map.n);
-	return send_ok(s, m->env->id);
-}
-
-static int refuse_while_pending(const struct session *s, struct mpdev_error *err)
-{
-	if (s->pending.active)
-		return mpdev_error_set(err, EBUSY,
-				       "a chunked memory table is being sent: finish it first");
-	return 0;
-}
-
-static int handle_mem_region_add(struct session *s, struct wire_msg *m, struct mpdev_error *err)
-{
-	const Mpdev__MemRegion *r = m->env->mem_region_add->region;
-	struct dma_new_region nr;
-	int ret;
-
-	if ((ret = refuse_while_pending(s, err)) < 0)
-		return ret;
-	if (!r)
-		return mpdev_error_set(err, EINVAL, "mem_region_add without a region");
-	if (m->nfds != 1)
-		return mpdev_error_set(err, EINVAL, "mem_region_add carries %zu descriptors, not 1",
-				       m->nfds);
-	if ((ret = check_fd_index(r, 0, m->nfds, err)) < 0)
-		return ret;
-	nr = (struct dma_new_region){ .gpa = r->gpa,
-				      .size = r->size,
-				      .fd_offset = r->fd_offset,
-				      .read_only = r->read_only,
-				      .fd = m->fds[0] };
-	/* The descriptor stays the message's: released (closed) with it, the mapping lives on. */
-	ret = dma_table_add(&s->host->dma, &nr, err);
-	if (ret < 0)
-		return ret;
-	return send_ok(s, m->env->id);
-}
-
-static int handle_mem_region_remove(struct session *s, struct wire_msg *m, struct mpdev_error *err)
-{
-	const Mpdev__MemRegionRemove *rm = m->env->mem_region_remove;
-	int ret;
-
-	if ((ret = refuse_while_pending(s, err)) < 0)
-		return ret;
-	ret = dma_table_remove(&s->host->dma, rm->gpa, rm->size, err);
-	if (ret < 0)
-		return ret;
-	return send_ok(s, m->env->id);
-}
-
-static int handle_set_intx_irqfd(struct session *s, struct wire_msg *m, struct mpdev_error *err)
-{
-	const Mpdev__SetIntxIrqfd *req = m->env->set_intx_irqfd;
-	int irqfd, resamplefd;
-
-	if (m->nfds > 2)
-		return mpdev_error_set(
-			err, EINVAL,
-			"set_intx_irqfd carries %zu descriptors: 0 (remove), 1 (irqfd) "
-			"or 2 (irqfd, resamplefd)",
-			m->nfds);
-	irqfd = m->nfds > 0 ? wire_take_fd(m, 0) : -1;
-	resamplefd = m->nfds > 1 ? wire_take_fd(m, 1) : -1;
-	/* The callee owns both from here, on success and failure alike. */
-	if (s->backend->ops->set_intx_irqfd) {
-		if (s->backend->ops->set_intx_irqfd(s->backend, req->pin, req->pirq, irqfd,
-						    resamplefd, err) < 0)
-			return -err->code;
-	} else if (virq_set_intx_irqfd(&s->host->virq, req->pin, req->pirq, irqfd, resamplefd,
-				       err) < 0) {
-		return -err->code;
-	}
-	return send_ok(s, m->env->id);
-}
-
-/* Checks SetIrqs' data against count and the packet's descriptors, then takes those. */
-static int take_set_irqs(const Mpdev__SetIrqs *req, struct wire_msg *m, int *fds,
-			 struct mpdev_error *err)
-{
-	bool used[MPDEV_MAX_FDS_PER_MSG] = { false };
-
-	switch (req->data) {
-	case MPDEV__IRQ_DATA__IRQ_DATA_NONE:
-		if (req->n_values || req->n_fds || m->nfds)
-			return mpdev_error_set(err, EINVAL,
-					       "data type none carries no values or fds");
-		return 0;
-	case MPDEV__IRQ_DATA__IRQ_DATA_BOOL:
-		if (req->n_values != req->count || req->n_fds || m->nfds)
-			return mpdev_error_set(err, EINVAL, "%zu bool values for count %u",
-					       req->n_values, req->count);
-		return 0;
-	case MPDEV__IRQ_DATA__IRQ_DATA_EVENTFD:
-		break;
-	default:
-		return mpdev_error_set(err, EINVAL, "unknown data type %u", req->data);
-	}
-	if (req->n_fds != req->count || req->n_values)
-		return mpdev_error_set(err, EINVAL, "%zu fd slots for count %u", req->n_fds,
-				       req->count);
-	for (size_t i = 0; i < req->n_fds; i++) {
-		int32_t k = req->fds[i];
-
-		if (k < -1 || (k >= 0 && (size_t)k >= m->nfds) || (k >= 0 && used[k]))
-			return mpdev_error_set(err, EINVAL,
-					       "fd slot %zu names descriptor %d: each of the %zu "
-					       "descriptors once, or -1",
-					       i, k, m->nfds);
-		if (k >= 0)
-			used[k] = true;
-	}
-	for (size_t i = 0; i < m->nfds; i++)
-		if (!used[i])
-			return mpdev_error_set(err, EINVAL,
-					       "descriptor %zu is not used by any vector", i);
-	for (size_t i = 0; i < req->n_fds; i++)
-		fds[i] = req->fds[i] >= 0 ? wire_take_fd(m, (size_t)req->fds[i]) : -1;
-	return 0;
-}
-
-static int handle_set_irqs(struct session *s, struct wire_msg *m, struct mpdev_error *err)
-{
-	const Mpdev__SetIrqs *req = m->env->set_irqs;
-	struct backend_irq_request vr = { .index = req->index,
-					  .action = req->action,
-					  .data = req->data,
-					  .start = req->start,
-					  .count = req->count };
-	bool *values = NULL;
-	int *fds = NULL;
-	int r;
-
-	/* Bounded before anything is allocated for it. */
-	if (req->count > VIRQ_MAX_VECTORS)
-		return mpdev_error_set(err, EINVAL, "count %u: at most %u vectors", req->count,
-				       VIRQ_MAX_VECTORS);
-	fds = calloc(req->count ? req->count : 1, sizeof(*fds));
-	values = calloc(req->count ? req->count : 1, sizeof(*values));
-	if (!fds || !values) {
-		r = mpdev_error_set(err, ENOMEM, "out of memory");
-		goto out;
-	}
-	r = take_set_irqs(req, m, fds, err);
-	if (r < 0)
-		goto out;
-	for (size_t i = 0; i < req->n_values; i++)
-		values[i] = req->values[i];
-	vr.values = values;
-	vr.fds = fds;
-	r = s->backend->ops->set_irqs ? s->backend->ops->set_irqs(s->backend, &vr, err)
-				      : virq_set_irqs(&s->host->virq, &vr, err);
-	if (r == 0)
-		r = send_ok(s, m->env->id);
-out:
-	free(fds);
-	free(values);
-	return r;
-}
-
-/* Without a backend IOMMU the remote's own bounds checks are the IOMMU. */
-static void emulated_iommu_info(const struct session *s, struct backend_iommu_info *info)
-{
-	memset(info, 0, sizeof(*info));
-	info->kind = MPDEV__IOMMU_KIND__IOMMU_EMULATED;
-	info->pgsize_bitmap = 4096;
-	info->n_ranges = 1;
-	info->ranges[0].start = 0;
-	info->ranges[0].last = UINT64_MAX;
-	info->mappings_used = (uint32_t)s->host->dma.map.n;
-	info->dma_avail = (uint32_t)(s->host->dma.max_regions - s->host->dma.map.n);
-}
-
-static int handle_iommu_info(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)
-{
-	struct backend_iommu_info bi;
-	Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
-	Mpdev__IommuInfo info = MPDEV__IOMMU_INFO__INIT;
-	Mpdev__IovaRange ranges[BACKEND_MAX_IOVA_RANGES];
-	Mpdev__IovaRange *ptrs[BACKEND_MAX_IOVA_RANGES];
-	int r;
-
-	if (s->backend->ops->iommu_info) {
-		r = s->backend->ops->iommu_info(s->backend, &bi, err);
-		if (r < 0)
-			return r;
-	} else {
-		emulated_iommu_info(s, &bi);
-	}
-	/* The memory table's own limit applies on top of the IOMMU's. */
-	if (bi.dma_avail > s->host->dma.max_regions - s->host->dma.map.n)
-		bi.dma_avail = (uint32_t)(s->host->dma.max_regions - s->host->dma.map.n);
-	for (size_t i = 0; i < bi.n_ranges; i++) {
-		mpdev__iova_range__init(&ranges[i]);
-		ranges[i].start = bi.ranges[i].start;
-		ranges[i].last = bi.ranges[i].last;
-		ptrs[i] = &ranges[i];
-	}
-	info.kind = bi.kind;
-	info.pgsize_bitmap = bi.pgsize_bitmap;
-	info.n_iova_ranges = bi.n_ranges;
-	info.iova_ranges = ptrs;
-	info.dma_avail = bi.dma_avail;
-	info.mappings_used = bi.mappings_used;
-	info.dirty_tracking = bi.dirty_tracking;
-	rep.body_case = MPDEV__ENVELOPE__BODY_IOMMU_INFO;
-	rep.iommu_info = &info;
-	return send_reply(s, req->id, &rep);
+	return session_send_reply(s, req->id, &rep);
 }
 
 /* Bodies that are answers, never requests: a peer sending one is confused. */
@@ -720,7 +413,7 @@ static int dispatch(struct session *s, struct wire_msg *m, bool posted, struct m
 	case MPDEV__ENVELOPE__BODY_RESET:
 		return handle_reset(s, env, err);
 	case MPDEV__ENVELOPE__BODY_PING:
-		return send_ok(s, env->id);
+		return session_send_ok(s, env->id);
 	case MPDEV__ENVELOPE__BODY_STATS_REQUEST:
 		return handle_stats(s, env);
 	case MPDEV__ENVELOPE__BODY_MEM_TABLE_SET:

@@ -1,0 +1,24 @@
+/*
+ * The session's request handlers, one file per concern: session.c
+ * (handshake, device info, region access, reset, stats, dispatch),
+ * session_mem.c (the memory table), session_irq.c (interrupts, IOMMU info).
+ * Each handler gets the whole message (to take its descriptors) and returns
+ * 0, or a negative errno with err set (answered by the dispatcher).
+ */
+#ifndef MPDEV_SESSION_HANDLERS_H
+#define MPDEV_SESSION_HANDLERS_H
+
+#include "session.h"
+
+int session_send_reply(struct session *s, uint64_t id, Mpdev__Envelope *rep);
+int session_send_ok(struct session *s, uint64_t id);
+
+int handle_mem_table_set(struct session *s, struct wire_msg *m, struct mpdev_error *err);
+int handle_mem_region_add(struct session *s, struct wire_msg *m, struct mpdev_error *err);
+int handle_mem_region_remove(struct session *s, struct wire_msg *m, struct mpdev_error *err);
+
+int handle_set_intx_irqfd(struct session *s, struct wire_msg *m, struct mpdev_error *err);
+int handle_set_irqs(struct session *s, struct wire_msg *m, struct mpdev_error *err);
+int handle_iommu_info(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
+
+#endif
