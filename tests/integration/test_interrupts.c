@@ -548,16 +548,6 @@ END_TEST
 
 /* ---- 6: interrupts the device's own work raises ---- */
 
-static int sealed_memfd(size_t size)
-{
-	int fd = memfd_create("guest", MFD_ALLOW_SEALING | MFD_CLOEXEC);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
-	ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
-	return fd;
-}
-
 static void start_dma(uint64_t src, uint64_t dst, uint64_t cnt, uint64_t cmd)
 {
 	bar_wr64(dev, EDU_DMA_SRC, src);
@@ -581,7 +571,7 @@ static void wait_dma_done(void)
 START_TEST(factorial_and_dma_completion_raise_intx)
 {
 	int irqfd = testutil_eventfd(), rfd = testutil_eventfd();
-	int mfd = sealed_memfd(4 * PAGE);
+	int mfd = testutil_memfd(4 * PAGE, F_SEAL_SHRINK | F_SEAL_GROW);
 	const struct mpdev_mem_region ram = { .gpa = 0x100000, .size = 4 * PAGE, .fd = mfd };
 	uint8_t *p = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 

@@ -66,20 +66,10 @@ struct guest_ram {
 	size_t size;
 };
 
-/* A memfd of size bytes sealed against shrinking and growing, as the remote wants. */
-static int sealed_memfd(size_t size)
-{
-	int fd = memfd_create("guest", MFD_ALLOW_SEALING | MFD_CLOEXEC);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
-	ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
-	return fd;
-}
-
 static struct guest_ram ram_new(size_t size)
 {
-	struct guest_ram r = { .fd = sealed_memfd(size), .size = size };
+	struct guest_ram r = { .fd = testutil_memfd(size, F_SEAL_SHRINK | F_SEAL_GROW),
+			       .size = size };
 
 	r.p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
 	ck_assert_ptr_ne(r.p, MAP_FAILED);
@@ -549,7 +539,7 @@ static const struct shape_case {
 
 START_TEST(badly_shaped_regions_refused)
 {
-	int fd = sealed_memfd(4 * PAGE);
+	int fd = testutil_memfd(4 * PAGE, F_SEAL_SHRINK | F_SEAL_GROW);
 	const struct mpdev_mem_region top = region(0xfffffffffffff000ull, PAGE, fd, 0, false);
 
 	for (size_t i = 0; i < sizeof(shape_cases) / sizeof(shape_cases[0]); i++) {
@@ -568,7 +558,7 @@ END_TEST
 
 START_TEST(overlapping_regions_refused)
 {
-	int fd = sealed_memfd(32 * PAGE);
+	int fd = testutil_memfd(32 * PAGE, F_SEAL_SHRINK | F_SEAL_GROW);
 	const struct mpdev_mem_region base = region(0x100000, 8 * PAGE, fd, 0, false);
 	const struct mpdev_mem_region inside = region(0x104000, 8 * PAGE, fd, 8 * PAGE, false);
 	const struct mpdev_mem_region around = region(0xff000, 10 * PAGE, fd, 0, false);
@@ -682,7 +672,7 @@ START_TEST(descriptors_that_cannot_back_memory_refused)
 	expect_refused("memfd without sealing", &r, EPERM, "F_SEAL_SHRINK");
 
 	/* A sealed memfd opened read-only: not for a writable region, fine for a read-only one. */
-	sealed = sealed_memfd(4 * PAGE);
+	sealed = testutil_memfd(4 * PAGE, F_SEAL_SHRINK | F_SEAL_GROW);
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", sealed);
 	rdonly = open(proc, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(rdonly, 0);
@@ -751,7 +741,7 @@ END_TEST
 
 START_TEST(remove_needs_the_exact_region)
 {
-	int fd = sealed_memfd(4 * PAGE);
+	int fd = testutil_memfd(4 * PAGE, F_SEAL_SHRINK | F_SEAL_GROW);
 	const struct mpdev_mem_region r = region(0x100000, 4 * PAGE, fd, 0, false);
 
 	set_table_ok(&r, 1);
@@ -885,19 +875,12 @@ START_TEST(table_changes_map_only_the_difference)
 }
 END_TEST
 
-/* A memfd that cannot be mapped writable (F_SEAL_WRITE): it passes every check but mmap. */
-static int write_sealed_memfd(size_t size)
-{
-	int fd = sealed_memfd(size);
-
-	ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE), 0);
-	return fd;
-}
-
 START_TEST(failed_table_change_leaves_the_old_table)
 {
 	struct guest_ram a = ram_new(16 * PAGE), b = ram_new(16 * PAGE), c = ram_new(16 * PAGE);
-	int efd = testutil_eventfd(), wsealed = write_sealed_memfd(16 * PAGE);
+	/* A memfd that cannot be mapped writable (F_SEAL_WRITE): it passes every check but mmap. */
+	int efd = testutil_eventfd(),
+	    wsealed = testutil_memfd(16 * PAGE, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
 	const struct mpdev_mem_region old[] = { region(0x100000, 16 * PAGE, a.fd, 0, false),
 						region(0x200000, 16 * PAGE, b.fd, 0, false) };
 	const ino_t ino[] = { ino_of(a.fd), ino_of(b.fd) };
@@ -1305,7 +1288,8 @@ static void raw_remove_refused_while_pending(int sock, uint64_t id)
 START_TEST(half_sent_table_ends_with_the_connection)
 {
 	const char *args[] = { "--device", "edu", NULL };
-	int fds[2] = { sealed_memfd(PAGE), sealed_memfd(PAGE) };
+	int fds[2] = { testutil_memfd(PAGE, F_SEAL_SHRINK | F_SEAL_GROW),
+		       testutil_memfd(PAGE, F_SEAL_SHRINK | F_SEAL_GROW) };
 	int sock, base, status = 0;
 	pid_t pid;
 
@@ -1342,7 +1326,8 @@ static int raw_connect(void)
 START_TEST(half_sent_table_does_not_leak_in_a_listening_remote)
 {
 	pid_t pid = start_listener();
-	int fds[2] = { sealed_memfd(PAGE), sealed_memfd(PAGE) };
+	int fds[2] = { testutil_memfd(PAGE, F_SEAL_SHRINK | F_SEAL_GROW),
+		       testutil_memfd(PAGE, F_SEAL_SHRINK | F_SEAL_GROW) };
 	struct guest_ram ram = ram_new(4 * PAGE);
 	const struct mpdev_mem_region r = region(0x100000, 4 * PAGE, ram.fd, 0, false);
 	int idle, sock;

@@ -27,23 +27,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mpqemu_raw.h"
 #include "spawn.h"
 #include "testutil.h"
 #include "wire.h"
-
-/* QEMU's mpqemu numbers (LP64), written down here independently of proxy/mpqemu.h. */
-#define HDR		 16
-#define SZ_SYNC_SYSMEM	 192
-#define SZ_PCI_CONF	 12
-#define SZ_BAR_ACCESS	 24
-#define CMD_SYNC_SYSMEM	 0
-#define CMD_RET		 1
-#define CMD_PCI_CFGWRITE 2
-#define CMD_PCI_CFGREAD	 3
-#define CMD_BAR_WRITE	 4
-#define CMD_BAR_READ	 5
-#define CMD_SET_IRQFD	 6
-#define CMD_DEVICE_RESET 7
 
 /* edu (QEMU's hw/misc/edu.c register layout). */
 #define EDU_IDENT_VALUE 0x010000edu
@@ -209,85 +196,9 @@ static void teardown_any(void)
 
 /* ---- hand-encoded messages ---- */
 
-struct raw {
-	uint8_t b[HDR + SZ_SYNC_SYSMEM];
-	size_t len;
-};
-
-static void put(uint8_t *p, uint64_t v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static struct raw raw_msg(int cmd, uint64_t size)
-{
-	struct raw r;
-
-	memset(&r, 0, sizeof(r));
-	put(r.b, (uint32_t)cmd, 4);
-	put(r.b + 8, size, 8);
-	r.len = HDR + (size <= SZ_SYNC_SYSMEM ? size : 0);
-	return r;
-}
-
-static struct raw raw_cfg(int cmd, uint32_t addr, uint32_t val, int32_t len)
-{
-	struct raw r = raw_msg(cmd, SZ_PCI_CONF);
-
-	put(r.b + HDR, addr, 4);
-	put(r.b + HDR + 4, val, 4);
-	put(r.b + HDR + 8, (uint32_t)len, 4);
-	return r;
-}
-
-static struct raw raw_bar(int cmd, uint64_t addr, uint64_t val, uint32_t size, bool memory)
-{
-	struct raw r = raw_msg(cmd, SZ_BAR_ACCESS);
-
-	put(r.b + HDR, addr, 8);
-	put(r.b + HDR + 8, val, 8);
-	put(r.b + HDR + 16, size, 4);
-	r.b[HDR + 20] = memory;
-	return r;
-}
-
-static void send_raw_fd(int sock, const void *buf, size_t len, const int *fds, size_t nfds)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 16)];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	if (nfds) {
-		struct cmsghdr *c;
-
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	ck_assert_int_eq(sendmsg(sock, &mh, MSG_NOSIGNAL), (ssize_t)len);
-}
-
 static void send_raw(const struct raw *r, const int *fds, size_t nfds)
 {
-	send_raw_fd(px.q, r->b, r->len, fds, nfds);
+	raw_send(px.q, r->b, r->len, fds, nfds);
 }
 
 /* Reads the RET QEMU waits for, as QEMU's mpqemu_msg_recv does: header, then size bytes. */
@@ -299,11 +210,11 @@ static uint64_t await_ret(void)
 
 	ck_assert_msg(poll(&p, 1, WAIT_MS) == 1, "no RET from the proxy within %d ms", WAIT_MS);
 	ck_assert_int_eq(recv(px.q, h, HDR, MSG_WAITALL), HDR);
-	ck_assert_uint_eq(get(h, 4), CMD_RET);
-	size = get(h + 8, 8);
+	ck_assert_uint_eq(raw_get(h, 4), CMD_RET);
+	size = raw_get(h + 8, 8);
 	ck_assert_uint_eq(size, 8);
 	ck_assert_int_eq(recv(px.q, h + HDR, 8, MSG_WAITALL), 8);
-	return get(h + HDR, 8);
+	return raw_get(h + HDR, 8);
 }
 
 static uint64_t request(const struct raw *r)
@@ -366,16 +277,6 @@ static void program_bar0(uint32_t addr)
 
 /* ---- guest RAM and the remote's counters ---- */
 
-static int sealed_memfd(size_t size)
-{
-	int fd = memfd_create("guest-ram", MFD_ALLOW_SEALING | MFD_CLOEXEC);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
-	ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), 0);
-	return fd;
-}
-
 struct entry {
 	uint64_t gpa, size;
 	int64_t offset;
@@ -390,9 +291,7 @@ static void sync_sysmem(const struct entry *e, int n)
 
 	ck_assert_int_le(n, 8);
 	for (int i = 0; i < n; i++) {
-		put(r.b + HDR + 8 * i, e[i].gpa, 8);
-		put(r.b + HDR + 64 + 8 * i, e[i].size, 8);
-		put(r.b + HDR + 128 + 8 * i, (uint64_t)e[i].offset, 8);
+		raw_sysmem_entry(&r, i, e[i].gpa, e[i].size, e[i].offset);
 		fds[i] = e[i].fd;
 	}
 	send_raw(&r, fds, (size_t)n);
@@ -503,7 +402,8 @@ static void edu_dma(uint64_t src, uint64_t dst, uint32_t count, bool to_ram)
 
 START_TEST(memory_table_minimal_changes)
 {
-	int a = sealed_memfd(0x200000), b = sealed_memfd(0x10000);
+	int a = testutil_memfd(0x200000, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+	    b = testutil_memfd(0x10000, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
 	uint8_t *ram = mmap(NULL, 0x200000, PROT_READ | PROT_WRITE, MAP_SHARED, a, 0);
 	const char *line;
 	int fds_after;
@@ -565,7 +465,8 @@ END_TEST
 
 START_TEST(memory_that_is_no_sealed_memfd_gets_a_hint)
 {
-	int m = memfd_create("unsealed", MFD_CLOEXEC), good = sealed_memfd(0x10000);
+	int m = memfd_create("unsealed", MFD_CLOEXEC),
+	    good = testutil_memfd(0x10000, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
 	const char *line;
 
 	ck_assert_int_eq(ftruncate(m, 0x10000), 0);
@@ -684,12 +585,12 @@ static void send_malformed(int i)
 	switch (i) {
 	case 0:
 		r = raw_cfg(CMD_PCI_CFGREAD, 0, 0, 4);
-		send_raw_fd(px.q, r.b, 10, NULL, 0);
+		raw_send(px.q, r.b, 10, NULL, 0);
 		shutdown(px.q, SHUT_WR);
 		break;
 	case 1:
 		r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
-		send_raw_fd(px.q, r.b, HDR + 40, fds, 2);
+		raw_send(px.q, r.b, HDR + 40, fds, 2);
 		shutdown(px.q, SHUT_WR);
 		break;
 	case 2:

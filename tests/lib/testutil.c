@@ -2,6 +2,9 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -34,6 +37,16 @@ int testutil_eventfd(void)
 	int fd = eventfd(0, EFD_CLOEXEC);
 
 	if (fd < 0)
+		abort();
+	return fd;
+}
+
+int testutil_memfd(size_t size, unsigned seals)
+{
+	int fd = memfd_create("guest-ram", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+
+	if (fd < 0 || ftruncate(fd, (off_t)size) < 0 ||
+	    (seals && fcntl(fd, F_ADD_SEALS, seals) < 0))
 		abort();
 	return fd;
 }

@@ -11,6 +11,12 @@ int testutil_count_fds(pid_t pid);
 /* A new eventfd, pipe end or memfd, for passing around; aborts on failure. */
 int testutil_eventfd(void);
 
+/*
+ * A memfd of size bytes with the given seals (0: none), the kind of memory
+ * the remote accepts with F_SEAL_SHRINK; aborts on failure.
+ */
+int testutil_memfd(size_t size, unsigned seals);
+
 /* 1 if a and b refer to the same open file (same device and inode). */
 int testutil_same_file(int a, int b);
 

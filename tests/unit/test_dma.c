@@ -268,22 +268,11 @@ struct mem {
 	uint64_t size;
 };
 
-static int memfd_sealed(uint64_t size, unsigned seals)
-{
-	int fd = memfd_create("dma-test", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
-	if (seals)
-		ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, seals), 0);
-	return fd;
-}
-
 static struct mem mem_new(uint64_t pages)
 {
 	struct mem m = { .size = pages * pg() };
 
-	m.fd = memfd_sealed(m.size, F_SEAL_SHRINK | F_SEAL_GROW);
+	m.fd = testutil_memfd(m.size, F_SEAL_SHRINK | F_SEAL_GROW);
 	m.p = mmap(NULL, m.size, PROT_READ | PROT_WRITE, MAP_SHARED, m.fd, 0);
 	ck_assert_ptr_ne(m.p, MAP_FAILED);
 	for (uint64_t i = 0; i < m.size; i++)
@@ -987,7 +976,7 @@ START_TEST(set_rolls_back_a_failed_mmap)
 	fake_init(&f, &fake_ops);
 	dma_table_init(&t, &f.b, 16);
 	m = mem_new(8);
-	sealed = memfd_sealed(P, 0);
+	sealed = testutil_memfd(P, 0);
 	p = mmap(NULL, P, PROT_READ | PROT_WRITE, MAP_SHARED, sealed, 0);
 	ck_assert_ptr_ne(p, MAP_FAILED);
 	memset(p, 0x77, P);
@@ -1074,7 +1063,7 @@ START_TEST(invalid_regions_are_refused_and_change_nothing)
 	r = reg(G + 4 * P, 2 * P, m.fd, 2 * P, false);
 	ck_assert_int_eq(dma_table_add(&t, &r, &err), 0);
 
-	unsealed = memfd_sealed(4 * P, 0);
+	unsealed = testutil_memfd(4 * P, 0);
 	unsealable = memfd_create("dma-test-nosealing", MFD_CLOEXEC);
 	ck_assert_int_ge(unsealable, 0);
 	ck_assert_int_eq(ftruncate(unsealable, (off_t)(4 * P)), 0);

@@ -21,21 +21,8 @@
 
 #include "bar_window.h"
 #include "mpqemu.h"
+#include "mpqemu_raw.h"
 #include "testutil.h"
-
-/* QEMU's numbers on an LP64 host, written down independently of mpqemu.h. */
-#define HDR		 16
-#define SZ_SYNC_SYSMEM	 192
-#define SZ_PCI_CONF	 12
-#define SZ_BAR_ACCESS	 24
-#define CMD_SYNC_SYSMEM	 0
-#define CMD_RET		 1
-#define CMD_PCI_CFGWRITE 2
-#define CMD_PCI_CFGREAD	 3
-#define CMD_BAR_WRITE	 4
-#define CMD_BAR_READ	 5
-#define CMD_SET_IRQFD	 6
-#define CMD_DEVICE_RESET 7
 
 static int sv[2];
 static int baseline_fds;
@@ -54,98 +41,9 @@ static void teardown(void)
 
 /* ---- hand-built messages ---- */
 
-struct raw {
-	uint8_t b[HDR + 256];
-	size_t len;
-};
-
-static void put(uint8_t *p, uint64_t v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >>
-				 (8 * i)); /* the test host is little-endian (x86_64/aarch64) */
-}
-
-static uint64_t get(const uint8_t *p, size_t n)
-{
-	uint64_t v = 0;
-
-	for (size_t i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-/* Header: int cmd at 0, 4 bytes of padding, size_t size at 8; then size bytes of data. */
-static struct raw raw_msg(int cmd, uint64_t size)
-{
-	struct raw r;
-
-	memset(&r, 0, sizeof(r));
-	put(r.b, (uint32_t)cmd, 4);
-	put(r.b + 8, size, 8);
-	r.len = HDR + (size <= 256 ? size : 0);
-	return r;
-}
-
-static struct raw raw_cfg(int cmd, uint32_t addr, uint32_t val, int32_t len)
-{
-	struct raw r = raw_msg(cmd, SZ_PCI_CONF);
-
-	put(r.b + HDR, addr, 4);
-	put(r.b + HDR + 4, val, 4);
-	put(r.b + HDR + 8, (uint32_t)len, 4);
-	return r;
-}
-
-/* BarAccessMsg: hwaddr addr at 0, uint64_t val at 8, unsigned size at 16, bool memory at 20. */
-static struct raw raw_bar(int cmd, uint64_t addr, uint64_t val, uint32_t size, uint8_t memory)
-{
-	struct raw r = raw_msg(cmd, SZ_BAR_ACCESS);
-
-	put(r.b + HDR, addr, 8);
-	put(r.b + HDR + 8, val, 8);
-	put(r.b + HDR + 16, size, 4);
-	r.b[HDR + 20] = memory;
-	return r;
-}
-
-/* SyncSysmemMsg: gpas[8] at 0, sizes[8] at 64, offsets[8] at 128. */
-static void sysmem_entry(struct raw *r, int i, uint64_t gpa, uint64_t size, int64_t off)
-{
-	put(r->b + HDR + 8 * i, gpa, 8);
-	put(r->b + HDR + 64 + 8 * i, size, 8);
-	put(r->b + HDR + 128 + 8 * i, (uint64_t)off, 8);
-}
-
-/* One sendmsg of bytes with fds, as QEMU's qio_channel_writev_full_all does. */
-static void send_bytes(const void *buf, size_t len, const int *fds, size_t nfds)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 16)];
-		struct cmsghdr align;
-	} ctl;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-
-	ck_assert_uint_le(nfds, 16);
-	if (nfds) {
-		struct cmsghdr *c;
-
-		memset(&ctl, 0, sizeof(ctl));
-		mh.msg_control = ctl.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-		c = CMSG_FIRSTHDR(&mh);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-	}
-	ck_assert_int_eq(sendmsg(sv[0], &mh, MSG_NOSIGNAL), (ssize_t)len);
-}
-
 static void send_raw(const struct raw *r, const int *fds, size_t nfds)
 {
-	send_bytes(r->b, r->len, fds, nfds);
+	raw_send(sv[0], r->b, r->len, fds, nfds);
 }
 
 static void close_all(int *fds, size_t n)
@@ -236,9 +134,9 @@ START_TEST(sync_sysmem_brings_its_fds)
 	int fds[3] = { testutil_eventfd(), testutil_eventfd(), testutil_eventfd() };
 	struct mpqemu_msg m;
 
-	sysmem_entry(&r, 0, 0, 0xa0000, 0);
-	sysmem_entry(&r, 1, 0xc0000, 0x20000, 0xc0000);
-	sysmem_entry(&r, 2, 0x100000, 0x1ff00000, 0x100000);
+	raw_sysmem_entry(&r, 0, 0, 0xa0000, 0);
+	raw_sysmem_entry(&r, 1, 0xc0000, 0x20000, 0xc0000);
+	raw_sysmem_entry(&r, 2, 0x100000, 0x1ff00000, 0x100000);
 	send_raw(&r, fds, 3);
 	expect_ok(&m);
 	ck_assert_int_eq(m.cmd, CMD_SYNC_SYSMEM);
@@ -294,9 +192,9 @@ START_TEST(message_in_pieces)
 	struct raw r = raw_bar(CMD_BAR_READ, 0x1000, 0, 4, 1);
 	struct mpqemu_msg m;
 
-	send_bytes(r.b, 5, NULL, 0);
-	send_bytes(r.b + 5, 14, NULL, 0);
-	send_bytes(r.b + 19, r.len - 19, NULL, 0);
+	raw_send(sv[0], r.b, 5, NULL, 0);
+	raw_send(sv[0], r.b + 5, 14, NULL, 0);
+	raw_send(sv[0], r.b + 19, r.len - 19, NULL, 0);
 	expect_ok(&m);
 	ck_assert_uint_eq(m.data.bar_access.addr, 0x1000);
 }
@@ -322,11 +220,11 @@ START_TEST(ret_is_what_qemu_reads)
 	ck_assert_int_eq(mpqemu_send_ret(sv[1], 0x11e81234, 1000, &err), 0);
 	ck_assert_int_eq(mpqemu_send_ret(sv[1], UINT64_MAX, 1000, &err), 0);
 	ck_assert_int_eq(recv(sv[0], b, sizeof(b), MSG_WAITALL), 48);
-	ck_assert_uint_eq(get(b, 4), CMD_RET);
-	ck_assert_uint_eq(get(b + 8, 8), 8);
-	ck_assert_uint_eq(get(b + 16, 8), 0x11e81234);
-	ck_assert_uint_eq(get(b + 24, 4), CMD_RET);
-	ck_assert_uint_eq(get(b + 40, 8), UINT64_MAX);
+	ck_assert_uint_eq(raw_get(b, 4), CMD_RET);
+	ck_assert_uint_eq(raw_get(b + 8, 8), 8);
+	ck_assert_uint_eq(raw_get(b + 16, 8), 0x11e81234);
+	ck_assert_uint_eq(raw_get(b + 24, 4), CMD_RET);
+	ck_assert_uint_eq(raw_get(b + 40, 8), UINT64_MAX);
 }
 END_TEST
 
@@ -347,7 +245,7 @@ START_TEST(truncated_header)
 	struct raw r = raw_cfg(CMD_PCI_CFGREAD, 0, 0, 4);
 	int fd = testutil_eventfd();
 
-	send_bytes(r.b, 10, &fd, 1);
+	raw_send(sv[0], r.b, 10, &fd, 1);
 	close(fd);
 	shutdown(sv[0], SHUT_WR);
 	expect_refused(-EBADMSG, "truncated");
@@ -359,7 +257,7 @@ START_TEST(truncated_data)
 	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
 	int fds[2] = { testutil_eventfd(), testutil_eventfd() };
 
-	send_bytes(r.b, HDR + 100, fds, 2);
+	raw_send(sv[0], r.b, HDR + 100, fds, 2);
 	close_all(fds, 2);
 	shutdown(sv[0], SHUT_WR);
 	expect_refused(-EBADMSG, "truncated");
@@ -373,7 +271,7 @@ START_TEST(stalled_message_times_out)
 	struct mpqemu_msg m;
 	struct timespec a, b;
 
-	send_bytes(r.b, HDR + 4, NULL, 0);
+	raw_send(sv[0], r.b, HDR + 4, NULL, 0);
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	ck_assert_int_eq(mpqemu_recv(sv[1], &m, 200, &err), -ETIMEDOUT);
 	clock_gettime(CLOCK_MONOTONIC, &b);
@@ -388,11 +286,11 @@ START_TEST(oversize_is_refused_before_reading_data)
 	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM + 1);
 	int fd = testutil_eventfd();
 
-	send_bytes(r.b, HDR, &fd, 1);
+	raw_send(sv[0], r.b, HDR, &fd, 1);
 	close(fd);
 	expect_refused(-EMSGSIZE, "at most 192");
 	r = raw_msg(CMD_BAR_READ, 1ull << 40);
-	send_bytes(r.b, HDR, NULL, 0);
+	raw_send(sv[0], r.b, HDR, NULL, 0);
 	expect_refused(-EMSGSIZE, "at most 192");
 }
 END_TEST
@@ -418,8 +316,8 @@ START_TEST(fds_split_over_two_sends_still_counted)
 	for (int i = 0; i < 8; i++)
 		fds[i] = testutil_eventfd();
 	/* 8 with the header, 1 more with the data: 9 for one message. */
-	send_bytes(r.b, HDR, fds, 8);
-	send_bytes(r.b + HDR, SZ_SYNC_SYSMEM, fds, 1);
+	raw_send(sv[0], r.b, HDR, fds, 8);
+	raw_send(sv[0], r.b + HDR, SZ_SYNC_SYSMEM, fds, 1);
 	close_all(fds, 8);
 	expect_refused(-EPROTO, "more than 8 descriptors");
 }
@@ -535,36 +433,36 @@ static struct raw sysmem2(void)
 {
 	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
 
-	sysmem_entry(&r, 0, 0x100000, 0x1000, 0);
-	sysmem_entry(&r, 1, 0x200000, 0x1000, 0);
+	raw_sysmem_entry(&r, 0, 0x100000, 0x1000, 0);
+	raw_sysmem_entry(&r, 1, 0x200000, 0x1000, 0);
 	return r;
 }
 static struct raw b_sysmem_wraps(void)
 {
 	struct raw r = sysmem2();
 
-	sysmem_entry(&r, 1, UINT64_MAX - 0xfff, 0x2000, 0);
+	raw_sysmem_entry(&r, 1, UINT64_MAX - 0xfff, 0x2000, 0);
 	return r;
 }
 static struct raw b_sysmem_size0(void)
 {
 	struct raw r = sysmem2();
 
-	sysmem_entry(&r, 0, 0x100000, 0, 0);
+	raw_sysmem_entry(&r, 0, 0x100000, 0, 0);
 	return r;
 }
 static struct raw b_sysmem_neg_offset(void)
 {
 	struct raw r = sysmem2();
 
-	sysmem_entry(&r, 0, 0, 0x1000, -4096);
+	raw_sysmem_entry(&r, 0, 0, 0x1000, -4096);
 	return r;
 }
 static struct raw b_sysmem_offset_wraps(void)
 {
 	struct raw r = sysmem2();
 
-	sysmem_entry(&r, 1, 0x1000, 0x2000, INT64_MAX - 0xfff);
+	raw_sysmem_entry(&r, 1, 0x1000, 0x2000, INT64_MAX - 0xfff);
 	return r;
 }
 

@@ -19,6 +19,7 @@
 #include "backend.h"
 #include "dma.h"
 #include "iohub.h"
+#include "testutil.h"
 #include "vfio.h"
 #include "vfio_model.h"
 
@@ -78,10 +79,7 @@ static void rig_init(struct rig *r)
 					 .signal_vector = host_vec,
 					 .hub = r->hub };
 	r->memsize = 16 * MIB;
-	r->memfd = memfd_create("guest", MFD_ALLOW_SEALING | MFD_CLOEXEC);
-	ck_assert_int_ge(r->memfd, 0);
-	ck_assert_int_eq(ftruncate(r->memfd, (off_t)r->memsize), 0);
-	ck_assert_int_eq(fcntl(r->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
+	r->memfd = testutil_memfd(r->memsize, F_SEAL_SHRINK | F_SEAL_GROW);
 }
 
 static int rig_backend(struct rig *r, const char *iommu, struct mpdev_error *err)
