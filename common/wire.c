@@ -64,17 +64,43 @@ static ProtobufCAllocator *msg_allocator(struct wire_msg *m)
 	return &a;
 }
 
+void wire_msg_init(struct wire_msg *m)
+{
+	m->env = NULL;
+	m->nfds = 0;
+	m->arena_used = 0;
+	for (size_t i = 0; i < MPDEV_MAX_FDS_PER_MSG; i++)
+		m->fds[i] = -1;
+}
+
+int wire_decode(struct wire_msg *m, const uint8_t *buf, size_t len, struct mpdev_error *err)
+{
+	m->env = mpdev__envelope__unpack(msg_allocator(m), len, buf);
+	if (!m->env) {
+		transport_close_fds(m->fds, m->nfds);
+		m->nfds = 0;
+		return mpdev_error_set(err, EBADMSG, "undecodable packet of %zu bytes", len);
+	}
+	if (m->env->nfds != m->nfds) {
+		uint32_t declared = m->env->nfds;
+		size_t carried = m->nfds;
+
+		transport_close_fds(m->fds, m->nfds);
+		m->nfds = 0;
+		return mpdev_error_set(err, EPROTO,
+				       "message declares %u descriptors but carries %zu", declared,
+				       carried);
+	}
+	return 1;
+}
+
 int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
 {
 	/* One buffer per thread: the remote is single-threaded, clients may not be. */
 	static __thread uint8_t buf[MPDEV_MAX_MSG_SIZE];
 	ssize_t n;
 
-	m->env = NULL;
-	m->nfds = 0;
-	m->arena_used = 0;
-	for (size_t i = 0; i < MPDEV_MAX_FDS_PER_MSG; i++)
-		m->fds[i] = -1;
+	wire_msg_init(m);
 	n = transport_recv(sock, buf, sizeof(buf), m->fds, MPDEV_MAX_FDS_PER_MSG, &m->nfds, flags);
 	switch (n) {
 	case 0:
@@ -96,24 +122,7 @@ int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
 	}
 	if (n < 0)
 		return mpdev_error_set(err, (int)-n, "recvmsg: %s", strerror((int)-n));
-
-	m->env = mpdev__envelope__unpack(msg_allocator(m), (size_t)n, buf);
-	if (!m->env) {
-		transport_close_fds(m->fds, m->nfds);
-		m->nfds = 0;
-		return mpdev_error_set(err, EBADMSG, "undecodable packet of %zd bytes", n);
-	}
-	if (m->env->nfds != m->nfds) {
-		uint32_t declared = m->env->nfds;
-		size_t carried = m->nfds;
-
-		transport_close_fds(m->fds, m->nfds);
-		m->nfds = 0;
-		return mpdev_error_set(err, EPROTO,
-				       "message declares %u descriptors but carries %zu", declared,
-				       carried);
-	}
-	return 1;
+	return wire_decode(m, buf, (size_t)n, err);
 }
 
 int wire_take_fd(struct wire_msg *m, size_t i)

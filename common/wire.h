@@ -46,6 +46,17 @@ int wire_send(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds);
  */
 int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags);
 
+/* An empty message: no envelope, no descriptors. */
+void wire_msg_init(struct wire_msg *m);
+
+/*
+ * Decodes one packet's bytes into m, whose descriptors (m->fds[0..nfds), owned
+ * by m) arrived with it: the receive path without the socket, for wire_recv
+ * and for fuzzing. Returns 1, or a negative errno with err set and every
+ * descriptor closed (m->env stays set when only the descriptor count was wrong).
+ */
+int wire_decode(struct wire_msg *m, const uint8_t *buf, size_t len, struct mpdev_error *err);
+
 /* Hands descriptor i over to the caller; -EBADF if absent or taken. */
 int wire_take_fd(struct wire_msg *m, size_t i);
 

@@ -176,6 +176,12 @@ struct backend_ops {
 			struct mpdev_error *err);
 	int (*set_intx_irqfd)(struct backend *b, uint32_t pin, uint32_t pirq, int irqfd,
 			      int resamplefd, struct mpdev_error *err);
+	/*
+	 * Optional: the peer says (Hello.resume) it is replaying a session into
+	 * this freshly started remote. State the replay cannot bring back is
+	 * lost; the device reports that through its own error path.
+	 */
+	void (*resumed)(struct backend *b);
 	/* Optional: the proxy is gone; drop interrupt setup (DMA goes with the table). */
 	void (*release)(struct backend *b);
 	void (*destroy)(struct backend *b);

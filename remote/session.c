@@ -89,8 +89,10 @@ static int handle_hello(struct session *s, const Mpdev__Envelope *req, struct mp
 	hr.name = (char *)"mpdev-remote " MPDEV_VERSION_STRING;
 	rep.body_case = MPDEV__ENVELOPE__BODY_HELLO_REPLY;
 	rep.hello_reply = &hr;
-	log_info(COMP, "handshake with '%s': features 0x%llx", h->name ? h->name : "",
-		 (unsigned long long)s->features);
+	log_info(COMP, "handshake with '%s': features 0x%llx%s", h->name ? h->name : "",
+		 (unsigned long long)s->features, h->resume ? ", resuming a session" : "");
+	if (h->resume && s->backend->ops->resumed)
+		s->backend->ops->resumed(s->backend);
 	return session_send_reply(s, req->id, &rep);
 }
 

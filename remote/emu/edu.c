@@ -454,6 +454,18 @@ static int edu_reset(struct backend *b, struct mpdev_error *err)
 	return 0;
 }
 
+/*
+ * A proxy replays a session after a restart of the remote: edu's registers
+ * (an operand, a DMA set up half-way) died with the old process. QEMU's edu
+ * has no error register, so the loss is reported the way a PCI device
+ * reports a fatal error: Signaled System Error in the status register,
+ * which a guest checks and clears (W1C) before redoing its work.
+ */
+static void edu_resumed(struct backend *b)
+{
+	pci_config_signal_system_error(&to_edu(b)->cfg);
+}
+
 static void edu_destroy(struct backend *b)
 {
 	struct edu *edu = to_edu(b);
@@ -471,6 +483,7 @@ static const struct backend_ops edu_ops = {
 	.region_read = edu_region_read,
 	.region_write = edu_region_write,
 	.reset = edu_reset,
+	.resumed = edu_resumed,
 	.destroy = edu_destroy,
 };
 

@@ -271,6 +271,11 @@ void pci_config_set_intx_status(struct pci_config *cfg, bool asserted)
 		cfg->data[PCI_CONFIG_STATUS] &= ~PCI_CONFIG_STATUS_INTERRUPT;
 }
 
+void pci_config_signal_system_error(struct pci_config *cfg)
+{
+	cfg->data[PCI_CONFIG_STATUS + 1] |= PCI_CONFIG_STATUS_SERR >> 8;
+}
+
 uint16_t pci_config_command(const struct pci_config *cfg)
 {
 	return (uint16_t)get_le(cfg->data + PCI_CONFIG_COMMAND, 2);

@@ -44,6 +44,7 @@
 #define PCI_CONFIG_STATUS_INTERRUPT 0x0008
 #define PCI_CONFIG_STATUS_CAP_LIST  0x0010
 #define PCI_CONFIG_STATUS_ERRORS    0xf900 /* parity, aborts, SERR: all W1C */
+#define PCI_CONFIG_STATUS_SERR	    0x4000 /* Signaled System Error */
 
 #define PCI_CONFIG_CAP_ID_MSI 0x05
 
@@ -113,6 +114,9 @@ void pci_config_reset(struct pci_config *cfg);
 
 /* The device's own interrupt level, shown in the status register's read-only INTx bit. */
 void pci_config_set_intx_status(struct pci_config *cfg, bool asserted);
+
+/* Sets Signaled System Error in the status register (W1C: the guest clears it). */
+void pci_config_signal_system_error(struct pci_config *cfg);
 
 uint16_t pci_config_command(const struct pci_config *cfg);
 bool pci_config_intx_disabled(const struct pci_config *cfg);
