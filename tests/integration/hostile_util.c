@@ -16,6 +16,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
 #include "spawn.h"
@@ -60,6 +61,8 @@ static void child(const struct hostile_remote *r, const struct hostile_opts *o, 
 		_exit(125);
 	if (sockfd >= 0 && (sockfd == 3 ? fcntl(3, F_SETFD, 0) : dup2(sockfd, 3)) < 0)
 		_exit(125);
+	/* Nothing else of ours (or of whoever started us) is inherited: counts are exact. */
+	close_range(sockfd >= 0 ? 4 : 3, ~0u, 0);
 	if (o->nofile) {
 		struct rlimit rl = { .rlim_cur = o->nofile, .rlim_max = o->nofile };
 
@@ -218,8 +221,8 @@ int hostile_call(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds, in
 	return hostile_call_words(sock, env, fds, nfds, timeout_ms, NULL, 0);
 }
 
-int hostile_call_words(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds,
-		       int timeout_ms, char *words, size_t len)
+int hostile_call_words(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds, int timeout_ms,
+		       char *words, size_t len)
 {
 	int64_t deadline = hostile_now_ms() + timeout_ms;
 
@@ -293,8 +296,7 @@ int hostile_write(int sock, uint32_t region, uint64_t offset, uint32_t value, ui
 	return hostile_call(sock, &env, NULL, 0, HOSTILE_ANSWER_MS);
 }
 
-void hostile_write_posted(int sock, uint32_t region, uint64_t offset, uint32_t value,
-			  uint32_t size)
+void hostile_write_posted(int sock, uint32_t region, uint64_t offset, uint32_t value, uint32_t size)
 {
 	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
 	Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
@@ -379,7 +381,8 @@ double hostile_cpu_seconds(pid_t pid)
 	buf[n] = '\0';
 	/* Fields 14 and 15, counted after the ")" that ends the command name. */
 	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }

@@ -57,8 +57,8 @@ int hostile_recv(int sock, struct wire_msg *m, int timeout_ms);
 /* Sends env and waits for its reply; returns its status (>= 0) or -ETIMEDOUT / -errno. */
 int hostile_call(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds, int timeout_ms);
 /* The same, copying the reply's error words into words (len bytes). */
-int hostile_call_words(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds,
-		       int timeout_ms, char *words, size_t len);
+int hostile_call_words(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds, int timeout_ms,
+		       char *words, size_t len);
 /* Hello with every feature (name may be NULL); asserts it is accepted. */
 void hostile_hello(int sock, const char *name);
 /* A ping answered within timeout_ms: 0, or a negative errno. */

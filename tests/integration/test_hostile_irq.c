@@ -95,8 +95,8 @@ static void expect_remote_survived(int hostile)
 		      "the remote holds %d descriptors, %d before the hostile peer", last,
 		      baseline_fds);
 	rss = hostile_rss_kib(rem.pid);
-	ck_assert_msg(rss <= baseline_rss + 1024,
-		      "the remote's RSS grew from %ld to %ld KiB", baseline_rss, rss);
+	ck_assert_msg(rss <= baseline_rss + 1024, "the remote's RSS grew from %ld to %ld KiB",
+		      baseline_rss, rss);
 	ck_assert_msg(WIFEXITED(hostile_stop(&rem, HOSTILE_ANSWER_MS)),
 		      "the remote did not exit on SIGTERM");
 }
@@ -225,6 +225,14 @@ START_TEST(intx_unmask_eventfd_drained_under_the_remote)
 }
 END_TEST
 
+/* The same with the io_uring fallback: a full counter parks a kernel worker, not the loop. */
+static void setup_io_uring(void)
+{
+	static const char *const args[] = { "--eventfd-io", "io_uring", NULL };
+
+	start_listening(args, false);
+}
+
 /* ---- kcmp unavailable: the distinctness check cannot be made, so it refuses ---- */
 
 static void setup_no_kcmp(void)
@@ -245,13 +253,13 @@ START_TEST(without_kcmp_eventfds_are_refused)
 	env.body_case = MPDEV__ENVELOPE__BODY_SET_INTX_IRQFD;
 	env.set_intx_irqfd = &body;
 	/* One eventfd as irqfd and resamplefd: the remote would wake itself forever. */
-	ck_assert_int_eq(hostile_call_words(c, &env, same, 2, HOSTILE_ANSWER_MS, words,
-					    sizeof(words)),
-			 EINVAL);
+	ck_assert_int_eq(
+		hostile_call_words(c, &env, same, 2, HOSTILE_ANSWER_MS, words, sizeof(words)),
+		EINVAL);
 	/* Distinct ones too: without kcmp nobody can tell, so nothing is taken on trust. */
-	ck_assert_int_eq(hostile_call_words(c, &env, distinct, 2, HOSTILE_ANSWER_MS, words,
-					    sizeof(words)),
-			 EINVAL);
+	ck_assert_int_eq(
+		hostile_call_words(c, &env, distinct, 2, HOSTILE_ANSWER_MS, words, sizeof(words)),
+		EINVAL);
 	ck_assert_msg(strstr(words, "kcmp"), "the refusal does not say why: '%s'", words);
 	ck_assert_int_eq(hostile_set_irqs_eventfd(c, 1 /* MSI */, 0, f), EINVAL);
 	/* Nothing was installed, so raising the line costs nothing. */
@@ -259,7 +267,8 @@ START_TEST(without_kcmp_eventfds_are_refused)
 	ck_assert_int_eq(hostile_write(c, REGION_BAR0, EDU_IRQ_RAISE, 1, 4), 0);
 	usleep(500 * 1000);
 	ck_assert_msg(hostile_cpu_seconds(rem.pid) - cpu < 0.2,
-		      "the remote burnt %.2f s of CPU in 0.5 s", hostile_cpu_seconds(rem.pid) - cpu);
+		      "the remote burnt %.2f s of CPU in 0.5 s",
+		      hostile_cpu_seconds(rem.pid) - cpu);
 	close(same[1]);
 	close(e);
 	close(f);
@@ -326,9 +335,8 @@ START_TEST(qemu_set_irqfd_pair_through_the_proxy_cannot_stall)
 	ck_assert_uint_eq(qemu_request(sv[0], raw_bar(CMD_BAR_READ, BAR0_ADDR, 0, 4, 1)),
 			  0x010000ed);
 	make_full_and_blocking(fds[0]);
-	ck_assert_uint_eq(qemu_request(sv[0], raw_bar(CMD_BAR_WRITE, BAR0_ADDR + EDU_IRQ_RAISE, 1,
-						      4, 1)),
-			  0);
+	ck_assert_uint_eq(
+		qemu_request(sv[0], raw_bar(CMD_BAR_WRITE, BAR0_ADDR + EDU_IRQ_RAISE, 1, 4, 1)), 0);
 	ident = qemu_request(sv[0], raw_bar(CMD_BAR_READ, BAR0_ADDR, 0, 4, 1));
 	ck_assert_msg(ident == 0x010000ed,
 		      "the device does not answer through mpdev-proxy within %d ms (0x%llx)",
@@ -353,6 +361,13 @@ static Suite *hostile_irq_suite(void)
 	tcase_add_test(tc, full_msi_trigger_cannot_stall);
 	tcase_add_test(tc, resamplefd_drained_under_the_remote);
 	tcase_add_test(tc, intx_unmask_eventfd_drained_under_the_remote);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("eventfds_io_uring");
+	tcase_add_checked_fixture(tc, setup_io_uring, teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, full_irqfd_counter_cannot_stall_intx);
+	tcase_add_test(tc, full_msi_trigger_cannot_stall);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("no_kcmp");

@@ -33,7 +33,8 @@ static void start(const char *const *args)
 	hostile_start(&rem, &o);
 }
 
-static struct wire_msg expect_notify(int sock, uint32_t type, int ms)
+/* Expects a notification of type on sock within ms (the message lives in its own arena). */
+static void expect_notify(int sock, uint32_t type, int ms)
 {
 	struct wire_msg m;
 	int r = hostile_recv(sock, &m, ms);
@@ -41,7 +42,7 @@ static struct wire_msg expect_notify(int sock, uint32_t type, int ms)
 	ck_assert_msg(r == 1, "no notification within %d ms (%d)", ms, r);
 	ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_NOTIFY);
 	ck_assert_uint_eq(m.env->notify->type, type);
-	return m;
+	wire_msg_release(&m);
 }
 
 START_TEST(peer_triggered_warnings_are_rate_limited)
@@ -123,12 +124,10 @@ START_TEST(idle_peer_is_dropped_at_the_handshake_deadline)
 	idle = hostile_connect(&rem);
 	t0 = hostile_now_ms();
 	busy = hostile_connect(&rem);
-	m = expect_notify(busy, MPDEV__NOTIFY_TYPE__NOTIFY_BUSY, HOSTILE_ANSWER_MS);
-	wire_msg_release(&m);
+	expect_notify(busy, MPDEV__NOTIFY_TYPE__NOTIFY_BUSY, HOSTILE_ANSWER_MS);
 	close(busy);
 	/* The idle one hears why, then the connection ends. */
-	m = expect_notify(idle, MPDEV__NOTIFY_TYPE__NOTIFY_HANDSHAKE_TIMEOUT, HOSTILE_ANSWER_MS);
-	wire_msg_release(&m);
+	expect_notify(idle, MPDEV__NOTIFY_TYPE__NOTIFY_HANDSHAKE_TIMEOUT, HOSTILE_ANSWER_MS);
 	ck_assert_msg(hostile_now_ms() - t0 >= 400, "dropped after %lld ms, before the deadline",
 		      (long long)(hostile_now_ms() - t0));
 	ck_assert_int_eq(hostile_recv(idle, &m, HOSTILE_ANSWER_MS), -EPIPE);
@@ -150,7 +149,6 @@ START_TEST(peer_that_never_reads_cannot_stall)
 	uint8_t buf[64];
 	size_t len;
 	int64_t t0;
-	struct wire_msg m;
 
 	start(NULL);
 	c = hostile_connect(&rem);
@@ -170,8 +168,7 @@ START_TEST(peer_that_never_reads_cannot_stall)
 	usleep(200 * 1000);
 	t0 = hostile_now_ms();
 	busy = hostile_connect(&rem);
-	m = expect_notify(busy, MPDEV__NOTIFY_TYPE__NOTIFY_BUSY, 1000);
-	wire_msg_release(&m);
+	expect_notify(busy, MPDEV__NOTIFY_TYPE__NOTIFY_BUSY, 1000);
 	ck_assert_msg(hostile_now_ms() - t0 < 1000, "BUSY took %lld ms",
 		      (long long)(hostile_now_ms() - t0));
 	close(busy);
