@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "fdrelease.h"
 #include "wire.h"
@@ -39,6 +40,7 @@ static int host_signal_vector(struct backend_host *h, unsigned irq_index, unsign
 
 int remote_host_init(struct remote_host *h, struct event_base *base, struct mpdev_error *err)
 {
+	memset(h, 0, sizeof(*h));
 	h->ops.dma_read = host_dma_read;
 	h->ops.dma_write = host_dma_write;
 	h->ops.set_intx = host_set_intx;
@@ -58,6 +60,9 @@ int remote_host_set_backend(struct remote_host *h, struct backend *b, struct mpd
 	int r;
 
 	h->dma.backend = b;
+	/* A backend that handles its own interrupts (vfio) needs no emulated ones. */
+	if (b->ops->set_irqs || b->ops->set_intx_irqfd)
+		return 0;
 	b->ops->get_info(b, &info);
 	r = virq_init(&h->virq, b->base, h->hub, &info, err);
 	h->virq_ready = r == 0;
