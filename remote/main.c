@@ -85,6 +85,8 @@ static void forbidden_call(const char *what)
 		socket(AF_INET, SOCK_STREAM, 0);
 	else if (!strcmp(what, "open"))
 		open("/etc/hostname", O_RDONLY);
+	else if (!strcmp(what, "create"))
+		open("/tmp/mpdev-sandbox-escape", O_RDWR | O_CREAT, 0600);
 	fprintf(stderr, "mpdev-remote: forbidden call '%s' survived\n", what);
 	exit(3);
 }
