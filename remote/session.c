@@ -6,6 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "closer.h"
+#include "efdio.h"
 #include "log.h"
 #include "session_handlers.h"
 #include "transport.h"
@@ -308,6 +310,7 @@ static int handle_stats(struct session *s, const Mpdev__Envelope *req)
 	const struct dma_stats *dma = &s->host->dma.stats;
 	const struct iohub_stats *hub = iohub_get_stats(s->host->hub);
 	const struct virq_stats *irq = &s->host->virq.stats;
+	const struct efdio_stats *efd = efdio_get_stats();
 	/* clang-format off: one counter a line, in the order docs/protocol.md lists them */
 	const struct {
 		const char *name;
@@ -323,6 +326,10 @@ static int handle_stats(struct session *s, const Mpdev__Envelope *req)
 		{ "region_writes", st->region_writes },
 		{ "posted_writes", st->posted_writes },
 		{ "resets", st->resets },
+		{ "handshake_timeouts", st->handshake_timeouts },
+		{ "accept_errors", st->accept_errors },
+		{ "input_pauses", st->input_pauses },
+		{ "closes_pending", closer_backlog() },
 		{ "mem_regions", s->host->dma.map.n },
 		{ "dma_mmaps", dma->mmaps },
 		{ "dma_munmaps", dma->munmaps },
@@ -342,6 +349,9 @@ static int handle_stats(struct session *s, const Mpdev__Envelope *req)
 		{ "vector_signals", irq->vector_signals },
 		{ "vector_pending", irq->vector_pending },
 		{ "vector_dropped", irq->vector_dropped },
+		{ "eventfd_signals", efd->signals },
+		{ "eventfd_signals_coalesced", efd->coalesced },
+		{ "eventfd_signal_failures", efd->failures },
 	};
 	/* clang-format on */
 	enum { N = sizeof(src) / sizeof(src[0]) };
