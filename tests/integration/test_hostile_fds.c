@@ -25,9 +25,15 @@
 #include "testutil.h"
 
 #define LINGER_S 4
+#ifdef MPDEV_SANITIZE
+#define RSS_SLACK_KIB (16 * 1024) /* ASan's quarantine keeps freed memory */
+#else
+#define RSS_SLACK_KIB 1024
+#endif
 
 static struct hostile_remote rem;
 static int baseline_fds;
+static long baseline_rss;
 static int listener = -1; /* keeps the lingering socket's peer alive */
 
 static void start(unsigned long nofile)
@@ -40,6 +46,7 @@ static void start(unsigned long nofile)
 	hostile_hello(c, NULL);
 	close(c);
 	baseline_fds = hostile_settled_fds(rem.pid);
+	baseline_rss = hostile_rss_kib(rem.pid);
 }
 
 static void setup(void)
@@ -109,6 +116,9 @@ static void expect_second_client_served(int64_t since)
 	/* The lingering close finishes on its own time, off the loop. */
 	ck_assert_msg(hostile_fds_settle(rem.pid, baseline_fds, (LINGER_S + 3) * 1000, &last),
 		      "the remote holds %d descriptors, %d before", last, baseline_fds);
+	ck_assert_msg(hostile_rss_kib(rem.pid) <= baseline_rss + RSS_SLACK_KIB,
+		      "the remote's RSS grew from %ld to %ld KiB", baseline_rss,
+		      hostile_rss_kib(rem.pid));
 }
 
 START_TEST(lingering_socket_in_a_chunked_table)
