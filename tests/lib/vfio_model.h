@@ -24,7 +24,8 @@
  * of them fail with a chosen errno before it has any effect (a failing close
  * still releases the descriptor, as close(2) does).
  *
- * The semantics and their kernel source locations are in vfio_model.c.
+ * The semantics and their kernel source locations are in vfio_model_*.c, one
+ * file per kernel file it mirrors (vfio_model_internal.h lists them).
  * Single-threaded, like the remote.
  */
 #ifndef MPDEV_VFIO_MODEL_H
