@@ -38,6 +38,8 @@
 
 #include "vfio_sys.h"
 
+struct fail_nth_injector;
+
 /* Model descriptors are numbered from here; anything below is a real fd. */
 #define VFIO_MODEL_FD_BASE   10000
 #define VFIO_MODEL_PAGE_SIZE 4096ull
@@ -79,6 +81,8 @@ void vfio_model_fail_nth(struct vfio_model *m, unsigned long n, int err);
 unsigned long vfio_model_calls(const struct vfio_model *m);
 /* Whether the armed failure has been delivered. */
 bool vfio_model_fail_hit(const struct vfio_model *m);
+/* The same for the fail-nth engine (fail_nth.h): the struct vfio_model is its inj. */
+extern const struct fail_nth_injector vfio_model_fail_nth_injector;
 
 /* Inspection. */
 struct vfio_model_mapping {

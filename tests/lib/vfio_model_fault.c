@@ -6,6 +6,8 @@
  */
 #include "vfio_model_internal.h"
 
+#include "fail_nth.h"
+
 /* Counts a call; the armed one fails with its errno before doing anything. */
 int vfm_tick(struct vfio_model *m)
 {
@@ -33,3 +35,30 @@ bool vfio_model_fail_hit(const struct vfio_model *m)
 {
 	return m->fail_hit;
 }
+
+/* The fail-nth engine counts from when it arms; the model counts from its creation. */
+static void injector_arm(void *inj, unsigned long n, int err)
+{
+	struct vfio_model *m = inj;
+
+	m->fail_base = m->calls;
+	vfio_model_fail_nth(m, n ? m->calls + n : 0, err);
+}
+
+static unsigned long injector_passed(const void *inj)
+{
+	const struct vfio_model *m = inj;
+
+	return m->calls - m->fail_base;
+}
+
+static bool injector_hit(const void *inj)
+{
+	return vfio_model_fail_hit(inj);
+}
+
+const struct fail_nth_injector vfio_model_fail_nth_injector = {
+	.arm = injector_arm,
+	.passed = injector_passed,
+	.hit = injector_hit,
+};

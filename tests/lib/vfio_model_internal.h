@@ -187,6 +187,7 @@ struct vfio_model {
 	uint64_t memlock_pages;
 	uint32_t dma_entry_limit;
 	unsigned long calls, fail_at;
+	unsigned long fail_base; /* calls when the fail-nth injector was armed */
 	int fail_err;
 	bool fail_hit;
 	struct {
