@@ -244,11 +244,11 @@ void remote_take_baseline(struct remote *r)
 
 void remote_expect_fds_at(const struct remote *r, int want, const char *file, int line)
 {
-	int64_t deadline = now_ms() + REMOTE_SETTLE_MS;
-	int now;
+	/* The closer thread closes what a peer passed shortly after the reply: poll. */
+	int now = testutil_wait_fds(r->pid, want, REMOTE_SETTLE_MS);
 
-	while ((now = remote_fds(r)) != want && now_ms() < deadline)
-		nap();
+	ck_assert_msg(now >= 0, "%s:%d: cannot count the remote's descriptors: %s", file, line,
+		      strerror(-now));
 	ck_assert_msg(now == want, "%s:%d: the remote holds %d fds, expected %d (waited %d ms)",
 		      file, line, now, want, REMOTE_SETTLE_MS);
 }
