@@ -3,7 +3,10 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "transport.h"
 
@@ -47,6 +50,58 @@ void native_recv(int sock, struct wire_msg *m)
 		wire_msg_release(m);
 	ck_assert_msg(r == 1, "bad packet from remote (%d): %s", r,
 		      r ? err.msg : "end of connection");
+}
+
+int native_try_recv(int sock, struct wire_msg *m, int timeout_ms)
+{
+	struct mpdev_error err = { 0 };
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	int r;
+
+	wire_msg_init(m);
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return r < 0 ? -errno : 0;
+	r = wire_recv(sock, m, &err, MSG_DONTWAIT);
+	return r == 0 ? -EPIPE : r;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int native_try_call(int sock, Mpdev__Envelope *env, uint64_t id, const int *fds, size_t nfds,
+		    int timeout_ms, char *words, size_t len)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+
+	native_request(sock, env, id, fds, nfds);
+	for (;;) {
+		struct wire_msg m;
+		int left = (int)(deadline - now_ms()), r;
+
+		if (left <= 0)
+			return -ETIMEDOUT;
+		r = native_try_recv(sock, &m, left);
+		if (r <= 0) {
+			wire_msg_release(&m);
+			return r == 0 ? -ETIMEDOUT : r;
+		}
+		if (m.env->kind == MPDEV__KIND__KIND_REPLY && m.env->id == id) {
+			r = (int)m.env->status;
+			if (words)
+				snprintf(words, len, "%s", m.env->error ? m.env->error : "");
+			wire_msg_release(&m);
+			return r;
+		}
+		wire_msg_release(&m); /* a notification, or the error of a posted write */
+	}
 }
 
 /* The reply to id with status; returned for the caller to look at and release. */

@@ -48,6 +48,25 @@ void native_call(int sock, Mpdev__Envelope *env, uint64_t id, const int *fds, si
 void native_call_reply(int sock, Mpdev__Envelope *env, uint64_t id, const int *fds, size_t nfds,
 		       struct wire_msg *reply);
 
+/*
+ * The same without asserting, for tests whose point is whether the remote
+ * answers at all (a stalled remote must fail the check that says so, not an
+ * assertion deep in here).
+ *
+ * native_try_recv: the next message within timeout_ms into m: 1, 0 on timeout,
+ * -EPIPE at the end of the connection, or another negative errno. m is always
+ * safe to release.
+ */
+int native_try_recv(int sock, struct wire_msg *m, int timeout_ms);
+
+/*
+ * native_request(), then the reply to id within timeout_ms, passing over
+ * notifications and the errors of posted writes: the reply's status (>= 0,
+ * its words into words/len when not NULL), -ETIMEDOUT, or a negative errno.
+ */
+int native_try_call(int sock, Mpdev__Envelope *env, uint64_t id, const int *fds, size_t nfds,
+		    int timeout_ms, char *words, size_t len);
+
 /* A Hello of version with features, answered with status. */
 void native_hello(int sock, uint64_t id, uint32_t version, uint64_t features, int status);
 

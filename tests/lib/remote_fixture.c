@@ -3,6 +3,8 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 
 #define MAX_ARGS	  32
 #define POLL_US		  10000
+#define SETTLE_GAP_US	  50000 /* two equal counts this far apart: nothing is closing */
 #define LISTEN_WAIT_MS	  5000
 #define SO_ACCEPTCON_FLAG 0x10000 /* __SO_ACCEPTCON in /proc/net/unix: listening */
 
@@ -104,6 +107,25 @@ static void wait_listening(struct remote *r)
 	}
 }
 
+const char *remote_default_bin(void)
+{
+	const char *env = getenv("MPDEV_TEST_REMOTE");
+
+	/* To run a suite against another build of the remote (an older one, say). */
+	return env && *env ? env : MPDEV_REMOTE_BIN;
+}
+
+/* In the child, before exec: kcmp answers ENOSYS, as in a container that filters it. */
+static void block_kcmp(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+
+	if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(kcmp), 0) < 0 ||
+	    seccomp_load(ctx) < 0)
+		_exit(126);
+	seccomp_release(ctx);
+}
+
 /* Child side: never returns. */
 static void exec_child(const struct remote_opts *o, const char *bin, const char *const *argv,
 		       int fd3, int logfd)
@@ -112,18 +134,26 @@ static void exec_child(const struct remote_opts *o, const char *bin, const char 
 
 	/* Should the test die on a failed check, the remote goes with it. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (logfd >= 0 && dup2(logfd, 2) < 0)
+		_exit(126);
 	if (fd3 == 3)
 		fcntl(3, F_SETFD, 0);
 	else if (fd3 >= 0 && dup2(fd3, 3) < 0)
 		_exit(126);
-	if (logfd >= 0 && dup2(logfd, 2) < 0)
-		_exit(126);
+	/* Nothing else of the test's (or of whoever started it): the counts are exact. */
+	close_range(fd3 >= 0 ? 4 : 3, ~0u, 0);
 	if (o->nofile) {
 		struct rlimit rl = { o->nofile, o->nofile };
 
 		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
 			_exit(126);
 	}
+	/* Inherited, not close-on-exec: they count against the remote's limit. */
+	for (int i = 0; i < o->fill_fds; i++)
+		if (open("/dev/null", O_RDONLY) < 0)
+			break;
+	if (o->block_kcmp)
+		block_kcmp();
 	if (o->activate) {
 		snprintf(pid, sizeof(pid), "%d", (int)getpid());
 		setenv("LISTEN_PID", pid, 1);
@@ -164,7 +194,7 @@ void remote_start(struct remote *r, const struct remote_opts *opts)
 {
 	const struct remote_opts none = { 0 };
 	const struct remote_opts *o = opts ? opts : &none;
-	const char *bin = o->bin ? o->bin : MPDEV_REMOTE_BIN;
+	const char *bin = o->bin ? o->bin : remote_default_bin();
 	const char *argv[MAX_ARGS + 8];
 	int sv[2] = { -1, -1 }, lsock = -1, logfd = -1, fd3 = -1;
 	size_t n = 0;
@@ -176,6 +206,11 @@ void remote_start(struct remote *r, const struct remote_opts *opts)
 	argv[n++] = o->device ? o->device : "edu";
 	if (r->listening || o->capture_stderr)
 		make_dir(r);
+	if (o->path) {
+		ck_assert_msg(o->listen, "a socket path without listen");
+		ck_assert_uint_lt(strlen(o->path), sizeof(r->path));
+		snprintf(r->path, sizeof(r->path), "%s", o->path);
+	}
 	if (o->listen) {
 		argv[n++] = "--socket";
 		argv[n++] = r->path;
@@ -228,7 +263,7 @@ int remote_settled_fds(const struct remote *r)
 	int last = remote_fds(r), now;
 
 	for (;;) {
-		usleep(2 * POLL_US);
+		usleep(SETTLE_GAP_US);
 		now = remote_fds(r);
 		if (now == last || now_ms() >= deadline)
 			return now;
@@ -242,15 +277,21 @@ void remote_take_baseline(struct remote *r)
 	r->baseline_rss_kb = remote_rss_kb(r);
 }
 
-void remote_expect_fds_at(const struct remote *r, int want, const char *file, int line)
+void remote_expect_fds_within_at(const struct remote *r, int want, int ms, const char *file,
+				 int line)
 {
 	/* The closer thread closes what a peer passed shortly after the reply: poll. */
-	int now = testutil_wait_fds(r->pid, want, REMOTE_SETTLE_MS);
+	int now = testutil_wait_fds(r->pid, want, ms);
 
 	ck_assert_msg(now >= 0, "%s:%d: cannot count the remote's descriptors: %s", file, line,
 		      strerror(-now));
 	ck_assert_msg(now == want, "%s:%d: the remote holds %d fds, expected %d (waited %d ms)",
-		      file, line, now, want, REMOTE_SETTLE_MS);
+		      file, line, now, want, ms);
+}
+
+void remote_expect_fds_at(const struct remote *r, int want, const char *file, int line)
+{
+	remote_expect_fds_within_at(r, want, REMOTE_SETTLE_MS, file, line);
 }
 
 void remote_expect_alive_at(struct remote *r, const char *file, int line)
@@ -314,18 +355,23 @@ struct mpdev *remote_connect(const struct remote *r, const struct mpdev_options 
 int remote_connect_raw(const struct remote *r)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	int64_t deadline = now_ms() + REMOTE_CONNECT_MS;
 
 	ck_assert_msg(r->listening, "the remote does not listen");
-	ck_assert_int_ge(s, 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", r->path);
-	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-		int e = errno;
+	for (;;) {
+		int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), e;
 
+		ck_assert_int_ge(s, 0);
+		if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return s;
+		e = errno;
 		close(s);
-		ck_abort_msg("connect to %s: %s", r->path, strerror(e));
+		/* A full backlog (EAGAIN) drains as the remote accepts; anything else is final. */
+		ck_assert_msg(e == EAGAIN && now_ms() < deadline, "connect to %s: %s", r->path,
+			      strerror(e));
+		nap();
 	}
-	return s;
 }
 
 const char *remote_log(struct remote *r)
@@ -405,6 +451,23 @@ void remote_stop(struct remote *r)
 	remote_release(r);
 }
 
+int remote_terminate(struct remote *r, int timeout_ms)
+{
+	int st = -1;
+
+	ck_assert_msg(r->started, "no remote was started");
+	if (!r->reaped) {
+		/* Connections stay open until it is gone: the exit must be the signal's doing. */
+		kill(r->pid, SIGTERM);
+		if (spawn_wait(r->pid, timeout_ms, &st) < 0)
+			st = -1; /* killed and reaped by spawn_wait */
+		r->reaped = true;
+		r->status = st;
+	}
+	disconnect(r);
+	return r->status;
+}
+
 void remote_kill(struct remote *r)
 {
 	ck_assert_msg(r->started, "no remote was started");
@@ -416,13 +479,20 @@ void remote_kill(struct remote *r)
 
 void remote_release(struct remote *r)
 {
-	if (r->started && !r->reaped)
-		remote_kill(r);
-	disconnect(r);
+	/* A zeroed struct (never started) holds nothing; its sock 0 is not ours. */
+	if (r->started) {
+		if (!r->reaped)
+			remote_kill(r);
+		disconnect(r);
+	}
 	free(r->log);
 	r->log = NULL;
 	if (r->dir[0]) {
-		unlink(r->path);
+		char own[sizeof(r->dir) + 16];
+
+		/* Only the socket in our own directory is ours to remove (opts.path is not). */
+		snprintf(own, sizeof(own), "%s/remote.sock", r->dir);
+		unlink(own);
 		unlink(r->log_path);
 		rmdir(r->dir);
 		r->dir[0] = '\0';

@@ -39,7 +39,14 @@
  * keeps freed heap and libevent its buffers, so a few hundred KiB of slack
  * are normal; a leaked mapping of guest memory is far larger.
  */
+#ifdef MPDEV_SANITIZE
+/* ASan keeps freed memory in quarantine: only a gross leak shows. */
+#define REMOTE_RSS_SLACK_KB (16 * 1024)
+#else
 #define REMOTE_RSS_SLACK_KB 1024
+#endif
+/* How long a connection to a listening remote is retried while its backlog is full. */
+#define REMOTE_CONNECT_MS 3000
 
 enum remote_greet {
 	REMOTE_LIBMPDEV,  /* r.dev: mpdev_connect_fd() (or mpdev_connect() when listening) */
@@ -48,14 +55,17 @@ enum remote_greet {
 };
 
 struct remote_opts {
-	const char *bin;	   /* NULL: the mpdev-remote of this build */
+	const char *bin;	   /* NULL: remote_default_bin() */
 	const char *device;	   /* --device; NULL: "edu" */
 	const char *const *args;   /* more arguments, NULL-terminated; may be NULL */
 	bool listen;		   /* --socket DIR/remote.sock instead of --fd 3 */
+	const char *path;	   /* listen: at this path instead (another remote's, say) */
 	bool activate;		   /* DIR/remote.sock bound here, passed as LISTEN_FDS=1 */
 	const char *notify_socket; /* NOTIFY_SOCKET for the child (activate) */
 	bool capture_stderr;	   /* the child's stderr into DIR/stderr: remote_log() */
 	rlim_t nofile;		   /* RLIMIT_NOFILE of the child; 0: ours */
+	int fill_fds;		   /* descriptors the child inherits open, to exhaust it */
+	bool block_kcmp;	   /* kcmp fails with ENOSYS in the child (seccomp) */
 	enum remote_greet greet;
 	const struct mpdev_options *mpdev; /* REMOTE_LIBMPDEV; NULL: a 3 s timeout */
 	uint64_t features;		   /* REMOTE_RAW_HELLO; 0: every bit */
@@ -76,7 +86,14 @@ struct remote {
 	char *log;
 };
 
-/* Starts the remote and greets it as opts say (NULL: edu, --fd 3, libmpdev). */
+/* The remote under test: $MPDEV_TEST_REMOTE if set, else the one built with the tests. */
+const char *remote_default_bin(void);
+
+/*
+ * Starts the remote and greets it as opts say (NULL: edu, --fd 3, libmpdev).
+ * The child inherits nothing of ours but fds 0-2 (and 3, its socket), so its
+ * descriptor counts are exact.
+ */
 void remote_start(struct remote *r, const struct remote_opts *opts);
 
 /* The remote's descriptors now (fails the test if they cannot be counted). */
@@ -90,6 +107,11 @@ void remote_take_baseline(struct remote *r);
  */
 #define remote_expect_fds(r, want) remote_expect_fds_at(r, want, __FILE__, __LINE__)
 void remote_expect_fds_at(const struct remote *r, int want, const char *file, int line);
+/* The same with a bound of ms (a close that lingers takes its time). */
+#define remote_expect_fds_within(r, want, ms)                                                      \
+	remote_expect_fds_within_at(r, want, ms, __FILE__, __LINE__)
+void remote_expect_fds_within_at(const struct remote *r, int want, int ms, const char *file,
+				 int line);
 
 /* A round trip (a raw Ping, or a config read through libmpdev), then the fd baseline. */
 #define remote_expect_alive(r) remote_expect_alive_at(r, __FILE__, __LINE__)
@@ -103,7 +125,8 @@ void remote_expect_rss_at(const struct remote *r, long base_kb, const char *file
 
 /* A libmpdev connection to the listening remote, retried (bounded) while it is busy. */
 struct mpdev *remote_connect(const struct remote *r, const struct mpdev_options *opts);
-/* A raw SOCK_SEQPACKET connection to the listening remote (not greeted). */
+/* A raw SOCK_SEQPACKET connection to the listening remote (not greeted), retried while its
+ * backlog is full (up to REMOTE_CONNECT_MS). */
 int remote_connect_raw(const struct remote *r);
 
 /* What the remote wrote to stderr so far (capture_stderr), NUL-terminated. */
@@ -119,6 +142,12 @@ bool remote_wait_log(struct remote *r, const char *needle, int ms);
 void remote_stop(struct remote *r);
 /* Waits (bounded) for the remote to exit on its own and returns the wait status. */
 int remote_wait_exit(struct remote *r, int timeout_ms);
+/*
+ * SIGTERM, then up to timeout_ms for the remote to exit: its wait status, or
+ * -1 when it did not (it is then killed and reaped). Asserts nothing: for
+ * tests whose point is whether the remote obeys.
+ */
+int remote_terminate(struct remote *r, int timeout_ms);
 /* SIGKILL and reap; the connections stay open (for the test to see them fail). */
 void remote_kill(struct remote *r);
 /* Kills the remote if it still runs, closes what is left and removes the directory. */
