@@ -7,6 +7,8 @@ PACKAGES=(
   build-essential cmake pkg-config
   libevent-dev libprotobuf-c-dev protobuf-c-compiler
   libseccomp-dev liburing-dev check libsystemd-dev systemd
+  # the vfio-lab's own kernel (tests/vfio-lab/lab-kernel.sh)
+  flex bison bc libelf-dev xz-utils cpio
 )
 
 # The user mpdev-remote drops to, from the project's own sysusers.d entry (as a
