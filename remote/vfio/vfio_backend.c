@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -25,7 +26,8 @@ enum intx_mode {
 
 struct vfio_backend {
 	struct backend be;
-	char bdf[32];
+	char bdf[40]; /* PCI address, or a mediated device's UUID */
+	bool mdev;
 	const struct vfio_sys *sys;
 	struct vfio_iommu *iommu;
 	struct vfio_dev dev;
@@ -63,7 +65,7 @@ static void build_info(struct vfio_backend *vb)
 	struct backend_device_info *di = &vb->info;
 
 	memset(di, 0, sizeof(*di));
-	snprintf(di->name, sizeof(di->name), "vfio:%s", vb->bdf);
+	snprintf(di->name, sizeof(di->name), "%s:%s", vb->mdev ? "vfio-mdev" : "vfio", vb->bdf);
 	di->vendor_id = (uint16_t)cfg_read(vb, 0x00, 2);
 	di->device_id = (uint16_t)cfg_read(vb, 0x02, 2);
 	di->revision = (uint8_t)cfg_read(vb, 0x08, 1);
@@ -538,15 +540,34 @@ static int create_iommu(const struct backend_config *cfg, const struct vfio_sys 
 			       kind);
 }
 
+/* 8-4-4-4-12 hex digits, as the kernel names mediated devices. */
+static bool is_uuid(const char *s)
+{
+	if (strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
+}
+
 int vfio_backend_create(const struct backend_config *cfg, struct event_base *base,
 			struct backend_host *host, struct backend **out, struct mpdev_error *err)
 {
-	const char *bdf = cfg->device + strlen("vfio:");
+	bool mdev = strncmp(cfg->device, "vfio-mdev:", 10) == 0;
+	const char *bdf = cfg->device + (mdev ? 10 : 5);
 	struct vfio_backend *vb;
 	int fd = -1, r;
 
 	*out = NULL;
-	if (!*bdf || strlen(bdf) >= sizeof(vb->bdf))
+	if (mdev && !is_uuid(bdf))
+		return mpdev_error_set(err, EINVAL, "'%s': expected vfio-mdev:UUID", cfg->device);
+	/* The name picks the sysfs bus (vfio_name_is_mdev): a PCI address has a ':'. */
+	if (!mdev && (!strchr(bdf, ':') || strlen(bdf) >= sizeof(vb->bdf) ||
+		      strspn(bdf, "0123456789abcdefABCDEF:.") != strlen(bdf)))
 		return mpdev_error_set(err, EINVAL, "'%s': expected vfio:DDDD:BB:DD.F",
 				       cfg->device);
 	if (!host->hub)
@@ -566,6 +587,7 @@ int vfio_backend_create(const struct backend_config *cfg, struct event_base *bas
 	vb->intx.trigger = -1;
 	vb->prefer_routed = cfg->intx && !strcmp(cfg->intx, "routed");
 	snprintf(vb->bdf, sizeof(vb->bdf), "%s", bdf);
+	vb->mdev = mdev;
 
 	r = create_iommu(cfg, vb->sys, &vb->iommu, err);
 	if (r < 0)

@@ -80,6 +80,15 @@ bool vfio_iommufd_available(const struct vfio_sys *sys);
 
 /* Shared helpers for both kinds (vfio_pci_sysfs.c). */
 
+/*
+ * A device is named by its PCI address (DDDD:BB:DD.F) or, for a mediated
+ * device, by its UUID. UUIDs have no ':' and PCI addresses always do, so
+ * the name says which bus it lives on.
+ */
+bool vfio_name_is_mdev(const char *name);
+/* The device's sysfs directory: SYSFS/bus/pci/devices/BDF or SYSFS/bus/mdev/devices/UUID. */
+void vfio_sysfs_dev_dir(const struct vfio_sys *sys, const char *name, char *buf, size_t len);
+
 /* -ENODEV unless /sys/bus/pci/devices/bdf exists and is bound to vfio-pci (err says which driver).
  */
 int vfio_check_bound(const struct vfio_sys *sys, const char *bdf, struct mpdev_error *err);

@@ -169,7 +169,8 @@ static int find_cdev(const struct vfio_sys *sys, const char *bdf, char *name, si
 	DIR *d;
 	int r = -ENODEV;
 
-	snprintf(dir, sizeof(dir), "%s/bus/pci/devices/%s/vfio-dev", sys->sysfs_root, bdf);
+	vfio_sysfs_dev_dir(sys, bdf, dir, sizeof(dir));
+	strncat(dir, "/vfio-dev", sizeof(dir) - strlen(dir) - 1);
 	d = opendir(dir);
 	if (!d)
 		return mpdev_error_set(err, ENODEV,

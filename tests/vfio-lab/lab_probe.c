@@ -88,10 +88,23 @@ static const struct vfio_iova_range want_ranges[] = {
 static struct {
 	uint32_t nr_ranges;
 	struct vfio_iova_range ranges[8];
-	bool have_avail;
+	bool have_avail, have_migration;
 	uint32_t avail;
 } facts;
 static bool compat;
+/* The answer before the device fd was opened. */
+static typeof(facts) early;
+
+static bool same_ranges(const typeof(facts) *f)
+{
+	if (f->nr_ranges != N_WANT_RANGES)
+		return false;
+	for (uint32_t i = 0; i < N_WANT_RANGES; i++)
+		if (f->ranges[i].start != want_ranges[i].start ||
+		    f->ranges[i].end != want_ranges[i].end)
+			return false;
+	return true;
+}
 
 static const char *step = "start";
 
@@ -310,6 +323,7 @@ static void iommu_info(int container, bool verbose)
 				       "max_dirty_bitmap_size %llu\n",
 				       h->version, c->flags, (unsigned long long)c->pgsize_bitmap,
 				       (unsigned long long)c->max_dirty_bitmap_size);
+			facts.have_migration = true;
 			break;
 		}
 		case VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL: {
@@ -391,6 +405,21 @@ static void check_iova_space(int container, uint32_t avail_before)
 
 	if (page == MAP_FAILED)
 		fail("mmap: %s", strerror(errno));
+	/*
+	 * Asked again now that the device is open: type1 attaches the group
+	 * to its domain at SET_IOMMU, so it already answered this before;
+	 * iommufd's compat layer attaches only when the device fd is opened,
+	 * and before that reports the IOAS unrestricted (one range, all of
+	 * 0..2^64-1).
+	 */
+	if (!compat && !same_ranges(&early))
+		fail("before the device was opened, type1 reported other IOVA ranges");
+	if (compat)
+		printf("probe: compat: before the device was opened: %u range(s), first "
+		       "0x%llx-0x%llx (iommufd attaches at device open)\n",
+		       early.nr_ranges, (unsigned long long)early.ranges[0].start,
+		       (unsigned long long)early.ranges[0].end);
+	iommu_info(container, false);
 	if (facts.nr_ranges != N_WANT_RANGES)
 		fail("the kernel reports %u IOVA ranges, want %u", facts.nr_ranges, N_WANT_RANGES);
 	for (uint32_t i = 0; i < N_WANT_RANGES; i++)
@@ -423,6 +452,41 @@ static void check_iova_space(int container, uint32_t avail_before)
 	unmap_page(container, last + 1 - 4096);
 	expect_avail(container, avail_before, 1, "after unmapping the last page");
 	munmap(page, 4096);
+}
+
+/*
+ * Where iommufd's vfio-compat was said to differ from type1 when it was
+ * proposed: the extensions it claims, and a bisecting unmap (a range that
+ * cuts a mapping in two). Each kernel's answer is asserted, so that a
+ * kernel that changes it is noticed (docs/vfio-lab.md lists them).
+ */
+static void check_unmap_semantics(int container)
+{
+	struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u),
+						.iova = BUF_IOVA + BUF_SIZE / 2,
+						.size = 4096 };
+	int ext_type1 = ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1_IOMMU),
+	    ext_vaddr = ioctl(container, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR),
+	    ext_all = ioctl(container, VFIO_CHECK_EXTENSION, VFIO_UNMAP_ALL),
+	    ext_nest = ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1_NESTING_IOMMU);
+	int r = ioctl(container, VFIO_IOMMU_UNMAP_DMA, &u) < 0 ? -errno : 0;
+
+	printf("probe: extensions: TYPE1 %d UPDATE_VADDR %d UNMAP_ALL %d NESTING %d\n", ext_type1,
+	       ext_vaddr, ext_all, ext_nest);
+	printf("probe: bisecting unmap of 4 KiB inside the 1 MiB mapping: %s (size out 0x%llx)\n",
+	       r ? strerror(-r) : "accepted", (unsigned long long)u.size);
+	if (r != (compat ? -ENOENT : -EINVAL))
+		fail("a bisecting unmap answered %s, want %s", r ? strerror(-r) : "success",
+		     strerror(compat ? ENOENT : EINVAL));
+	/* type1's dirty tracking (MIGRATION cap); iommufd left it to IOMMU_HWPT_GET_DIRTY_BITMAP.
+	 */
+	if (facts.have_migration == compat)
+		fail("MIGRATION (dirty tracking) capability %s, want %s",
+		     facts.have_migration ? "present" : "absent", compat ? "absent" : "present");
+	if (ext_vaddr != (compat ? 0 : 1))
+		fail("UPDATE_VADDR extension %d, want %d", ext_vaddr, compat ? 0 : 1);
+	if (ext_all != 1)
+		fail("UNMAP_ALL extension %d, want 1", ext_all);
 }
 
 int main(int argc, char **argv)
@@ -515,6 +579,7 @@ int main(int argc, char **argv)
 	if (!facts.have_avail)
 		fail("no DMA_AVAIL capability");
 	avail_before = facts.avail;
+	early = facts;
 
 	step = "device";
 	device_fd = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, bdf);
@@ -610,6 +675,9 @@ int main(int argc, char **argv)
 	if (buf[OUT_OFF + XFER_SIZE] != 0xa5 || buf[OUT_OFF - 1] != 0xa5)
 		fail("DMA wrote outside its %u bytes", XFER_SIZE);
 	printf("probe: DMA round trip through the IOMMU ok (%u bytes)\n", XFER_SIZE);
+
+	step = "compat gaps";
+	check_unmap_semantics(container);
 
 	step = "unmap dma";
 	unmap.iova = BUF_IOVA;
