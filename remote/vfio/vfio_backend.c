@@ -35,6 +35,7 @@ struct vfio_backend {
 	struct vfio_iommu_info iinfo; /* read once: ranges and the initial budget */
 	uint32_t mappings;
 	bool prefer_routed;
+	bool intx_auto; /* --intx auto: direct, or routed where the device cannot do direct */
 	/* Indexes VFIO has triggers for: it allows one type at a time. */
 	bool enabled[BACKEND_NUM_IRQS];
 	struct {
@@ -338,19 +339,33 @@ unset:
 	return r;
 }
 
+/*
+ * 1 (descriptors still ours) when the device takes no unmask eventfd and
+ * the mode is auto: the caller routes INTx through the IOHUB instead.
+ */
 static int intx_direct(struct vfio_backend *vb, int irqfd, int resamplefd, struct mpdev_error *err)
 {
+	bool no_unmask_fd = false;
 	int r;
 
 	/* The kernel takes its own references: no user-space hop remains. */
 	r = set_irq_eventfd(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, irqfd, err);
-	if (r == 0 && resamplefd >= 0)
+	if (r == 0 && resamplefd >= 0) {
 		r = set_irq_eventfd(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK,
 				    resamplefd, err);
+		/* mtty, for one, unmasks only with DATA_NONE/BOOL (ENOTTY for an eventfd). */
+		no_unmask_fd = r == -ENOTTY || r == -EINVAL;
+	}
 	if (r < 0)
 		set_irqs_none(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0,
 			      &(struct mpdev_error){ 0 });
-	else {
+	if (r < 0 && no_unmask_fd && vb->intx_auto) {
+		log_info(COMP, "INTx: the device takes no unmask eventfd (%s); routing through "
+			       "the IOHUB",
+			 err->msg);
+		return 1;
+	}
+	if (r >= 0) {
 		vb->intx.mode = INTX_DIRECT;
 		vb->enabled[BACKEND_IRQ_INTX] = true;
 	}
@@ -384,9 +399,13 @@ static int vb_set_intx_irqfd(struct backend *b, uint32_t pin, uint32_t pirq, int
 		close_fd(&resamplefd);
 		return 0;
 	}
-	if (vb->prefer_routed)
-		return intx_routed(vb, pirq, irqfd, resamplefd, err);
-	return intx_direct(vb, irqfd, resamplefd, err);
+	if (!vb->prefer_routed) {
+		int r = intx_direct(vb, irqfd, resamplefd, err);
+
+		if (r <= 0)
+			return r;
+	}
+	return intx_routed(vb, pirq, irqfd, resamplefd, err);
 }
 
 static uint32_t vfio_action(uint32_t action)
@@ -586,6 +605,7 @@ int vfio_backend_create(const struct backend_config *cfg, struct event_base *bas
 	vb->dev.fd = -1;
 	vb->intx.trigger = -1;
 	vb->prefer_routed = cfg->intx && !strcmp(cfg->intx, "routed");
+	vb->intx_auto = !cfg->intx || !strcmp(cfg->intx, "auto");
 	snprintf(vb->bdf, sizeof(vb->bdf), "%s", bdf);
 	vb->mdev = mdev;
 

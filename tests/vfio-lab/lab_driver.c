@@ -5,8 +5,10 @@
  * for interrupts: an irqfd is an eventfd it polls, an EOI a write to the
  * resamplefd.
  *
- * usage: vfio_lab_driver IOMMU [REMOTE]   (IOMMU: container or iommufd; the
- * device's address comes from LAB_EDU_BDF, which the lab's /init sets)
+ * usage: vfio_lab_driver [--mtty] IOMMU [REMOTE]   (IOMMU: container or
+ * iommufd; the device's address comes from LAB_EDU_BDF, which the lab's
+ * /init sets; with --mtty the device is instead the mtty mediated device
+ * /init created on the lab kernel, LAB_MTTY_UUID)
  * Prints one line per check and a final "LAB RESULT: PASS|FAIL".
  */
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,12 +123,10 @@ static int edu_dma(struct mpdev *d, uint64_t src, uint64_t dst, uint32_t len, ui
 }
 
 /* One listening remote serves every connection of the run, as under systemd. */
-static pid_t start_remote(const char *bdf, const char *iommu, const char *intx, const char *path)
+static pid_t start_remote(const char *spec, const char *iommu, const char *intx, const char *path)
 {
-	char spec[64];
 	pid_t pid;
 
-	snprintf(spec, sizeof(spec), "vfio:%s", bdf);
 	unlink(path);
 	pid = fork();
 	if (pid == 0) {
@@ -351,7 +352,10 @@ static void run(const char *bdf, const char *iommu, const char *intx)
 	pid_t pid;
 
 	printf("--- %s IOMMU, INTx %s ---\n", iommu, intx);
-	pid = start_remote(bdf, iommu, intx, path);
+	char spec[64];
+
+	snprintf(spec, sizeof(spec), "vfio:%s", bdf);
+	pid = start_remote(spec, iommu, intx, path);
 	d = connect_remote(path, pid);
 	check(d != NULL, "remote opened the device through VFIO", NULL);
 	if (!d) {
@@ -379,18 +383,137 @@ static void run(const char *bdf, const char *iommu, const char *intx)
 	stop_remote(pid);
 }
 
+/* mtty (samples/vfio-mdev/mtty.c): a 16550-like UART per I/O BAR. */
+#define MTTY_VENDOR_DEVICE 0x32534348u
+#define UART_RBR_THR	   0
+#define UART_IER	   1
+#define UART_FCR	   2
+#define UART_LCR	   3
+#define UART_LSR	   5
+#define UART_SCR	   7
+
+static int uart_wr(struct mpdev *d, uint64_t off, uint8_t v)
+{
+	return mpdev_region_write(d, MPDEV_REGION_BAR0, off, &v, 1);
+}
+
+static uint8_t uart_rd(struct mpdev *d, uint64_t off)
+{
+	uint8_t v = 0xff;
+
+	if (mpdev_region_read(d, MPDEV_REGION_BAR0, off, &v, 1) < 0)
+		printf("  read 0x%llx: %s\n", (unsigned long long)off, mpdev_last_error(d));
+	return v;
+}
+
+/*
+ * A byte written to THR lands in the port's own receive FIFO; with the
+ * receive interrupt enabled that raises the device's interrupt.
+ */
+static void mtty_loopback(struct mpdev *d, int efd, char byte, const char *name)
+{
+	char what[64];
+
+	uart_wr(d, UART_RBR_THR, (uint8_t)byte);
+	snprintf(what, sizeof(what), "%s fires on received data", name);
+	check(fired(efd, IRQ_WAIT_MS), what, NULL);
+	snprintf(what, sizeof(what), "%s: the byte comes back", name);
+	check((uart_rd(d, UART_LSR) & 1) && uart_rd(d, UART_RBR_THR) == (uint8_t)byte, what, NULL);
+}
+
+static void run_mtty(const char *uuid, const char *iommu)
+{
+	const char *path = "/tmp/mpdev-lab-mtty.sock";
+	struct mpdev_device_info info = { 0 };
+	int irqfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+	    rs = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+	    msi = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	const uint64_t one = 1;
+	uint32_t id = 0;
+	struct mpdev *d;
+	char spec[64];
+	pid_t pid;
+	int r;
+
+	printf("--- mtty %s, %s IOMMU ---\n", uuid, iommu);
+	snprintf(spec, sizeof(spec), "vfio-mdev:%s", uuid);
+	pid = start_remote(spec, iommu, "auto", path);
+	d = connect_remote(path, pid);
+	check(d != NULL, "remote opened the mediated device", NULL);
+	if (!d)
+		goto out;
+	r = mpdev_get_device_info(d, &info);
+	check(r == 0 && info.regions[MPDEV_REGION_BAR0].size == 8 &&
+		      info.regions[MPDEV_REGION_BAR1].size == 8 &&
+		      info.irqs[MPDEV_IRQ_INTX].count == 1 && info.irqs[MPDEV_IRQ_MSI].count == 1 &&
+		      info.irqs[MPDEV_IRQ_MSIX].count == 0,
+	      "mtty info: two 8-byte I/O BARs, INTx, MSI, no MSI-X",
+	      "%s BAR0 %llu BAR1 %llu INTx %u MSI %u MSI-X %u", info.name,
+	      (unsigned long long)info.regions[MPDEV_REGION_BAR0].size,
+	      (unsigned long long)info.regions[MPDEV_REGION_BAR1].size,
+	      info.irqs[MPDEV_IRQ_INTX].count, info.irqs[MPDEV_IRQ_MSI].count,
+	      info.irqs[MPDEV_IRQ_MSIX].count);
+	mpdev_config_read(d, 0, 4, &id);
+	check(id == MTTY_VENDOR_DEVICE, "mtty config space: vendor:device", "0x%08x", id);
+	uart_wr(d, UART_SCR, 0x5a);
+	check(uart_rd(d, UART_SCR) == 0x5a, "mtty scratch register through the I/O BAR", NULL);
+	uart_wr(d, UART_LCR, 0x03);
+	check(uart_rd(d, UART_LCR) == 0x03, "mtty line control (8N1) sticks", NULL);
+	/* As 8250's probe does: FIFO on and cleared, which also sets mtty's trigger level to 1. */
+	uart_wr(d, UART_FCR, 0x07);
+	uart_wr(d, UART_IER, 0x01); /* receive data available */
+
+	r = mpdev_set_intx_irqfd(d, 0, 5, irqfd, rs);
+	check(r == 0, "mtty INTx irqfd set", "%s", r ? mpdev_last_error(d) : "");
+	mtty_loopback(d, irqfd, 'A', "mtty INTx");
+	/* EOI: the remote unmasks (mtty has no unmask eventfd); the next byte fires again. */
+	if (write(rs, &one, sizeof(one)) != sizeof(one))
+		check(0, "EOI write", "%s", strerror(errno));
+	mpdev_sync(d);
+	mtty_loopback(d, irqfd, 'B', "mtty INTx after EOI");
+	mpdev_set_intx_irqfd(d, 0, 5, -1, -1);
+
+	r = mpdev_set_irqs_eventfd(d, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 0, 1, &msi);
+	check(r == 0, "mtty MSI eventfd set", "%s", r ? mpdev_last_error(d) : "");
+	mtty_loopback(d, msi, 'C', "mtty MSI");
+	mpdev_irq_disable(d, MPDEV_IRQ_MSI);
+	mpdev_close(d);
+out:
+	stop_remote(pid);
+	close(irqfd);
+	close(rs);
+	close(msi);
+}
+
 int main(int argc, char **argv)
 {
 	const char *bdf = getenv("LAB_EDU_BDF");
+	bool mtty = argc > 1 && !strcmp(argv[1], "--mtty");
 
+	if (mtty) {
+		argv++;
+		argc--;
+	}
 	if (argc < 2 || !bdf) {
-		fprintf(stderr, "usage: LAB_EDU_BDF=BDF %s container|iommufd [REMOTE]\n", argv[0]);
+		fprintf(stderr, "usage: LAB_EDU_BDF=BDF %s [--mtty] container|iommufd [REMOTE]\n",
+			argv[0]);
 		return 2;
 	}
 	if (argc > 2)
 		remote_bin = argv[2];
-	run(bdf, argv[1], "direct");
-	run(bdf, argv[1], "routed");
+	if (mtty) {
+		const char *uuid = getenv("LAB_MTTY_UUID");
+
+		if (!uuid || !*uuid) {
+			printf("LAB RESULT: FAIL no mtty device (LAB_MTTY_UUID unset: the kernel "
+			       "lacks SAMPLE_VFIO_MDEV_MTTY?)\n");
+			return 1;
+		}
+		run_mtty(uuid, argv[1]);
+	} else {
+		run(bdf, argv[1], "direct");
+		run(bdf, argv[1], "routed");
+	}
 	/* run-lab.sh wants "LAB RESULT: PASS" alone on its line. */
 	if (failures)
 		printf("LAB RESULT: FAIL (%d failed check%s)\n", failures,

@@ -67,6 +67,13 @@ lab_dir=$build_dir/vfio-lab
 cache=$lab_dir/cache
 run_dir=$lab_dir/$(basename "$driver")
 [ "$lab_kernel" = debian ] || run_dir+=-$lab_kernel
+# Runs of one driver with other arguments keep their own logs (--mtty iommufd -> -mtty-iommufd).
+for a in "$@"; do
+	case $a in
+	/*) ;;
+	*) run_dir+=-$(tr -cd 'a-zA-Z0-9_' <<<"$a") ;;
+	esac
+done
 mkdir -p "$cache" "$run_dir"
 serial=$run_dir/serial.log
 qemu_log=$run_dir/qemu.log
