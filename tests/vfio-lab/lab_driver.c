@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -485,12 +486,192 @@ out:
 	close(msi);
 }
 
+/* --- the real kernel's fault injection (IOMMUFD_TEST's fail_iommufd) --- */
+
+#define FAIL_DIR "/sys/kernel/debug/fail_iommufd"
+
+static int write_str(const char *path, const char *v)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), r = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, v, strlen(v)) != (ssize_t)strlen(v))
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static int fail_attr(const char *name, long v)
+{
+	char path[128], val[32];
+
+	snprintf(path, sizeof(path), FAIL_DIR "/%s", name);
+	snprintf(val, sizeof(val), "%ld", v);
+	return write_str(path, val);
+}
+
+/* Arms fail_iommufd for one failure in the remote's loop thread after `space` passing calls. */
+static int fail_arm(pid_t remote, long space)
+{
+	char path[64];
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/make-it-fail", (int)remote);
+	r = write_str(FAIL_DIR "/task-filter", "Y");
+	if (!r)
+		r = fail_attr("probability", 100);
+	if (!r)
+		r = fail_attr("interval", 1);
+	if (!r)
+		r = fail_attr("verbose", 0);
+	if (!r)
+		r = fail_attr("space", space);
+	if (!r)
+		r = fail_attr("times", 1);
+	if (!r)
+		r = write_str(path, "1");
+	return r;
+}
+
+static long fail_times_left(void)
+{
+	char buf[32] = "";
+	int fd = open(FAIL_DIR "/times", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	return n > 0 ? strtol(buf, NULL, 10) : -1;
+}
+
+static void fail_disarm(pid_t remote)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/%d/make-it-fail", (int)remote);
+	fail_attr("times", 0);
+	write_str(path, "0");
+}
+
+/*
+ * iommufd_fail_nth on the real kernel, through the remote: a table change
+ * (drop A, add B, C, D) is tried with the kernel failing the remote's n-th
+ * iommufd step, for n = 0, 1, ... until a run passes untouched. Every
+ * failed run must leave exactly the old table (A) mapped and the IOMMU
+ * clean enough that the same change then succeeds.
+ */
+static void run_fail_nth(const char *bdf)
+{
+	const char *path = "/tmp/mpdev-lab-fail.sock";
+	struct mpdev_mem_region a = { .gpa = RAM_GPA, .size = 0x200000 }, next[3];
+	uint8_t *ram_a, *ram_n[3];
+	struct mpdev_iommu_info ii;
+	int failed = 0, clean = 1, n, r;
+	char spec[64];
+	struct mpdev *d;
+	pid_t pid;
+
+	printf("--- fail_iommufd sweep (iommufd IOMMU) ---\n");
+	if (access(FAIL_DIR, F_OK) != 0 &&
+	    mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL))
+		printf("  mount debugfs: %s\n", strerror(errno));
+	if (access(FAIL_DIR, F_OK) != 0) {
+		check(0, "fail_iommufd available",
+		      "%s: %s (kernel without IOMMUFD_TEST and "
+		      "FAULT_INJECTION_DEBUG_FS?)",
+		      FAIL_DIR, strerror(errno));
+		return;
+	}
+	snprintf(spec, sizeof(spec), "vfio:%s", bdf);
+	pid = start_remote(spec, "iommufd", "auto", path);
+	d = connect_remote(path, pid);
+	check(d != NULL, "remote up for the sweep", NULL);
+	if (!d)
+		goto out;
+	a.fd = sealed_memfd(a.size, &ram_a);
+	for (int i = 0; i < 3; i++) {
+		next[i] = (struct mpdev_mem_region){ .gpa = RAM_GPA + 0x400000 + i * 0x400000ull,
+						     .size = 0x200000 };
+		next[i].fd = sealed_memfd(next[i].size, &ram_n[i]);
+	}
+	for (n = 0; n < 400; n++) {
+		r = mpdev_mem_set_table(d, &a, 1);
+		if (r < 0) {
+			check(0, "the old table maps", "%s", mpdev_last_error(d));
+			break;
+		}
+		if (fail_arm(pid, n) < 0) {
+			check(0, "fail_iommufd armed", "%s", strerror(errno));
+			break;
+		}
+		r = mpdev_mem_set_table(d, next, 3);
+		fail_disarm(pid);
+		if (mpdev_get_iommu_info(d, &ii) < 0) {
+			check(0, "the remote answers after an injected failure", "n=%d: %s", n,
+			      mpdev_last_error(d));
+			clean = 0;
+			break;
+		}
+		if (r == 0) {
+			/* Succeeded: either the failure hit nothing, or the sweep ran past the end.
+			 */
+			if (ii.mappings_used != 3)
+				clean = 0;
+			if (fail_times_left() == 1)
+				break; /* no call was failed: every step has been tried */
+			printf("  n=%d: a failed step was retried or tolerated; table applied\n",
+			       n);
+			continue;
+		}
+		failed++;
+		if (ii.mappings_used != 1) {
+			printf("  n=%d: failed (%s) but %u mappings remain, want 1\n", n,
+			       mpdev_last_error(d), ii.mappings_used);
+			clean = 0;
+		}
+		r = mpdev_mem_set_table(d, next, 3);
+		if (r < 0 || mpdev_get_iommu_info(d, &ii) < 0 || ii.mappings_used != 3) {
+			printf("  n=%d: the change does not apply after the failure: %s\n", n,
+			       mpdev_last_error(d));
+			clean = 0;
+		}
+	}
+	check(n < 400 && failed > 0, "kernel failures injected into the remote's iommufd calls",
+	      "%d of %d steps failed the change", failed, n);
+	check(clean, "every failure rolled back to exactly the old table", NULL);
+	/* After the sweep the device still DMAs through the last table. */
+	{
+		uint8_t *ram = ram_n[0];
+
+		for (uint32_t i = 0; i < 1000; i++)
+			ram[i] = (uint8_t)(i * 5 + 1);
+		memset(ram + 0x1000, 0, 1000);
+		mpdev_config_write(d, 0x04, 2, 0x0006);
+		r = edu_dma(d, next[0].gpa, EDU_BUF, 1000, 1);
+		if (r == 0)
+			r = edu_dma(d, EDU_BUF, next[0].gpa + 0x1000, 1000, 3);
+		check(r == 0 && !memcmp(ram, ram + 0x1000, 1000),
+		      "DMA through the table after the sweep", NULL);
+	}
+	mpdev_close(d);
+	close(a.fd);
+	munmap(ram_a, a.size);
+	for (int i = 0; i < 3; i++) {
+		close(next[i].fd);
+		munmap(ram_n[i], next[i].size);
+	}
+out:
+	stop_remote(pid);
+}
+
 int main(int argc, char **argv)
 {
 	const char *bdf = getenv("LAB_EDU_BDF");
 	bool mtty = argc > 1 && !strcmp(argv[1], "--mtty");
+	bool fail_nth = argc > 1 && !strcmp(argv[1], "--fail-nth");
 
-	if (mtty) {
+	if (mtty || fail_nth) {
 		argv++;
 		argc--;
 	}
@@ -501,7 +682,9 @@ int main(int argc, char **argv)
 	}
 	if (argc > 2)
 		remote_bin = argv[2];
-	if (mtty) {
+	if (fail_nth) {
+		run_fail_nth(bdf);
+	} else if (mtty) {
 		const char *uuid = getenv("LAB_MTTY_UUID");
 
 		if (!uuid || !*uuid) {
