@@ -287,9 +287,11 @@ MPDEV_API size_t mpdev_mem_get_table(const struct mpdev *dev, struct mpdev_mem_r
  * be one that wakes it). libmpdev keeps its own duplicates for replay; the
  * caller keeps its fds.
  *
- * The remote sets O_NONBLOCK on the eventfds it writes or reads, so that no
- * peer can stall it. The flag belongs to the open file, which the caller's
- * descriptors share: read your copies with poll() or expect EAGAIN.
+ * The remote leaves the eventfds' file flags alone (they belong to the open
+ * file, which the caller's descriptors share) and never blocks on them
+ * whatever they are: it signals through the kernel's eventfd_signal() and
+ * drains with RWF_NOWAIT (docs/protocol.md, "Eventfds"). A counter the
+ * caller lets fill stays readable; the edge is not lost.
  */
 MPDEV_API int mpdev_set_intx_irqfd(struct mpdev *dev, unsigned pin, unsigned pirq, int irqfd,
 				   int resamplefd);

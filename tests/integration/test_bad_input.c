@@ -15,142 +15,57 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "spawn.h"
+#include "native_raw.h"
+#include "remote_fixture.h"
 #include "testutil.h"
 #include "transport.h"
 #include "wire.h"
 
-static pid_t remote_pid;
-static int sock = -1;
-static int baseline_fds;
-static uint64_t next_id = 1;
-
-enum expect_kind { EXPECT_REPLY, EXPECT_NOTIFY };
-
-static void recv_one(struct wire_msg *m)
-{
-	struct mpdev_error err = { 0 };
-	struct pollfd p = { .fd = sock, .events = POLLIN };
-
-	ck_assert_msg(poll(&p, 1, 3000) == 1, "remote did not answer within 3 s");
-	ck_assert_msg(wire_recv(sock, m, &err, 0) == 1, "bad packet from remote: %s", err.msg);
-}
+static struct remote rem;
 
 static void send_raw(const void *buf, size_t len, const int *fds, size_t nfds)
 {
-	ck_assert_int_eq(transport_send(sock, buf, len, fds, nfds, 1000), 0);
+	native_send_bytes(rem.sock, buf, len, fds, nfds);
 }
 
 /* Sends env, declaring `declared` descriptors while carrying nfds. */
 static void send_env(Mpdev__Envelope *env, uint32_t declared, const int *fds, size_t nfds)
 {
-	static uint8_t buf[MPDEV_MAX_MSG_SIZE];
-	size_t len;
-
-	env->nfds = declared;
-	len = mpdev__envelope__get_packed_size(env);
-	ck_assert_uint_le(len, sizeof(buf));
-	mpdev__envelope__pack(env, buf);
-	send_raw(buf, len, fds, nfds);
+	native_send_env(rem.sock, env, declared, fds, nfds);
 }
 
-static void expect(enum expect_kind kind, uint64_t id, int status, const char *words)
+static void expect_reply(uint64_t id, int status, const char *words)
 {
-	struct wire_msg m;
-
-	recv_one(&m);
-	if (kind == EXPECT_REPLY) {
-		ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_REPLY);
-		ck_assert_uint_eq(m.env->id, id);
-		ck_assert_msg(m.env->status == (uint32_t)status, "status %u (%s), wanted %d: %s",
-			      m.env->status, strerror((int)m.env->status), status, m.env->error);
-		ck_assert_msg(m.env->error && *m.env->error, "error reply without words");
-		if (words)
-			ck_assert_msg(strstr(m.env->error, words), "'%s' lacks '%s'", m.env->error,
-				      words);
-	} else {
-		ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_NOTIFY);
-		ck_assert_int_eq(m.env->body_case, MPDEV__ENVELOPE__BODY_NOTIFY);
-		ck_assert_uint_eq(m.env->notify->type, MPDEV__NOTIFY_TYPE__NOTIFY_PROTOCOL_ERROR);
-		ck_assert_uint_eq(m.env->notify->status, (uint32_t)status);
-		if (words)
-			ck_assert_msg(strstr(m.env->notify->message, words), "'%s' lacks '%s'",
-				      m.env->notify->message, words);
-	}
-	wire_msg_release(&m);
+	native_expect_reply(rem.sock, id, status, words);
 }
 
-/* An error REPLY to id, whatever the errno, with words. */
-static void expect_any_error(uint64_t id)
+/* No request id could be known: a protocol-error notification. */
+static void expect_notify(int status, const char *words)
 {
-	struct wire_msg m;
-
-	recv_one(&m);
-	ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_REPLY);
-	ck_assert_uint_eq(m.env->id, id);
-	ck_assert_uint_ne(m.env->status, 0);
-	ck_assert(m.env->error && *m.env->error);
-	wire_msg_release(&m);
+	native_expect_notify(rem.sock, MPDEV__NOTIFY_TYPE__NOTIFY_PROTOCOL_ERROR, status, words);
 }
 
-/* The remote is still up and answers in order. */
+/* The remote is still up, answers in order, and holds its baseline descriptors. */
 static void expect_alive(void)
 {
-	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
-	Mpdev__Ping ping = MPDEV__PING__INIT;
-	struct wire_msg m;
-	int fds;
-
-	env.id = next_id++;
-	env.kind = MPDEV__KIND__KIND_REQUEST;
-	env.body_case = MPDEV__ENVELOPE__BODY_PING;
-	env.ping = &ping;
-	send_env(&env, 0, NULL, 0);
-	recv_one(&m);
-	ck_assert_uint_eq(m.env->id, env.id);
-	ck_assert_uint_eq(m.env->status, 0);
-	wire_msg_release(&m);
-	fds = testutil_wait_fds(remote_pid, baseline_fds, 2000);
-	ck_assert_msg(fds == baseline_fds, "remote holds %d fds, baseline %d", fds, baseline_fds);
+	remote_expect_alive(&rem);
 }
 
 static void hello(uint32_t version, int want_status)
 {
-	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
-	Mpdev__Hello h = MPDEV__HELLO__INIT;
-	struct wire_msg m;
-
-	h.version = version;
-	h.features = ~0ull;
-	env.id = next_id++;
-	env.kind = MPDEV__KIND__KIND_REQUEST;
-	env.body_case = MPDEV__ENVELOPE__BODY_HELLO;
-	env.hello = &h;
-	send_env(&env, 0, NULL, 0);
-	recv_one(&m);
-	ck_assert_uint_eq(m.env->status, (uint32_t)want_status);
-	wire_msg_release(&m);
+	native_hello(rem.sock, rem.next_id++, version, ~0ull, want_status);
 }
 
+/* Greeted with every feature; the baseline taken once the remote is fully up. */
 static void start(void)
 {
-	const char *args[] = { "--device", "edu", NULL };
-
-	ck_assert_int_eq(spawn_remote(MPDEV_REMOTE_BIN, args, &remote_pid, &sock), 0);
-	hello(MPDEV_PROTO_VERSION, 0);
-	/* Baseline once the remote is fully up, before any bad input. */
-	baseline_fds = testutil_count_fds(remote_pid);
-	ck_assert_int_gt(baseline_fds, 0);
+	remote_start(&rem, &(struct remote_opts){ .greet = REMOTE_RAW_HELLO });
+	ck_assert_int_gt(rem.baseline_fds, 0);
 }
 
 static void stop(void)
 {
-	int status = 0;
-
-	close(sock);
-	ck_assert_int_eq(spawn_wait(remote_pid, 5000, &status), 0);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "remote died: status 0x%x",
-		      status);
+	remote_stop(&rem);
 }
 
 /* ---- packets that cannot be decoded: no id, so a notification ---- */
@@ -165,26 +80,26 @@ START_TEST(undecodable_packets)
 	int many[MPDEV_MAX_FDS_PER_MSG + 6];
 
 	send_raw(garbage, sizeof(garbage), &fd, 1);
-	expect(EXPECT_NOTIFY, 0, EBADMSG, "undecodable");
+	expect_notify(EBADMSG, "undecodable");
 	expect_alive();
 
 	/* A length-delimited field cut short. */
 	send_raw("\x82\x01\x10\x08", 4, NULL, 0);
-	expect(EXPECT_NOTIFY, 0, EBADMSG, "undecodable");
+	expect_notify(EBADMSG, "undecodable");
 	expect_alive();
 
 	send_raw(big, sizeof(big), &fd, 1);
-	expect(EXPECT_NOTIFY, 0, EMSGSIZE, "larger than");
+	expect_notify(EMSGSIZE, "larger than");
 	expect_alive();
 
 	send_raw("", 0, NULL, 0);
-	expect(EXPECT_NOTIFY, 0, EBADMSG, "empty");
+	expect_notify(EBADMSG, "empty");
 	expect_alive();
 
 	for (size_t i = 0; i < sizeof(many) / sizeof(many[0]); i++)
 		many[i] = fd;
 	send_raw("\x08\x01", 2, many, sizeof(many) / sizeof(many[0]));
-	expect(EXPECT_NOTIFY, 0, EPROTO, "more than");
+	expect_notify(EPROTO, "more than");
 	expect_alive();
 	close(fd);
 }
@@ -244,21 +159,21 @@ START_TEST(every_body_with_wrong_fd_count)
 		env.kind = MPDEV__KIND__KIND_REQUEST;
 
 		/* Declares three descriptors, carries two. */
-		env.id = next_id++;
+		env.id = rem.next_id++;
 		send_env(&env, 3, fds, 2);
-		expect(EXPECT_REPLY, env.id, EPROTO, "declares 3");
+		expect_reply(env.id, EPROTO, "declares 3");
 		expect_alive();
 
 		/* Declares none, carries one. */
-		env.id = next_id++;
+		env.id = rem.next_id++;
 		send_env(&env, 0, fds, 1);
-		expect(EXPECT_REPLY, env.id, EPROTO, "declares 0");
+		expect_reply(env.id, EPROTO, "declares 0");
 		expect_alive();
 
 		/* Honest count, but descriptors it cannot use: refused, and closed. */
-		env.id = next_id++;
+		env.id = rem.next_id++;
 		send_env(&env, 3, fds, 3);
-		expect_any_error(env.id);
+		native_expect_error(rem.sock, env.id);
 		expect_alive();
 
 		free(body);
@@ -286,9 +201,9 @@ START_TEST(every_request_body_is_answered)
 		body = new_body(f);
 		set_body(&env, f, body);
 		env.kind = MPDEV__KIND__KIND_REQUEST;
-		env.id = next_id++;
+		env.id = rem.next_id++;
 		send_env(&env, 0, NULL, 0);
-		recv_one(&m);
+		native_recv(rem.sock, &m);
 		ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_REPLY);
 		ck_assert_uint_eq(m.env->id, env.id);
 		if (!is_request_body(env.body_case))
@@ -346,7 +261,7 @@ START_TEST(region_access_table)
 		Mpdev__RegionRead rr = MPDEV__REGION_READ__INIT;
 		Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
 
-		env.id = next_id++;
+		env.id = rem.next_id++;
 		env.kind = MPDEV__KIND__KIND_REQUEST;
 		if (c->write) {
 			rw.index = c->index;
@@ -363,7 +278,7 @@ START_TEST(region_access_table)
 			env.region_read = &rr;
 		}
 		send_env(&env, 0, NULL, 0);
-		expect(EXPECT_REPLY, env.id, c->status, c->words);
+		expect_reply(env.id, c->status, c->words);
 		expect_alive();
 	}
 }
@@ -392,43 +307,43 @@ START_TEST(message_kinds)
 	Mpdev__Reset reset = MPDEV__RESET__INIT;
 	uint64_t id;
 
-	id = next_id++;
+	id = rem.next_id++;
 	send_body_kind(MPDEV__KIND__KIND_UNSPECIFIED, id, 1);
-	expect(EXPECT_REPLY, id, EPROTO, "not a request");
+	expect_reply(id, EPROTO, "not a request");
 	expect_alive();
 
-	id = next_id++;
+	id = rem.next_id++;
 	send_body_kind(MPDEV__KIND__KIND_REPLY, id, 1);
-	expect(EXPECT_REPLY, id, EPROTO, "not a request");
+	expect_reply(id, EPROTO, "not a request");
 	expect_alive();
 
-	id = next_id++;
+	id = rem.next_id++;
 	send_body_kind(MPDEV__KIND__KIND_NOTIFY, id, 1);
-	expect(EXPECT_REPLY, id, EPROTO, "not a request");
+	expect_reply(id, EPROTO, "not a request");
 	expect_alive();
 
-	id = next_id++;
+	id = rem.next_id++;
 	send_body_kind(77, id, 1);
-	expect(EXPECT_REPLY, id, EPROTO, "not a request");
+	expect_reply(id, EPROTO, "not a request");
 	expect_alive();
 
 	/* A good posted write gets no reply: the ping's reply comes next. */
-	send_body_kind(MPDEV__KIND__KIND_POSTED, next_id++, 1);
+	send_body_kind(MPDEV__KIND__KIND_POSTED, rem.next_id++, 1);
 	expect_alive();
 
 	/* A bad posted write is answered with its id. */
-	id = next_id++;
+	id = rem.next_id++;
 	send_body_kind(MPDEV__KIND__KIND_POSTED, id, 0);
-	expect(EXPECT_REPLY, id, ERANGE, "outside region");
+	expect_reply(id, ERANGE, "outside region");
 	expect_alive();
 
 	/* Only writes can be posted. */
-	env.id = next_id++;
+	env.id = rem.next_id++;
 	env.kind = MPDEV__KIND__KIND_POSTED;
 	env.body_case = MPDEV__ENVELOPE__BODY_RESET;
 	env.reset = &reset;
 	send_env(&env, 0, NULL, 0);
-	expect(EXPECT_REPLY, env.id, EINVAL, "cannot be posted");
+	expect_reply(env.id, EINVAL, "cannot be posted");
 	expect_alive();
 }
 END_TEST
@@ -440,10 +355,10 @@ START_TEST(unknown_and_missing_bodies)
 	const uint8_t none[] = { 0x08, 0x06, 0x10, 0x01 };
 
 	send_raw(future, sizeof(future), NULL, 0);
-	expect(EXPECT_REPLY, 5, EOPNOTSUPP, "unknown or missing");
+	expect_reply(5, EOPNOTSUPP, "unknown or missing");
 	expect_alive();
 	send_raw(none, sizeof(none), NULL, 0);
-	expect(EXPECT_REPLY, 6, EOPNOTSUPP, "unknown or missing");
+	expect_reply(6, EOPNOTSUPP, "unknown or missing");
 	expect_alive();
 }
 END_TEST
@@ -458,7 +373,7 @@ START_TEST(request_id_zero_refused)
 	env.body_case = MPDEV__ENVELOPE__BODY_PING;
 	env.ping = &ping;
 	send_env(&env, 0, NULL, 0);
-	expect(EXPECT_REPLY, 0, EPROTO, "reserved");
+	expect_reply(0, EPROTO, "reserved");
 	expect_alive();
 }
 END_TEST
@@ -476,19 +391,19 @@ START_TEST(features_not_negotiated_refused)
 	Mpdev__MigSetState mig = MPDEV__MIG_SET_STATE__INIT;
 	Mpdev__DirtyStop stop = MPDEV__DIRTY_STOP__INIT;
 
-	env.id = next_id++;
+	env.id = rem.next_id++;
 	env.kind = MPDEV__KIND__KIND_REQUEST;
 	env.body_case = MPDEV__ENVELOPE__BODY_MIG_SET_STATE;
 	env.mig_set_state = &mig;
 	send_env(&env, 0, NULL, 0);
-	expect(EXPECT_REPLY, env.id, ENOTSUP, "not negotiated");
+	expect_reply(env.id, ENOTSUP, "not negotiated");
 	expect_alive();
 
-	env.id = next_id++;
+	env.id = rem.next_id++;
 	env.body_case = MPDEV__ENVELOPE__BODY_DIRTY_STOP;
 	env.dirty_stop = &stop;
 	send_env(&env, 0, NULL, 0);
-	expect(EXPECT_REPLY, env.id, ENOTSUP, "not negotiated");
+	expect_reply(env.id, ENOTSUP, "not negotiated");
 	expect_alive();
 }
 END_TEST
@@ -497,9 +412,7 @@ END_TEST
 
 static void start_ungreeted(void)
 {
-	const char *args[] = { "--device", "edu", NULL };
-
-	ck_assert_int_eq(spawn_remote(MPDEV_REMOTE_BIN, args, &remote_pid, &sock), 0);
+	remote_start(&rem, &(struct remote_opts){ .greet = REMOTE_UNGREETED });
 }
 
 START_TEST(requests_before_hello_refused)
@@ -513,12 +426,12 @@ START_TEST(requests_before_hello_refused)
 	env.body_case = MPDEV__ENVELOPE__BODY_REGION_READ;
 	env.region_read = &rr;
 	send_env(&env, 0, NULL, 0);
-	expect(EXPECT_REPLY, 11, EPROTO, "hello first");
+	expect_reply(11, EPROTO, "hello first");
 
 	hello(2, EPROTONOSUPPORT);
 	hello(0, EPROTONOSUPPORT);
 	hello(MPDEV_PROTO_VERSION, 0);
-	baseline_fds = testutil_count_fds(remote_pid);
+	remote_take_baseline(&rem);
 	expect_alive();
 }
 END_TEST
@@ -537,7 +450,7 @@ START_TEST(tiny_peer_limits_refused)
 	env.body_case = MPDEV__ENVELOPE__BODY_HELLO;
 	env.hello = &h;
 	send_env(&env, 0, NULL, 0);
-	expect(EXPECT_REPLY, 12, EINVAL, "max message size");
+	expect_reply(12, EINVAL, "max message size");
 	hello(MPDEV_PROTO_VERSION, 0);
 }
 END_TEST
@@ -551,20 +464,20 @@ START_TEST(posted_write_without_the_feature_refused)
 
 	h.version = MPDEV_PROTO_VERSION;
 	h.features = MPDEV__FEATURE__FEATURE_STATS; /* no posted writes */
-	env.id = next_id++;
+	env.id = rem.next_id++;
 	env.kind = MPDEV__KIND__KIND_REQUEST;
 	env.body_case = MPDEV__ENVELOPE__BODY_HELLO;
 	env.hello = &h;
 	send_env(&env, 0, NULL, 0);
-	recv_one(&m);
+	native_recv(rem.sock, &m);
 	ck_assert_uint_eq(m.env->status, 0);
 	ck_assert_uint_eq(m.env->hello_reply->features, MPDEV__FEATURE__FEATURE_STATS);
 	wire_msg_release(&m);
-	baseline_fds = testutil_count_fds(remote_pid);
+	remote_take_baseline(&rem);
 
-	id = next_id++;
+	id = rem.next_id++;
 	send_body_kind(MPDEV__KIND__KIND_POSTED, id, 1);
-	expect(EXPECT_REPLY, id, ENOTSUP, "not negotiated");
+	expect_reply(id, ENOTSUP, "not negotiated");
 	expect_alive();
 }
 END_TEST

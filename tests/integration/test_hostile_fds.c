@@ -25,28 +25,21 @@
 #include "testutil.h"
 
 #define LINGER_S 4
-#ifdef MPDEV_SANITIZE
-#define RSS_SLACK_KIB (16 * 1024) /* ASan's quarantine keeps freed memory */
-#else
-#define RSS_SLACK_KIB 1024
-#endif
 
-static struct hostile_remote rem;
-static int baseline_fds;
-static long baseline_rss;
+static struct remote rem;
 static int listener = -1; /* keeps the lingering socket's peer alive */
 
 static void start(unsigned long nofile)
 {
-	struct hostile_opts o = { .listen = true, .nofile = nofile };
+	struct remote_opts o = { .listen = true, .nofile = nofile };
 	int c;
 
 	hostile_start(&rem, &o);
-	c = hostile_connect(&rem);
+	c = remote_connect_raw(&rem);
 	hostile_hello(c, NULL);
 	close(c);
-	baseline_fds = hostile_settled_fds(rem.pid);
-	baseline_rss = hostile_rss_kib(rem.pid);
+	/* Disconnected again: what the remote holds between clients. */
+	remote_take_baseline(&rem);
 }
 
 static void setup(void)
@@ -56,7 +49,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	hostile_kill(&rem);
+	remote_release(&rem);
 	if (listener >= 0)
 		close(listener);
 	listener = -1;
@@ -106,7 +99,7 @@ static void send_last_reference(int c, Mpdev__Envelope *env, int *fds, size_t nf
 
 static void expect_second_client_served(int64_t since)
 {
-	int c = hostile_connect(&rem), last;
+	int c = remote_connect_raw(&rem);
 
 	hostile_hello(c, "second client");
 	ck_assert_int_eq(hostile_ping(c, HOSTILE_ANSWER_MS), 0);
@@ -114,16 +107,13 @@ static void expect_second_client_served(int64_t since)
 		      "the second client waited %lld ms", (long long)(hostile_now_ms() - since));
 	close(c);
 	/* The lingering close finishes on its own time, off the loop. */
-	ck_assert_msg(hostile_fds_settle(rem.pid, baseline_fds, (LINGER_S + 3) * 1000, &last),
-		      "the remote holds %d descriptors, %d before", last, baseline_fds);
-	ck_assert_msg(hostile_rss_kib(rem.pid) <= baseline_rss + RSS_SLACK_KIB,
-		      "the remote's RSS grew from %ld to %ld KiB", baseline_rss,
-		      hostile_rss_kib(rem.pid));
+	remote_expect_fds_within(&rem, rem.baseline_fds, (LINGER_S + 3) * 1000);
+	remote_expect_rss_back(&rem, rem.baseline_rss_kb);
 }
 
 START_TEST(lingering_socket_in_a_chunked_table)
 {
-	int c = hostile_connect(&rem), sock = lingering_socket();
+	int c = remote_connect_raw(&rem), sock = lingering_socket();
 	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
 	Mpdev__MemTableSet set = MPDEV__MEM_TABLE_SET__INIT;
 	Mpdev__MemRegion reg = MPDEV__MEM_REGION__INIT, *regs[] = { &reg };
@@ -147,7 +137,7 @@ END_TEST
 
 START_TEST(lingering_socket_on_a_message_that_takes_none)
 {
-	int c = hostile_connect(&rem), sock = lingering_socket();
+	int c = remote_connect_raw(&rem), sock = lingering_socket();
 	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
 	Mpdev__Ping ping = MPDEV__PING__INIT;
 	struct wire_msg m;
@@ -158,7 +148,7 @@ START_TEST(lingering_socket_on_a_message_that_takes_none)
 	env.ping = &ping;
 	send_last_reference(c, &env, &sock, 1, &sock);
 	t0 = hostile_now_ms();
-	ck_assert_int_eq(hostile_recv(c, &m, HOSTILE_ANSWER_MS), 1);
+	ck_assert_int_eq(native_try_recv(c, &m, HOSTILE_ANSWER_MS), 1);
 	ck_assert_uint_eq(m.env->status, EINVAL);
 	wire_msg_release(&m);
 	ck_assert_msg(hostile_ping(c, HOSTILE_ANSWER_MS) == 0,
@@ -170,7 +160,7 @@ END_TEST
 
 START_TEST(lingering_socket_past_the_descriptor_limit)
 {
-	int c = hostile_connect(&rem), sock = lingering_socket(), fds[65];
+	int c = remote_connect_raw(&rem), sock = lingering_socket(), fds[65];
 	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
 	Mpdev__Ping ping = MPDEV__PING__INIT;
 	struct wire_msg m;
@@ -185,7 +175,7 @@ START_TEST(lingering_socket_past_the_descriptor_limit)
 	/* One more than a message may carry: the socket is the one too many. */
 	send_last_reference(c, &env, fds, 65, &sock);
 	t0 = hostile_now_ms();
-	ck_assert_msg(hostile_recv(c, &m, HOSTILE_ANSWER_MS) == 1,
+	ck_assert_msg(native_try_recv(c, &m, HOSTILE_ANSWER_MS) == 1,
 		      "no answer to a packet with 65 descriptors within %d ms", HOSTILE_ANSWER_MS);
 	ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_NOTIFY);
 	wire_msg_release(&m);
@@ -205,7 +195,7 @@ static void setup_nofile_1024(void)
 
 START_TEST(chunked_table_cannot_exhaust_descriptors)
 {
-	int c = hostile_connect(&rem), busy, refused_at = -1;
+	int c = remote_connect_raw(&rem), busy, refused_at = -1;
 	Mpdev__MemRegion regs[64], *ptrs[64];
 	char words[256] = "";
 	double cpu;
@@ -245,11 +235,11 @@ START_TEST(chunked_table_cannot_exhaust_descriptors)
 	ck_assert_msg(strstr(words, "descriptors"), "the refusal does not say why: '%s'", words);
 	/* The refused table is dropped: nothing held, and the remote still says BUSY. */
 	cpu = hostile_cpu_seconds(rem.pid);
-	busy = hostile_connect(&rem);
+	busy = remote_connect_raw(&rem);
 	{
 		struct wire_msg m;
 
-		ck_assert_msg(hostile_recv(busy, &m, HOSTILE_ANSWER_MS) == 1,
+		ck_assert_msg(native_try_recv(busy, &m, HOSTILE_ANSWER_MS) == 1,
 			      "a second client got no BUSY within %d ms", HOSTILE_ANSWER_MS);
 		ck_assert_uint_eq(m.env->notify->type, MPDEV__NOTIFY_TYPE__NOTIFY_BUSY);
 		wire_msg_release(&m);
@@ -270,23 +260,23 @@ END_TEST
 
 START_TEST(accept_without_descriptors_backs_off)
 {
-	struct hostile_opts o = { .listen = true };
+	struct remote_opts o = { .listen = true };
 	int idle, c, waiting, lines;
 	double cpu;
 
 	/* What the remote holds between clients, with this very binary. */
-	hostile_kill(&rem);
+	remote_release(&rem);
 	hostile_start(&rem, &o);
-	close(hostile_connect(&rem));
-	idle = hostile_settled_fds(rem.pid);
-	hostile_kill(&rem);
+	close(remote_connect_raw(&rem));
+	idle = remote_settled_fds(&rem);
+	remote_release(&rem);
 
 	/* Room for exactly one client: the next accept() fails with EMFILE. */
 	o.nofile = (unsigned long)idle + 1;
 	hostile_start(&rem, &o);
-	c = hostile_connect(&rem);
+	c = remote_connect_raw(&rem);
 	hostile_hello(c, NULL);
-	waiting = hostile_connect(&rem);
+	waiting = remote_connect_raw(&rem);
 	cpu = hostile_cpu_seconds(rem.pid);
 	usleep(1500 * 1000);
 	ck_assert_msg(hostile_cpu_seconds(rem.pid) - cpu < 0.3,
@@ -326,14 +316,5 @@ static Suite *hostile_fds_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(hostile_fds_suite());
-	int failed;
-
-	signal(SIGPIPE, SIG_IGN);
-	hostile_become_subreaper();
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	hostile_reap_all();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return hostile_run_suite(hostile_fds_suite());
 }

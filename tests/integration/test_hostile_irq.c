@@ -33,32 +33,22 @@
 #define EDU_MSI_FLAGS	  0x42 /* MSI capability at 0x40, its control word */
 #define EVENTFD_MAX_COUNT 0xfffffffffffffffeull
 
-#ifdef MPDEV_SANITIZE
-/* ASan keeps freed memory in quarantine: only a gross leak shows in RSS. */
-#define RSS_SLACK_KIB (16 * 1024)
-#else
-#define RSS_SLACK_KIB 1024
-#endif
-
-static struct hostile_remote rem;
-static int baseline_fds;
-static long baseline_rss;
+static struct remote rem;
 
 static void start_listening(const char *const *args, bool block_kcmp)
 {
-	struct hostile_opts o = { .listen = true, .args = args, .block_kcmp = block_kcmp };
+	struct remote_opts o = { .listen = true, .args = args, .block_kcmp = block_kcmp };
 	int c;
 
 	hostile_start(&rem, &o);
 	/* Baseline: one greeted client, after a warm-up round trip. */
-	c = hostile_connect(&rem);
+	c = remote_connect_raw(&rem);
 	hostile_hello(c, NULL);
 	ck_assert_int_eq(hostile_ping(c, HOSTILE_ANSWER_MS), 0);
 	close(c);
 	/* Disconnected again: the remote is back to what it holds between clients. */
-	baseline_fds = hostile_settled_fds(rem.pid);
-	baseline_rss = hostile_rss_kib(rem.pid);
-	ck_assert_int_gt(baseline_fds, 0);
+	remote_take_baseline(&rem);
+	ck_assert_int_gt(rem.baseline_fds, 0);
 }
 
 static void setup(void)
@@ -68,7 +58,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	hostile_kill(&rem);
+	remote_release(&rem);
 }
 
 /* A blocking eventfd the peer keeps, with its counter at the maximum. */
@@ -86,31 +76,26 @@ static void make_full_and_blocking(int fd)
  */
 static void expect_remote_survived(int hostile)
 {
-	int c, last;
-	long rss;
+	int c;
 
 	ck_assert_msg(hostile_ping(hostile, HOSTILE_ANSWER_MS) == 0,
 		      "the remote does not answer the hostile peer within %d ms",
 		      HOSTILE_ANSWER_MS);
 	close(hostile);
-	c = hostile_connect(&rem);
+	c = remote_connect_raw(&rem);
 	hostile_hello(c, "second client");
 	ck_assert_msg(hostile_ping(c, HOSTILE_ANSWER_MS) == 0,
 		      "the remote does not answer a second client");
 	close(c);
-	ck_assert_msg(hostile_fds_settle(rem.pid, baseline_fds, 3000, &last),
-		      "the remote holds %d descriptors, %d before the hostile peer", last,
-		      baseline_fds);
-	rss = hostile_rss_kib(rem.pid);
-	ck_assert_msg(rss <= baseline_rss + RSS_SLACK_KIB, "the remote's RSS grew from %ld to %ld KiB",
-		      baseline_rss, rss);
-	ck_assert_msg(WIFEXITED(hostile_stop(&rem, HOSTILE_ANSWER_MS)),
+	remote_expect_fds_within(&rem, rem.baseline_fds, 3000);
+	remote_expect_rss_back(&rem, rem.baseline_rss_kb);
+	ck_assert_msg(WIFEXITED(remote_terminate(&rem, HOSTILE_ANSWER_MS)),
 		      "the remote did not exit on SIGTERM");
 }
 
 START_TEST(full_irqfd_counter_cannot_stall_intx)
 {
-	int c = hostile_connect(&rem), irqfd = eventfd(0, EFD_CLOEXEC);
+	int c = remote_connect_raw(&rem), irqfd = eventfd(0, EFD_CLOEXEC);
 
 	hostile_hello(c, NULL);
 	ck_assert_int_eq(hostile_set_intx_irqfd(c, &irqfd, 1), 0);
@@ -128,7 +113,7 @@ END_TEST
 
 START_TEST(full_msi_trigger_cannot_stall)
 {
-	int c = hostile_connect(&rem), trig = eventfd(0, EFD_CLOEXEC);
+	int c = remote_connect_raw(&rem), trig = eventfd(0, EFD_CLOEXEC);
 
 	hostile_hello(c, NULL);
 	ck_assert_int_eq(hostile_set_irqs_eventfd(c, 1 /* MSI */, 0 /* trigger */, trig), 0);
@@ -190,7 +175,7 @@ static void drain_under_the_remote(int c, int fd)
 		ck_assert_int_eq(kill(rem.pid, SIGCONT), 0);
 		usleep(300);
 		(void)!preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
-		ck_assert_msg(hostile_recv(c, &m, HOSTILE_ANSWER_MS) == 1,
+		ck_assert_msg(native_try_recv(c, &m, HOSTILE_ANSWER_MS) == 1,
 			      "round %d: no answer to the table within %d ms", round,
 			      HOSTILE_ANSWER_MS);
 		ck_assert_uint_eq(m.env->status, 0);
@@ -203,7 +188,7 @@ static void drain_under_the_remote(int c, int fd)
 
 START_TEST(resamplefd_drained_under_the_remote)
 {
-	int c = hostile_connect(&rem);
+	int c = remote_connect_raw(&rem);
 	int fds[2] = { eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC) };
 
 	hostile_hello(c, NULL);
@@ -218,7 +203,7 @@ END_TEST
 
 START_TEST(intx_unmask_eventfd_drained_under_the_remote)
 {
-	int c = hostile_connect(&rem);
+	int c = remote_connect_raw(&rem);
 	int trig = eventfd(0, EFD_CLOEXEC), unmask = eventfd(0, EFD_CLOEXEC);
 
 	hostile_hello(c, NULL);
@@ -249,7 +234,7 @@ static void setup_no_kcmp(void)
 
 START_TEST(without_kcmp_eventfds_are_refused)
 {
-	int c = hostile_connect(&rem), e = eventfd(0, EFD_CLOEXEC), f = eventfd(0, EFD_CLOEXEC);
+	int c = remote_connect_raw(&rem), e = eventfd(0, EFD_CLOEXEC), f = eventfd(0, EFD_CLOEXEC);
 	int same[2] = { e, dup(e) }, distinct[2] = { e, f };
 	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
 	Mpdev__SetIntxIrqfd body = MPDEV__SET_INTX_IRQFD__INIT;
@@ -294,22 +279,13 @@ static const char *proxy_bin(void)
 	return env && *env ? env : PROXY_BIN;
 }
 
-static uint64_t await_ret(int q, int ms)
-{
-	struct pollfd p = { .fd = q, .events = POLLIN };
-	uint8_t h[HDR + 8];
-
-	if (poll(&p, 1, ms) != 1)
-		return UINT64_MAX - 1; /* no answer */
-	ck_assert_int_eq(recv(q, h, HDR + 8, MSG_WAITALL), HDR + 8);
-	ck_assert_uint_eq(raw_get(h, 4), CMD_RET);
-	return raw_get(h + HDR, 8);
-}
-
+/* A request and its RET; no RET within the bound reads as a value no register has. */
 static uint64_t qemu_request(int q, struct raw r)
 {
+	uint64_t v;
+
 	raw_send(q, r.b, r.len, NULL, 0);
-	return await_ret(q, HOSTILE_ANSWER_MS);
+	return raw_await_ret(q, HOSTILE_ANSWER_MS, &v) == 0 ? v : UINT64_MAX - 1;
 }
 
 START_TEST(qemu_set_irqfd_pair_through_the_proxy_cannot_stall)
@@ -327,7 +303,7 @@ START_TEST(qemu_set_irqfd_pair_through_the_proxy_cannot_stall)
 	if (pid == 0) {
 		if (dup2(sv[1], 3) < 0)
 			_exit(126);
-		setenv("MPDEV_REMOTE", hostile_remote_bin(), 1);
+		setenv("MPDEV_REMOTE", remote_default_bin(), 1);
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
@@ -392,14 +368,5 @@ static Suite *hostile_irq_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(hostile_irq_suite());
-	int failed;
-
-	signal(SIGPIPE, SIG_IGN);
-	hostile_become_subreaper();
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	hostile_reap_all();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return hostile_run_suite(hostile_irq_suite());
 }

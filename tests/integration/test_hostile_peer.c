@@ -16,19 +16,18 @@
 #include <unistd.h>
 
 #include "hostile_util.h"
-#include "spawn.h"
 
-static struct hostile_remote rem, second;
+static struct remote rem, second;
 
 static void teardown(void)
 {
-	hostile_kill(&second);
-	hostile_kill(&rem);
+	remote_release(&second);
+	remote_release(&rem);
 }
 
 static void start(const char *const *args)
 {
-	struct hostile_opts o = { .listen = true, .args = args };
+	struct remote_opts o = { .listen = true, .args = args };
 
 	hostile_start(&rem, &o);
 }
@@ -37,7 +36,7 @@ static void start(const char *const *args)
 static void expect_notify(int sock, uint32_t type, int ms)
 {
 	struct wire_msg m;
-	int r = hostile_recv(sock, &m, ms);
+	int r = native_try_recv(sock, &m, ms);
 
 	ck_assert_msg(r == 1, "no notification within %d ms (%d)", ms, r);
 	ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_NOTIFY);
@@ -50,11 +49,11 @@ START_TEST(peer_triggered_warnings_are_rate_limited)
 	int c, lines;
 
 	start(NULL);
-	c = hostile_connect(&rem);
+	c = remote_connect_raw(&rem);
 	hostile_hello(c, NULL);
 	/* Each refused second client is a warning the peer can cause at will. */
 	for (int i = 0; i < 3000; i++)
-		close(hostile_connect(&rem));
+		close(remote_connect_raw(&rem));
 	ck_assert_int_eq(hostile_ping(c, HOSTILE_ANSWER_MS), 0);
 	lines = hostile_log_lines(&rem);
 	ck_assert_msg(lines < 50, "3000 refusals made %d log lines", lines);
@@ -70,7 +69,7 @@ START_TEST(hello_name_cannot_forge_a_log_line)
 	int c;
 
 	start(args);
-	c = hostile_connect(&rem);
+	c = remote_connect_raw(&rem);
 	hostile_hello(c, "evil\nmpdev-remote[1] remote: error: forged line\x1b[2J");
 	ck_assert_int_eq(hostile_ping(c, HOSTILE_ANSWER_MS), 0);
 	close(c);
@@ -84,27 +83,25 @@ END_TEST
 
 START_TEST(second_remote_on_a_live_socket_is_refused)
 {
-	struct hostile_opts o = { .listen = true };
+	struct remote_opts o = { .listen = true };
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	int c, status = 0;
 
 	start(NULL);
-	c = hostile_connect(&rem);
+	c = remote_connect_raw(&rem);
 	hostile_hello(c, NULL);
 	close(c);
 	/* The same path again: the second remote must say so and exit. */
 	o.path = rem.path;
 	hostile_start(&second, &o);
-	ck_assert_msg(spawn_wait(second.pid, 3000, &status) == 0,
-		      "a second remote on a live socket path kept running");
-	second.pid = -1;
+	status = remote_wait_exit(&second, 3000); /* fails if it kept running */
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0,
 		      "the second remote exited with status 0x%x", status);
 	ck_assert_msg(hostile_log_contains(&second, "another"),
 		      "the second remote does not say why it refused");
 	/* The first still owns the path. */
-	c = hostile_connect(&rem);
+	c = remote_connect_raw(&rem);
 	ck_assert_int_eq(getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len), 0);
 	ck_assert_int_eq(cred.pid, rem.pid);
 	hostile_hello(c, NULL);
@@ -121,19 +118,19 @@ START_TEST(idle_peer_is_dropped_at_the_handshake_deadline)
 	int64_t t0;
 
 	start(args);
-	idle = hostile_connect(&rem);
+	idle = remote_connect_raw(&rem);
 	t0 = hostile_now_ms();
-	busy = hostile_connect(&rem);
+	busy = remote_connect_raw(&rem);
 	expect_notify(busy, MPDEV__NOTIFY_TYPE__NOTIFY_BUSY, HOSTILE_ANSWER_MS);
 	close(busy);
 	/* The idle one hears why, then the connection ends. */
 	expect_notify(idle, MPDEV__NOTIFY_TYPE__NOTIFY_HANDSHAKE_TIMEOUT, HOSTILE_ANSWER_MS);
 	ck_assert_msg(hostile_now_ms() - t0 >= 400, "dropped after %lld ms, before the deadline",
 		      (long long)(hostile_now_ms() - t0));
-	ck_assert_int_eq(hostile_recv(idle, &m, HOSTILE_ANSWER_MS), -EPIPE);
+	ck_assert_int_eq(native_try_recv(idle, &m, HOSTILE_ANSWER_MS), -EPIPE);
 	close(idle);
 	/* A peer that greets is fine idle for as long as it likes. */
-	c = hostile_connect(&rem);
+	c = remote_connect_raw(&rem);
 	hostile_hello(c, NULL);
 	usleep(1000 * 1000);
 	ck_assert_int_eq(hostile_ping(c, HOSTILE_ANSWER_MS), 0);
@@ -151,7 +148,7 @@ START_TEST(peer_that_never_reads_cannot_stall)
 	int64_t t0;
 
 	start(NULL);
-	c = hostile_connect(&rem);
+	c = remote_connect_raw(&rem);
 	hostile_hello(c, NULL);
 	setsockopt(c, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	env.body_case = MPDEV__ENVELOPE__BODY_PING;
@@ -167,13 +164,13 @@ START_TEST(peer_that_never_reads_cannot_stall)
 	}
 	usleep(200 * 1000);
 	t0 = hostile_now_ms();
-	busy = hostile_connect(&rem);
+	busy = remote_connect_raw(&rem);
 	expect_notify(busy, MPDEV__NOTIFY_TYPE__NOTIFY_BUSY, 1000);
 	ck_assert_msg(hostile_now_ms() - t0 < 1000, "BUSY took %lld ms",
 		      (long long)(hostile_now_ms() - t0));
 	close(busy);
 	t0 = hostile_now_ms();
-	status = hostile_stop(&rem, 1000);
+	status = remote_terminate(&rem, 1000);
 	ck_assert_msg(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "the remote did not exit within 1 s of SIGTERM (status %d)", status);
 	close(c);
@@ -198,14 +195,5 @@ static Suite *hostile_peer_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(hostile_peer_suite());
-	int failed;
-
-	signal(SIGPIPE, SIG_IGN);
-	hostile_become_subreaper();
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	hostile_reap_all();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return hostile_run_suite(hostile_peer_suite());
 }

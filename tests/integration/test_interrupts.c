@@ -34,7 +34,8 @@
 
 #include "bar_access.h"
 #include "libmpdev.h"
-#include "spawn.h"
+#include "native_raw.h"
+#include "remote_fixture.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -79,9 +80,7 @@
 #define OTHER_PIRQ 9
 #define NUM_PIRQS  32
 
-static pid_t remote_pid;
-static struct mpdev *dev;
-static int baseline_fds;
+static struct remote rem;
 
 static const struct mpdev_options opts = { .timeout_ms = 3000, .client_name = "test_interrupts" };
 
@@ -91,23 +90,25 @@ static uint32_t cfg_rd(uint32_t off, uint32_t size)
 {
 	uint32_t v = 0;
 
-	ck_assert_msg(mpdev_config_read(dev, off, size, &v) == 0, "%s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_config_read(rem.dev, off, size, &v) == 0, "%s",
+		      mpdev_last_error(rem.dev));
 	return v;
 }
 
 static void cfg_wr(uint32_t off, uint32_t size, uint32_t v)
 {
-	ck_assert_msg(mpdev_config_write(dev, off, size, v) == 0, "%s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_config_write(rem.dev, off, size, v) == 0, "%s",
+		      mpdev_last_error(rem.dev));
 }
 
 static void raise_irq(uint32_t bits)
 {
-	bar_wr32(dev, EDU_IRQ_RAISE, bits);
+	bar_wr32(rem.dev, EDU_IRQ_RAISE, bits);
 }
 
 static void ack_irq(uint32_t bits)
 {
-	bar_wr32(dev, EDU_IRQ_ACK, bits);
+	bar_wr32(rem.dev, EDU_IRQ_ACK, bits);
 }
 
 /* Programs the MSI capability (64-bit address, data) and enables it. */
@@ -162,7 +163,7 @@ static uint64_t take(int fd)
 
 static void sync_remote(void)
 {
-	ck_assert_msg(mpdev_sync(dev) == 0, "sync: %s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_sync(rem.dev) == 0, "sync: %s", mpdev_last_error(rem.dev));
 }
 
 /* fd becomes readable, and was signalled exactly n times by then. */
@@ -228,8 +229,8 @@ static void eoi_unwatched(int resamplefd)
 
 static void route(unsigned pin, unsigned pirq, int irqfd, int resamplefd)
 {
-	ck_assert_msg(mpdev_set_intx_irqfd(dev, pin, pirq, irqfd, resamplefd) == 0,
-		      "set_intx_irqfd: %s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_set_intx_irqfd(rem.dev, pin, pirq, irqfd, resamplefd) == 0,
+		      "set_intx_irqfd: %s", mpdev_last_error(rem.dev));
 }
 
 static void unroute(unsigned pin)
@@ -239,19 +240,21 @@ static void unroute(unsigned pin)
 
 static void set_trigger(unsigned index, int fd)
 {
-	ck_assert_msg(mpdev_set_irqs_eventfd(dev, index, MPDEV_IRQ_ACTION_TRIGGER, 0, 1, &fd) == 0,
-		      "set trigger: %s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_set_irqs_eventfd(rem.dev, index, MPDEV_IRQ_ACTION_TRIGGER, 0, 1, &fd) ==
+			      0,
+		      "set trigger: %s", mpdev_last_error(rem.dev));
 }
 
 static void irqs_none(unsigned index, unsigned action)
 {
-	ck_assert_msg(mpdev_set_irqs_none(dev, index, action, 0, 1) == 0, "set_irqs: %s",
-		      mpdev_last_error(dev));
+	ck_assert_msg(mpdev_set_irqs_none(rem.dev, index, action, 0, 1) == 0, "set_irqs: %s",
+		      mpdev_last_error(rem.dev));
 }
 
 static void irq_disable(unsigned index)
 {
-	ck_assert_msg(mpdev_irq_disable(dev, index) == 0, "irq_disable: %s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_irq_disable(rem.dev, index) == 0, "irq_disable: %s",
+		      mpdev_last_error(rem.dev));
 }
 
 /* ---- the remote's counters and health ---- */
@@ -276,24 +279,21 @@ static uint64_t counter(const char *name)
 {
 	struct counter_query q = { .name = name };
 
-	ck_assert_msg(mpdev_get_stats(dev, pick_counter, &q) > 0, "stats: %s",
-		      mpdev_last_error(dev));
+	ck_assert_msg(mpdev_get_stats(rem.dev, pick_counter, &q) > 0, "stats: %s",
+		      mpdev_last_error(rem.dev));
 	ck_assert_msg(q.found, "the remote does not report counter '%s'", name);
 	return q.value;
 }
 
-/* The remote answers, and holds want descriptors. */
+/* The remote answers, and holds want descriptors (polled: it closes them asynchronously). */
 static void expect_remote_fds_at(int want, int line)
 {
-	int fds;
-
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IDENT), EDU_IDENT_VALUE);
-	fds = testutil_wait_fds(remote_pid, want, 2000);
-	ck_assert_msg(fds == want, "line %d: remote holds %d fds, expected %d", line, fds, want);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IDENT), EDU_IDENT_VALUE);
+	remote_expect_fds_at(&rem, want, __FILE__, line);
 }
 
 #define expect_remote_fds(n) expect_remote_fds_at(n, __LINE__)
-#define expect_alive()	     expect_remote_fds_at(baseline_fds, __LINE__)
+#define expect_alive()	     expect_remote_fds_at(rem.baseline_fds, __LINE__)
 
 /* Undoes every interrupt setting and checks the remote is back to its baseline. */
 static void undo_all(void)
@@ -309,28 +309,17 @@ static void undo_all(void)
 
 static void start(void)
 {
-	const char *args[] = { "--device", "edu", NULL };
 	const uint64_t need = MPDEV_FEATURE_INTX_IRQFD | MPDEV_FEATURE_SET_IRQS |
 			      MPDEV_FEATURE_STATS | MPDEV_FEATURE_MEMORY_TABLE;
-	int sock;
 
-	ck_assert_int_eq(spawn_remote(MPDEV_REMOTE_BIN, args, &remote_pid, &sock), 0);
-	ck_assert_msg(mpdev_connect_fd(sock, &opts, &dev) == 0, "connect: %s",
-		      mpdev_connect_error());
-	ck_assert_uint_eq(mpdev_features(dev) & need, need);
-	baseline_fds = testutil_count_fds(remote_pid);
-	ck_assert_int_gt(baseline_fds, 0);
+	remote_start(&rem, &(struct remote_opts){ .mpdev = &opts });
+	ck_assert_uint_eq(mpdev_features(rem.dev) & need, need);
+	ck_assert_int_gt(rem.baseline_fds, 0);
 }
 
 static void stop(void)
 {
-	int status = 0;
-
-	mpdev_close(dev);
-	dev = NULL;
-	ck_assert_int_eq(spawn_wait(remote_pid, 5000, &status), 0);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "remote died: status 0x%x",
-		      status);
+	remote_stop(&rem);
 }
 
 /* ---- 1-3: INTx through the IOHUB ---- */
@@ -342,18 +331,18 @@ START_TEST(raise_signals_the_irqfd_once)
 
 	route(0, PIRQ, irqfd, rfd);
 	expect_quiet(irqfd, "routing a low line");
-	expect_remote_fds(baseline_fds + 2);
+	expect_remote_fds(rem.baseline_fds + 2);
 
 	raise_irq(1);
 	expect_signal(irqfd, "raise");
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 1);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), 1);
 	ck_assert(cfg_intx_status());
 	ck_assert_uint_eq(counter("iohub_irqfd_signals") - signals, 1);
 
 	/* More bits while the line is high: still one level, no new edge. */
 	raise_irq(2);
 	expect_quiet(irqfd, "raise while already asserted");
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 3);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), 3);
 
 	/* Acking part of it keeps the line up: an EOI re-asserts. */
 	ack_irq(1);
@@ -379,7 +368,7 @@ START_TEST(ack_then_eoi_is_quiet)
 	raise_irq(1);
 	expect_signal(irqfd, "raise");
 	ack_irq(1);
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 0);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), 0);
 	expect_quiet(irqfd, "ack");
 	reasserts = counter("iohub_reasserts");
 	eoi(rfd);
@@ -435,8 +424,8 @@ START_TEST(reset_drops_the_line)
 	route(0, PIRQ, irqfd, rfd);
 	raise_irq(1);
 	expect_signal(irqfd, "raise");
-	ck_assert_int_eq(mpdev_reset(dev), 0);
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 0);
+	ck_assert_int_eq(mpdev_reset(rem.dev), 0);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), 0);
 	ck_assert(!cfg_intx_status());
 	eoi(rfd);
 	expect_quiet(irqfd, "EOI after the reset");
@@ -484,7 +473,7 @@ START_TEST(msi_enabled_takes_over_from_intx)
 	expect_quiet(msifd, "EOI with MSI enabled");
 
 	ack_irq(3);
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 0);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), 0);
 	msi_disable();
 	expect_quiet(irqfd, "disabling MSI with nothing pending");
 	raise_irq(1);
@@ -550,10 +539,10 @@ END_TEST
 
 static void start_dma(uint64_t src, uint64_t dst, uint64_t cnt, uint64_t cmd)
 {
-	bar_wr64(dev, EDU_DMA_SRC, src);
-	bar_wr64(dev, EDU_DMA_DST, dst);
-	bar_wr64(dev, EDU_DMA_COUNT, cnt);
-	bar_wr64(dev, EDU_DMA_CMD, cmd);
+	bar_wr64(rem.dev, EDU_DMA_SRC, src);
+	bar_wr64(rem.dev, EDU_DMA_DST, dst);
+	bar_wr64(rem.dev, EDU_DMA_COUNT, cnt);
+	bar_wr64(rem.dev, EDU_DMA_CMD, cmd);
 }
 
 static void wait_dma_done(void)
@@ -563,7 +552,7 @@ static void wait_dma_done(void)
 	for (int i = 0; i < 2000 && (c & EDU_CMD_RUN); i++) {
 		if (i > 10)
 			usleep(1000);
-		c = bar_rd64(dev, EDU_DMA_CMD);
+		c = bar_rd64(rem.dev, EDU_DMA_CMD);
 	}
 	ck_assert_msg(!(c & EDU_CMD_RUN), "DMA still running after ~2 s");
 }
@@ -579,26 +568,26 @@ START_TEST(factorial_and_dma_completion_raise_intx)
 	route(0, PIRQ, irqfd, rfd);
 
 	/* Factorial without the status bit: no interrupt. */
-	bar_wr32(dev, EDU_FACTORIAL, 5);
-	for (int i = 0; i < 2000 && (bar_rd32(dev, EDU_STATUS) & 1); i++)
+	bar_wr32(rem.dev, EDU_FACTORIAL, 5);
+	for (int i = 0; i < 2000 && (bar_rd32(rem.dev, EDU_STATUS) & 1); i++)
 		usleep(1000);
-	ck_assert_uint_eq(bar_rd32(dev, EDU_FACTORIAL), 120);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_FACTORIAL), 120);
 	expect_quiet(irqfd, "factorial without status bit 0x80");
 
 	/* With it: the interrupt comes once the computation is done. */
-	bar_wr32(dev, EDU_STATUS, EDU_STATUS_IRQFACT);
-	bar_wr32(dev, EDU_FACTORIAL, 10);
+	bar_wr32(rem.dev, EDU_STATUS, EDU_STATUS_IRQFACT);
+	bar_wr32(rem.dev, EDU_FACTORIAL, 10);
 	expect_signal(irqfd, "factorial done");
-	ck_assert_uint_eq(bar_rd32(dev, EDU_STATUS) & 1, 0);
-	ck_assert_uint_eq(bar_rd32(dev, EDU_FACTORIAL), 3628800u);
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), EDU_IRQ_FACT);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_STATUS) & 1, 0);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_FACTORIAL), 3628800u);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), EDU_IRQ_FACT);
 	ack_irq(EDU_IRQ_FACT);
 	eoi(rfd);
 	expect_quiet(irqfd, "EOI after the factorial's ack");
-	bar_wr32(dev, EDU_STATUS, 0);
+	bar_wr32(rem.dev, EDU_STATUS, 0);
 
-	ck_assert_msg(mpdev_mem_set_table(dev, &ram, 1) == 0, "set table: %s",
-		      mpdev_last_error(dev));
+	ck_assert_msg(mpdev_mem_set_table(rem.dev, &ram, 1) == 0, "set table: %s",
+		      mpdev_last_error(rem.dev));
 	for (unsigned i = 0; i < 64; i++)
 		p[i] = (uint8_t)(i * 7 + 1);
 
@@ -607,31 +596,31 @@ START_TEST(factorial_and_dma_completion_raise_intx)
 	start_dma(0x100000, EDU_DMA_BUF, 64, EDU_CMD_RUN | EDU_CMD_IRQ);
 	wait_dma_done();
 	expect_quiet(irqfd, "DMA refused without bus mastering");
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 0);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), 0);
 
 	cfg_wr(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 	/* A completed DMA without cmd bit 2: no interrupt. */
 	start_dma(0x100000, EDU_DMA_BUF, 64, EDU_CMD_RUN);
 	wait_dma_done();
 	expect_quiet(irqfd, "DMA without cmd bit 2");
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), 0);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), 0);
 
 	/* RAM -> device, then device -> RAM, each raising 0x100 on completion. */
 	start_dma(0x100000, EDU_DMA_BUF, 64, EDU_CMD_RUN | EDU_CMD_IRQ);
 	expect_signal(irqfd, "DMA to the device done");
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), EDU_IRQ_DMA);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), EDU_IRQ_DMA);
 	ack_irq(EDU_IRQ_DMA);
 	eoi(rfd);
 	expect_quiet(irqfd, "EOI after the DMA's ack");
 	start_dma(EDU_DMA_BUF, 0x102000, 64, EDU_CMD_RUN | EDU_CMD_TO_RAM | EDU_CMD_IRQ);
 	expect_signal(irqfd, "DMA to RAM done");
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IRQ_STATUS), EDU_IRQ_DMA);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), EDU_IRQ_DMA);
 	ck_assert_int_eq(memcmp(p + 0x2000, p, 64), 0);
 	ack_irq(EDU_IRQ_DMA);
 	eoi(rfd);
 	expect_quiet(irqfd, "EOI after the second DMA's ack");
 
-	ck_assert_int_eq(mpdev_mem_set_table(dev, NULL, 0), 0);
+	ck_assert_int_eq(mpdev_mem_set_table(rem.dev, NULL, 0), 0);
 	undo_all();
 	munmap(p, 4 * PAGE);
 	close(mfd);
@@ -654,7 +643,7 @@ START_TEST(replacing_the_pair_while_asserted)
 	route(0, PIRQ, b, rb);
 	expect_signal(b, "new irqfd while the line is high");
 	expect_quiet(a, "old irqfd after the replacement");
-	expect_remote_fds(baseline_fds + 2);
+	expect_remote_fds(rem.baseline_fds + 2);
 
 	/* The old resamplefd is no longer watched; the new one is. */
 	eoi_unwatched(ra);
@@ -668,7 +657,7 @@ START_TEST(replacing_the_pair_while_asserted)
 	route(0, PIRQ, a, -1);
 	expect_signal(a, "irqfd without resamplefd while high");
 	expect_quiet(b, "second pair after its replacement");
-	expect_remote_fds(baseline_fds + 1);
+	expect_remote_fds(rem.baseline_fds + 1);
 
 	ack_irq(1);
 	route(0, PIRQ, b, rb);
@@ -707,12 +696,12 @@ START_TEST(rerouting_moves_the_level)
 	 * no request could remove it (irqfd -1 unroutes the pin from its current
 	 * PIRQ), it would stay until the connection ends.
 	 */
-	expect_remote_fds(baseline_fds + 2);
+	expect_remote_fds(rem.baseline_fds + 2);
 
 	/* Routing removed while asserted: the level disappears with it. */
 	signals = counter("iohub_irqfd_signals");
 	unroute(0);
-	expect_remote_fds(baseline_fds);
+	expect_remote_fds(rem.baseline_fds);
 	eoi_unwatched(rb);
 	expect_quiet(b, "EOI after the routing was removed");
 	ack_irq(1);
@@ -777,17 +766,19 @@ START_TEST(vfio_intx_is_automasked)
 
 	/* A bool unmask with false does nothing; with true it unmasks. */
 	ck_assert_int_eq(
-		mpdev_set_irqs_bool(dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 0, 1, &no), 0);
+		mpdev_set_irqs_bool(rem.dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 0, 1, &no),
+		0);
 	expect_quiet(t, "bool unmask with false");
 	ck_assert_int_eq(
-		mpdev_set_irqs_bool(dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 0, 1, &yes), 0);
+		mpdev_set_irqs_bool(rem.dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 0, 1, &yes),
+		0);
 	expect_signal(t, "bool unmask with true while asserted");
 
 	/* The unmask eventfd works like the action. */
-	ck_assert_msg(mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 0, 1,
+	ck_assert_msg(mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 0, 1,
 					     &ufd) == 0,
-		      "unmask eventfd: %s", mpdev_last_error(dev));
-	expect_remote_fds(baseline_fds + 2);
+		      "unmask eventfd: %s", mpdev_last_error(rem.dev));
+	expect_remote_fds(rem.baseline_fds + 2);
 	kick_watched(ufd, "unmask eventfd");
 	expect_signal(t, "unmask eventfd while asserted");
 	ack_irq(1);
@@ -901,8 +892,8 @@ static int bad_fd(enum bad_kind k, int *spare)
 static void expect_refused_at(int r, int err, const char *what, int line)
 {
 	ck_assert_msg(r == -err, "line %d: %s: got %d (%s), expected -%d", line, what, r,
-		      mpdev_last_error(dev), err);
-	ck_assert_msg(*mpdev_last_error(dev), "line %d: %s: no words", line, what);
+		      mpdev_last_error(rem.dev), err);
+	ck_assert_msg(*mpdev_last_error(rem.dev), "line %d: %s: no words", line, what);
 }
 
 #define expect_refused(r, err, what) expect_refused_at(r, err, what, __LINE__)
@@ -917,26 +908,26 @@ START_TEST(bad_descriptors_refused)
 		char what[96];
 
 		snprintf(what, sizeof(what), "%s as irqfd", bad_names[k]);
-		expect_refused(mpdev_set_intx_irqfd(dev, 0, PIRQ, bad, -1), EINVAL, what);
+		expect_refused(mpdev_set_intx_irqfd(rem.dev, 0, PIRQ, bad, -1), EINVAL, what);
 		expect_alive();
-		expect_refused(mpdev_set_intx_irqfd(dev, 0, PIRQ, bad, good_r), EINVAL, what);
+		expect_refused(mpdev_set_intx_irqfd(rem.dev, 0, PIRQ, bad, good_r), EINVAL, what);
 		expect_alive();
 		snprintf(what, sizeof(what), "%s as resamplefd", bad_names[k]);
-		expect_refused(mpdev_set_intx_irqfd(dev, 0, PIRQ, good, bad), EINVAL, what);
+		expect_refused(mpdev_set_intx_irqfd(rem.dev, 0, PIRQ, good, bad), EINVAL, what);
 		expect_alive();
 		snprintf(what, sizeof(what), "%s as MSI trigger", bad_names[k]);
-		expect_refused(mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER,
-						      0, 1, fds),
+		expect_refused(mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_MSI,
+						      MPDEV_IRQ_ACTION_TRIGGER, 0, 1, fds),
 			       EINVAL, what);
 		expect_alive();
 		snprintf(what, sizeof(what), "%s as INTx trigger", bad_names[k]);
-		expect_refused(mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_TRIGGER,
-						      0, 1, fds),
+		expect_refused(mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_INTX,
+						      MPDEV_IRQ_ACTION_TRIGGER, 0, 1, fds),
 			       EINVAL, what);
 		expect_alive();
 		snprintf(what, sizeof(what), "%s as INTx unmask eventfd", bad_names[k]);
-		expect_refused(mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK,
-						      0, 1, fds),
+		expect_refused(mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_INTX,
+						      MPDEV_IRQ_ACTION_UNMASK, 0, 1, fds),
 			       EINVAL, what);
 		expect_alive();
 		close(bad);
@@ -949,11 +940,11 @@ START_TEST(bad_descriptors_refused)
 	{
 		int spare, bad = bad_fd(BAD_MEMFD, &spare);
 
-		expect_refused(mpdev_set_intx_irqfd(dev, 0, PIRQ, bad, -1), EINVAL,
+		expect_refused(mpdev_set_intx_irqfd(rem.dev, 0, PIRQ, bad, -1), EINVAL,
 			       "memfd replacing a working irqfd");
 		close(bad);
 	}
-	expect_remote_fds(baseline_fds + 2);
+	expect_remote_fds(rem.baseline_fds + 2);
 	raise_irq(1);
 	expect_signal(good, "raise after a refused replacement");
 	eoi(good_r);
@@ -971,68 +962,70 @@ START_TEST(bad_ranges_refused)
 	int e = testutil_eventfd(), e2 = testutil_eventfd();
 	int two[2] = { e, e2 };
 
-	expect_refused(mpdev_set_intx_irqfd(dev, 4, PIRQ, e, -1), EINVAL, "pin 4 (libmpdev)");
+	expect_refused(mpdev_set_intx_irqfd(rem.dev, 4, PIRQ, e, -1), EINVAL, "pin 4 (libmpdev)");
 	expect_alive();
-	expect_refused(mpdev_set_intx_irqfd(dev, 0, NUM_PIRQS, e, -1), EINVAL, "pirq 32");
+	expect_refused(mpdev_set_intx_irqfd(rem.dev, 0, NUM_PIRQS, e, -1), EINVAL, "pirq 32");
 	expect_alive();
-	expect_refused(mpdev_set_intx_irqfd(dev, 0, NUM_PIRQS, e, e2), EINVAL, "pirq 32 with pair");
+	expect_refused(mpdev_set_intx_irqfd(rem.dev, 0, NUM_PIRQS, e, e2), EINVAL,
+		       "pirq 32 with pair");
 	expect_alive();
-	expect_refused(mpdev_set_intx_irqfd(dev, 0, ~0u, e, -1), EINVAL, "pirq ~0");
+	expect_refused(mpdev_set_intx_irqfd(rem.dev, 0, ~0u, e, -1), EINVAL, "pirq ~0");
 	expect_alive();
 
 	expect_refused(
-		mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_MSIX, MPDEV_IRQ_ACTION_TRIGGER, 0, 1, &e),
+		mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_MSIX, MPDEV_IRQ_ACTION_TRIGGER, 0, 1, &e),
 		EINVAL, "MSI-X trigger on edu");
 	expect_alive();
-	expect_refused(mpdev_set_irqs_none(dev, MPDEV_IRQ_MSIX, MPDEV_IRQ_ACTION_MASK, 0, 1),
+	expect_refused(mpdev_set_irqs_none(rem.dev, MPDEV_IRQ_MSIX, MPDEV_IRQ_ACTION_MASK, 0, 1),
 		       EINVAL, "MSI-X mask on edu");
 	expect_alive();
-	expect_refused(mpdev_irq_disable(dev, MPDEV_IRQ_MSIX), EINVAL, "MSI-X disable on edu");
+	expect_refused(mpdev_irq_disable(rem.dev, MPDEV_IRQ_MSIX), EINVAL, "MSI-X disable on edu");
 	expect_alive();
 	expect_refused(
-		mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_ERR, MPDEV_IRQ_ACTION_TRIGGER, 0, 1, &e),
+		mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_ERR, MPDEV_IRQ_ACTION_TRIGGER, 0, 1, &e),
 		EINVAL, "ERR trigger on edu");
 	expect_alive();
-	expect_refused(mpdev_set_irqs_none(dev, MPDEV_IRQ_REQ, MPDEV_IRQ_ACTION_TRIGGER, 0, 1),
+	expect_refused(mpdev_set_irqs_none(rem.dev, MPDEV_IRQ_REQ, MPDEV_IRQ_ACTION_TRIGGER, 0, 1),
 		       EINVAL, "REQ on edu");
 	expect_alive();
 
 	expect_refused(
-		mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 1, 2, two),
+		mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 1, 2, two),
 		EINVAL, "MSI start 1 count 2");
 	expect_alive();
 	expect_refused(
-		mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 0, 2, two),
+		mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 0, 2, two),
 		EINVAL, "MSI start 0 count 2");
 	expect_alive();
 	expect_refused(
-		mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 1, 1, &e),
+		mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 1, 1, &e),
 		EINVAL, "MSI start 1 count 1");
 	expect_alive();
-	expect_refused(mpdev_set_irqs_none(dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_MASK, 1, 2), EINVAL,
-		       "MSI mask start 1 count 2");
+	expect_refused(mpdev_set_irqs_none(rem.dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_MASK, 1, 2),
+		       EINVAL, "MSI mask start 1 count 2");
 	expect_alive();
-	expect_refused(mpdev_set_irqs_none(dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_MASK, ~0u, 2),
+	expect_refused(mpdev_set_irqs_none(rem.dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_MASK, ~0u, 2),
 		       EINVAL, "MSI mask start ~0 count 2 (wraps)");
 	expect_alive();
-	expect_refused(mpdev_set_irqs_none(dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 1, 1),
+	expect_refused(mpdev_set_irqs_none(rem.dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 1, 1),
 		       EINVAL, "INTx start 1");
 	expect_alive();
 
-	expect_refused(mpdev_set_irqs_none(dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_MASK, 0, 0), EINVAL,
-		       "count 0 with MASK");
+	expect_refused(mpdev_set_irqs_none(rem.dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_MASK, 0, 0),
+		       EINVAL, "count 0 with MASK");
 	expect_alive();
-	expect_refused(mpdev_set_irqs_none(dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 0, 0),
+	expect_refused(mpdev_set_irqs_none(rem.dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 0, 0),
 		       EINVAL, "count 0 with UNMASK");
 	expect_alive();
 	expect_refused(
-		mpdev_set_irqs_bool(dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 0, 0, NULL),
+		mpdev_set_irqs_bool(rem.dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 0, 0, NULL),
 		EINVAL, "count 0 with bool data");
 	expect_alive();
-	expect_refused(mpdev_set_irqs_none(dev, MPDEV_IRQ_MSI, 3, 0, 1), EINVAL, "action 3");
+	expect_refused(mpdev_set_irqs_none(rem.dev, MPDEV_IRQ_MSI, 3, 0, 1), EINVAL, "action 3");
 	expect_alive();
-	expect_refused(mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_MASK, 0, 1, &e),
-		       EINVAL, "INTx masked by an eventfd");
+	expect_refused(
+		mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_MASK, 0, 1, &e),
+		EINVAL, "INTx masked by an eventfd");
 	expect_alive();
 
 	/* None of that left a trigger behind: a raise reaches nobody. */
@@ -1063,7 +1056,7 @@ START_TEST(remote_copies_outlive_the_vmm_copies)
 	close(rfd);
 	close(m);
 	close(t);
-	expect_remote_fds(baseline_fds + 4);
+	expect_remote_fds(rem.baseline_fds + 4);
 
 	raise_irq(1);
 	expect_signal(keep_irqfd, "raise after the VMM closed its irqfd");
@@ -1098,13 +1091,13 @@ START_TEST(disconnect_with_everything_set_up)
 	route(0, PIRQ, irqfd, rfd);
 	set_trigger(MPDEV_IRQ_MSI, m);
 	set_trigger(MPDEV_IRQ_INTX, t);
-	ck_assert_int_eq(
-		mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 0, 1, &ufd),
-		0);
+	ck_assert_int_eq(mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_INTX, MPDEV_IRQ_ACTION_UNMASK, 0,
+						1, &ufd),
+			 0);
 	irqs_none(MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_MASK);
 	raise_irq(1);
 	expect_signal(irqfd, "raise");
-	expect_remote_fds(baseline_fds + 5);
+	expect_remote_fds(rem.baseline_fds + 5);
 	/* stop() closes the connection and wants exit status 0. */
 	close(irqfd);
 	close(rfd);
@@ -1116,35 +1109,11 @@ END_TEST
 
 /* ---- 11 continued: raw packets libmpdev would never send ---- */
 
-static int raw_sock = -1;
-static uint64_t raw_id = 1;
-
-static void raw_expect(uint64_t id, int status, const char *words)
-{
-	struct mpdev_error err = { 0 };
-	struct wire_msg m;
-
-	ck_assert_msg(readable(raw_sock, 3000), "remote did not answer within 3 s");
-	ck_assert_msg(wire_recv(raw_sock, &m, &err, 0) == 1, "bad packet from remote: %s", err.msg);
-	ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_REPLY);
-	ck_assert_uint_eq(m.env->id, id);
-	ck_assert_msg(m.env->status == (uint32_t)status, "request %llu: status %u (%s), wanted %d",
-		      (unsigned long long)id, m.env->status, m.env->error ? m.env->error : "",
-		      status);
-	if (words)
-		ck_assert_msg(m.env->error && strstr(m.env->error, words), "'%s' lacks '%s'",
-			      m.env->error ? m.env->error : "", words);
-	wire_msg_release(&m);
-}
-
 /* Sends env with fds and expects status (0: an empty OK reply). */
 static void raw_call(Mpdev__Envelope *env, const int *fds, size_t nfds, int status,
 		     const char *words)
 {
-	env->id = raw_id++;
-	env->kind = MPDEV__KIND__KIND_REQUEST;
-	ck_assert_int_eq(wire_send(raw_sock, env, fds, nfds), 0);
-	raw_expect(env->id, status, words);
+	native_call(rem.sock, env, rem.next_id++, fds, nfds, status, words);
 }
 
 static uint32_t raw_read_ident(void)
@@ -1152,7 +1121,6 @@ static uint32_t raw_read_ident(void)
 	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
 	Mpdev__RegionRead rr = MPDEV__REGION_READ__INIT;
 	struct wire_msg m;
-	struct mpdev_error err = { 0 };
 	uint32_t v = 0;
 
 	rr.index = MPDEV_REGION_BAR0;
@@ -1160,13 +1128,7 @@ static uint32_t raw_read_ident(void)
 	rr.size = 4;
 	env.body_case = MPDEV__ENVELOPE__BODY_REGION_READ;
 	env.region_read = &rr;
-	env.id = raw_id++;
-	env.kind = MPDEV__KIND__KIND_REQUEST;
-	ck_assert_int_eq(wire_send(raw_sock, &env, NULL, 0), 0);
-	ck_assert(readable(raw_sock, 3000));
-	ck_assert_int_eq(wire_recv(raw_sock, &m, &err, 0), 1);
-	ck_assert_uint_eq(m.env->id, env.id);
-	ck_assert_uint_eq(m.env->status, 0);
+	native_call_reply(rem.sock, &env, rem.next_id++, NULL, 0, &m);
 	ck_assert_int_eq(m.env->body_case, MPDEV__ENVELOPE__BODY_REGION_READ_REPLY);
 	ck_assert_uint_eq(m.env->region_read_reply->data.len, 4);
 	memcpy(&v, m.env->region_read_reply->data.data, 4);
@@ -1176,41 +1138,21 @@ static uint32_t raw_read_ident(void)
 
 static void raw_expect_alive_at(int line)
 {
-	int fds;
-
 	ck_assert_uint_eq(raw_read_ident(), EDU_IDENT_VALUE);
-	fds = testutil_wait_fds(remote_pid, baseline_fds, 2000);
-	ck_assert_msg(fds == baseline_fds, "line %d: remote holds %d fds, baseline %d", line, fds,
-		      baseline_fds);
+	remote_expect_fds_at(&rem, rem.baseline_fds, __FILE__, line);
 }
 
 #define raw_expect_alive() raw_expect_alive_at(__LINE__)
 
 static void raw_start(void)
 {
-	const char *args[] = { "--device", "edu", NULL };
-	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
-	Mpdev__Hello h = MPDEV__HELLO__INIT;
-
-	ck_assert_int_eq(spawn_remote(MPDEV_REMOTE_BIN, args, &remote_pid, &raw_sock), 0);
-	h.version = MPDEV_PROTO_VERSION;
-	h.features = ~0ull;
-	env.body_case = MPDEV__ENVELOPE__BODY_HELLO;
-	env.hello = &h;
-	raw_call(&env, NULL, 0, 0, NULL);
-	baseline_fds = testutil_count_fds(remote_pid);
-	ck_assert_int_gt(baseline_fds, 0);
+	remote_start(&rem, &(struct remote_opts){ .greet = REMOTE_RAW_HELLO });
+	ck_assert_int_gt(rem.baseline_fds, 0);
 }
 
 static void raw_stop(void)
 {
-	int status = 0;
-
-	close(raw_sock);
-	raw_sock = -1;
-	ck_assert_int_eq(spawn_wait(remote_pid, 5000, &status), 0);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "remote died: status 0x%x",
-		      status);
+	remote_stop(&rem);
 }
 
 static void raw_set_intx_irqfd(uint32_t pin, uint32_t pirq, const int *fds, size_t nfds, int status,
@@ -1281,7 +1223,7 @@ START_TEST(raw_set_intx_irqfd_refused)
 
 	/* The same message done right is accepted, and removal gives the fds back. */
 	raw_set_intx_irqfd(0, PIRQ, e, 2, 0, NULL);
-	ck_assert_int_eq(testutil_wait_fds(remote_pid, baseline_fds + 2, 2000), baseline_fds + 2);
+	remote_expect_fds(&rem, rem.baseline_fds + 2);
 	raw_set_intx_irqfd(0, PIRQ, NULL, 0, 0, NULL);
 	raw_expect_alive();
 
@@ -1436,7 +1378,7 @@ START_TEST(raw_set_irqs_refused)
 					 .n_slots = 1,
 					 .slots = one_slot },
 		     e, 1, 0, NULL);
-	ck_assert_int_eq(testutil_wait_fds(remote_pid, baseline_fds + 1, 2000), baseline_fds + 1);
+	remote_expect_fds(&rem, rem.baseline_fds + 1);
 	raw_set_irqs(&(struct raw_irqs){ .index = MPDEV_IRQ_MSI,
 					 .action = MPDEV_IRQ_ACTION_TRIGGER,
 					 .data = DATA_NONE,

@@ -28,7 +28,8 @@
 
 #include "bar_access.h"
 #include "libmpdev.h"
-#include "spawn.h"
+#include "native_raw.h"
+#include "remote_fixture.h"
 #include "testutil.h"
 #include "wire.h"
 
@@ -51,9 +52,7 @@
 #define EDU_IDENT_VALUE	   0x010000edu
 #define PCI_COMMAND_MEM_BM 0x0006u
 
-static pid_t remote_pid;
-static struct mpdev *dev;
-static int baseline_fds;
+static struct remote rem;
 static unsigned next_seed = 1;
 
 static const struct mpdev_options opts = { .timeout_ms = 3000, .client_name = "test_memory" };
@@ -111,24 +110,26 @@ static ino_t ino_of(int fd)
 
 static void set_table_ok(const struct mpdev_mem_region *v, size_t n)
 {
-	ck_assert_msg(mpdev_mem_set_table(dev, v, n) == 0, "set table: %s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_mem_set_table(rem.dev, v, n) == 0, "set table: %s",
+		      mpdev_last_error(rem.dev));
 }
 
 static void add_ok(const struct mpdev_mem_region *r)
 {
-	ck_assert_msg(mpdev_mem_add(dev, r) == 0, "add: %s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_mem_add(rem.dev, r) == 0, "add: %s", mpdev_last_error(rem.dev));
 }
 
 static void remove_ok(uint64_t gpa, uint64_t size)
 {
-	ck_assert_msg(mpdev_mem_remove(dev, gpa, size) == 0, "remove: %s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_mem_remove(rem.dev, gpa, size) == 0, "remove: %s",
+		      mpdev_last_error(rem.dev));
 }
 
 /* ---- edu registers and DMA ---- */
 
 static void enable_bus_master(void)
 {
-	ck_assert_int_eq(mpdev_config_write(dev, 0x04, 2, PCI_COMMAND_MEM_BM), 0);
+	ck_assert_int_eq(mpdev_config_write(rem.dev, 0x04, 2, PCI_COMMAND_MEM_BM), 0);
 }
 
 /*
@@ -141,20 +142,20 @@ static bool edu_dma(uint64_t src, uint64_t dst, uint64_t count, uint64_t cmd)
 	uint64_t c = EDU_CMD_RUN;
 	bool done;
 
-	bar_wr64(dev, EDU_DMA_SRC, src);
-	bar_wr64(dev, EDU_DMA_DST, dst);
-	bar_wr64(dev, EDU_DMA_COUNT, count);
-	bar_wr64(dev, EDU_DMA_CMD, cmd | EDU_CMD_RUN | EDU_CMD_IRQ);
+	bar_wr64(rem.dev, EDU_DMA_SRC, src);
+	bar_wr64(rem.dev, EDU_DMA_DST, dst);
+	bar_wr64(rem.dev, EDU_DMA_COUNT, count);
+	bar_wr64(rem.dev, EDU_DMA_CMD, cmd | EDU_CMD_RUN | EDU_CMD_IRQ);
 	for (int i = 0; i < 2000 && (c & EDU_CMD_RUN); i++) {
 		if (i > 10)
 			usleep(1000);
-		c = bar_rd64(dev, EDU_DMA_CMD);
+		c = bar_rd64(rem.dev, EDU_DMA_CMD);
 	}
 	ck_assert_msg(!(c & EDU_CMD_RUN), "DMA still running after ~2 s (cmd 0x%llx)",
 		      (unsigned long long)c);
-	done = bar_rd32(dev, EDU_IRQ_STATUS) & EDU_IRQ_DMA;
+	done = bar_rd32(rem.dev, EDU_IRQ_STATUS) & EDU_IRQ_DMA;
 	if (done)
-		bar_wr32(dev, EDU_IRQ_ACK, EDU_IRQ_DMA);
+		bar_wr32(rem.dev, EDU_IRQ_ACK, EDU_IRQ_DMA);
 	return done;
 }
 
@@ -217,8 +218,8 @@ static struct dma_counters dma_counters(void)
 {
 	struct dma_counters c = { 0 };
 
-	ck_assert_msg(mpdev_get_stats(dev, pick_dma_counter, &c) > 0, "stats: %s",
-		      mpdev_last_error(dev));
+	ck_assert_msg(mpdev_get_stats(rem.dev, pick_dma_counter, &c) > 0, "stats: %s",
+		      mpdev_last_error(rem.dev));
 	for (size_t i = 0; i < 4; i++)
 		ck_assert_msg(c.found & (1u << i), "the remote does not report counter '%s'",
 			      dma_counter_names[i]);
@@ -238,27 +239,24 @@ static void expect_mapping_changes(const struct dma_counters *before, uint64_t m
 
 /* ---- the remote's health ---- */
 
-/* After a round trip (which also lets the remote release the previous request's fds). */
+/* After a round trip through the device, the remote holds want fds. */
 static void expect_remote_fds(int want)
 {
-	int fds;
-
-	ck_assert_uint_eq(bar_rd32(dev, EDU_IDENT), EDU_IDENT_VALUE);
-	fds = testutil_wait_fds(remote_pid, want, 2000);
-	ck_assert_msg(fds == want, "remote holds %d fds, expected %d", fds, want);
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IDENT), EDU_IDENT_VALUE);
+	remote_expect_fds(&rem, want);
 }
 
 /* The remote still serves requests, and holds exactly the fds it held after the handshake. */
 static void expect_alive(void)
 {
-	expect_remote_fds(baseline_fds);
+	expect_remote_fds(rem.baseline_fds);
 }
 
 /* libmpdev's kept table is exactly want[0..n) (any order), its fds naming the files in ino[]. */
 static void expect_kept_table(const struct mpdev_mem_region *want, const ino_t *ino, size_t n)
 {
 	struct mpdev_mem_region got[16];
-	size_t k = mpdev_mem_get_table(dev, got, 16);
+	size_t k = mpdev_mem_get_table(rem.dev, got, 16);
 
 	ck_assert_uint_eq(k, n);
 	ck_assert_uint_le(n, 16);
@@ -282,28 +280,16 @@ static void expect_kept_table(const struct mpdev_mem_region *want, const ino_t *
 
 static void start(void)
 {
-	const char *args[] = { "--device", "edu", NULL };
-	int sock;
-
-	ck_assert_int_eq(spawn_remote(MPDEV_REMOTE_BIN, args, &remote_pid, &sock), 0);
-	ck_assert_msg(mpdev_connect_fd(sock, &opts, &dev) == 0, "connect: %s",
-		      mpdev_connect_error());
-	baseline_fds = testutil_count_fds(remote_pid);
-	ck_assert_int_gt(baseline_fds, 0);
-	ck_assert(mpdev_features(dev) & MPDEV_FEATURE_MEMORY_TABLE);
+	remote_start(&rem, &(struct remote_opts){ .mpdev = &opts });
+	ck_assert_int_gt(rem.baseline_fds, 0);
+	ck_assert(mpdev_features(rem.dev) & MPDEV_FEATURE_MEMORY_TABLE);
 	enable_bus_master();
 }
 
 static void stop(void)
 {
-	int status = 0;
-
 	expect_alive();
-	mpdev_close(dev);
-	dev = NULL;
-	ck_assert_int_eq(spawn_wait(remote_pid, 5000, &status), 0);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "remote died: status 0x%x",
-		      status);
+	remote_stop(&rem);
 }
 
 /* ---- A. DMA end to end ---- */
@@ -330,8 +316,8 @@ START_TEST(dma_spanning_two_regions_round_trips)
 
 	/* The device buffer is not in BAR0 (as in QEMU): all ones there, never the data. */
 	for (uint64_t off = 0; off < EDU_DMA_BUF_SIZE; off += 500) {
-		ck_assert_uint_eq(bar_rd32(dev, EDU_DMA_BUF + (off & ~7ull)), 0xffffffffu);
-		ck_assert_uint_eq(bar_rd64(dev, EDU_DMA_BUF + (off & ~7ull)), ~0ull);
+		ck_assert_uint_eq(bar_rd32(rem.dev, EDU_DMA_BUF + (off & ~7ull)), 0xffffffffu);
+		ck_assert_uint_eq(bar_rd64(rem.dev, EDU_DMA_BUF + (off & ~7ull)), ~0ull);
 	}
 
 	/* Device -> RAM inside one region, then across the boundary again. */
@@ -492,7 +478,7 @@ END_TEST
 
 static void check_refusal(const char *what, const char *how, int ret, int err, const char *words)
 {
-	const char *msg = mpdev_last_error(dev);
+	const char *msg = mpdev_last_error(rem.dev);
 
 	ck_assert_msg(ret == -err, "%s (%s): got %d (%s), wanted %d (%s): '%s'", what, how, ret,
 		      strerror(-ret), -err, strerror(err), msg);
@@ -510,11 +496,11 @@ static void check_refusal(const char *what, const char *how, int ret, int err, c
 static void expect_refused(const char *what, const struct mpdev_mem_region *r, int err,
 			   const char *words)
 {
-	size_t kept = mpdev_mem_get_table(dev, NULL, 0);
+	size_t kept = mpdev_mem_get_table(rem.dev, NULL, 0);
 
-	check_refusal(what, "add", mpdev_mem_add(dev, r), err, words);
-	check_refusal(what, "set table", mpdev_mem_set_table(dev, r, 1), err, words);
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, NULL, 0), kept);
+	check_refusal(what, "add", mpdev_mem_add(rem.dev, r), err, words);
+	check_refusal(what, "set table", mpdev_mem_set_table(rem.dev, r, 1), err, words);
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, NULL, 0), kept);
 }
 
 static const struct shape_case {
@@ -574,18 +560,20 @@ START_TEST(overlapping_regions_refused)
 						     region(0x4ff000, 2 * PAGE, fd, 0, false) };
 
 	set_table_ok(&base, 1);
-	check_refusal("inside", "add", mpdev_mem_add(dev, &inside), EEXIST, "overlaps");
-	check_refusal("same", "add", mpdev_mem_add(dev, &base), EEXIST, "overlaps");
-	check_refusal("around", "add", mpdev_mem_add(dev, &around), EEXIST, "overlaps");
-	check_refusal("below", "add", mpdev_mem_add(dev, &below), EEXIST, "overlaps");
-	check_refusal("pair", "set table", mpdev_mem_set_table(dev, pair, 2), EEXIST, "overlaps");
-	check_refusal("twice", "set table", mpdev_mem_set_table(dev, twice, 2), EEXIST, "overlaps");
-	check_refusal("unsorted", "set table", mpdev_mem_set_table(dev, unsorted, 3), EEXIST,
+	check_refusal("inside", "add", mpdev_mem_add(rem.dev, &inside), EEXIST, "overlaps");
+	check_refusal("same", "add", mpdev_mem_add(rem.dev, &base), EEXIST, "overlaps");
+	check_refusal("around", "add", mpdev_mem_add(rem.dev, &around), EEXIST, "overlaps");
+	check_refusal("below", "add", mpdev_mem_add(rem.dev, &below), EEXIST, "overlaps");
+	check_refusal("pair", "set table", mpdev_mem_set_table(rem.dev, pair, 2), EEXIST,
 		      "overlaps");
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, NULL, 0), 1);
+	check_refusal("twice", "set table", mpdev_mem_set_table(rem.dev, twice, 2), EEXIST,
+		      "overlaps");
+	check_refusal("unsorted", "set table", mpdev_mem_set_table(rem.dev, unsorted, 3), EEXIST,
+		      "overlaps");
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, NULL, 0), 1);
 	/* Touching is not overlapping. */
 	add_ok(&adjacent);
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, NULL, 0), 2);
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, NULL, 0), 2);
 	expect_alive();
 	close(fd);
 }
@@ -682,7 +670,7 @@ START_TEST(descriptors_that_cannot_back_memory_refused)
 	add_ok(&r);
 	remove_ok(r.gpa, r.size);
 	set_table_ok(&r, 1);
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, NULL, 0), 1);
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, NULL, 0), 1);
 	expect_alive();
 
 	close(sv[0]);
@@ -713,13 +701,13 @@ START_TEST(table_limit_is_1024_regions)
 	/* One-page regions, adjacent in guest memory, all from one memfd. */
 	for (size_t i = 0; i <= limit; i++)
 		v[i] = region(0x1000000 + i * PAGE, PAGE, ram.fd, i * PAGE, false);
-	check_refusal("1025 regions", "set table", mpdev_mem_set_table(dev, v, limit + 1), ENOSPC,
-		      "limit");
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, NULL, 0), 0);
+	check_refusal("1025 regions", "set table", mpdev_mem_set_table(rem.dev, v, limit + 1),
+		      ENOSPC, "limit");
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, NULL, 0), 0);
 
 	set_table_ok(v, limit);
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, NULL, 0), limit);
-	check_refusal("1025th region", "add", mpdev_mem_add(dev, &v[limit]), ENOSPC, "full");
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, NULL, 0), limit);
+	check_refusal("1025th region", "add", mpdev_mem_add(rem.dev, &v[limit]), ENOSPC, "full");
 	expect_alive();
 
 	/* The table works: across two one-page regions near the end, into the first. */
@@ -745,19 +733,19 @@ START_TEST(remove_needs_the_exact_region)
 	const struct mpdev_mem_region r = region(0x100000, 4 * PAGE, fd, 0, false);
 
 	set_table_ok(&r, 1);
-	check_refusal("nothing there", "remove", mpdev_mem_remove(dev, 0x200000, PAGE), ENOENT,
+	check_refusal("nothing there", "remove", mpdev_mem_remove(rem.dev, 0x200000, PAGE), ENOENT,
 		      "no region");
-	check_refusal("not its start", "remove", mpdev_mem_remove(dev, 0x101000, PAGE), ENOENT,
+	check_refusal("not its start", "remove", mpdev_mem_remove(rem.dev, 0x101000, PAGE), ENOENT,
 		      "no region");
-	check_refusal("part of it", "remove", mpdev_mem_remove(dev, 0x100000, PAGE), EINVAL,
+	check_refusal("part of it", "remove", mpdev_mem_remove(rem.dev, 0x100000, PAGE), EINVAL,
 		      "removed whole");
-	check_refusal("more than it", "remove", mpdev_mem_remove(dev, 0x100000, 8 * PAGE), EINVAL,
-		      "removed whole");
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, NULL, 0), 1);
+	check_refusal("more than it", "remove", mpdev_mem_remove(rem.dev, 0x100000, 8 * PAGE),
+		      EINVAL, "removed whole");
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, NULL, 0), 1);
 	remove_ok(0x100000, 4 * PAGE);
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, NULL, 0), 0);
-	check_refusal("already gone", "remove", mpdev_mem_remove(dev, 0x100000, 4 * PAGE), ENOENT,
-		      "no region");
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, NULL, 0), 0);
+	check_refusal("already gone", "remove", mpdev_mem_remove(rem.dev, 0x100000, 4 * PAGE),
+		      ENOENT, "no region");
 	close(fd);
 }
 END_TEST
@@ -903,8 +891,8 @@ START_TEST(failed_table_change_leaves_the_old_table)
 		const struct mpdev_mem_region v[] = { A_ro, C, bad[i].last };
 		struct dma_counters before = dma_counters(), after;
 
-		check_refusal(bad[i].what, "set table", mpdev_mem_set_table(dev, v, 3), bad[i].err,
-			      NULL);
+		check_refusal(bad[i].what, "set table", mpdev_mem_set_table(rem.dev, v, 3),
+			      bad[i].err, NULL);
 		after = dma_counters();
 		ck_assert_uint_eq(after.regions, 2);
 		ck_assert_msg(after.mmaps - before.mmaps == after.munmaps - before.munmaps,
@@ -952,7 +940,7 @@ START_TEST(library_keeps_what_the_remote_accepted)
 	expect_kept_table(abc, ino_abc, 3);
 
 	/* The library's fds are its own duplicates, close-on-exec. */
-	n = mpdev_mem_get_table(dev, kept, 4);
+	n = mpdev_mem_get_table(rem.dev, kept, 4);
 	ck_assert_uint_eq(n, 3);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert(kept[i].fd != a.fd && kept[i].fd != b.fd && kept[i].fd != c.fd);
@@ -963,9 +951,9 @@ START_TEST(library_keeps_what_the_remote_accepted)
 	ck_assert_int_ge(b_kept, 0);
 
 	/* Refused changes leave it exactly as it was, fds included. */
-	ck_assert_int_eq(mpdev_mem_add(dev, &clash), -EEXIST);
-	ck_assert_int_eq(mpdev_mem_set_table(dev, &bad, 1), -EINVAL);
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, again, 4), 3);
+	ck_assert_int_eq(mpdev_mem_add(rem.dev, &clash), -EEXIST);
+	ck_assert_int_eq(mpdev_mem_set_table(rem.dev, &bad, 1), -EINVAL);
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, again, 4), 3);
 	for (size_t i = 0; i < 3; i++) {
 		ck_assert_uint_eq(again[i].gpa, kept[i].gpa);
 		ck_assert_int_eq(again[i].fd, kept[i].fd);
@@ -986,7 +974,7 @@ START_TEST(library_keeps_what_the_remote_accepted)
 
 	/* Cleared, the library holds nothing more than before. */
 	set_table_ok(NULL, 0);
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, kept, 4), 0);
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, kept, 4), 0);
 	ram_free(&a);
 	ram_free(&b);
 	ram_free(&c);
@@ -999,7 +987,7 @@ END_TEST
 static void expect_replayable(void)
 {
 	struct mpdev_mem_region kept[4];
-	size_t n = mpdev_mem_get_table(dev, kept, 4);
+	size_t n = mpdev_mem_get_table(rem.dev, kept, 4);
 
 	ck_assert_uint_le(n, 4);
 	for (size_t i = 0; i < n; i++)
@@ -1007,8 +995,9 @@ static void expect_replayable(void)
 			ck_assert_msg((fcntl(kept[i].fd, F_GETFL) & O_ACCMODE) == O_RDWR,
 				      "the kept fd of writable region 0x%llx is not read-write",
 				      (unsigned long long)kept[i].gpa);
-	ck_assert_msg(mpdev_mem_set_table(dev, kept, n) == 0, "replay: %s", mpdev_last_error(dev));
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, NULL, 0), n);
+	ck_assert_msg(mpdev_mem_set_table(rem.dev, kept, n) == 0, "replay: %s",
+		      mpdev_last_error(rem.dev));
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, NULL, 0), n);
 }
 
 START_TEST(kept_fds_keep_their_access_mode)
@@ -1056,7 +1045,7 @@ START_TEST(table_beyond_one_packet_of_fds_goes_in_chunks)
 		v[i] = region(0x100000 + i * PAGE, PAGE, ram[i].fd, 0, false);
 	}
 	set_table_ok(v, N);
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, got, N + 1), N);
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, got, N + 1), N);
 	expect_alive();
 
 	/* A DMA across the regions of the first and the second chunk. */
@@ -1077,113 +1066,35 @@ END_TEST
 
 /* ---- H. a disconnect drops the table; a half-sent table does not leak ---- */
 
-static char sock_path[108];
-
-static pid_t start_listener(void)
+/* A listening remote, nobody connected: its idle fds are the baseline. */
+static void start_listener(void)
 {
-	struct stat st;
-	pid_t pid;
-
-	snprintf(sock_path, sizeof(sock_path), "/tmp/mpdev-memtest-%d.sock", (int)getpid());
-	unlink(sock_path);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		/* Should this test die on a failed check, the listener goes with it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		execl(MPDEV_REMOTE_BIN, MPDEV_REMOTE_BIN, "--device", "edu", "--socket", sock_path,
-		      (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 500 && stat(sock_path, &st) != 0; i++)
-		usleep(10000);
-	ck_assert_msg(stat(sock_path, &st) == 0, "remote did not create %s", sock_path);
-	return pid;
-}
-
-static void stop_listener(pid_t pid)
-{
-	int status = 0;
-
-	kill(pid, SIGTERM);
-	ck_assert_int_eq(spawn_wait(pid, 5000, &status), 0);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "remote died: status 0x%x",
-		      status);
-	/* Nobody accepts there any more (the sandboxed remote may not unlink the file). */
-	{
-		struct mpdev *d = NULL;
-
-		ck_assert_int_lt(mpdev_connect(sock_path, NULL, &d), 0);
-		ck_assert_ptr_null(d);
-	}
-}
-
-/* The remote's fd count once it stops changing (bounded). */
-static int settled_fds(pid_t pid)
-{
-	int last = testutil_count_fds(pid), now = -1;
-
-	for (int i = 0; i < 100; i++) {
-		usleep(20000);
-		now = testutil_count_fds(pid);
-		if (now == last)
-			break;
-		last = now;
-	}
-	ck_assert_int_gt(now, 0);
-	return now;
-}
-
-/* Waits (bounded) until the remote holds want fds again, e.g. after a disconnect. */
-static void expect_fds_back_to(pid_t pid, int want)
-{
-	int now = testutil_count_fds(pid);
-
-	for (int i = 0; i < 300 && now != want; i++) {
-		usleep(10000);
-		now = testutil_count_fds(pid);
-	}
-	ck_assert_msg(now == want, "remote holds %d fds, %d before the connection", now, want);
-}
-
-/* Connects (bounded): right after a disconnect the remote may still be busy. */
-static struct mpdev *connect_listener(void)
-{
-	struct mpdev *d = NULL;
-	int r = -1;
-
-	for (int i = 0; i < 300 && r != 0; i++) {
-		r = mpdev_connect(sock_path, &opts, &d);
-		if (r != 0)
-			usleep(10000);
-	}
-	ck_assert_msg(r == 0, "connect: %s", mpdev_connect_error());
-	return d;
+	remote_start(&rem, &(struct remote_opts){ .listen = true, .greet = REMOTE_UNGREETED });
+	remote_take_baseline(&rem);
 }
 
 START_TEST(disconnect_drops_the_table)
 {
-	pid_t pid = start_listener();
-	int idle;
 	struct guest_ram ram = ram_new(16 * PAGE);
 	const struct mpdev_mem_region r = region(0x100000, 16 * PAGE, ram.fd, 0, false);
 	static uint8_t snapshot[16 * PAGE];
 	struct dma_counters before;
 
-	remote_pid = pid;
-	idle = settled_fds(pid);
-	dev = connect_listener();
+	start_listener();
+	rem.dev = remote_connect(&rem, &opts);
 	enable_bus_master();
 	set_table_ok(&r, 1);
 	expect_round_trip(0x100000, ram.p, 0x108000, ram.p + 8 * PAGE, 4000);
 	ck_assert_uint_eq(dma_counters().regions, 1);
-	mpdev_close(dev);
-	expect_fds_back_to(pid, idle);
+	mpdev_close(rem.dev);
+	rem.dev = NULL;
+	remote_expect_fds(&rem, rem.baseline_fds);
+	remote_expect_rss_back(&rem, rem.baseline_rss_kb);
 
 	/* The next proxy finds no table: the old address is not reachable. */
-	dev = connect_listener();
+	rem.dev = remote_connect(&rem, &opts);
 	enable_bus_master(); /* the disconnect reset the device */
-	ck_assert_uint_eq(mpdev_mem_get_table(dev, NULL, 0), 0);
+	ck_assert_uint_eq(mpdev_mem_get_table(rem.dev, NULL, 0), 0);
 	before = dma_counters();
 	ck_assert_uint_eq(before.regions, 0);
 	ck_assert_uint_eq(before.mmaps, before.munmaps);
@@ -1191,64 +1102,15 @@ START_TEST(disconnect_drops_the_table)
 	ck_assert(!dma_to_ram(0x100000, 4000));
 	ck_assert_int_eq(memcmp(ram.p, snapshot, ram.size), 0);
 	ck_assert_uint_eq(dma_counters().faults - before.faults, 1);
-	mpdev_close(dev);
-	dev = NULL;
-	expect_fds_back_to(pid, idle);
-	stop_listener(pid);
+	mpdev_close(rem.dev);
+	rem.dev = NULL;
+	remote_expect_fds(&rem, rem.baseline_fds);
+	remote_stop(&rem);
 	ram_free(&ram);
 }
 END_TEST
 
 /* Raw wire: requests as a misbehaving proxy would send them. */
-
-static void raw_expect(int sock, uint64_t id, int status, const char *words)
-{
-	struct mpdev_error err = { 0 };
-	struct pollfd p = { .fd = sock, .events = POLLIN };
-	struct wire_msg m;
-
-	ck_assert_msg(poll(&p, 1, 3000) == 1, "remote did not answer within 3 s");
-	ck_assert_msg(wire_recv(sock, &m, &err, 0) == 1, "bad packet from remote: %s", err.msg);
-	ck_assert_uint_eq(m.env->kind, MPDEV__KIND__KIND_REPLY);
-	ck_assert_uint_eq(m.env->id, id);
-	ck_assert_msg(m.env->status == (uint32_t)status, "status %u, wanted %d: %s", m.env->status,
-		      status, m.env->error ? m.env->error : "");
-	if (words)
-		ck_assert_msg(m.env->error && strstr(m.env->error, words), "'%s' lacks '%s'",
-			      m.env->error ? m.env->error : "", words);
-	wire_msg_release(&m);
-}
-
-static void raw_request(int sock, Mpdev__Envelope *env, uint64_t id, const int *fds, size_t nfds)
-{
-	env->id = id;
-	env->kind = MPDEV__KIND__KIND_REQUEST;
-	ck_assert_int_eq(wire_send(sock, env, fds, nfds), 0);
-}
-
-static void raw_hello(int sock)
-{
-	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
-	Mpdev__Hello h = MPDEV__HELLO__INIT;
-
-	h.version = MPDEV_PROTO_VERSION;
-	h.features = ~0ull;
-	env.body_case = MPDEV__ENVELOPE__BODY_HELLO;
-	env.hello = &h;
-	raw_request(sock, &env, 1, NULL, 0);
-	raw_expect(sock, 1, 0, NULL);
-}
-
-static void raw_ping(int sock, uint64_t id)
-{
-	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
-	Mpdev__Ping ping = MPDEV__PING__INIT;
-
-	env.body_case = MPDEV__ENVELOPE__BODY_PING;
-	env.ping = &ping;
-	raw_request(sock, &env, id, NULL, 0);
-	raw_expect(sock, id, 0, NULL);
-}
 
 /* The first chunk of a table (more = true), two regions on two memfds; the rest never comes. */
 static void raw_half_table(int sock, uint64_t id, const int fds[2])
@@ -1268,8 +1130,7 @@ static void raw_half_table(int sock, uint64_t id, const int fds[2])
 	set.more = true;
 	env.body_case = MPDEV__ENVELOPE__BODY_MEM_TABLE_SET;
 	env.mem_table_set = &set;
-	raw_request(sock, &env, id, fds, 2);
-	raw_expect(sock, id, 0, NULL);
+	native_call(sock, &env, id, fds, 2, 0, NULL);
 }
 
 static void raw_remove_refused_while_pending(int sock, uint64_t id)
@@ -1281,77 +1142,55 @@ static void raw_remove_refused_while_pending(int sock, uint64_t id)
 	rm.size = PAGE;
 	env.body_case = MPDEV__ENVELOPE__BODY_MEM_REGION_REMOVE;
 	env.mem_region_remove = &rm;
-	raw_request(sock, &env, id, NULL, 0);
-	raw_expect(sock, id, EBUSY, "finish it first");
+	native_call(sock, &env, id, NULL, 0, EBUSY, "finish it first");
 }
 
 START_TEST(half_sent_table_ends_with_the_connection)
 {
-	const char *args[] = { "--device", "edu", NULL };
 	int fds[2] = { testutil_memfd(PAGE, F_SEAL_SHRINK | F_SEAL_GROW),
 		       testutil_memfd(PAGE, F_SEAL_SHRINK | F_SEAL_GROW) };
-	int sock, base, status = 0;
-	pid_t pid;
 
-	ck_assert_int_eq(spawn_remote(MPDEV_REMOTE_BIN, args, &pid, &sock), 0);
-	raw_hello(sock);
-	base = testutil_count_fds(pid);
-	raw_half_table(sock, 2, fds);
-	raw_ping(sock, 3);
+	remote_start(&rem, &(struct remote_opts){ .greet = REMOTE_RAW_HELLO });
+	raw_half_table(rem.sock, 2, fds);
+	native_ping(rem.sock, 3);
 	/* The remote holds the chunk's two fds until the table is complete... */
-	ck_assert_int_eq(testutil_count_fds(pid), base + 2);
-	raw_remove_refused_while_pending(sock, 4);
-	ck_assert_int_eq(testutil_count_fds(pid), base + 2);
+	remote_expect_fds(&rem, rem.baseline_fds + 2);
+	raw_remove_refused_while_pending(rem.sock, 4);
+	remote_expect_fds(&rem, rem.baseline_fds + 2);
 	/* ...which it never is: the remote exits cleanly, not with fds on its hands. */
-	close(sock);
-	ck_assert_int_eq(spawn_wait(pid, 5000, &status), 0);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "remote died: status 0x%x",
-		      status);
+	remote_stop(&rem);
 	close(fds[0]);
 	close(fds[1]);
 }
 END_TEST
 
-static int raw_connect(void)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-
-	ck_assert_int_ge(sock, 0);
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock_path);
-	ck_assert_int_eq(connect(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	return sock;
-}
-
 START_TEST(half_sent_table_does_not_leak_in_a_listening_remote)
 {
-	pid_t pid = start_listener();
 	int fds[2] = { testutil_memfd(PAGE, F_SEAL_SHRINK | F_SEAL_GROW),
 		       testutil_memfd(PAGE, F_SEAL_SHRINK | F_SEAL_GROW) };
 	struct guest_ram ram = ram_new(4 * PAGE);
 	const struct mpdev_mem_region r = region(0x100000, 4 * PAGE, ram.fd, 0, false);
-	int idle, sock;
+	int sock;
 
-	remote_pid = pid;
-	idle = settled_fds(pid);
-	sock = raw_connect();
-	raw_hello(sock);
+	start_listener();
+	sock = remote_connect_raw(&rem);
+	native_hello(sock, 1, MPDEV_PROTO_VERSION, ~0ull, 0);
 	raw_half_table(sock, 2, fds);
-	raw_ping(sock, 3);
-	ck_assert_int_eq(testutil_count_fds(pid), idle + 1 + 2); /* connection + pending fds */
+	native_ping(sock, 3);
+	remote_expect_fds(&rem, rem.baseline_fds + 1 + 2); /* connection + pending fds */
 	close(sock);
-	expect_fds_back_to(pid, idle);
+	remote_expect_fds(&rem, rem.baseline_fds);
 
 	/* The next proxy starts clean: nothing pending, so regions can be added. */
-	dev = connect_listener();
+	rem.dev = remote_connect(&rem, &opts);
 	enable_bus_master();
 	add_ok(&r);
 	expect_round_trip(0x100000, ram.p, 0x102000, ram.p + 2 * PAGE, PAGE);
-	expect_remote_fds(idle + 1);
-	mpdev_close(dev);
-	dev = NULL;
-	expect_fds_back_to(pid, idle);
-	stop_listener(pid);
+	expect_remote_fds(rem.baseline_fds + 1);
+	mpdev_close(rem.dev);
+	rem.dev = NULL;
+	remote_expect_fds(&rem, rem.baseline_fds);
+	remote_stop(&rem);
 	ram_free(&ram);
 	close(fds[0]);
 	close(fds[1]);

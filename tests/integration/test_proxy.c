@@ -28,6 +28,8 @@
 #include <unistd.h>
 
 #include "mpqemu_raw.h"
+#include "native_raw.h"
+#include "remote_fixture.h"
 #include "spawn.h"
 #include "testutil.h"
 #include "wire.h"
@@ -61,6 +63,9 @@ static struct {
 	char log[1 << 17];
 	size_t log_len;
 } px = { .pid = -1, .q = -1, .err_fd = -1 };
+
+/* A remote of the test's own, for the cases that do not let the proxy spawn one. */
+static struct remote rem;
 
 static int64_t now_ms(void)
 {
@@ -192,6 +197,7 @@ static void teardown_any(void)
 	if (px.err_fd >= 0)
 		close(px.err_fd);
 	px.err_fd = -1;
+	remote_release(&rem); /* a remote of the test's own, if a check failed before its end */
 }
 
 /* ---- hand-encoded messages ---- */
@@ -201,20 +207,14 @@ static void send_raw(const struct raw *r, const int *fds, size_t nfds)
 	raw_send(px.q, r->b, r->len, fds, nfds);
 }
 
-/* Reads the RET QEMU waits for, as QEMU's mpqemu_msg_recv does: header, then size bytes. */
+/* The RET QEMU waits for. */
 static uint64_t await_ret(void)
 {
-	struct pollfd p = { .fd = px.q, .events = POLLIN };
-	uint8_t h[HDR + 8];
-	uint64_t size;
+	uint64_t v = 0;
 
-	ck_assert_msg(poll(&p, 1, WAIT_MS) == 1, "no RET from the proxy within %d ms", WAIT_MS);
-	ck_assert_int_eq(recv(px.q, h, HDR, MSG_WAITALL), HDR);
-	ck_assert_uint_eq(raw_get(h, 4), CMD_RET);
-	size = raw_get(h + 8, 8);
-	ck_assert_uint_eq(size, 8);
-	ck_assert_int_eq(recv(px.q, h + HDR, 8, MSG_WAITALL), 8);
-	return raw_get(h + HDR, 8);
+	ck_assert_msg(raw_await_ret(px.q, WAIT_MS, &v) == 0, "no RET from the proxy within %d ms",
+		      WAIT_MS);
+	return v;
 }
 
 static uint64_t request(const struct raw *r)
@@ -702,39 +702,23 @@ END_TEST
 
 START_TEST(remote_socket_and_a_remote_that_goes_away)
 {
-	const char *rargv[] = {
-		MPDEV_REMOTE_BIN, "--device", "edu", "--socket", remote_path, NULL
-	};
-	const char *args[] = { "--fd", "3", "--remote-socket", remote_path, NULL };
-	struct stat st;
-	pid_t remote;
+	const char *args[] = { "--fd", "3", "--remote-socket", rem.path, NULL };
 	int sv[2];
 	char c;
 
-	snprintf(remote_path, sizeof(remote_path), "/tmp/mpdev-proxy-remote-%d.sock",
-		 (int)getpid());
-	unlink(remote_path);
-	remote = fork();
-	ck_assert_int_ge(remote, 0);
-	if (remote == 0) {
-		execv(MPDEV_REMOTE_BIN, (char *const *)rargv);
-		_exit(127);
-	}
-	for (int i = 0; i < 500 && stat(remote_path, &st) != 0; i++)
-		usleep(10000);
+	remote_start(&rem, &(struct remote_opts){ .listen = true, .greet = REMOTE_UNGREETED });
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	start_proxy_fd(sv[1], args);
 	close(sv[1]);
 	px.q = sv[0];
 	ck_assert_uint_eq(cfg_read(0x00, 4), 0x11e81234);
 	/* The remote dies: the proxy says so, closes QEMU's connection, exits 1. */
-	kill(remote, SIGKILL);
-	ck_assert_int_eq(spawn_wait(remote, WAIT_MS, NULL), 0);
+	remote_kill(&rem);
 	ck_assert(readable(px.q, WAIT_MS));
 	ck_assert_int_le(recv(px.q, &c, 1, MSG_DONTWAIT), 0);
 	ck_assert_int_eq(wait_proxy(), 1);
 	ck_assert_ptr_nonnull(strstr(px.log, "the remote went away"));
-	unlink(remote_path);
+	remote_release(&rem);
 }
 END_TEST
 
@@ -759,7 +743,6 @@ START_TEST(version_mismatch_is_explained)
 {
 	const char *args[] = { "--fd", "3", "--remote-socket", remote_path, NULL };
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	struct mpdev_error err = { 0 };
 	struct wire_msg m;
 	int lfd, fd, sv[2];
 
@@ -773,9 +756,10 @@ START_TEST(version_mismatch_is_explained)
 	start_proxy_fd(sv[1], args);
 	close(sv[1]);
 	px.q = sv[0];
+	ck_assert_msg(readable(lfd, WAIT_MS), "the proxy did not connect within %d ms", WAIT_MS);
 	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_msg(wire_recv(fd, &m, &err, 0) == 1, "%s", err.msg);
+	native_recv(fd, &m);
 	ck_assert_int_eq(m.env->body_case, MPDEV__ENVELOPE__BODY_HELLO);
 	ck_assert_int_eq(
 		wire_send_error(fd, m.env->id, EPROTONOSUPPORT,

@@ -20,27 +20,24 @@
 #include <unistd.h>
 
 #include "libmpdev.h"
+#include "remote_fixture.h"
 #include "spawn.h"
 
 static const struct mpdev_options opts = { .timeout_ms = 3000, .client_name = "test_sandbox" };
 
-/* Runs bin with args on a socketpair; returns the pid, *sock our end. */
-static pid_t start(const char *bin, const char *const *args, int *sock)
-{
-	pid_t pid;
+static struct remote rem;
 
-	ck_assert_int_eq(spawn_remote(bin, args, &pid, sock), 0);
-	return pid;
-}
-
+/* The test-only remote makes the forbidden call once it serves: seccomp must kill it. */
 static void expect_sigsys(const char *what)
 {
-	const char *args[] = { "--device", "edu", "--test-forbidden", what, NULL };
-	int sock, st = 0;
-	pid_t pid = start(MPDEV_SANDBOX_TEST_BIN, args, &sock);
+	const char *args[] = { "--test-forbidden", what, NULL };
+	int st;
 
-	ck_assert_int_eq(spawn_wait(pid, 5000, &st), 0);
-	close(sock);
+	remote_start(&rem, &(struct remote_opts){ .bin = MPDEV_SANDBOX_TEST_BIN,
+						  .args = args,
+						  .greet = REMOTE_UNGREETED });
+	st = remote_wait_exit(&rem, REMOTE_EXIT_MS);
+	remote_release(&rem);
 	ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS,
 		      "%s: the remote was not killed by SIGSYS (status 0x%x)", what, st);
 }
@@ -95,17 +92,14 @@ static void status_field(pid_t pid, const char *key, char *out, size_t len)
 
 START_TEST(the_drop_holds)
 {
-	const char *args[] = { "--device", "edu", NULL };
 	struct passwd *pw = getpwnam("mpdev");
 	char v[256], want[64];
-	struct mpdev *d;
-	int sock, st;
 	pid_t pid;
 
 	ck_assert_msg(pw, "the mpdev user is missing: scripts/setup.sh creates it");
-	pid = start(MPDEV_REMOTE_BIN, args, &sock);
 	/* Once it answers, it has dropped (the sandbox comes before serving). */
-	ck_assert_msg(mpdev_connect_fd(sock, &opts, &d) == 0, "%s", mpdev_connect_error());
+	remote_start(&rem, &(struct remote_opts){ .mpdev = &opts });
+	pid = rem.pid;
 	snprintf(want, sizeof(want), "%u\t%u\t%u\t%u", pw->pw_uid, pw->pw_uid, pw->pw_uid,
 		 pw->pw_uid);
 	status_field(pid, "Uid", v, sizeof(v));
@@ -130,68 +124,46 @@ START_TEST(the_drop_holds)
 	ck_assert_str_eq(v, "1");
 	status_field(pid, "Seccomp", v, sizeof(v));
 	ck_assert_str_eq(v, "2"); /* filter mode */
-	mpdev_close(d);
-	ck_assert_int_eq(spawn_wait(pid, 5000, &st), 0);
-	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	remote_stop(&rem);
 }
 END_TEST
 
 START_TEST(unknown_user_is_refused)
 {
-	const char *args[] = { "--device", "edu", "--user", "no-such-user-here", NULL };
-	int sock, st;
-	pid_t pid = start(MPDEV_REMOTE_BIN, args, &sock);
+	const char *args[] = { "--user", "no-such-user-here", NULL };
+	int st;
 
-	ck_assert_int_eq(spawn_wait(pid, 5000, &st), 0);
-	close(sock);
+	remote_start(&rem, &(struct remote_opts){ .args = args, .greet = REMOTE_UNGREETED });
+	st = remote_wait_exit(&rem, REMOTE_EXIT_MS);
+	remote_release(&rem);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 }
 END_TEST
 
 START_TEST(no_sandbox_keeps_root)
 {
-	const char *args[] = { "--device", "edu", "--no-sandbox", NULL };
-	struct mpdev *d;
+	const char *args[] = { "--no-sandbox", NULL };
 	char v[64];
-	int sock, st;
-	pid_t pid = start(MPDEV_REMOTE_BIN, args, &sock);
 
-	ck_assert_int_eq(mpdev_connect_fd(sock, &opts, &d), 0);
-	status_field(pid, "Uid", v, sizeof(v));
+	remote_start(&rem, &(struct remote_opts){ .args = args, .mpdev = &opts });
+	status_field(rem.pid, "Uid", v, sizeof(v));
 	ck_assert_str_eq(v, "0\t0\t0\t0");
-	status_field(pid, "Seccomp", v, sizeof(v));
+	status_field(rem.pid, "Seccomp", v, sizeof(v));
 	ck_assert_str_eq(v, "0");
-	mpdev_close(d);
-	ck_assert_int_eq(spawn_wait(pid, 5000, &st), 0);
+	remote_stop(&rem);
 }
 END_TEST
 
-static char sock_path[108];
-
-static pid_t start_listener(const char *extra_uid)
+/* A listening remote, optionally allowing one more uid. */
+static void start_listener(const char *extra_uid)
 {
-	const char *argv[12] = { MPDEV_REMOTE_BIN, "--device", "edu", "--socket", sock_path };
-	size_t n = 5;
-	pid_t pid;
+	const char *args[] = { "--allow-uid", extra_uid, NULL };
 
-	if (extra_uid) {
-		argv[n++] = "--allow-uid";
-		argv[n++] = extra_uid;
-	}
-	argv[n] = NULL;
-	snprintf(sock_path, sizeof(sock_path), "/tmp/mpdev-sandbox-%d.sock", (int)getpid());
-	unlink(sock_path);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		execv(MPDEV_REMOTE_BIN, (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 500 && access(sock_path, F_OK) != 0; i++)
-		usleep(10000);
+	remote_start(&rem, &(struct remote_opts){ .listen = true,
+						  .args = extra_uid ? args : NULL,
+						  .greet = REMOTE_UNGREETED });
 	/* Let the other uid reach it, as a group of proxies would be given access. */
-	chmod(sock_path, 0666);
-	return pid;
+	chmod(rem.path, 0666);
 }
 
 /* Connects from a child that changed its uid; returns the child's errno (0: connected). */
@@ -207,7 +179,7 @@ static int connect_as(uid_t uid)
 
 		if (setresgid(uid, uid, uid) < 0 || setresuid(uid, uid, uid) < 0)
 			_exit(100);
-		r = mpdev_connect(sock_path, &opts, &d);
+		r = mpdev_connect(rem.path, &opts, &d);
 		if (r == -EACCES && !strstr(mpdev_connect_error(), "not on the allow list"))
 			_exit(101);
 		mpdev_close(d);
@@ -221,19 +193,15 @@ static int connect_as(uid_t uid)
 
 START_TEST(peer_with_another_uid_is_refused)
 {
-	pid_t pid = start_listener(NULL);
-	int st;
-
 	/* Default allow list: root and the invoking user (root here); 65534 is neither. */
+	start_listener(NULL);
 	ck_assert_int_eq(connect_as(65534), EACCES);
-	kill(pid, SIGTERM);
-	ck_assert_int_eq(spawn_wait(pid, 5000, &st), 0);
+	remote_stop(&rem);
 
 	/* Allowed when listed. */
-	pid = start_listener("65534");
+	start_listener("65534");
 	ck_assert_int_eq(connect_as(65534), 0);
-	kill(pid, SIGTERM);
-	ck_assert_int_eq(spawn_wait(pid, 5000, &st), 0);
+	remote_stop(&rem);
 }
 END_TEST
 
@@ -243,42 +211,23 @@ END_TEST
  */
 START_TEST(socket_activation_and_readiness)
 {
-	struct sockaddr_un la = { .sun_family = AF_UNIX }, na = { .sun_family = AF_UNIX };
+	struct sockaddr_un na = { .sun_family = AF_UNIX };
 	char notify_path[108], buf[512];
 	struct pollfd p;
-	struct mpdev *d;
-	int lsock, nsock, st;
+	int nsock;
 	ssize_t n;
-	pid_t pid;
 
-	snprintf(sock_path, sizeof(sock_path), "/tmp/mpdev-act-%d.sock", (int)getpid());
 	snprintf(notify_path, sizeof(notify_path), "/tmp/mpdev-notify-%d", (int)getpid());
-	unlink(sock_path);
 	unlink(notify_path);
-	strcpy(la.sun_path, sock_path);
 	strcpy(na.sun_path, notify_path);
-	lsock = socket(AF_UNIX, SOCK_SEQPACKET, 0);
-	ck_assert_int_eq(bind(lsock, (struct sockaddr *)&la, sizeof(la)), 0);
-	ck_assert_int_eq(listen(lsock, 4), 0);
 	nsock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(nsock, 0);
 	ck_assert_int_eq(bind(nsock, (struct sockaddr *)&na, sizeof(na)), 0);
 	chmod(notify_path, 0666); /* the remote sends its status after dropping to mpdev */
 
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		char pidbuf[32];
-
-		if (dup2(lsock, 3) < 0)
-			_exit(127);
-		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
-		setenv("LISTEN_PID", pidbuf, 1);
-		setenv("LISTEN_FDS", "1", 1);
-		setenv("NOTIFY_SOCKET", notify_path, 1);
-		execl(MPDEV_REMOTE_BIN, MPDEV_REMOTE_BIN, "--device", "edu", (char *)NULL);
-		_exit(127);
-	}
-	close(lsock);
+	remote_start(&rem, &(struct remote_opts){ .activate = true,
+						  .notify_socket = notify_path,
+						  .greet = REMOTE_UNGREETED });
 	/* READY=1 arrives once the remote is set up and sandboxed. */
 	p = (struct pollfd){ .fd = nsock, .events = POLLIN };
 	ck_assert_int_eq(poll(&p, 1, 5000), 1);
@@ -288,14 +237,10 @@ START_TEST(socket_activation_and_readiness)
 	ck_assert_ptr_nonnull(strstr(buf, "READY=1"));
 	ck_assert_ptr_nonnull(strstr(buf, "STATUS="));
 	/* And it serves the socket systemd handed it. */
-	ck_assert_msg(mpdev_connect(sock_path, &opts, &d) == 0, "%s", mpdev_connect_error());
-	mpdev_close(d);
-	kill(pid, SIGTERM);
-	ck_assert_int_eq(spawn_wait(pid, 5000, &st), 0);
-	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	rem.dev = remote_connect(&rem, &opts);
+	remote_stop(&rem);
 	close(nsock);
 	unlink(notify_path);
-	unlink(sock_path);
 }
 END_TEST
 

@@ -44,7 +44,7 @@
 #include <unistd.h>
 
 #include "libmpdev.h"
-#include "spawn.h"
+#include "remote_fixture.h"
 
 #define SKIP_CODE 77
 
@@ -402,8 +402,7 @@ out_fds:
 static const struct mpdev_options opts = { .timeout_ms = 3000, .client_name = "test_kvm_irq" };
 
 static struct kvm_vm vm;
-static pid_t remote_pid;
-static struct mpdev *dev;
+static struct remote rem;
 
 /* The GSI (IOAPIC pin) and the remote's PIRQ of the INTx loop test. */
 static const struct {
@@ -412,29 +411,19 @@ static const struct {
 
 static void setup_for(unsigned gsi)
 {
-	const char *args[] = { "--device", "edu", NULL };
 	struct kvm_fail f = { 0 };
-	int sock;
 
 	ck_assert_msg(kvm_vm_open(&vm, gsi, &f) == 0, "%s: %s", f.step, strerror(f.err));
-	ck_assert_int_eq(spawn_remote(MPDEV_REMOTE_BIN, args, &remote_pid, &sock), 0);
-	ck_assert_msg(mpdev_connect_fd(sock, &opts, &dev) == 0, "connect: %s",
-		      mpdev_connect_error());
-	ck_assert(mpdev_features(dev) & MPDEV_FEATURE_INTX_IRQFD);
-	ck_assert(mpdev_features(dev) & MPDEV_FEATURE_SET_IRQS);
-	ck_assert(mpdev_features(dev) & MPDEV_FEATURE_STATS);
+	remote_start(&rem, &(struct remote_opts){ .mpdev = &opts });
+	ck_assert(mpdev_features(rem.dev) & MPDEV_FEATURE_INTX_IRQFD);
+	ck_assert(mpdev_features(rem.dev) & MPDEV_FEATURE_SET_IRQS);
+	ck_assert(mpdev_features(rem.dev) & MPDEV_FEATURE_STATS);
 }
 
 static void teardown(void)
 {
-	int status = 0;
-
-	mpdev_close(dev);
-	dev = NULL;
 	/* The remote serves one adopted connection and exits 0 when it closes. */
-	ck_assert_int_eq(spawn_wait(remote_pid, 5000, &status), 0);
-	ck_assert(WIFEXITED(status));
-	ck_assert_int_eq(WEXITSTATUS(status), 0);
+	remote_stop(&rem);
 	kvm_vm_close(&vm);
 }
 
@@ -457,9 +446,9 @@ static void nap(void)
 
 static void bar0_write(uint64_t off, uint32_t v)
 {
-	ck_assert_msg(mpdev_region_write(dev, MPDEV_REGION_BAR0, off, &v, 4) == 0, "%s",
-		      mpdev_last_error(dev));
-	ck_assert_msg(mpdev_sync(dev) == 0, "%s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_region_write(rem.dev, MPDEV_REGION_BAR0, off, &v, 4) == 0, "%s",
+		      mpdev_last_error(rem.dev));
+	ck_assert_msg(mpdev_sync(rem.dev) == 0, "%s", mpdev_last_error(rem.dev));
 }
 
 struct pin_state {
@@ -577,7 +566,8 @@ static struct stats get_stats(void)
 {
 	struct stats s = { 0 };
 
-	ck_assert_msg(mpdev_get_stats(dev, on_counter, &s) > 0, "%s", mpdev_last_error(dev));
+	ck_assert_msg(mpdev_get_stats(rem.dev, on_counter, &s) > 0, "%s",
+		      mpdev_last_error(rem.dev));
 	return s;
 }
 
@@ -615,8 +605,8 @@ START_TEST(intx_level_resample_cycle_through_kvm)
 	r = kvm_irqfd(&vm, irqfd, gsi, resamplefd);
 	ck_assert_msg(r == 0, "KVM_IRQFD (resample): %s", strerror(-r));
 	/* The remote gets its own copies (SCM_RIGHTS) of the same two eventfds. */
-	ck_assert_msg(mpdev_set_intx_irqfd(dev, 0, pirq, irqfd, resamplefd) == 0, "%s",
-		      mpdev_last_error(dev));
+	ck_assert_msg(mpdev_set_intx_irqfd(rem.dev, 0, pirq, irqfd, resamplefd) == 0, "%s",
+		      mpdev_last_error(rem.dev));
 	check_pin_stays_quiet(gsi, "before the device raised");
 
 	/* edu raises: the IOHUB writes the irqfd, KVM asserts the pin. */
@@ -648,7 +638,7 @@ START_TEST(intx_level_resample_cycle_through_kvm)
 	ck_assert_int_eq(pin_state(gsi).remote_irr, 0);
 	/* The remote resampled and, its line being low, did not re-assert. */
 	s = wait_resamples(2);
-	ck_assert_int_eq(mpdev_sync(dev), 0);
+	ck_assert_int_eq(mpdev_sync(rem.dev), 0);
 	check_pin_stays_quiet(gsi, "after the ack and the EOI");
 	s = get_stats();
 	ck_assert_uint_eq(s.resamples, 2);
@@ -677,17 +667,17 @@ START_TEST(msi_through_a_kvm_msi_route)
 	r = kvm_irqfd(&vm, msifd, MSI_GSI, -1);
 	ck_assert_msg(r == 0, "KVM_IRQFD (MSI): %s", strerror(-r));
 	/* The same eventfd becomes edu's MSI trigger in the remote. */
-	ck_assert_msg(mpdev_set_irqs_eventfd(dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 0, 1,
+	ck_assert_msg(mpdev_set_irqs_eventfd(rem.dev, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 0, 1,
 					     &msifd) == 0,
-		      "%s", mpdev_last_error(dev));
+		      "%s", mpdev_last_error(rem.dev));
 
 	/* The guest programs and enables edu's MSI capability. */
-	ck_assert_int_eq(mpdev_config_write(dev, EDU_MSI_ADDR_LO, 4, 0xfee00000), 0);
-	ck_assert_int_eq(mpdev_config_write(dev, EDU_MSI_ADDR_HI, 4, 0), 0);
-	ck_assert_int_eq(mpdev_config_write(dev, EDU_MSI_DATA, 2, MSI_VECTOR), 0);
-	ck_assert_int_eq(mpdev_config_read(dev, EDU_MSI_CTRL, 2, &v), 0);
-	ck_assert_int_eq(mpdev_config_write(dev, EDU_MSI_CTRL, 2, v | 1), 0);
-	ck_assert_int_eq(mpdev_config_read(dev, EDU_MSI_CTRL, 2, &v), 0);
+	ck_assert_int_eq(mpdev_config_write(rem.dev, EDU_MSI_ADDR_LO, 4, 0xfee00000), 0);
+	ck_assert_int_eq(mpdev_config_write(rem.dev, EDU_MSI_ADDR_HI, 4, 0), 0);
+	ck_assert_int_eq(mpdev_config_write(rem.dev, EDU_MSI_DATA, 2, MSI_VECTOR), 0);
+	ck_assert_int_eq(mpdev_config_read(rem.dev, EDU_MSI_CTRL, 2, &v), 0);
+	ck_assert_int_eq(mpdev_config_write(rem.dev, EDU_MSI_CTRL, 2, v | 1), 0);
+	ck_assert_int_eq(mpdev_config_read(rem.dev, EDU_MSI_CTRL, 2, &v), 0);
 	ck_assert_uint_eq(v & 1, 1);
 
 	ck_assert_int_eq(lapic_get(&vm, &l), 0);

@@ -1,7 +1,10 @@
 #include "mpqemu_raw.h"
 
 #include <check.h>
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "transport.h"
 
@@ -63,4 +66,23 @@ void raw_send(int sock, const void *buf, size_t len, const int *fds, size_t nfds
 {
 	/* As QEMU's qio_channel_writev_full_all: the bytes and the fds in one sendmsg. */
 	ck_assert_int_eq(transport_send(sock, buf, len, fds, nfds, 1000), 0);
+}
+
+int raw_await_ret(int sock, int timeout_ms, uint64_t *val)
+{
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	uint8_t h[HDR + 8];
+	int r;
+
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r != 1)
+		return -ETIMEDOUT;
+	ck_assert_int_eq(recv(sock, h, HDR, MSG_WAITALL), HDR);
+	ck_assert_uint_eq(raw_get(h, 4), CMD_RET);
+	ck_assert_uint_eq(raw_get(h + 8, 8), 8);
+	ck_assert_int_eq(recv(sock, h + HDR, 8, MSG_WAITALL), 8);
+	*val = raw_get(h + HDR, 8);
+	return 0;
 }

@@ -45,4 +45,12 @@ void raw_sysmem_entry(struct raw *r, int i, uint64_t gpa, uint64_t size, int64_t
 /* One sendmsg of len bytes of buf with nfds descriptors; fails the test if short. */
 void raw_send(int sock, const void *buf, size_t len, const int *fds, size_t nfds);
 
+/*
+ * The RET QEMU waits for after a request, read as QEMU's mpqemu_msg_recv
+ * does (the header, then its 8 bytes of data): 0 with the value in *val, or
+ * -ETIMEDOUT when nothing comes within timeout_ms. Anything but a RET of 8
+ * bytes fails the test.
+ */
+int raw_await_ret(int sock, int timeout_ms, uint64_t *val);
+
 #endif

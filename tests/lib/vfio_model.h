@@ -24,7 +24,8 @@
  * of them fail with a chosen errno before it has any effect (a failing close
  * still releases the descriptor, as close(2) does).
  *
- * The semantics and their kernel source locations are in vfio_model.c.
+ * The semantics and their kernel source locations are in vfio_model_*.c, one
+ * file per kernel file it mirrors (vfio_model_internal.h lists them).
  * Single-threaded, like the remote.
  */
 #ifndef MPDEV_VFIO_MODEL_H
@@ -36,6 +37,8 @@
 #include <sys/types.h>
 
 #include "vfio_sys.h"
+
+struct fail_nth_injector;
 
 /* Model descriptors are numbered from here; anything below is a real fd. */
 #define VFIO_MODEL_FD_BASE   10000
@@ -78,6 +81,8 @@ void vfio_model_fail_nth(struct vfio_model *m, unsigned long n, int err);
 unsigned long vfio_model_calls(const struct vfio_model *m);
 /* Whether the armed failure has been delivered. */
 bool vfio_model_fail_hit(const struct vfio_model *m);
+/* The same for the fail-nth engine (fail_nth.h): the struct vfio_model is its inj. */
+extern const struct fail_nth_injector vfio_model_fail_nth_injector;
 
 /* Inspection. */
 struct vfio_model_mapping {

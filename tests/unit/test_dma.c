@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "dma.h"
+#include "fail_nth.h"
 #include "testutil.h"
 
 #define MAX_FAKE 64
@@ -40,6 +41,7 @@ struct fake {
 	size_t n;
 	unsigned map_calls, unmap_calls;     /* every call, failed ones included */
 	unsigned fail_map_at, fail_unmap_at; /* call number to fail, 0: none */
+	int fail_err;			     /* with this errno */
 	unsigned faults_hit;
 	/* Contract breaches: vaddr not mapped by the remote when the backend is
 	 * told about it, or an unmap that describes a mapping differently. */
@@ -75,7 +77,7 @@ static int fake_dma_map(struct backend *b, const struct backend_dma_region *r,
 	f->map_calls++;
 	if (f->map_calls == f->fail_map_at) {
 		f->faults_hit++;
-		return mpdev_error_set(err, ENOSPC, "injected failure of dma_map call %u",
+		return mpdev_error_set(err, f->fail_err, "injected failure of dma_map call %u",
 				       f->map_calls);
 	}
 	if (!r->size || last < r->iova || !r->vaddr || !remote_mapped(r->vaddr, r->size)) {
@@ -105,7 +107,7 @@ static int fake_dma_unmap(struct backend *b, const struct backend_dma_region *r,
 	f->unmap_calls++;
 	if (f->unmap_calls == f->fail_unmap_at) {
 		f->faults_hit++;
-		return mpdev_error_set(err, ENOSPC, "injected failure of dma_unmap call %u",
+		return mpdev_error_set(err, f->fail_err, "injected failure of dma_unmap call %u",
 				       f->unmap_calls);
 	}
 	for (size_t i = 0; i < f->n; i++) {
@@ -176,11 +178,13 @@ static void fake_init(struct fake *f, const struct backend_ops *ops)
 /* Fail the k-th dma_map (dma_unmap) call from now on (k >= 1). */
 static void fake_fail_map_in(struct fake *f, unsigned k)
 {
+	f->fail_err = ENOSPC;
 	f->fail_map_at = f->map_calls + k;
 }
 
 static void fake_fail_unmap_in(struct fake *f, unsigned k)
 {
+	f->fail_err = ENOSPC;
 	f->fail_unmap_at = f->unmap_calls + k;
 }
 
@@ -791,111 +795,187 @@ END_TEST
 
 /* ---- 4. fault injection ---- */
 
-enum inject { INJECT_MAP, INJECT_UNMAP };
-
 /*
- * First {A, B, C, D(ro)}, then {A, B, C', E}: C' is C at another offset, D
- * goes, E comes. Two backend unmaps (C, D) and two maps (C', E).
+ * The sweep's world: {A, B, C, D(ro)} in force, about to become
+ * {A, B, C', E}: C' is C at another offset, D goes, E comes. Two backend
+ * unmaps (C, D) and two maps (C', E).
  */
-static unsigned fault_sweep(enum inject what)
-{
-	const uint64_t P = pg(), A = 0x10000000, B = 0x10100000, C = 0x10200000, D = 0x10300000,
-		       E = 0x10400000;
-	struct mpdev_error err;
+struct table_change {
 	struct dma_table t;
 	struct fake f;
 	struct mem m1, m2, m3;
-	unsigned hits = 0, k;
+	struct dma_new_region first[4], second[4];
+	struct snap before;
+	struct counts c;
+	struct mpdev_error err;
+	/* The injector's: the fake's counters when it was armed. */
+	bool unmap;
+	unsigned base, faults_base;
+};
 
-	m1 = mem_new(16);
-	m2 = mem_new(8);
-	m3 = mem_new(2);
-	struct dma_new_region first[] = {
-		reg(A, 2 * P, m1.fd, 0, false),
-		reg(B, P, m2.fd, 0, false),
-		reg(C, 2 * P, m1.fd, 4 * P, false),
-		reg(D, P, m3.fd, P, true),
-	};
-	struct dma_new_region second[] = {
-		reg(E, 3 * P, m2.fd, 4 * P, false),
-		reg(C, 2 * P, m1.fd, 8 * P, false),
-		reg(B, P, m2.fd, 0, false),
-		reg(A, 2 * P, m1.fd, 0, false),
-	};
+/* Where the regions of the change sit. */
+#define GPA_A 0x10000000ull
+#define GPA_B 0x10100000ull
+#define GPA_C 0x10200000ull
+#define GPA_D 0x10300000ull
+#define GPA_E 0x10400000ull
 
-	for (k = 1; k < 20; k++) {
-		struct snap before;
-		struct counts c;
-		int ret;
+/* The fake as a fail-nth injector of its dma_map calls (unmap: of its dma_unmap calls). */
+static void fake_arm(void *inj, unsigned long n, int err)
+{
+	struct table_change *x = inj;
+	unsigned *calls = x->unmap ? &x->f.unmap_calls : &x->f.map_calls;
+	unsigned *at = x->unmap ? &x->f.fail_unmap_at : &x->f.fail_map_at;
 
-		fake_init(&f, &fake_ops);
-		dma_table_init(&t, &f.b, 16);
-		ck_assert_int_eq(dma_table_set(&t, first, 4, &err), 0);
-		check_consistent(&t, &f);
-		snap_take(&before, &t);
-		c = counts_of(&t);
-		if (what == INJECT_MAP)
-			fake_fail_map_in(&f, k);
-		else
-			fake_fail_unmap_in(&f, k);
-		mpdev_error_clear(&err);
-		ret = dma_table_set(&t, second, 4, &err);
-		if (!f.faults_hit) {
-			/* Past the last backend call: the run succeeds. */
-			ck_assert_int_eq(ret, 0);
-			check_delta(&t, &c, 2, 2);
-			check_consistent(&t, &f);
-			fake_disarm(&f);
-			dma_table_clear(&t);
-			ck_assert_uint_eq(f.n, 0);
-			break;
-		}
-		hits++;
-		ck_assert_uint_eq(f.faults_hit, 1);
-		ck_assert_int_eq(ret, -ENOSPC);
-		ck_assert_int_eq(err.code, ENOSPC);
-		ck_assert_ptr_nonnull(strstr(err.msg, "injected"));
-		/* Everything as before: table, backend, the remote's mappings. */
-		snap_check(&before, &t);
-		check_consistent(&t, &f);
-		ck_assert_ptr_null(memtable_lookup(&t.map, E));
-		ck_assert_ptr_nonnull(fake_find(&f, D));
-		ck_assert(fake_find(&f, D)->read_only);
-		ck_assert_uint_eq(t.stats.mmaps - c.mmaps, t.stats.munmaps - c.munmaps);
-		/* And the old regions still work. */
-		check_dma_roundtrip(&t, A, 2 * P, &m1, 0, 40 + k);
-		check_dma_roundtrip(&t, B, P, &m2, 0, 50 + k);
-		check_dma_roundtrip(&t, C, 2 * P, &m1, 4 * P, 60 + k);
-		check_dma_reads(&t, D, P, &m3, P);
-		ck_assert_int_eq(dma_write(&t, D, "x", 1, &err), -EACCES);
+	fake_disarm(&x->f);
+	x->base = *calls;
+	x->faults_base = x->f.faults_hit;
+	x->f.fail_err = err;
+	*at = n ? *calls + (unsigned)n : 0;
+}
 
-		/* Without the fault the same set goes through. */
-		fake_disarm(&f);
-		ck_assert_int_eq(dma_table_set(&t, second, 4, &err), 0);
-		ck_assert_uint_eq(t.map.n, 4);
-		ck_assert_ptr_null(memtable_lookup(&t.map, D));
-		check_consistent(&t, &f);
-		check_dma_roundtrip(&t, C, 2 * P, &m1, 8 * P, 70 + k);
-		check_dma_roundtrip(&t, E, 3 * P, &m2, 4 * P, 80 + k);
-		check_dma_roundtrip(&t, A, 2 * P, &m1, 0, 90 + k);
-		dma_table_clear(&t);
-		ck_assert_uint_eq(f.n, 0);
-		ck_assert_uint_eq(t.stats.mmaps, t.stats.munmaps);
+static unsigned long fake_passed(const void *inj)
+{
+	const struct table_change *x = inj;
+
+	return (x->unmap ? x->f.unmap_calls : x->f.map_calls) - x->base;
+}
+
+static bool fake_hit(const void *inj)
+{
+	const struct table_change *x = inj;
+
+	return x->f.faults_hit != x->faults_base;
+}
+
+static const struct fail_nth_injector fake_injector = {
+	.arm = fake_arm,
+	.passed = fake_passed,
+	.hit = fake_hit,
+};
+
+static void change_setup(struct fail_nth *nth)
+{
+	struct table_change *x = nth->ctx;
+	const uint64_t P = pg();
+
+	fake_init(&x->f, &fake_ops);
+	dma_table_init(&x->t, &x->f.b, 16);
+	x->m1 = mem_new(16);
+	x->m2 = mem_new(8);
+	x->m3 = mem_new(2);
+	x->first[0] = reg(GPA_A, 2 * P, x->m1.fd, 0, false);
+	x->first[1] = reg(GPA_B, P, x->m2.fd, 0, false);
+	x->first[2] = reg(GPA_C, 2 * P, x->m1.fd, 4 * P, false);
+	x->first[3] = reg(GPA_D, P, x->m3.fd, P, true);
+	x->second[0] = reg(GPA_E, 3 * P, x->m2.fd, 4 * P, false);
+	x->second[1] = reg(GPA_C, 2 * P, x->m1.fd, 8 * P, false);
+	x->second[2] = reg(GPA_B, P, x->m2.fd, 0, false);
+	x->second[3] = reg(GPA_A, 2 * P, x->m1.fd, 0, false);
+	ck_assert_int_eq(dma_table_set(&x->t, x->first, 4, &x->err), 0);
+	check_consistent(&x->t, &x->f);
+	snap_take(&x->before, &x->t);
+	x->c = counts_of(&x->t);
+	nth->inj = x;
+}
+
+static int change_run(struct fail_nth *nth)
+{
+	struct table_change *x = nth->ctx;
+
+	fail_nth_step(nth, "set");
+	mpdev_error_clear(&x->err);
+	return dma_table_set(&x->t, x->second, 4, &x->err);
+}
+
+/* Without the fault the change goes through, and the new regions work. */
+static void check_changed(struct table_change *x, unsigned seed)
+{
+	const uint64_t P = pg();
+
+	ck_assert_uint_eq(x->t.map.n, 4);
+	ck_assert_ptr_null(memtable_lookup(&x->t.map, GPA_D));
+	check_consistent(&x->t, &x->f);
+	check_dma_roundtrip(&x->t, GPA_C, 2 * P, &x->m1, 8 * P, 70 + seed);
+	check_dma_roundtrip(&x->t, GPA_E, 3 * P, &x->m2, 4 * P, 80 + seed);
+	check_dma_roundtrip(&x->t, GPA_A, 2 * P, &x->m1, 0, 90 + seed);
+	dma_table_clear(&x->t);
+	ck_assert_uint_eq(x->f.n, 0);
+	ck_assert_uint_eq(x->t.stats.mmaps, x->t.stats.munmaps);
+}
+
+static void change_check(struct fail_nth *nth, int ret)
+{
+	struct table_change *x = nth->ctx;
+	const unsigned k = (unsigned)nth->n;
+	const uint64_t P = pg();
+
+	if (!nth->hit) {
+		ck_assert_int_eq(ret, 0);
+		check_delta(&x->t, &x->c, 2, 2);
+		check_changed(x, k);
+		return;
 	}
-	ck_assert_uint_lt(k, 20);
-	mem_free(&m1);
-	mem_free(&m2);
-	mem_free(&m3);
-	return hits;
+	ck_assert_uint_eq(x->f.faults_hit, 1); /* a fresh fake each run: exactly one fault */
+	ck_assert_int_eq(ret, -ENOSPC);
+	ck_assert_int_eq(x->err.code, ENOSPC);
+	ck_assert_ptr_nonnull(strstr(x->err.msg, "injected"));
+	/* Everything as before: table, backend, the remote's mappings. */
+	snap_check(&x->before, &x->t);
+	check_consistent(&x->t, &x->f);
+	ck_assert_ptr_null(memtable_lookup(&x->t.map, GPA_E));
+	ck_assert_ptr_nonnull(fake_find(&x->f, GPA_D));
+	ck_assert(fake_find(&x->f, GPA_D)->read_only);
+	ck_assert_uint_eq(x->t.stats.mmaps - x->c.mmaps, x->t.stats.munmaps - x->c.munmaps);
+	/* And the old regions still work. */
+	check_dma_roundtrip(&x->t, GPA_A, 2 * P, &x->m1, 0, 40 + k);
+	check_dma_roundtrip(&x->t, GPA_B, P, &x->m2, 0, 50 + k);
+	check_dma_roundtrip(&x->t, GPA_C, 2 * P, &x->m1, 4 * P, 60 + k);
+	check_dma_reads(&x->t, GPA_D, P, &x->m3, P);
+	ck_assert_int_eq(dma_write(&x->t, GPA_D, "x", 1, &x->err), -EACCES);
+
+	/* Without the fault the same set goes through. */
+	ck_assert_int_eq(dma_table_set(&x->t, x->second, 4, &x->err), 0);
+	check_changed(x, k);
+}
+
+static void change_teardown(struct fail_nth *nth)
+{
+	struct table_change *x = nth->ctx;
+
+	dma_table_clear(&x->t);
+	mem_free(&x->m1);
+	mem_free(&x->m2);
+	mem_free(&x->m3);
+}
+
+/* Fails each backend dma_map (unmap: dma_unmap) call of the change in turn; returns K. */
+static unsigned long fault_sweep(bool unmap)
+{
+	static const int enospc[] = { ENOSPC };
+	struct table_change x = { .unmap = unmap };
+	struct fail_nth nth = {
+		.name = unmap ? "set (dma_unmap fails)" : "set (dma_map fails)",
+		.injector = &fake_injector,
+		.errs = enospc,
+		.n_errs = 1,
+		.setup = change_setup,
+		.run = change_run,
+		.check = change_check,
+		.teardown = change_teardown,
+		.ctx = &x,
+	};
+
+	return fail_nth_sweep(&nth);
 }
 
 START_TEST(set_rolls_back_every_injected_backend_failure)
 {
 	int fds = testutil_count_fds(0);
 
-	ck_assert_uint_eq(fault_sweep(INJECT_MAP), 2);
+	ck_assert_uint_eq(fault_sweep(false), 2);
 	ck_assert_int_eq(testutil_count_fds(0), fds);
-	ck_assert_uint_eq(fault_sweep(INJECT_UNMAP), 2);
+	ck_assert_uint_eq(fault_sweep(true), 2);
 	ck_assert_int_eq(testutil_count_fds(0), fds);
 }
 END_TEST

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "native_raw.h"
 #include "testutil.h"
 #include "transport.h"
 #include "wire.h"
@@ -128,16 +129,6 @@ START_TEST(send_to_a_closed_peer_is_epipe)
 }
 END_TEST
 
-static void send_env_raw(int sock, Mpdev__Envelope *env, int declared, const int *fds, size_t nfds)
-{
-	uint8_t buf[1024];
-	size_t len;
-
-	env->nfds = (uint32_t)declared;
-	len = mpdev__envelope__pack(env, buf);
-	ck_assert_int_eq(transport_send(sock, buf, len, fds, nfds, 1000), 0);
-}
-
 START_TEST(wire_roundtrip_with_fds)
 {
 	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
@@ -177,7 +168,7 @@ START_TEST(wire_fd_count_mismatch_closes_everything)
 	env.id = 7;
 	env.kind = MPDEV__KIND__KIND_REQUEST;
 	/* Declares two, carries one. */
-	send_env_raw(sv[0], &env, 2, &fd, 1);
+	native_send_env(sv[0], &env, 2, &fd, 1);
 	ck_assert_int_eq(wire_recv(sv[1], &m, &err, 0), -EPROTO);
 	ck_assert_ptr_nonnull(m.env); /* the id is known, so the error can be answered */
 	ck_assert_uint_eq(m.env->id, 7);
@@ -186,7 +177,7 @@ START_TEST(wire_fd_count_mismatch_closes_everything)
 	ck_assert_int_eq(testutil_count_fds(0), base);
 
 	/* Declares none, carries one. */
-	send_env_raw(sv[0], &env, 0, &fd, 1);
+	native_send_env(sv[0], &env, 0, &fd, 1);
 	ck_assert_int_eq(wire_recv(sv[1], &m, &err, 0), -EPROTO);
 	wire_msg_release(&m);
 	ck_assert_int_eq(testutil_count_fds(0), base);

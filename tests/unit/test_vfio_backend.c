@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -18,6 +19,7 @@
 
 #include "backend.h"
 #include "dma.h"
+#include "fail_nth.h"
 #include "iohub.h"
 #include "testutil.h"
 #include "vfio.h"
@@ -252,79 +254,113 @@ START_TEST(usual_mistakes_have_clear_errors)
 }
 END_TEST
 
+/* ---- fault injection: every kernel call of a connection's sequence fails in turn ---- */
+
+struct sequence {
+	struct rig r;
+	const char *iommu;
+	struct dma_new_region a[3], b[3], extra;
+};
+
+static void sequence_setup(struct fail_nth *f)
+{
+	struct sequence *q = f->ctx;
+
+	rig_init(&q->r);
+	f->inj = q->r.model;
+}
+
+/* A failed step's errno, kept if it is the first. */
+static void first_failure(int *first, int r)
+{
+	if (r < 0 && !*first)
+		*first = r;
+}
+
 /*
  * The sequence a connection makes: open the device, set a table, change it
- * (sharing one region), add and remove one region, clear it. Returns the
- * number of steps that failed; after each failure the invariants hold.
+ * (sharing one region), add and remove one region. After each step the
+ * IOMMU holds exactly the table the remote believes in force.
  */
-static int run_sequence(struct rig *r, const char *iommu, unsigned long *faultable, bool *hit)
+static int sequence_run(struct fail_nth *f)
 {
+	struct sequence *q = f->ctx;
+	struct rig *r = &q->r;
 	struct mpdev_error err = { 0 };
-	struct dma_new_region a[3], b[3], extra;
-	int failed = 0;
+	int first = 0;
 
-	*faultable = 0;
-	if (rig_backend(r, iommu, &err) < 0) {
+	fail_nth_step(f, "create");
+	if (rig_backend(r, q->iommu, &err) < 0) {
 		ck_assert_msg(err.msg[0], "creation failed without words");
-		*hit = vfio_model_fail_hit(r->model);
-		return 1;
+		return -err.code;
 	}
-	a[0] = region(r, 0x100000, MIB, 0);
-	a[1] = region(r, 0x200000, MIB, MIB);
-	a[2] = region(r, 0x400000, 2 * MIB, 2 * MIB);
-	b[0] = a[0];				  /* kept */
-	b[1] = region(r, 0x200000, MIB, 4 * MIB); /* same IOVA, other pages */
-	b[2] = region(r, 0x800000, MIB, 5 * MIB);
-	extra = region(r, 0xc00000, MIB, 6 * MIB);
+	q->a[0] = region(r, 0x100000, MIB, 0);
+	q->a[1] = region(r, 0x200000, MIB, MIB);
+	q->a[2] = region(r, 0x400000, 2 * MIB, 2 * MIB);
+	q->b[0] = q->a[0];			     /* kept */
+	q->b[1] = region(r, 0x200000, MIB, 4 * MIB); /* same IOVA, other pages */
+	q->b[2] = region(r, 0x800000, MIB, 5 * MIB);
+	q->extra = region(r, 0xc00000, MIB, 6 * MIB);
 
-	if (dma_table_set(&r->dma, a, 3, &err) < 0)
-		failed++;
-	assert_iommu_matches(r, iommu);
-	if (dma_table_set(&r->dma, b, 3, &err) < 0)
-		failed++;
-	assert_iommu_matches(r, iommu);
-	if (dma_table_add(&r->dma, &extra, &err) < 0)
-		failed++;
-	assert_iommu_matches(r, iommu);
-	if (dma_table_remove(&r->dma, extra.gpa, extra.size, &err) < 0 &&
-	    memtable_lookup(&r->dma.map, extra.gpa))
-		failed++;
-	assert_iommu_matches(r, iommu);
+	fail_nth_step(f, "set");
+	first_failure(&first, dma_table_set(&r->dma, q->a, 3, &err));
+	assert_iommu_matches(r, q->iommu);
+	fail_nth_step(f, "change");
+	first_failure(&first, dma_table_set(&r->dma, q->b, 3, &err));
+	assert_iommu_matches(r, q->iommu);
+	fail_nth_step(f, "add");
+	first_failure(&first, dma_table_add(&r->dma, &q->extra, &err));
+	assert_iommu_matches(r, q->iommu);
+	fail_nth_step(f, "remove");
+	if (dma_table_remove(&r->dma, q->extra.gpa, q->extra.size, &err) < 0 &&
+	    memtable_lookup(&r->dma.map, q->extra.gpa))
+		first_failure(&first, -err.code);
+	assert_iommu_matches(r, q->iommu);
+	return first;
+}
 
-	/* Whatever failed, the remote stays usable: the next change (no fault now) applies. */
-	*faultable = vfio_model_calls(r->model);
-	*hit = vfio_model_fail_hit(r->model);
-	vfio_model_fail_nth(r->model, 0, 0);
-	ck_assert_msg(dma_table_set(&r->dma, a, 3, &err) == 0, "not usable after a fault: %s",
-		      err.msg);
-	assert_iommu_matches(r, iommu);
-	ck_assert_int_eq(dma_table_set(&r->dma, NULL, 0, &err), 0);
-	assert_iommu_matches(r, iommu);
-	return failed;
+/* Whatever failed, the remote stays usable: the next change (no fault now) applies. */
+static void sequence_check(struct fail_nth *f, int ret)
+{
+	struct sequence *q = f->ctx;
+	struct mpdev_error err = { 0 };
+
+	if (!q->r.be)
+		return; /* creation failed: rig_free() checks nothing was left open */
+	ck_assert_msg(dma_table_set(&q->r.dma, q->a, 3, &err) == 0,
+		      "n=%lu: not usable after a fault: %s", f->n, err.msg);
+	assert_iommu_matches(&q->r, q->iommu);
+	ck_assert_int_eq(dma_table_set(&q->r.dma, NULL, 0, &err), 0);
+	assert_iommu_matches(&q->r, q->iommu);
+}
+
+static void sequence_teardown(struct fail_nth *f)
+{
+	struct sequence *q = f->ctx;
+
+	rig_free(&q->r);
 }
 
 START_TEST(every_kernel_call_fails_in_turn)
 {
-	const char *iommu = kinds[_i];
-	unsigned long total, hit = 0, ignored;
-	bool delivered;
-	struct rig r;
+	static const int errs[] = { EIO, ENOMEM };
+	char name[64];
+	struct sequence q = { .iommu = kinds[_i] };
+	struct fail_nth f = {
+		.name = name,
+		.injector = &vfio_model_fail_nth_injector,
+		.errs = errs,
+		.n_errs = 2,
+		.setup = sequence_setup,
+		.run = sequence_run,
+		.check = sequence_check,
+		.teardown = sequence_teardown,
+		.ctx = &q,
+	};
 
-	rig_init(&r);
-	ck_assert_int_eq(run_sequence(&r, iommu, &total, &delivered), 0);
-	rig_free(&r);
-	ck_assert_uint_gt(total, 10);
-
-	for (unsigned long n = 1; n <= total; n++) {
-		rig_init(&r);
-		vfio_model_fail_nth(r.model, n, n % 2 ? EIO : ENOMEM);
-		run_sequence(&r, iommu, &ignored, &delivered);
-		if (delivered)
-			hit++;
-		rig_free(&r);
-	}
-	/* Every kernel call of the sequence was made to fail once. */
-	ck_assert_uint_eq(hit, total);
+	snprintf(name, sizeof(name), "every_kernel_call_fails_in_turn (%s)", q.iommu);
+	/* The engine makes every kernel call of the sequence fail once. */
+	ck_assert_uint_gt(fail_nth_sweep(&f), 10);
 }
 END_TEST
 

@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fail_nth.h"
 #include "iommufd_uapi.h"
 #include "vfio_iommu.h"
 #include "vfio_model.h"
@@ -392,15 +393,12 @@ END_TEST
 
 /* ---- fault injection: fail every kernel call of a session in turn ---- */
 
-enum step { S_CREATE, S_OPEN, S_MAP, S_UNMAP, S_INFO, S_TEARDOWN, S_NONE, NSTEPS };
-static const char *const step_name[NSTEPS] = { "create",   "open_device", "map", "unmap",
-					       "get_info", "teardown",	  "none" };
-
 struct session {
+	bool late; /* the second device is opened after the maps (its IOAS gets copies) */
 	bool opened[2];
 	int fd[2];
 	bool mapped[NREG];
-	enum step failed_in;
+	int first_err; /* the first step's failure, 0: none yet */
 };
 
 /* Every IOAS holds exactly the regions mapped and not unmapped, all IOAS the same. */
@@ -442,128 +440,136 @@ static void check_state(const struct session *s, const char *when, unsigned long
 		      vfio_model_open_fds(m));
 }
 
-static void step_result(struct session *s, enum step st, int r, const struct mpdev_error *err,
-			unsigned long n)
+/* A failing step says why in words; the first failure names the injected errno. */
+static void step_result(struct fail_nth *f, int r, const struct mpdev_error *err)
 {
+	struct session *s = f->ctx;
+
 	if (r == 0)
 		return;
 	ck_assert_msg(r < 0 && err->code == -r && err->msg[0], "n=%lu %s failed (%d) without words",
-		      n, step_name[st], r);
-	/* The injected failure is named; later steps may fail as its consequence. */
-	if (s->failed_in == S_NONE) {
-		ck_assert_msg(strstr(err->msg, strerror(EIO)),
-			      "n=%lu %s: '%s' does not say what failed", n, step_name[st],
-			      err->msg);
-		s->failed_in = st;
+		      f->n, f->step, r);
+	/* Later steps may fail as the consequence of the first. */
+	if (!s->first_err) {
+		ck_assert_msg(strstr(err->msg, strerror(f->err)),
+			      "n=%lu %s: '%s' does not say what failed", f->n, f->step, err->msg);
+		s->first_err = r;
 	}
 }
 
-static void open_step(struct vfio_iommu *io, struct session *s, int d, unsigned long n)
+static void open_step(struct fail_nth *f, struct vfio_iommu *io, int d)
 {
 	const char *bdf[2] = { BDF0, BDF1 };
+	struct session *s = f->ctx;
 	struct mpdev_error err = { 0 };
-	int r = io->ops->open_device(io, bdf[d], &s->fd[d], &err);
+	int r;
 
-	step_result(s, S_OPEN, r, &err, n);
+	fail_nth_step(f, "open_device");
+	r = io->ops->open_device(io, bdf[d], &s->fd[d], &err);
+	step_result(f, r, &err);
 	s->opened[d] = r == 0;
-	check_state(s, "after open_device", n);
+	check_state(s, "after open_device", f->n);
 }
 
 /*
- * create (2 IOAS), open two devices, map three regions, unmap one, get_info,
- * then close the devices and destroy. With n > 0, call n fails with EIO.
- * late: the second device is opened after the maps (its IOAS gets copies).
+ * The happy path: create (2 IOAS), open two devices, map three regions,
+ * unmap one, get_info, then close the devices and destroy.
  */
-static enum step session(unsigned long n, bool late)
+static int session_run(struct fail_nth *f)
 {
-	struct session s = { .fd = { -1, -1 }, .failed_in = S_NONE };
+	struct session *s = f->ctx;
 	struct mpdev_error err = { 0 };
 	struct vfio_iommu_info info;
 	struct vfio_iommu *io = NULL;
 	int r;
 
-	vfio_model_fail_nth(m, n, EIO);
+	*s = (struct session){ .late = s->late, .fd = { -1, -1 } };
+	fail_nth_step(f, "create");
 	r = vfio_iommufd_create(sys, 2, &io, &err);
-	step_result(&s, S_CREATE, r, &err, n);
+	step_result(f, r, &err);
 	if (r) {
 		ck_assert_ptr_null(io);
 		ck_assert_int_eq(vfio_model_open_fds(m), 0);
-		return s.failed_in;
+		return s->first_err;
 	}
-	open_step(io, &s, 0, n);
-	if (!late)
-		open_step(io, &s, 1, n);
+	open_step(f, io, 0);
+	if (!s->late)
+		open_step(f, io, 1);
 	for (int i = 0; i < NREG; i++) {
+		fail_nth_step(f, "map");
 		mpdev_error_clear(&err);
 		r = io->ops->map(io, reg_iova[i], REGSZ, mem[i], i != 2, &err);
-		step_result(&s, S_MAP, r, &err, n);
-		s.mapped[i] = r == 0;
-		check_state(&s, "after map", n);
+		step_result(f, r, &err);
+		s->mapped[i] = r == 0;
+		check_state(s, "after map", f->n);
 	}
-	if (late)
-		open_step(io, &s, 1, n);
-	if (s.mapped[1]) {
+	if (s->late)
+		open_step(f, io, 1);
+	if (s->mapped[1]) {
+		fail_nth_step(f, "unmap");
 		mpdev_error_clear(&err);
 		r = io->ops->unmap(io, reg_iova[1], REGSZ, &err);
-		step_result(&s, S_UNMAP, r, &err, n);
+		step_result(f, r, &err);
 		if (r == 0)
-			s.mapped[1] = false;
-		check_state(&s, "after unmap", n);
+			s->mapped[1] = false;
+		check_state(s, "after unmap", f->n);
 	}
-	if (s.opened[0] || s.opened[1]) {
+	if (s->opened[0] || s->opened[1]) {
+		fail_nth_step(f, "get_info");
 		mpdev_error_clear(&err);
 		r = io->ops->get_info(io, &info, &err);
-		step_result(&s, S_INFO, r, &err, n);
+		step_result(f, r, &err);
 		if (r == 0)
 			ck_assert_uint_eq(info.n_ranges, 2);
-		check_state(&s, "after get_info", n);
+		check_state(s, "after get_info", f->n);
 	}
-	/* Teardown: close(2) never keeps a descriptor, so even failing calls leave nothing. */
-	{
-		unsigned long before = vfio_model_calls(m);
+	/* close(2) never keeps a descriptor, so even failing calls here leave nothing. */
+	fail_nth_step(f, "teardown");
+	for (int d = 0; d < 2; d++)
+		if (s->opened[d])
+			close_fd(s->fd[d]);
+	io->ops->destroy(io);
+	return s->first_err;
+}
 
-		for (int d = 0; d < 2; d++)
-			if (s.opened[d])
-				close_fd(s.fd[d]);
-		io->ops->destroy(io);
-		if (n > before && n <= vfio_model_calls(m) && s.failed_in == S_NONE)
-			s.failed_in = S_TEARDOWN;
-	}
-	ck_assert_msg(vfio_model_open_fds(m) == 0, "n=%lu: %d model fds left", n,
+/* Nothing is ever left half applied or leaked, and no failure goes unnoticed. */
+static void session_check(struct fail_nth *f, int ret)
+{
+	if (f->hit)
+		ck_assert_msg(ret != 0 || !strcmp(f->hit_step, "teardown"),
+			      "n=%lu: a failed call in %s went unnoticed", f->n, f->hit_step);
+	ck_assert_msg(vfio_model_open_fds(m) == 0, "n=%lu: %d model fds left", f->n,
 		      vfio_model_open_fds(m));
-	ck_assert_msg(vfio_model_iommufd_contexts(m) == 0, "n=%lu: iommufd context left", n);
-	ck_assert_msg(vfio_model_iommufd_objects(m) == 0, "n=%lu: objects left", n);
-	ck_assert_msg(vfio_model_pinned_pages(m) == 0, "n=%lu: pages left pinned", n);
-	return s.failed_in;
+	ck_assert_msg(vfio_model_iommufd_contexts(m) == 0, "n=%lu: iommufd context left", f->n);
+	ck_assert_msg(vfio_model_iommufd_objects(m) == 0, "n=%lu: objects left", f->n);
+	ck_assert_msg(vfio_model_pinned_pages(m) == 0, "n=%lu: pages left pinned", f->n);
+}
+
+static void session_setup(struct fail_nth *f)
+{
+	setup();
+	f->inj = m;
+}
+
+static void session_teardown(struct fail_nth *f)
+{
+	teardown();
 }
 
 static void sweep(bool late)
 {
-	unsigned long k, where[NSTEPS] = { 0 };
-	enum step st;
+	struct session s = { .late = late };
+	struct fail_nth f = {
+		.name = late ? "fail_nth (late device)" : "fail_nth",
+		.injector = &vfio_model_fail_nth_injector,
+		.setup = session_setup,
+		.run = session_run,
+		.check = session_check,
+		.teardown = session_teardown,
+		.ctx = &s,
+	};
 
-	st = session(0, late);
-	ck_assert_int_eq(st, S_NONE);
-	k = vfio_model_calls(m);
-	ck_assert_uint_gt(k, 10);
-	for (unsigned long n = 1; n <= k; n++) {
-		teardown();
-		setup();
-		st = session(n, late);
-		ck_assert_msg(vfio_model_fail_hit(m), "n=%lu was never reached", n);
-		ck_assert_msg(st != S_NONE, "n=%lu: a failed call went unnoticed", n);
-		where[st]++;
-	}
-	/* One past the end changes nothing. */
-	teardown();
-	setup();
-	ck_assert_int_eq(session(k + 1, late), S_NONE);
-	ck_assert(!vfio_model_fail_hit(m));
-	fprintf(stderr, "fail_nth%s: K=%lu calls; failures by step:", late ? " (late device)" : "",
-		k);
-	for (int i = 0; i < S_NONE; i++)
-		fprintf(stderr, " %s=%lu", step_name[i], where[i]);
-	fprintf(stderr, "\n");
+	ck_assert_uint_gt(fail_nth_sweep(&f), 10);
 }
 
 START_TEST(t_fail_nth)
@@ -910,7 +916,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, t_destroy_with_device_open);
 	suite_add_tcase(s, tc);
 
-	tcase_add_checked_fixture(fi, setup, teardown);
+	/* Each run of a sweep sets up and tears down a model of its own. */
 	tcase_add_test(fi, t_fail_nth);
 	tcase_add_test(fi, t_fail_nth_late_device);
 	tcase_set_timeout(fi, 60);
