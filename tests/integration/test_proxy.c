@@ -702,7 +702,9 @@ END_TEST
 
 START_TEST(remote_socket_and_a_remote_that_goes_away)
 {
-	const char *args[] = { "--fd", "3", "--remote-socket", rem.path, NULL };
+	/* Without reconnecting (test_proxy_restart has the rest). */
+	const char *args[] = { "--fd", "3", "--remote-socket", rem.path, "--reconnect-timeout",
+			       "0",    NULL };
 	int sv[2];
 	char c;
 
