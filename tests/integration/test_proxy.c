@@ -29,6 +29,7 @@
 
 #include "mpqemu_raw.h"
 #include "native_raw.h"
+#include "proxy_fixture.h"
 #include "remote_fixture.h"
 #include "spawn.h"
 #include "testutil.h"
@@ -52,203 +53,75 @@
 #define BAR0_ADDR  0xfea00000u
 #define BAR0_ADDR2 0xfd000000u
 #define PAGE	   0x1000u
-#define WAIT_MS	   5000
+#define WAIT_MS	   PROXY_WAIT_MS
 
-/* ---- the proxy process, its QEMU-side socket and its log ---- */
+/* ---- the proxy (tests/lib/proxy_fixture.h), as every case here uses it ---- */
 
-static struct {
-	pid_t pid;
-	int q;	    /* our end: "QEMU" */
-	int err_fd; /* the proxy's stderr (and the remote's) */
-	char log[1 << 17];
-	size_t log_len;
-} px = { .pid = -1, .q = -1, .err_fd = -1 };
+static struct proxy px = PROXY_INIT;
 
 /* A remote of the test's own, for the cases that do not let the proxy spawn one. */
 static struct remote rem;
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Reads what the proxy logged so far (waiting up to ms for something), echoing it. */
-static void log_pump(int ms)
-{
-	struct pollfd p = { .fd = px.err_fd, .events = POLLIN };
-
-	if (px.err_fd < 0)
-		return;
-	while (poll(&p, 1, ms) > 0) {
-		char buf[4096];
-		ssize_t n = read(px.err_fd, buf, sizeof(buf));
-
-		if (n <= 0) {
-			close(px.err_fd);
-			px.err_fd = -1;
-			return;
-		}
-		fwrite(buf, 1, (size_t)n, stderr);
-		if (px.log_len + (size_t)n < sizeof(px.log)) {
-			memcpy(px.log + px.log_len, buf, (size_t)n);
-			px.log_len += (size_t)n;
-			px.log[px.log_len] = '\0';
-		}
-		ms = 0;
-	}
-}
-
-/* The first line logged at or after from that contains needle, waiting up to ms. */
 static const char *wait_log(const char *needle, size_t from, int ms)
 {
-	int64_t deadline = now_ms() + ms;
-
-	for (;;) {
-		const char *hit = from <= px.log_len ? strstr(px.log + from, needle) : NULL;
-
-		if (hit)
-			return hit;
-		if (now_ms() >= deadline || px.err_fd < 0)
-			return NULL;
-		log_pump(20);
-	}
+	return proxy_wait_log(&px, needle, from, ms);
 }
 
-/* Starts mpdev-proxy with args; fd 3 in the child is the other end of px.q. */
 static void start_proxy_fd(int child_fd3, const char *const *args)
 {
-	const char *argv[32] = { PROXY_BIN };
-	int errp[2];
-	size_t n = 1;
-
-	for (size_t i = 0; args[i]; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	ck_assert_int_eq(pipe2(errp, O_CLOEXEC), 0);
-	px.log_len = 0;
-	px.log[0] = '\0';
-	px.pid = fork();
-	ck_assert_int_ge(px.pid, 0);
-	if (px.pid == 0) {
-		if (child_fd3 >= 0) {
-			if (child_fd3 == 3)
-				fcntl(3, F_SETFD, 0);
-			else if (dup2(child_fd3, 3) < 0)
-				_exit(126);
-		}
-		dup2(errp[1], 2);
-		setenv("MPDEV_REMOTE", MPDEV_REMOTE_BIN, 1);
-		execv(PROXY_BIN, (char *const *)argv);
-		_exit(127);
-	}
-	close(errp[1]);
-	px.err_fd = errp[0];
-	fcntl(px.err_fd, F_SETFL, O_NONBLOCK);
+	proxy_start_fd(&px, child_fd3, args);
 }
 
 /* The usual set-up: --fd 3 on a stream socketpair, its own remote, verbose. */
 static void start_proxy(void)
 {
-	const char *args[] = { "--fd", "3", "--spawn-remote", "-v", NULL };
-	int sv[2];
-
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	start_proxy_fd(sv[1], args);
-	close(sv[1]);
-	px.q = sv[0];
+	proxy_start(&px, (const char *const[]){ "--spawn-remote", "-v", NULL });
 }
 
-/* Waits for the proxy to exit and returns its exit status (-1: not a normal exit). */
 static int wait_proxy(void)
 {
-	int status = 0;
-
-	ck_assert_msg(spawn_wait(px.pid, WAIT_MS, &status) == 0, "mpdev-proxy did not exit");
-	px.pid = -1;
-	log_pump(100);
-	while (px.err_fd >= 0)
-		log_pump(100);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return proxy_wait_exit(&px, WAIT_MS);
 }
 
-/* QEMU goes away: the proxy ends with status 0. */
 static void stop_proxy(void)
 {
-	if (px.q >= 0)
-		close(px.q);
-	px.q = -1;
-	if (px.pid > 0)
-		ck_assert_int_eq(wait_proxy(), 0);
+	proxy_stop(&px);
 }
 
 static void teardown_any(void)
 {
-	if (px.q >= 0)
-		close(px.q);
-	px.q = -1;
-	if (px.pid > 0) {
-		kill(px.pid, SIGKILL);
-		spawn_wait(px.pid, WAIT_MS, NULL);
-		px.pid = -1;
-	}
-	if (px.err_fd >= 0)
-		close(px.err_fd);
-	px.err_fd = -1;
+	proxy_release(&px);
 	remote_release(&rem); /* a remote of the test's own, if a check failed before its end */
 }
 
-/* ---- hand-encoded messages ---- */
-
 static void send_raw(const struct raw *r, const int *fds, size_t nfds)
 {
-	raw_send(px.q, r->b, r->len, fds, nfds);
-}
-
-/* The RET QEMU waits for. */
-static uint64_t await_ret(void)
-{
-	uint64_t v = 0;
-
-	ck_assert_msg(raw_await_ret(px.q, WAIT_MS, &v) == 0, "no RET from the proxy within %d ms",
-		      WAIT_MS);
-	return v;
+	proxy_send(&px, r, fds, nfds);
 }
 
 static uint64_t request(const struct raw *r)
 {
-	send_raw(r, NULL, 0);
-	return await_ret();
+	return proxy_request(&px, r);
 }
 
 static uint32_t cfg_read(uint32_t addr, int len)
 {
-	struct raw r = raw_cfg(CMD_PCI_CFGREAD, addr, 0, len);
-
-	return (uint32_t)request(&r);
+	return proxy_cfg_read(&px, addr, len);
 }
 
 static void cfg_write(uint32_t addr, uint32_t val, int len)
 {
-	struct raw r = raw_cfg(CMD_PCI_CFGWRITE, addr, val, len);
-
-	ck_assert_uint_eq(request(&r), 0);
+	proxy_cfg_write(&px, addr, val, len);
 }
 
 static uint64_t bar_read(uint64_t addr, uint32_t size, bool memory)
 {
-	struct raw r = raw_bar(CMD_BAR_READ, addr, 0, size, memory);
-
-	return request(&r);
+	return proxy_bar_read(&px, addr, size, memory);
 }
 
 static uint64_t bar_write(uint64_t addr, uint64_t val, uint32_t size, bool memory)
 {
-	struct raw r = raw_bar(CMD_BAR_WRITE, addr, val, size, memory);
-
-	return request(&r);
+	return proxy_bar_write(&px, addr, val, size, memory);
 }
 
 static uint32_t rd32(uint32_t off)
@@ -277,58 +150,20 @@ static void program_bar0(uint32_t addr)
 
 /* ---- guest RAM and the remote's counters ---- */
 
-struct entry {
-	uint64_t gpa, size;
-	int64_t offset;
-	int fd;
-};
-
-/* SYNC_SYSMEM as QEMU's proxy memory listener sends it: the whole table, one fd per entry. */
-static void sync_sysmem(const struct entry *e, int n)
+static void sync_sysmem(const struct proxy_mem *e, int n)
 {
-	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
-	int fds[8];
-
-	ck_assert_int_le(n, 8);
-	for (int i = 0; i < n; i++) {
-		raw_sysmem_entry(&r, i, e[i].gpa, e[i].size, e[i].offset);
-		fds[i] = e[i].fd;
-	}
-	send_raw(&r, fds, (size_t)n);
-	/* No RET for SYNC_SYSMEM: a request behind it shows it was handled. */
+	proxy_sync_sysmem(&px, e, n);
 	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
 }
 
 static uint64_t counter(const char *line, const char *name)
 {
-	char key[64];
-	const char *p;
-
-	snprintf(key, sizeof(key), " %s=", name);
-	p = strstr(line, key);
-	ck_assert_msg(p != NULL, "no counter %s in: %.300s", name, line);
-	return strtoull(p + strlen(key), NULL, 10);
+	return proxy_counter(line, name);
 }
 
-/* SIGUSR1: the proxy logs the remote's counters; returns that line. */
 static const char *remote_counters(void)
 {
-	size_t from;
-	const char *line;
-
-	log_pump(0);
-	from = px.log_len;
-	ck_assert_int_eq(kill(px.pid, SIGUSR1), 0);
-	line = wait_log("remote counters:", from, WAIT_MS);
-	ck_assert_msg(line != NULL, "the proxy logged no counters after SIGUSR1");
-	/* The whole line. */
-	ck_assert_ptr_nonnull(wait_log("\n", (size_t)(line - px.log), WAIT_MS));
-	return line;
-}
-
-static int proxy_fds(void)
-{
-	return testutil_count_fds(px.pid);
+	return proxy_remote_counters(&px);
 }
 
 /* ---- translation ---- */
@@ -410,7 +245,7 @@ START_TEST(memory_table_minimal_changes)
 
 	ck_assert_ptr_ne(ram, MAP_FAILED);
 	/* Like QEMU's pc machine: low RAM split by the VGA hole, one more block. */
-	struct entry t1[] = {
+	struct proxy_mem t1[] = {
 		{ 0x0, 0xa0000, 0x0, a },
 		{ 0x100000, 0x100000, 0x100000, a },
 		{ 0x1000000, 0x10000, 0, b },
@@ -422,7 +257,7 @@ START_TEST(memory_table_minimal_changes)
 	ck_assert_uint_eq(counter(line, "mem_regions"), 3);
 
 	/* One entry moves; the others stay: one unmap, one map. */
-	struct entry t2[] = {
+	struct proxy_mem t2[] = {
 		{ 0x0, 0xa0000, 0x0, a },
 		{ 0x100000, 0x100000, 0x100000, a },
 		{ 0x2000000, 0x10000, 0, b },
@@ -433,14 +268,14 @@ START_TEST(memory_table_minimal_changes)
 	ck_assert_uint_eq(counter(line, "dma_munmaps"), 1);
 
 	/* The same table again (QEMU resends it on every memory commit): nothing. */
-	fds_after = proxy_fds();
+	fds_after = proxy_fds(&px);
 	sync_sysmem(t2, 3);
 	sync_sysmem(t2, 3);
 	line = remote_counters();
 	ck_assert_uint_eq(counter(line, "dma_mmaps"), 4);
 	ck_assert_uint_eq(counter(line, "dma_munmaps"), 1);
 	/* Every received descriptor was closed: the proxy holds no more than before. */
-	ck_assert_int_eq(proxy_fds(), fds_after);
+	ck_assert_int_eq(proxy_fds(&px), fds_after);
 
 	/* The table works: edu copies guest RAM to its buffer and back elsewhere. */
 	program_bar0(BAR0_ADDR);
@@ -470,13 +305,14 @@ START_TEST(memory_that_is_no_sealed_memfd_gets_a_hint)
 	const char *line;
 
 	ck_assert_int_eq(ftruncate(m, 0x10000), 0);
-	struct entry t[] = { { 0x0, 0x10000, 0, m }, { 0x100000, 0x10000, 0, good } };
+	struct proxy_mem t[] = { { 0x0, 0x10000, 0, m }, { 0x100000, 0x10000, 0, good } };
 	sync_sysmem(t, 2);
 	ck_assert_ptr_nonnull(wait_log("not sealed against shrinking", 0, WAIT_MS));
 	line = remote_counters();
 	ck_assert_uint_eq(counter(line, "mem_regions"), 1);
 	/* Sub-page pieces are left out, whole pages of an entry kept. */
-	struct entry t2[] = { { 0x100000, 0x10000, 0, good }, { 0x200800, 0x2000, 0x800, good } };
+	struct proxy_mem t2[] = { { 0x100000, 0x10000, 0, good },
+				  { 0x200800, 0x2000, 0x800, good } };
 	sync_sysmem(t2, 2);
 	line = remote_counters();
 	ck_assert_uint_eq(counter(line, "mem_regions"), 2);
@@ -510,7 +346,7 @@ START_TEST(set_irqfd_wires_intx)
 
 	send_raw(&r, fds, 2);
 	program_bar0(BAR0_ADDR); /* also shows SET_IRQFD was handled */
-	n = proxy_fds();
+	n = proxy_fds(&px);
 	wr(EDU_IRQ_RAISE, 0x1, 4);
 	ck_assert_msg(readable(irqfd, WAIT_MS), "edu's interrupt did not reach the irqfd");
 	ck_assert_int_eq(read(irqfd, &v, 8), 8);
@@ -522,7 +358,7 @@ START_TEST(set_irqfd_wires_intx)
 	fds[1] = resample2;
 	send_raw(&r, fds, 2);
 	ck_assert_uint_eq(rd32(0), EDU_IDENT_VALUE);
-	ck_assert_int_eq(proxy_fds(), n);
+	ck_assert_int_eq(proxy_fds(&px), n);
 	wr(EDU_IRQ_RAISE, 0x2, 4);
 	ck_assert(readable(irqfd2, WAIT_MS));
 	ck_assert(!readable(irqfd, 100));
