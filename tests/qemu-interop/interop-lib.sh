@@ -53,7 +53,7 @@ interop_prepare() {
 	done
 
 	# QEMU and the guest's packages (shared with the vfio-lab)
-	# shellcheck source=../vfio-lab/guest-kit.sh
+	# shellcheck source=SCRIPTDIR/../vfio-lab/guest-kit.sh
 	. "$here/../vfio-lab/guest-kit.sh" # sets kit_kernel_deb, kit_busybox_deb
 	kit_lock_cache
 	t0=$(date +%s.%N)

@@ -52,7 +52,7 @@ pid_file=$run_dir/remote.pid
 sock=$run_dir/proxy.sock
 remote_sock=$run_dir/remote.sock
 tag=qemu-interop-restart
-# shellcheck source=interop-lib.sh
+# shellcheck source=SCRIPTDIR/interop-lib.sh
 . "$here/interop-lib.sh"
 
 # Every process of ours ends on every way out: QEMU (under timeout, with a
@@ -220,6 +220,7 @@ seen=$(sed -n 's/.* restarts_seen=\([0-9]*\).*/\1/p' <<<"$result")
 restarted=$(grep -c 'the remote restarted (restart ' "$proxy_log" || true)
 starts=$(grep -c '^start ' "$sup_log" || true)
 in_flight=$(grep -c 'was in flight when the remote died' "$proxy_log" || true)
+posted_lost=$(sed -n 's/.* \([0-9]*\) posted write(s) were lost.*/\1/p' "$proxy_log" | awk '{ n += $1 } END { print n + 0 }')
 redone=$(sed -n 's/.* redone=\([0-9]*\).*/\1/p' <<<"$result")
 why=
 if [[ $result != "QEMU INTEROP RESTART RESULT: PASS "* ]]; then
@@ -258,7 +259,8 @@ fi
 printf '%s\n' "${kill_log[@]}"
 say "$result"
 say "kills $kills, proxy restarts $restarted, guest restarts_seen $seen, iterations redone $redone," \
-	"BAR accesses lost in flight $in_flight, remote started $starts times"
+	"BAR accesses in flight answered all-ones/dropped $in_flight, posted BAR writes lost $posted_lost," \
+	"remote started $starts times"
 say "timings: packages ${t_prep} s, initramfs ${t_image} s, guest loop from ${t_loop} s," \
 	"guest ${t_guest} s, total $(elapsed "$t_start") s"
 say "PASS"

@@ -45,7 +45,7 @@ qemu_log=$run_dir/qemu.log
 proxy_log=$run_dir/proxy.log
 sock=$run_dir/proxy.sock
 tag=qemu-interop
-# shellcheck source=interop-lib.sh
+# shellcheck source=SCRIPTDIR/interop-lib.sh
 . "$here/interop-lib.sh"
 
 # Every process of ours ends on every way out: QEMU (under timeout, with a
