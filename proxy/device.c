@@ -6,9 +6,13 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
+
+#define CFG_STATUS     0x06 /* PCI status: write-1-to-clear */
+#define CFG_STATUS_END 0x08
 
 static void copy_region(struct mpdev_region_info *dst, const Mpdev__RegionInfo *src)
 {
@@ -160,9 +164,34 @@ int mpdev_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, cons
 	if (region != MPDEV_REGION_CONFIG)
 		return client_no_retry(dev, client_region_write(dev, region, offset, data, size),
 				       access_name(region, true, what, sizeof(what)));
-	do
-		r = client_region_write(dev, region, offset, data, size);
-	while (client_retry(dev, &r, &tries));
+	r = client_region_write(dev, region, offset, data, size);
+	if (client_retry(dev, &r, &tries)) {
+		/*
+		 * Sent again to a restarted remote: not with the status register's
+		 * bits, which are write-1-to-clear. They were meant for the old
+		 * device; on the new one they would clear the Signaled System Error
+		 * that tells the guest its device was reset. Zeroes there write
+		 * nothing.
+		 */
+		uint8_t small[8], *copy = NULL;
+		const void *again = data;
+
+		if (offset < CFG_STATUS_END && offset + size > CFG_STATUS) {
+			copy = size <= sizeof(small) ? small : malloc(size);
+			if (!copy)
+				return mpdev_error_set(&dev->err, ENOMEM, "out of memory");
+			memcpy(copy, data, size);
+			for (uint64_t i = offset; i < offset + size; i++)
+				if (i >= CFG_STATUS && i < CFG_STATUS_END)
+					copy[i - offset] = 0;
+			again = copy;
+		}
+		do
+			r = client_region_write(dev, region, offset, again, size);
+		while (client_retry(dev, &r, &tries));
+		if (copy != small)
+			free(copy);
+	}
 	if (r == 0)
 		config_shadow_record(dev, offset, data, size);
 	return r;

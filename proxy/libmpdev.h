@@ -373,9 +373,11 @@ MPDEV_API int mpdev_irq_disable(struct mpdev *dev, unsigned index);
  * (-EPIPE) calls mpdev_reconnect() itself, once, and then
  *  - runs again if it is idempotent: mpdev_get_device_info(),
  *    mpdev_get_iommu_info(), mpdev_get_stats(), mpdev_sync(), config space
- *    access (mpdev_config_*, mpdev_region_* on MPDEV_REGION_CONFIG), the
- *    memory table and interrupt calls, mpdev_reset(); it returns what the
- *    second run returns;
+ *    access (mpdev_config_*, mpdev_region_* on MPDEV_REGION_CONFIG; a
+ *    config write goes again with zeroes for the status register's bytes,
+ *    which are write-1-to-clear: the new device's Signaled System Error
+ *    stays set), the memory table and interrupt calls, mpdev_reset(); it
+ *    returns what the second run returns;
  *  - fails with -ECONNRESET if it is a region access to anything but
  *    config space, posted or not: it is not sent again, since a BAR access
  *    may have side effects and the device was reset; mpdev_last_error()

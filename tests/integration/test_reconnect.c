@@ -720,6 +720,44 @@ START_TEST(auto_mode_retries_what_is_idempotent_only)
 }
 END_TEST
 
+/*
+ * The guest clears the SERR of a restart it saw, and the remote dies again
+ * before that write reaches it: the write is sent again to the new remote,
+ * whose SERR reports the second restart. Sent as it was, it would clear that
+ * too and the guest would never learn of the second reset.
+ */
+START_TEST(a_status_clear_across_a_restart_keeps_the_new_serr)
+{
+	const struct mpdev_options o = { .timeout_ms = 3000,
+					 .on_notify = record_notify,
+					 .reconnect_timeout_ms = WAIT_MS,
+					 .auto_reconnect = true };
+	struct mpdev *dev;
+
+	remote_pid = start_listener();
+	dev = connect_path(&o);
+	kill_remote();
+	remote_pid = start_listener();
+	cfg_wr(dev, PCI_STATUS, 2, PCI_STATUS_SERR);
+	ck_assert_int_eq(seen.restarted, 1);
+	ck_assert_uint_eq(cfg_rd(dev, PCI_STATUS, 2) & PCI_STATUS_SERR, PCI_STATUS_SERR);
+
+	/* Command and status in one dword: the command still gets written. */
+	kill_remote();
+	remote_pid = start_listener();
+	cfg_wr(dev, PCI_COMMAND, 4, PCI_STATUS_SERR << 16 | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+	ck_assert_int_eq(seen.restarted, 2);
+	ck_assert_uint_eq(cfg_rd(dev, PCI_STATUS, 2) & PCI_STATUS_SERR, PCI_STATUS_SERR);
+	ck_assert_uint_eq(cfg_rd(dev, PCI_COMMAND, 2) & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER),
+			  PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+
+	/* Without a restart in between the clear clears. */
+	cfg_wr(dev, PCI_STATUS, 2, PCI_STATUS_SERR);
+	ck_assert_uint_eq(cfg_rd(dev, PCI_STATUS, 2) & PCI_STATUS_SERR, 0);
+	mpdev_close(dev);
+}
+END_TEST
+
 static Suite *reconnect_suite(void)
 {
 	Suite *s = suite_create("reconnect");
@@ -736,6 +774,7 @@ static Suite *reconnect_suite(void)
 	tcase_add_test(tc, a_missing_feature_is_refused);
 	tcase_add_test(tc, reconnect_fd_gets_a_new_remote);
 	tcase_add_test(tc, auto_mode_retries_what_is_idempotent_only);
+	tcase_add_test(tc, a_status_clear_across_a_restart_keeps_the_new_serr);
 	suite_add_tcase(s, tc);
 	return s;
 }
