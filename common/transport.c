@@ -1,5 +1,7 @@
 #include "transport.h"
 
+#include "fdrelease.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -7,14 +9,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* SCM_MAX_FD in the kernel; nobody may ask for more in one packet. */
+/* SCM_MAX_FD in the kernel: no packet can carry more. */
 #define TRANSPORT_FD_CAP 253
 
 void transport_close_fds(int *fds, size_t n)
 {
+	/* Received descriptors: whatever the peer sent may block on close. */
 	for (size_t i = 0; i < n; i++) {
-		if (fds[i] >= 0)
-			close(fds[i]);
+		fd_release(fds[i]);
 		fds[i] = -1;
 	}
 }
@@ -99,8 +101,8 @@ static size_t collect_fds(struct msghdr *msg, int *fds, size_t max_fds, int *for
 			if (n < max_fds) {
 				fds[n++] = fd;
 			} else {
-				/* Cannot happen with a correctly sized buffer; never leak it. */
-				close(fd);
+				/* Past what the caller takes: ours to close, off the loop. */
+				fd_release(fd);
 				*foreign = 1;
 			}
 		}
@@ -133,12 +135,12 @@ ssize_t transport_recv(int sock, void *buf, size_t cap, int *fds, size_t max_fds
 	if (max_fds > TRANSPORT_FD_CAP)
 		max_fds = TRANSPORT_FD_CAP;
 	/*
-	 * Room for exactly max_fds: the kernel flags MSG_CTRUNC (and closes the
-	 * excess itself) when the peer sent more.
+	 * Room for every descriptor a packet can carry, whatever the caller
+	 * takes: descriptors the kernel cannot deliver (MSG_CTRUNC) it closes
+	 * itself, in our thread, and the last close of a peer's lingering
+	 * socket would block right here. The excess is closed by collect_fds.
 	 */
-	msg.msg_controllen = max_fds ? CMSG_SPACE(sizeof(int) * max_fds) : 0;
-	if (!max_fds)
-		msg.msg_control = NULL;
+	msg.msg_controllen = sizeof(ctl.buf);
 	do
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | flags);
 	while (n < 0 && errno == EINTR);

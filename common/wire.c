@@ -6,7 +6,18 @@
 
 #include "transport.h"
 
-int wire_send(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds)
+size_t wire_pack(Mpdev__Envelope *env, size_t nfds, uint8_t *buf, size_t cap)
+{
+	size_t len;
+
+	env->nfds = (uint32_t)nfds;
+	len = mpdev__envelope__get_packed_size(env);
+	if (len > MPDEV_MAX_MSG_SIZE || len > cap)
+		return 0;
+	return mpdev__envelope__pack(env, buf);
+}
+
+int wire_send_timed(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds, int timeout_ms)
 {
 	uint8_t stackbuf[512];
 	uint8_t *buf = stackbuf;
@@ -25,10 +36,15 @@ int wire_send(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds)
 			return -ENOMEM;
 	}
 	mpdev__envelope__pack(env, buf);
-	r = transport_send(sock, buf, len, fds, nfds, MPDEV_SEND_TIMEOUT_MS);
+	r = transport_send(sock, buf, len, fds, nfds, timeout_ms);
 	if (buf != stackbuf)
 		free(buf);
 	return r;
+}
+
+int wire_send(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds)
+{
+	return wire_send_timed(sock, env, fds, nfds, MPDEV_SEND_TIMEOUT_MS);
 }
 
 static void *arena_alloc(void *opaque, size_t size)
@@ -146,29 +162,43 @@ void wire_msg_release(struct wire_msg *m)
 	m->arena_used = 0;
 }
 
+void wire_init_error(Mpdev__Envelope *env, uint64_t id, int status, const char *message)
+{
+	mpdev__envelope__init(env);
+	env->id = id;
+	env->kind = MPDEV__KIND__KIND_REPLY;
+	env->status = (uint32_t)(status < 0 ? -status : status);
+	env->error = (char *)(message ? message : "");
+}
+
+void wire_init_notify(Mpdev__Envelope *env, Mpdev__Notify *n, Mpdev__NotifyType type, int status,
+		      const char *message)
+{
+	mpdev__envelope__init(env);
+	mpdev__notify__init(n);
+	n->type = type;
+	n->status = (uint32_t)(status < 0 ? -status : status);
+	n->message = (char *)(message ? message : "");
+	env->kind = MPDEV__KIND__KIND_NOTIFY;
+	env->body_case = MPDEV__ENVELOPE__BODY_NOTIFY;
+	env->notify = n;
+}
+
 int wire_send_error(int sock, uint64_t id, int status, const char *message)
 {
-	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__Envelope env;
 
-	env.id = id;
-	env.kind = MPDEV__KIND__KIND_REPLY;
-	env.status = (uint32_t)(status < 0 ? -status : status);
-	env.error = (char *)(message ? message : "");
+	wire_init_error(&env, id, status, message);
 	return wire_send(sock, &env, NULL, 0);
 }
 
 int wire_send_notify(int sock, Mpdev__NotifyType type, int status, const char *message)
 {
-	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
-	Mpdev__Notify n = MPDEV__NOTIFY__INIT;
+	Mpdev__Envelope env;
+	Mpdev__Notify n;
 
-	n.type = type;
-	n.status = (uint32_t)(status < 0 ? -status : status);
-	n.message = (char *)(message ? message : "");
-	env.kind = MPDEV__KIND__KIND_NOTIFY;
-	env.body_case = MPDEV__ENVELOPE__BODY_NOTIFY;
-	env.notify = &n;
-	return wire_send(sock, &env, NULL, 0);
+	wire_init_notify(&env, &n, type, status, message);
+	return wire_send_timed(sock, &env, NULL, 0, 0);
 }
 
 const char *wire_body_name(const Mpdev__Envelope *env)

@@ -37,6 +37,11 @@ struct wire_msg {
  * MPDEV_MAX_MSG_SIZE.
  */
 int wire_send(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds);
+/* The same, waiting at most timeout_ms for room (0: not at all; -ETIMEDOUT then). */
+int wire_send_timed(int sock, Mpdev__Envelope *env, const int *fds, size_t nfds, int timeout_ms);
+
+/* Encodes env (declaring nfds descriptors) into buf; its length, or 0 if it does not fit. */
+size_t wire_pack(Mpdev__Envelope *env, size_t nfds, uint8_t *buf, size_t cap);
 
 /*
  * Receives and decodes one packet into m (flags as for transport_recv), which the caller must later
@@ -63,10 +68,16 @@ int wire_take_fd(struct wire_msg *m, size_t i);
 /* Closes every descriptor not taken and frees the envelope. */
 void wire_msg_release(struct wire_msg *m);
 
+/* A REPLY to request id with status (an errno, either sign) and message. */
+void wire_init_error(Mpdev__Envelope *env, uint64_t id, int status, const char *message);
+/* A NOTIFY (id 0) whose body is n. */
+void wire_init_notify(Mpdev__Envelope *env, Mpdev__Notify *n, Mpdev__NotifyType type, int status,
+		      const char *message);
+
 /* Sends a REPLY with status (positive errno) and message for request id. */
 int wire_send_error(int sock, uint64_t id, int status, const char *message);
 
-/* Sends a NOTIFY (id 0). */
+/* Sends a NOTIFY (id 0), best effort: it never waits for room (-ETIMEDOUT then). */
 int wire_send_notify(int sock, Mpdev__NotifyType type, int status, const char *message);
 
 /* Name of the envelope's body for logs, "none" when absent. */

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <string.h>
 
+#include "fdrelease.h"
 #include "wire.h"
 
 static struct remote_host *host_of(struct backend_host *h)
@@ -22,9 +24,12 @@ static int host_dma_write(struct backend_host *h, uint64_t gpa, const void *buf,
 	return dma_write(&host_of(h)->dma, gpa, buf, len, err);
 }
 
+/* The device is the remote's device 0: its pins are IOHUB sources 0-3. */
 static int host_set_intx(struct backend_host *h, unsigned pin, bool level, struct mpdev_error *err)
 {
-	return virq_set_intx(&host_of(h)->virq, pin, level, err);
+	if (pin >= VIRQ_NUM_PINS)
+		return mpdev_error_set(err, EINVAL, "INTx pin %u", pin);
+	return iohub_set_source(host_of(h)->hub, pin, level);
 }
 
 static int host_signal_vector(struct backend_host *h, unsigned irq_index, unsigned vector,
@@ -35,6 +40,7 @@ static int host_signal_vector(struct backend_host *h, unsigned irq_index, unsign
 
 int remote_host_init(struct remote_host *h, struct event_base *base, struct mpdev_error *err)
 {
+	memset(h, 0, sizeof(*h));
 	h->ops.dma_read = host_dma_read;
 	h->ops.dma_write = host_dma_write;
 	h->ops.set_intx = host_set_intx;
@@ -54,16 +60,44 @@ int remote_host_set_backend(struct remote_host *h, struct backend *b, struct mpd
 	int r;
 
 	h->dma.backend = b;
+	/* A backend that handles its own interrupts (vfio) needs no emulated ones. */
+	if (b->ops->set_irqs || b->ops->set_intx_irqfd)
+		return 0;
 	b->ops->get_info(b, &info);
 	r = virq_init(&h->virq, b->base, h->hub, &info, err);
 	h->virq_ready = r == 0;
 	return r;
 }
 
+int remote_host_route_intx(struct remote_host *h, uint32_t pin, uint32_t pirq, int irqfd,
+			   int resamplefd, struct mpdev_error *err)
+{
+	int r = 0;
+
+	if (!h->virq_ready || !h->virq.counts[BACKEND_IRQ_INTX])
+		r = mpdev_error_set(err, EINVAL, "the device has no INTx");
+	else if (pin >= VIRQ_NUM_PINS || pirq >= iohub_npirqs(h->hub))
+		r = mpdev_error_set(err, EINVAL,
+				    "pin %u / pirq %u out of range (pins 0-3, pirqs 0-%u)", pin,
+				    pirq, iohub_npirqs(h->hub) - 1);
+	/* The IOHUB checks the pair against itself; the SET_IRQS eventfds are virq's. */
+	if (r == 0)
+		r = virq_check_fd(&h->virq, irqfd, "the irqfd", err);
+	if (r == 0)
+		r = virq_check_fd(&h->virq, resamplefd, "the resamplefd", err);
+	if (r < 0) {
+		fd_release(irqfd);
+		fd_release(resamplefd);
+		return r;
+	}
+	return iohub_route_source(h->hub, pin, pirq, irqfd, resamplefd, err);
+}
+
 void remote_host_release(struct remote_host *h)
 {
 	if (h->virq_ready)
 		virq_reset(&h->virq);
+	iohub_reset(h->hub);
 	dma_table_clear(&h->dma);
 }
 

@@ -27,6 +27,13 @@ struct remote_host {
 int remote_host_init(struct remote_host *h, struct event_base *base, struct mpdev_error *err);
 /* Attaches the backend: its dma_map/dma_unmap follow the table, its IRQ counts size virq. */
 int remote_host_set_backend(struct remote_host *h, struct backend *b, struct mpdev_error *err);
+/*
+ * SetIntxIrqfd for an emulated device: routes its pin to IOHUB pirq with the
+ * proxy's irqfd/resamplefd (owned from now on, also on failure; irqfd -1
+ * unroutes the pin).
+ */
+int remote_host_route_intx(struct remote_host *h, uint32_t pin, uint32_t pirq, int irqfd,
+			   int resamplefd, struct mpdev_error *err);
 /* Drops everything a connection set up (interrupt routing, then memory). */
 void remote_host_release(struct remote_host *h);
 void remote_host_destroy(struct remote_host *h);

@@ -7,11 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "backend.h"
+#include "closer.h"
+#include "efdio.h"
+#include "fdident.h"
 #include "host.h"
 #include "log.h"
 #include "sandbox.h"
@@ -41,9 +45,15 @@ static void usage(FILE *f)
 		"                        with them: exactly the ids given\n"
 		"  -U, --user USER       drop to this user once set up (default: mpdev)\n"
 		"  -G, --group GROUP     and this group (default: the user's primary group)\n"
+		"      --handshake-timeout MS\n"
+		"                        drop a peer that sent no hello within MS (default %d)\n"
+		"      --eventfd-io METHOD\n"
+		"                        how a peer's eventfds are signalled without blocking:\n"
+		"                        auto (default), aio or io_uring (docs/security.md)\n"
 		"      --no-sandbox      DEBUGGING ONLY: keep privileges, no seccomp\n"
 		"  -v, --verbose         more log output (twice for debug)\n"
-		"  -h, --help            this text\n");
+		"  -h, --help            this text\n",
+		SERVER_HANDSHAKE_TIMEOUT_MS);
 }
 
 static int parse_id(const char *s, unsigned long *out)
@@ -75,6 +85,8 @@ static void forbidden_call(const char *what)
 		socket(AF_INET, SOCK_STREAM, 0);
 	else if (!strcmp(what, "open"))
 		open("/etc/hostname", O_RDONLY);
+	else if (!strcmp(what, "create"))
+		open("/tmp/mpdev-sandbox-escape", O_RDWR | O_CREAT, 0600);
 	fprintf(stderr, "mpdev-remote: forbidden call '%s' survived\n", what);
 	exit(3);
 }
@@ -101,13 +113,14 @@ struct remote_options {
 	const char *path;
 	long fd;
 	bool sandbox_off;
+	const char *eventfd_io;
 	const char *forbidden;
 	int verbosity;
 };
 
 static int parse_options(int argc, char **argv, struct remote_options *o)
 {
-	enum { OPT_NO_SANDBOX = 256, OPT_TEST_FORBIDDEN };
+	enum { OPT_NO_SANDBOX = 256, OPT_TEST_FORBIDDEN, OPT_HANDSHAKE_TIMEOUT, OPT_EVENTFD_IO };
 	static const struct option opts[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "iommu", required_argument, NULL, 'i' },
@@ -119,6 +132,8 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 		{ "user", required_argument, NULL, 'U' },
 		{ "group", required_argument, NULL, 'G' },
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
+		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
+		{ "eventfd-io", required_argument, NULL, OPT_EVENTFD_IO },
 		{ "test-forbidden", required_argument, NULL, OPT_TEST_FORBIDDEN },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -174,6 +189,17 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 		case OPT_NO_SANDBOX:
 			o->sandbox_off = true;
 			break;
+		case OPT_HANDSHAKE_TIMEOUT:
+			if (parse_id(optarg, &id) < 0 || !id || id > 3600000) {
+				fprintf(stderr, "mpdev-remote: bad --handshake-timeout '%s'\n",
+					optarg);
+				return 2;
+			}
+			o->server.handshake_timeout_ms = (int)id;
+			break;
+		case OPT_EVENTFD_IO:
+			o->eventfd_io = optarg;
+			break;
 		case OPT_TEST_FORBIDDEN:
 #ifdef MPDEV_SANDBOX_TEST_TRIGGER
 			o->forbidden = optarg;
@@ -201,6 +227,43 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 	if (!custom_allow)
 		peercred_allow_default(&o->server.allow);
 	return 0;
+}
+
+/*
+ * Descriptors: the soft limit up to the hard one (systemd's LimitNOFILE sets
+ * both), then a budget that keeps room for a whole packet of them, so the
+ * kernel never has to drop (and close, in our thread) one it delivers.
+ */
+static void set_fd_budget(struct remote_options *o, const struct backend *b)
+{
+	struct backend_device_info info;
+	struct rlimit rl;
+	unsigned vectors;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	b->ops->get_info((struct backend *)b, &info);
+	vectors = info.irqs[BACKEND_IRQ_MSI].count + info.irqs[BACKEND_IRQ_MSIX].count;
+	if (server_budget((unsigned long)rl.rlim_cur, vectors, &o->server) < 0)
+		log_warn(COMP,
+			 "RLIMIT_NOFILE %lu leaves little room for a peer's descriptors; raise "
+			 "LimitNOFILE",
+			 (unsigned long)rl.rlim_cur);
+	log_info(COMP,
+		 "descriptors: limit %lu, a chunked table holds at most %u, %u may wait "
+		 "to be closed",
+		 (unsigned long)rl.rlim_cur, o->server.max_table_fds, o->server.max_pending_closes);
+}
+
+static int start_closer(void *opaque, struct mpdev_error *err)
+{
+	(void)opaque;
+	return closer_start(err);
 }
 
 /* --socket, --fd, or the one socket systemd passed. */
@@ -250,6 +313,20 @@ int main(int argc, char **argv)
 		log_error(COMP, "event_base_new failed");
 		return 1;
 	}
+	/* Before anything can receive a peer's eventfd, and before the sandbox. */
+	if (efdio_init(o.eventfd_io, &err) < 0) {
+		log_error(COMP, "%s", err.msg);
+		event_base_free(base);
+		return 1;
+	}
+	log_info(COMP, "eventfds: %s", efdio_describe());
+	rc = fd_identity_probe();
+	if (rc < 0)
+		log_warn(COMP,
+			 "kcmp is unavailable (%s): the remote cannot tell eventfds apart and "
+			 "will refuse every interrupt eventfd",
+			 strerror(-rc));
+	rc = 1;
 	if (remote_host_init(&host, base, &err) < 0) {
 		log_error(COMP, "%s", err.msg);
 		event_base_free(base);
@@ -261,6 +338,7 @@ int main(int argc, char **argv)
 		log_error(COMP, "device '%s': %s", o.backend.device, err.msg);
 		goto out;
 	}
+	set_fd_budget(&o, backend);
 	if (server_create(base, backend, &host, &o.server, &srv, &err) < 0 ||
 	    open_socket(srv, &o, &err) < 0) {
 		log_error(COMP, "%s", err.msg);
@@ -272,9 +350,14 @@ int main(int argc, char **argv)
 		log_error(COMP, "cannot watch SIGTERM/SIGINT");
 		goto out;
 	}
+	o.sandbox.before_filter = start_closer;
 	if (o.sandbox_off) {
 		log_warn(COMP, "*** --no-sandbox: running with full privileges and no seccomp "
 			       "filter; for debugging only ***");
+		if (closer_start(&err) < 0) {
+			log_error(COMP, "%s", err.msg);
+			goto out;
+		}
 	} else if (sandbox_enter(&o.sandbox, &err) < 0) {
 		log_error(COMP, "sandbox: %s", err.msg);
 		goto out;
@@ -294,6 +377,8 @@ out:
 	server_destroy(srv);
 	remote_host_destroy(&host);
 	backend_destroy(backend);
+	closer_stop(1000);
+	efdio_shutdown();
 	event_base_free(base);
 	return rc;
 }

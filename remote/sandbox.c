@@ -141,6 +141,8 @@ int sandbox_enter(const struct sandbox_config *cfg, struct mpdev_error *err)
 		return mpdev_error_set(err, errno, "PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 	/* A non-root start may keep its supplementary groups: verify the rest. */
 	r = dropped ? sandbox_verify(uid, gid, err) : caps_all_clear(err);
+	if (r == 0 && cfg->before_filter)
+		r = cfg->before_filter(cfg->opaque, err);
 	if (r < 0)
 		return r;
 	r = seccomp_policy_install(err);

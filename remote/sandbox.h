@@ -16,6 +16,13 @@
 struct sandbox_config {
 	const char *user;  /* name or number; default "mpdev" */
 	const char *group; /* name or number; default: the user's primary group */
+	/*
+	 * Optional: runs after the drop and before the seccomp filter, e.g. to
+	 * start a helper thread that then runs unprivileged and filtered too
+	 * (the filter is loaded for every thread of the process).
+	 */
+	int (*before_filter)(void *opaque, struct mpdev_error *err);
+	void *opaque;
 };
 
 /*

@@ -8,6 +8,7 @@
 #include "seccomp_policy.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/vfio.h>
 #include <seccomp.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "efdio.h"
 #include "iommufd_uapi.h"
 
 struct allow {
@@ -26,7 +28,7 @@ struct allow {
 static const struct allow plain[] = {
 	{ "read", "eventfds (irqfd/resample/trigger), libevent's signal pipe" },
 	{ "write", "eventfds the remote signals; log lines to stderr" },
-	{ "close", "descriptors received from the proxy and released" },
+	{ "close", "descriptors received from the proxy and released (the closer thread)" },
 	{ "recvmsg", "the protocol: one packet, with SCM_RIGHTS descriptors" },
 	{ "sendmsg", "the protocol's replies; sd_notify status datagrams" },
 	{ "accept4", "the next proxy on a listening socket" },
@@ -40,7 +42,7 @@ static const struct allow plain[] = {
 	{ "mremap", "malloc/realloc of large blocks" },
 	{ "madvise", "malloc returning memory" },
 	{ "brk", "malloc" },
-	{ "fcntl", "O_NONBLOCK on eventfds, F_GET_SEALS / F_GETFL of memory fds" },
+	{ "fcntl", "O_NONBLOCK on the connection, F_GET_SEALS / F_GETFL of memory fds" },
 	{ "fstat", "type and size of memory fds" },
 	{ "newfstatat", "glibc implements fstat with fstatat(AT_EMPTY_PATH)" },
 	{ "readlink", "naming a refused descriptor (/proc/self/fd) in the error" },
@@ -60,12 +62,23 @@ static const struct allow plain[] = {
 	{ "rt_sigreturn", "returning from libevent's SIGTERM/SIGINT handler" },
 	{ "rt_sigprocmask", "libevent around signal delivery" },
 	{ "rt_sigaction", "libevent restores SIGTERM/SIGINT handlers when it exits" },
-	{ "futex", "glibc's internal locks (stdio)" },
+	{ "futex", "glibc's internal locks (stdio); the closer thread's queue" },
 	{ "restart_syscall", "a wait interrupted by a signal resumes" },
 	{ "getrandom", "libevent's and glibc's randomness" },
 	{ "sysinfo", "glibc's qsort (memory table sets) sizes its buffer by physical memory" },
-	{ "exit", "leaving" },
+	{ "preadv2", "draining a peer's eventfd with RWF_NOWAIT (efdio.c)" },
+	{ "exit", "leaving; the closer thread ending" },
 	{ "exit_group", "leaving" },
+};
+
+/* Signalling a peer's eventfd without blocking (common/efdio.h): the chosen method only. */
+static const struct allow efdio_aio[] = {
+	{ "io_submit", "IOCB_CMD_POLL with IOCB_FLAG_RESFD: signals a peer's eventfd" },
+	{ "io_getevents", "reaping those completions (never waits)" },
+	{ "io_destroy", "releasing the AIO context at exit" },
+};
+static const struct allow efdio_uring[] = {
+	{ "io_uring_enter", "submitting to the ring restricted to IORING_OP_WRITE" },
 };
 
 #ifdef MPDEV_SANITIZE
@@ -76,11 +89,12 @@ static const struct allow plain[] = {
  * tests hold in these builds too.
  */
 static const struct allow sanitizer[] = {
-	{ "openat", "ASan reads /proc/self/maps for a report" },
 	{ "sched_yield", "sanitizer spin locks" },
 	{ "gettid", "sanitizer reports" },
+	{ "sigaltstack", "ASan's per-thread alternate stack, undone when the closer thread ends" },
 };
-#define N_SANITIZER ((int)(sizeof(sanitizer) / sizeof(sanitizer[0])))
+/* Plus openat, read-only and never creating: ASan reads /proc/self/maps for a report. */
+#define N_SANITIZER ((int)(sizeof(sanitizer) / sizeof(sanitizer[0])) + 1)
 #else
 #define N_SANITIZER 0
 #endif
@@ -96,13 +110,20 @@ static const unsigned long ioctls[] = {
 };
 
 #define N_PLAIN	 ((int)(sizeof(plain) / sizeof(plain[0])))
+#define N_AIO	 ((int)(sizeof(efdio_aio) / sizeof(efdio_aio[0])))
+#define N_URING	 ((int)(sizeof(efdio_uring) / sizeof(efdio_uring[0])))
 #define N_IOCTLS ((int)(sizeof(ioctls) / sizeof(ioctls[0])))
 /* mmap, mprotect, socket, kcmp, setsockopt x2: the conditional rules below. */
 #define N_CONDITIONAL 6
 
+static int n_efdio(void)
+{
+	return efdio_get_method() == EFDIO_URING ? N_URING : N_AIO;
+}
+
 int seccomp_policy_size(void)
 {
-	return N_PLAIN + N_IOCTLS + N_CONDITIONAL + N_SANITIZER;
+	return N_PLAIN + n_efdio() + N_IOCTLS + N_CONDITIONAL + N_SANITIZER;
 }
 
 static int add(scmp_filter_ctx ctx, const char *name, unsigned n, const struct scmp_arg_cmp *a,
@@ -127,11 +148,27 @@ int seccomp_policy_install(struct mpdev_error *err)
 
 	if (!ctx)
 		return mpdev_error_set(err, ENOMEM, "seccomp_init failed");
+	/* Every thread, the closer too: it was started just before this. */
+	r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+	if (r < 0) {
+		seccomp_release(ctx);
+		return mpdev_error_set(err, -r, "seccomp: TSYNC: %s", strerror(-r));
+	}
 	for (int i = 0; i < N_PLAIN && r == 0; i++)
 		r = add(ctx, plain[i].name, 0, NULL, err);
+	for (int i = 0; i < n_efdio() && r == 0; i++) {
+		const struct allow *a = efdio_get_method() == EFDIO_URING ? efdio_uring : efdio_aio;
+
+		r = add(ctx, a[i].name, 0, NULL, err);
+	}
 #ifdef MPDEV_SANITIZE
-	for (int i = 0; i < N_SANITIZER && r == 0; i++)
+	for (int i = 0; i < N_SANITIZER - 1 && r == 0; i++)
 		r = add(ctx, sanitizer[i].name, 0, NULL, err);
+	if (r == 0) {
+		struct scmp_arg_cmp a = SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT, O_RDONLY);
+
+		r = add(ctx, "openat", 1, &a, err);
+	}
 #endif
 	/* ioctl: VFIO/iommufd requests only (the request is the 2nd argument). */
 	for (int i = 0; i < N_IOCTLS && r == 0; i++) {

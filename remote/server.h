@@ -29,20 +29,43 @@ struct server_stats {
 	uint64_t region_writes;
 	uint64_t posted_writes;
 	uint64_t resets;
+	uint64_t handshake_timeouts;
+	uint64_t accept_errors;
+	uint64_t input_pauses; /* times reading stopped: too many descriptors waiting to close */
 };
 
 struct server_config {
 	struct peercred_allow allow;
 	/* Leave the listening socket's file in place at exit (the sandbox forbids unlink). */
 	bool keep_socket_file;
+	/* A peer that has not said hello by then is dropped (0: SERVER_HANDSHAKE_TIMEOUT_MS). */
+	int handshake_timeout_ms;
+	/* Descriptor budget (0: the defaults): see server_budget(). */
+	unsigned max_table_fds;	     /* held by a chunked memory table */
+	unsigned max_pending_closes; /* queued on the closer before input stops */
 };
+
+#define SERVER_HANDSHAKE_TIMEOUT_MS 5000
+#define SERVER_MAX_PENDING_CLOSES   512u
+
+/*
+ * Splits what RLIMIT_NOFILE allows between a chunked table and descriptors
+ * waiting to be closed, after what the remote keeps for itself: one packet's
+ * worth (SCM_MAX_FD, so the kernel never has to drop one), its own, and the
+ * interrupt eventfds of vectors vectors. Returns 0, or -ENOSPC if the limit
+ * leaves less than the minimum (the caller warns; the budget is then minimal).
+ */
+int server_budget(unsigned long nofile, unsigned vectors, struct server_config *cfg);
 
 /* host holds the memory table that the connected proxy sets up. */
 int server_create(struct event_base *base, struct backend *backend, struct remote_host *host,
 		  const struct server_config *cfg, struct server **out, struct mpdev_error *err);
 void server_destroy(struct server *srv);
 
-/* Creates a listening socket at path (a stale socket file is replaced). */
+/*
+ * Creates a listening socket at path. A stale socket file (nobody accepts
+ * on it) is replaced; a live one is another remote's: -EADDRINUSE.
+ */
 int server_listen_path(struct server *srv, const char *path, struct mpdev_error *err);
 
 /*

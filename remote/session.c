@@ -6,8 +6,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "closer.h"
+#include "efdio.h"
 #include "log.h"
 #include "session_handlers.h"
+#include "transport.h"
 
 #define COMP "remote"
 
@@ -22,7 +25,51 @@ void session_init(struct session *s, int fd, struct backend *backend, struct rem
 	s->backend = backend;
 	s->host = host;
 	s->stats = stats;
+	s->max_table_fds = SESSION_MAX_TABLE_FDS;
 	backend->ops->get_info(backend, &s->info);
+}
+
+bool session_output_blocked(const struct session *s)
+{
+	return s->out_len != 0;
+}
+
+int session_flush(struct session *s)
+{
+	int r;
+
+	if (!s->out_len)
+		return 0;
+	r = transport_send(s->fd, s->out, s->out_len, NULL, 0, 0);
+	if (r == -ETIMEDOUT || r == -EAGAIN)
+		return -EAGAIN;
+	s->out_len = 0;
+	return r;
+}
+
+/* Sends env now if the socket has room, else keeps it; never waits. */
+static int session_send(struct session *s, Mpdev__Envelope *env)
+{
+	static uint8_t buf[MPDEV_MAX_MSG_SIZE];
+	size_t len = wire_pack(env, 0, buf, sizeof(buf));
+	int r;
+
+	if (!len)
+		return -EMSGSIZE;
+	/* The server reads nothing while a reply is kept, so there is never a second. */
+	if (s->out_len)
+		return -ENOBUFS;
+	r = transport_send(s->fd, buf, len, NULL, 0, 0);
+	if (r != -ETIMEDOUT && r != -EAGAIN)
+		return r;
+	if (!s->out) {
+		s->out = malloc(MPDEV_MAX_MSG_SIZE);
+		if (!s->out)
+			return -ENOMEM;
+	}
+	memcpy(s->out, buf, len);
+	s->out_len = len;
+	return 0;
 }
 
 int session_send_reply(struct session *s, uint64_t id, Mpdev__Envelope *rep)
@@ -31,23 +78,25 @@ int session_send_reply(struct session *s, uint64_t id, Mpdev__Envelope *rep)
 
 	rep->id = id;
 	rep->kind = MPDEV__KIND__KIND_REPLY;
-	r = wire_send(s->fd, rep, NULL, 0);
+	r = session_send(s, rep);
 	if (r < 0)
-		log_warn(COMP, "cannot send reply to request %llu: %s", (unsigned long long)id,
-			 strerror(-r));
+		log_warn_rl(COMP, "cannot send reply to request %llu: %s", (unsigned long long)id,
+			    strerror(-r));
 	return r;
 }
 
 static int send_status(struct session *s, uint64_t id, const struct mpdev_error *e)
 {
+	Mpdev__Envelope env;
 	int r;
 
 	s->stats->error_replies++;
-	log_info(COMP, "request %llu failed: %s (%s)", (unsigned long long)id, e->msg,
-		 strerror(e->code));
-	r = wire_send_error(s->fd, id, e->code, e->msg);
+	log_info_rl(COMP, "request %llu failed: %s (%s)", (unsigned long long)id, e->msg,
+		    strerror(e->code));
+	wire_init_error(&env, id, e->code, e->msg);
+	r = session_send(s, &env);
 	if (r < 0)
-		log_warn(COMP, "cannot send error reply: %s", strerror(-r));
+		log_warn_rl(COMP, "cannot send error reply: %s", strerror(-r));
 	return r;
 }
 
@@ -261,6 +310,7 @@ static int handle_stats(struct session *s, const Mpdev__Envelope *req)
 	const struct dma_stats *dma = &s->host->dma.stats;
 	const struct iohub_stats *hub = iohub_get_stats(s->host->hub);
 	const struct virq_stats *irq = &s->host->virq.stats;
+	const struct efdio_stats *efd = efdio_get_stats();
 	/* clang-format off: one counter a line, in the order docs/protocol.md lists them */
 	const struct {
 		const char *name;
@@ -276,6 +326,10 @@ static int handle_stats(struct session *s, const Mpdev__Envelope *req)
 		{ "region_writes", st->region_writes },
 		{ "posted_writes", st->posted_writes },
 		{ "resets", st->resets },
+		{ "handshake_timeouts", st->handshake_timeouts },
+		{ "accept_errors", st->accept_errors },
+		{ "input_pauses", st->input_pauses },
+		{ "closes_pending", closer_backlog() },
 		{ "mem_regions", s->host->dma.map.n },
 		{ "dma_mmaps", dma->mmaps },
 		{ "dma_munmaps", dma->munmaps },
@@ -286,7 +340,7 @@ static int handle_stats(struct session *s, const Mpdev__Envelope *req)
 		{ "dma_bytes_read", dma->bytes_read },
 		{ "dma_bytes_written", dma->bytes_written },
 		{ "dma_faults", dma->faults },
-		{ "intx_changes", irq->intx_changes },
+		{ "intx_changes", hub->source_changes },
 		{ "iohub_irqfd_signals", hub->irqfd_signals },
 		{ "iohub_resamples", hub->resamples },
 		{ "iohub_reasserts", hub->reasserts },
@@ -295,6 +349,9 @@ static int handle_stats(struct session *s, const Mpdev__Envelope *req)
 		{ "vector_signals", irq->vector_signals },
 		{ "vector_pending", irq->vector_pending },
 		{ "vector_dropped", irq->vector_dropped },
+		{ "eventfd_signals", efd->signals },
+		{ "eventfd_signals_coalesced", efd->coalesced },
+		{ "eventfd_signal_failures", efd->failures },
 	};
 	/* clang-format on */
 	enum { N = sizeof(src) / sizeof(src[0]) };
@@ -463,13 +520,16 @@ int session_handle(struct session *s, struct wire_msg *m)
 
 int session_handle_bad_packet(struct session *s, struct wire_msg *m, const struct mpdev_error *e)
 {
+	Mpdev__Envelope env;
+	Mpdev__Notify n;
 	int r;
 
 	s->stats->protocol_errors++;
-	log_info(COMP, "bad packet: %s", e->msg);
+	log_info_rl(COMP, "bad packet: %s", e->msg);
 	/* Answer the request when its id is known; otherwise tell the peer it was lost. */
 	if (m->env)
 		return send_status(s, m->env->id, e);
-	r = wire_send_notify(s->fd, MPDEV__NOTIFY_TYPE__NOTIFY_PROTOCOL_ERROR, e->code, e->msg);
+	wire_init_notify(&env, &n, MPDEV__NOTIFY_TYPE__NOTIFY_PROTOCOL_ERROR, e->code, e->msg);
+	r = session_send(s, &env);
 	return r;
 }

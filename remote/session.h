@@ -38,12 +38,29 @@ struct session {
 	struct remote_host *host;
 	struct server_stats *stats;
 	struct session_pending_table pending;
+	/* Descriptors a chunked memory table may hold until its last chunk arrives. */
+	unsigned max_table_fds;
+	/* A reply the socket had no room for: flushed before anything more is read. */
+	uint8_t *out;
+	size_t out_len;
 };
+
+/* Default for max_table_fds; the server sets it from the descriptor budget. */
+#define SESSION_MAX_TABLE_FDS 256u
 
 void session_init(struct session *s, int fd, struct backend *backend, struct remote_host *host,
 		  struct server_stats *stats);
-/* Drops what the connection left half-done (a pending chunked table). */
+/* Drops what the connection left half-done (a pending chunked table, an unsent reply). */
 void session_release(struct session *s);
+
+/*
+ * Replies never wait for room in the socket: one that does not fit is kept,
+ * and the server reads nothing more from the peer until it is flushed. A
+ * peer that does not read its replies stalls only itself.
+ */
+bool session_output_blocked(const struct session *s);
+/* 0: nothing is kept any more; -EAGAIN: still no room; another negative errno: gone. */
+int session_flush(struct session *s);
 
 /*
  * Handles one received message (taking its descriptors where used).

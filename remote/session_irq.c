@@ -27,8 +27,8 @@ int handle_set_intx_irqfd(struct session *s, struct wire_msg *m, struct mpdev_er
 		if (s->backend->ops->set_intx_irqfd(s->backend, req->pin, req->pirq, irqfd,
 						    resamplefd, err) < 0)
 			return -err->code;
-	} else if (virq_set_intx_irqfd(&s->host->virq, req->pin, req->pirq, irqfd, resamplefd,
-				       err) < 0) {
+	} else if (remote_host_route_intx(s->host, req->pin, req->pirq, irqfd, resamplefd, err) <
+		   0) {
 		return -err->code;
 	}
 	return session_send_ok(s, m->env->id);

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dma_fd.h"
+#include "fdrelease.h"
 #include "log.h"
 #include "session_handlers.h"
 
@@ -12,7 +14,7 @@
 static void pending_drop(struct session_pending_table *p)
 {
 	for (size_t i = 0; i < p->nfds; i++)
-		close(p->fds[i]);
+		fd_release(p->fds[i]);
 	free(p->regions);
 	free(p->fds);
 	memset(p, 0, sizeof(*p));
@@ -21,6 +23,9 @@ static void pending_drop(struct session_pending_table *p)
 void session_release(struct session *s)
 {
 	pending_drop(&s->pending);
+	free(s->out);
+	s->out = NULL;
+	s->out_len = 0;
 }
 
 static int grow(void **v, size_t *cap, size_t need, size_t elem)
@@ -49,9 +54,14 @@ static int check_fd_index(const Mpdev__MemRegion *r, size_t i, size_t nfds, stru
 	return 0;
 }
 
-/* Appends one chunk's regions and descriptors to the pending table. */
+/*
+ * Appends one chunk's regions and descriptors to the pending table. Each
+ * descriptor is checked as it arrives (only sealed memfds can back guest
+ * memory), so that the table never holds anything a close could block on,
+ * and never more than max_fds of them.
+ */
 static int pending_append(struct session_pending_table *p, const Mpdev__MemTableSet *set,
-			  struct wire_msg *m, struct mpdev_error *err)
+			  struct wire_msg *m, unsigned max_fds, struct mpdev_error *err)
 {
 	bool used[MPDEV_MAX_FDS_PER_MSG] = { false };
 	size_t base = p->nfds;
@@ -72,6 +82,19 @@ static int pending_append(struct session_pending_table *p, const Mpdev__MemTable
 		return mpdev_error_set(err, ENOSPC,
 				       "memory table of %zu+ regions exceeds the limit of %u",
 				       p->n + set->n_regions, MPDEV_MAX_MEM_REGIONS);
+	if (p->nfds + m->nfds > max_fds)
+		return mpdev_error_set(err, ENOSPC,
+				       "a chunked memory table may hold at most %u descriptors "
+				       "until its last chunk; this chunk makes it %zu",
+				       max_fds, p->nfds + m->nfds);
+	for (size_t i = 0; i < m->nfds; i++) {
+		struct mpdev_error why = { 0 };
+		struct dma_fd_info fi;
+		int r = dma_fd_inspect(m->fds[i], &fi, &why);
+
+		if (r < 0)
+			return mpdev_error_set(err, -r, "descriptor %zu: %s", i, why.msg);
+	}
 	if (grow((void **)&p->regions, &p->cap, p->n + set->n_regions, sizeof(*p->regions)) < 0 ||
 	    grow((void **)&p->fds, &p->fds_cap, p->nfds + m->nfds, sizeof(*p->fds)) < 0)
 		return mpdev_error_set(err, ENOMEM, "out of memory");
@@ -95,7 +118,7 @@ int handle_mem_table_set(struct session *s, struct wire_msg *m, struct mpdev_err
 	struct session_pending_table *p = &s->pending;
 	int r;
 
-	r = pending_append(p, set, m, err);
+	r = pending_append(p, set, m, s->max_table_fds, err);
 	if (r == 0 && set->more) {
 		p->active = true;
 		return session_send_ok(s, m->env->id);

@@ -3,62 +3,87 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "efdio.h"
 #include "fdident.h"
+#include "fdrelease.h"
 #include "log.h"
 
 #define COMP "irq"
 
 static const char *const index_names[BACKEND_NUM_IRQS] = { "INTx", "MSI", "MSI-X", "ERR", "REQ" };
 
+/* Eventfds the peer gave: forgotten by efdio, closed off the loop. */
 static void close_fd(int *fd)
 {
-	if (*fd >= 0)
-		close(*fd);
+	if (*fd >= 0) {
+		efdio_forget(*fd);
+		fd_release(*fd);
+	}
 	*fd = -1;
-}
-
-/* The remote writes these: a peer that fills the counter must not stall the loop. */
-static void make_nonblocking(int fd)
-{
-	if (fd >= 0)
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
 /*
  * Every interrupt eventfd the remote holds is a distinct open file, except
  * that a slot may be given the file it already has. Otherwise a trigger the
- * remote writes could be an unmask or resample eventfd that wakes the remote,
- * which writes the trigger again: a loop a hostile proxy could set up.
+ * remote signals could be an unmask or resample eventfd that wakes the
+ * remote, which signals the trigger again: a loop a hostile proxy could set
+ * up. Returns 1 on a conflict, 0 if none, or a negative errno when it cannot
+ * be told (no kcmp), which callers refuse as well.
  */
-static bool fd_conflicts(const struct virq *v, int fd, const int *slot)
+static int fd_conflicts(const struct virq *v, int fd, const int *slot)
 {
 	const int *own[] = { &v->intx.trigger_fd, &v->intx.unmask_fd };
+	int r;
 
 	if (fd < 0)
-		return false;
+		return 0;
 	if (iohub_fd_in_use(v->hub, fd, -1))
-		return true;
+		return 1;
 	for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-		if (own[i] != slot && fd_same_file(fd, *own[i]))
-			return true;
+		if (own[i] != slot && (r = fd_same_file(fd, *own[i])) != 0)
+			return r;
 	for (int idx = BACKEND_IRQ_MSI; idx <= BACKEND_IRQ_MSIX; idx++)
 		for (uint32_t k = 0; k < v->counts[idx] && v->vectors[idx]; k++)
 			if (&v->vectors[idx][k].fd != slot &&
-			    fd_same_file(fd, v->vectors[idx][k].fd))
-				return true;
-	return false;
+			    (r = fd_same_file(fd, v->vectors[idx][k].fd)) != 0)
+				return r;
+	return 0;
 }
 
+static int conflict_error(int r, const char *what, struct mpdev_error *err)
+{
+	int probe = fd_identity_probe();
+
+	if (r < 0 || probe < 0)
+		return mpdev_error_set(err, EINVAL,
+				       "cannot tell whether %s is an eventfd already used for "
+				       "another interrupt (kcmp: %s), so it is refused",
+				       what, strerror(r < 0 ? -r : -probe));
+	return mpdev_error_set(err, EINVAL, "%s is already used for another interrupt", what);
+}
+
+int virq_check_fd(const struct virq *v, int fd, const char *what, struct mpdev_error *err)
+{
+	int r = fd < 0 ? 0 : fd_identity_probe();
+
+	if (r == 0)
+		r = fd_conflicts(v, fd, NULL);
+	return r ? conflict_error(r, what, err) : 0;
+}
+
+/* Never a write(): the peer may have filled the counter and cleared O_NONBLOCK. */
 static int signal_fd(int fd)
 {
-	const uint64_t one = 1;
-
-	return write(fd, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
+	return efdio_signal(fd);
 }
+
+static void on_source_changed(void *opaque, unsigned source, bool level);
+static const struct iohub_source_ops intx_source_ops = { .changed = on_source_changed };
 
 int virq_init(struct virq *v, struct event_base *base, struct iohub *hub,
 	      const struct backend_device_info *info, struct mpdev_error *err)
@@ -66,8 +91,6 @@ int virq_init(struct virq *v, struct event_base *base, struct iohub *hub,
 	memset(v, 0, sizeof(*v));
 	v->base = base;
 	v->hub = hub;
-	for (int i = 0; i < VIRQ_NUM_PINS; i++)
-		v->pins[i].pirq = -1;
 	v->intx.trigger_fd = -1;
 	v->intx.unmask_fd = -1;
 	for (int i = 0; i < BACKEND_NUM_IRQS; i++)
@@ -85,6 +108,10 @@ int virq_init(struct virq *v, struct event_base *base, struct iohub *hub,
 		}
 		for (uint32_t k = 0; k < v->counts[i]; k++)
 			v->vectors[i][k].fd = -1;
+	}
+	if (v->counts[BACKEND_IRQ_INTX] && iohub_watch_source(hub, 0, &intx_source_ops, v) < 0) {
+		virq_destroy(v);
+		return mpdev_error_set(err, EBUSY, "INTA of the device is watched already");
 	}
 	return 0;
 }
@@ -111,12 +138,6 @@ static void vectors_disable(struct virq *v, unsigned index)
 
 void virq_reset(struct virq *v)
 {
-	for (int i = 0; i < VIRQ_NUM_PINS; i++) {
-		if (v->pins[i].pirq >= 0 && v->pins[i].level)
-			iohub_set_irq(v->hub, (unsigned)v->pins[i].pirq, 0);
-		v->pins[i].pirq = -1;
-	}
-	iohub_reset(v->hub);
 	intx_disable(v);
 	vectors_disable(v, BACKEND_IRQ_MSI);
 	vectors_disable(v, BACKEND_IRQ_MSIX);
@@ -125,76 +146,18 @@ void virq_reset(struct virq *v)
 void virq_destroy(struct virq *v)
 {
 	virq_reset(v);
+	if (v->hub)
+		iohub_watch_source(v->hub, 0, NULL, NULL);
 	for (int i = 0; i < BACKEND_NUM_IRQS; i++) {
 		free(v->vectors[i]);
 		v->vectors[i] = NULL;
 	}
 }
 
-static bool pirq_in_use(const struct virq *v, int pirq, unsigned except_pin)
-{
-	for (unsigned i = 0; i < VIRQ_NUM_PINS; i++)
-		if (i != except_pin && v->pins[i].pirq == pirq)
-			return true;
-	return false;
-}
-
-int virq_set_intx_irqfd(struct virq *v, uint32_t pin, uint32_t pirq, int irqfd, int resamplefd,
-			struct mpdev_error *err)
-{
-	int old, r;
-
-	if (pin >= VIRQ_NUM_PINS || !v->counts[BACKEND_IRQ_INTX] || pirq >= iohub_npirqs(v->hub)) {
-		close_fd(&irqfd);
-		close_fd(&resamplefd);
-		if (!v->counts[BACKEND_IRQ_INTX])
-			return mpdev_error_set(err, EINVAL, "the device has no INTx");
-		return mpdev_error_set(err, EINVAL,
-				       "pin %u / pirq %u out of range (pins 0-3, pirqs 0-%u)", pin,
-				       pirq, iohub_npirqs(v->hub) - 1);
-	}
-	if (fd_conflicts(v, irqfd, NULL) || fd_conflicts(v, resamplefd, NULL)) {
-		close_fd(&irqfd);
-		close_fd(&resamplefd);
-		return mpdev_error_set(
-			err, EINVAL, "pin %u: the eventfds are already used for another interrupt",
-			pin);
-	}
-	old = v->pins[pin].pirq;
-	if (irqfd < 0) {
-		/* Unroute the pin; the pair goes only if no other pin uses the PIRQ. */
-		close_fd(&resamplefd);
-		if (old < 0)
-			return 0;
-		if (v->pins[pin].level)
-			iohub_set_irq(v->hub, (unsigned)old, 0);
-		v->pins[pin].pirq = -1;
-		if (!pirq_in_use(v, old, pin))
-			iohub_set_irqfd(v->hub, (unsigned)old, -1, -1, NULL);
-		return 0;
-	}
-	r = iohub_set_irqfd(v->hub, pirq, irqfd, resamplefd, err);
-	if (r < 0)
-		return r;
-	if (old != (int)pirq) {
-		/* The pin's level moves from the old line to the new one. */
-		if (old >= 0 && v->pins[pin].level)
-			iohub_set_irq(v->hub, (unsigned)old, 0);
-		v->pins[pin].pirq = (int)pirq;
-		if (v->pins[pin].level)
-			iohub_set_irq(v->hub, pirq, 1);
-		/* A line no pin uses any more lets go of its eventfds. */
-		if (old >= 0 && !pirq_in_use(v, old, VIRQ_NUM_PINS))
-			iohub_set_irqfd(v->hub, (unsigned)old, -1, -1, NULL);
-	}
-	log_info(COMP, "INT%c routed to pirq %u", 'A' + pin, pirq);
-	return 0;
-}
-
 static void intx_fire(struct virq *v)
 {
 	/* VFIO's automask: signal once, then stay quiet until unmasked. */
-	if (v->intx.trigger_fd < 0 || v->intx.masked || !v->pins[0].level)
+	if (v->intx.trigger_fd < 0 || v->intx.masked || !iohub_source_level(v->hub, 0))
 		return;
 	if (signal_fd(v->intx.trigger_fd) == 0)
 		v->stats.vfio_intx_signals++;
@@ -209,26 +172,16 @@ static void intx_unmask(struct virq *v)
 
 static void on_intx_unmask_fd(evutil_socket_t fd, short what, void *arg)
 {
-	uint64_t cnt;
-
-	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-		log_warn(COMP, "INTx unmask eventfd: %s", strerror(errno));
+	/* Edge-triggered: one wakeup per batch of writes, whether the drain worked or not. */
+	efdio_drain(fd);
 	intx_unmask(arg);
 }
 
-int virq_set_intx(struct virq *v, unsigned pin, bool level, struct mpdev_error *err)
+/* The IOHUB says INTA changed: a rising line fires the VFIO-style trigger. */
+static void on_source_changed(void *opaque, unsigned source, bool level)
 {
-	if (pin >= VIRQ_NUM_PINS)
-		return mpdev_error_set(err, EINVAL, "INTx pin %u", pin);
-	if (v->pins[pin].level == level)
-		return 0;
-	v->pins[pin].level = level;
-	v->stats.intx_changes++;
-	if (v->pins[pin].pirq >= 0)
-		iohub_set_irq(v->hub, (unsigned)v->pins[pin].pirq, level);
-	if (pin == 0 && level)
-		intx_fire(v);
-	return 0;
+	if (level)
+		intx_fire(opaque);
 }
 
 static void vector_fire(struct virq *v, struct virq_vector *vec)
@@ -275,18 +228,26 @@ static int check_eventfds(const struct virq *v, const struct backend_irq_request
 			return mpdev_error_set(err, EINVAL,
 					       "descriptor for vector %u is not an eventfd",
 					       req->start + i);
-		for (uint32_t k = 0; k < i; k++)
-			if (fd_same_file(fd, req->fds[k]))
+		char what[64];
+		int r;
+
+		snprintf(what, sizeof(what), "the eventfd for vector %u", req->start + i);
+		r = fd_identity_probe();
+		if (r < 0)
+			return conflict_error(r, what, err);
+		for (uint32_t k = 0; k < i; k++) {
+			r = fd_same_file(fd, req->fds[k]);
+			if (r < 0)
+				return conflict_error(r, what, err);
+			if (r)
 				return mpdev_error_set(
 					err, EINVAL,
 					"vectors %u and %u were given the same eventfd",
 					req->start + k, req->start + i);
-		if (fd_conflicts(v, fd, slot_of(v, req, i)))
-			return mpdev_error_set(
-				err, EINVAL,
-				"the eventfd for vector %u is already used for another "
-				"interrupt",
-				req->start + i);
+		}
+		r = fd_conflicts(v, fd, slot_of(v, req, i));
+		if (r)
+			return conflict_error(r, what, err);
 	}
 	return 0;
 }
@@ -310,7 +271,6 @@ static int set_vectors(struct virq *v, struct backend_irq_request *req, struct m
 				close_fd(&vec->fd);
 				vec->fd = req->fds[i];
 				req->fds[i] = -1;
-				make_nonblocking(vec->fd);
 			} else if (selected(req, i)) {
 				vector_fire(v, vec); /* loopback, as VFIO does */
 			}
@@ -338,12 +298,11 @@ static int set_intx_unmask_fd(struct virq *v, int fd, struct mpdev_error *err)
 	struct event *ev = NULL;
 
 	if (fd >= 0) {
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-		ev = event_new(v->base, fd, EV_READ | EV_PERSIST, on_intx_unmask_fd, v);
+		ev = event_new(v->base, fd, EV_READ | EV_PERSIST | EV_ET, on_intx_unmask_fd, v);
 		if (!ev || event_add(ev, NULL) < 0) {
 			if (ev)
 				event_free(ev);
-			close(fd);
+			close_fd(&fd);
 			return mpdev_error_set(err, ENOMEM, "cannot watch the INTx unmask eventfd");
 		}
 	}
@@ -377,7 +336,6 @@ static int set_intx(struct virq *v, struct backend_irq_request *req, struct mpde
 		}
 		close_fd(&v->intx.trigger_fd);
 		v->intx.trigger_fd = fd;
-		make_nonblocking(fd);
 		v->intx.masked = false;
 		intx_fire(v); /* a line already high is seen by the new consumer */
 		return 0;

@@ -1,13 +1,14 @@
 /*
- * Interrupts of an emulated device, for one proxy connection.
+ * Interrupts of an emulated device that the IOHUB does not own, for one
+ * proxy connection: VFIO_DEVICE_SET_IRQS as the protocol's SetIrqs asks.
  *
- * INTx pins are routed to IOHUB PIRQs by the explicit mapping the proxy sets
- * with SetIntxIrqfd (pin 0 = INTA ... 3 = INTD, any PIRQ). SetIrqs follows
- * VFIO_DEVICE_SET_IRQS: for INTx a trigger eventfd signalled when the line
+ * INTx pins themselves (their levels, their routing to IOHUB PIRQs with the
+ * proxy's irqfd/resamplefd pairs) are the IOHUB's; here is only the
+ * VFIO-style consumer of pin 0: a trigger eventfd signalled when the line
  * rises and then masked until unmasked (by an action or by the unmask
- * eventfd), as VFIO's automasked INTx; for MSI and MSI-X one trigger eventfd
- * per vector, with mask/unmask (a masked vector's message stays pending and
- * is sent on unmask) and disable (count 0).
+ * eventfd), as VFIO's automasked INTx. For MSI and MSI-X: one trigger
+ * eventfd per vector, with mask/unmask (a masked vector's message stays
+ * pending and is sent on unmask) and disable (count 0).
  */
 #ifndef MPDEV_VIRQ_H
 #define MPDEV_VIRQ_H
@@ -32,9 +33,8 @@ struct virq_vector {
 };
 
 struct virq_stats {
-	uint64_t intx_changes;	    /* device pin transitions */
-	uint64_t vfio_intx_signals; /* SetIrqs INTx trigger eventfd writes */
-	uint64_t vector_signals;    /* MSI/MSI-X eventfd writes */
+	uint64_t vfio_intx_signals; /* SetIrqs INTx trigger eventfd signals */
+	uint64_t vector_signals;    /* MSI/MSI-X eventfd signals */
 	uint64_t vector_pending;    /* messages held back by a mask */
 	uint64_t vector_dropped;    /* messages with no eventfd to go to */
 };
@@ -42,10 +42,6 @@ struct virq_stats {
 struct virq {
 	struct event_base *base;
 	struct iohub *hub;
-	struct {
-		bool level;
-		int pirq; /* -1: not routed */
-	} pins[VIRQ_NUM_PINS];
 	struct {
 		int trigger_fd;
 		int unmask_fd;
@@ -65,23 +61,22 @@ struct virq {
 #define VIRQ_DATA_BOOL	    BACKEND_IRQ_DATA_BOOL
 #define VIRQ_DATA_EVENTFD   BACKEND_IRQ_DATA_EVENTFD
 
+/* Watches IOHUB source 0 (the device's INTA) for the VFIO-style INTx consumer. */
 int virq_init(struct virq *v, struct event_base *base, struct iohub *hub,
 	      const struct backend_device_info *info, struct mpdev_error *err);
-/* Closes every descriptor and forgets all routing (disconnect). Pin levels stay. */
+/* Closes every descriptor (disconnect). */
 void virq_reset(struct virq *v);
 void virq_destroy(struct virq *v);
-
-/*
- * Routes pin to pirq with a new irqfd/resamplefd pair (owned from now on,
- * also on failure); irqfd -1 removes the pin's routing.
- */
-int virq_set_intx_irqfd(struct virq *v, uint32_t pin, uint32_t pirq, int irqfd, int resamplefd,
-			struct mpdev_error *err);
 
 int virq_set_irqs(struct virq *v, struct backend_irq_request *req, struct mpdev_error *err);
 
 /* From the device model. */
-int virq_set_intx(struct virq *v, unsigned pin, bool level, struct mpdev_error *err);
 int virq_signal_vector(struct virq *v, unsigned index, unsigned vector, struct mpdev_error *err);
+
+/*
+ * 0 if fd is none of the eventfds virq holds, else -EINVAL with err saying
+ * why (also when that cannot be told: no kcmp). what names fd in the words.
+ */
+int virq_check_fd(const struct virq *v, int fd, const char *what, struct mpdev_error *err);
 
 #endif

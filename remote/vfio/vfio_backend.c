@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "fdrelease.h"
 #include "iohub.h"
 #include "log.h"
 #include "vfio.h"
@@ -38,8 +39,6 @@ struct vfio_backend {
 		enum intx_mode mode;
 		int trigger; /* routed: the eventfd VFIO signals */
 		struct event *ev;
-		unsigned pirq;
-		bool asserted;
 	} intx;
 };
 
@@ -228,14 +227,18 @@ static int set_irq_eventfd(struct vfio_backend *vb, uint32_t index, uint32_t act
 				 sizeof(v), err);
 }
 
+/* The peer's descriptors, after the kernel took its own references: closed off the loop. */
 static void close_fd(int *fd)
 {
-	if (*fd >= 0)
-		close(*fd);
+	fd_release(*fd);
 	*fd = -1;
 }
 
-static void on_intx_resample(void *opaque, unsigned pirq);
+/* The device is the remote's device 0: its INTA is IOHUB source 0. */
+#define VFIO_INTX_SOURCE 0
+
+static void on_intx_resample(void *opaque, unsigned source);
+static const struct iohub_source_ops intx_source_ops = { .resampled = on_intx_resample };
 
 /* Drops whatever INTx setup there is; the line is disabled in VFIO. */
 static void intx_off(struct vfio_backend *vb)
@@ -250,16 +253,15 @@ static void intx_off(struct vfio_backend *vb)
 	if (vb->intx.mode == INTX_ROUTED) {
 		struct iohub *hub = vb->be.host->hub;
 
-		if (vb->intx.asserted)
-			iohub_set_irq(hub, vb->intx.pirq, 0);
-		iohub_remove_notifier(hub, vb->intx.pirq, on_intx_resample, vb);
-		iohub_set_irqfd(hub, vb->intx.pirq, -1, -1, NULL);
+		iohub_set_source(hub, VFIO_INTX_SOURCE, false);
+		iohub_watch_source(hub, VFIO_INTX_SOURCE, NULL, NULL);
+		iohub_route_source(hub, VFIO_INTX_SOURCE, 0, -1, -1, NULL);
 		if (vb->intx.ev)
 			event_free(vb->intx.ev);
 		vb->intx.ev = NULL;
-		close_fd(&vb->intx.trigger);
+		close(vb->intx.trigger); /* ours, not a peer's */
+		vb->intx.trigger = -1;
 	}
-	vb->intx.asserted = false;
 	vb->intx.mode = INTX_OFF;
 }
 
@@ -269,29 +271,24 @@ static void on_intx_trigger(evutil_socket_t fd, short what, void *arg)
 	struct vfio_backend *vb = arg;
 	uint64_t cnt;
 
+	/* Our own non-blocking eventfd: only VFIO writes it. */
 	if (read(fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 		return;
-	if (!vb->intx.asserted) {
-		vb->intx.asserted = true;
-		iohub_set_irq(vb->be.host->hub, vb->intx.pirq, 1);
-	}
+	iohub_set_source(vb->be.host->hub, VFIO_INTX_SOURCE, true);
 }
 
 /*
  * Routed: the guest EOI'd. Lower our level and unmask: the kernel re-checks
  * the line and signals the trigger again if the device still asserts it.
  */
-static void on_intx_resample(void *opaque, unsigned pirq)
+static void on_intx_resample(void *opaque, unsigned source)
 {
 	struct vfio_backend *vb = opaque;
 	struct mpdev_error err;
 
-	if (vb->intx.asserted) {
-		vb->intx.asserted = false;
-		iohub_set_irq(vb->be.host->hub, pirq, 0);
-	}
+	iohub_set_source(vb->be.host->hub, source, false);
 	if (set_irqs_none(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK, 0, 1, &err) < 0)
-		log_warn(COMP, "INTx unmask: %s", err.msg);
+		log_warn_rl(COMP, "INTx unmask: %s", err.msg);
 }
 
 static int intx_routed(struct vfio_backend *vb, uint32_t pirq, int irqfd, int resamplefd,
@@ -300,7 +297,7 @@ static int intx_routed(struct vfio_backend *vb, uint32_t pirq, int irqfd, int re
 	struct iohub *hub = vb->be.host->hub;
 	int trigger, r;
 
-	r = iohub_set_irqfd(hub, pirq, irqfd, resamplefd, err); /* owns both now */
+	r = iohub_route_source(hub, VFIO_INTX_SOURCE, pirq, irqfd, resamplefd, err); /* owns both */
 	if (r < 0)
 		return r;
 	trigger = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -313,22 +310,21 @@ static int intx_routed(struct vfio_backend *vb, uint32_t pirq, int irqfd, int re
 		r = mpdev_error_set(err, ENOMEM, "cannot watch the INTx trigger");
 		goto close_trigger;
 	}
-	r = iohub_add_notifier(hub, pirq, on_intx_resample, vb);
+	r = iohub_watch_source(hub, VFIO_INTX_SOURCE, &intx_source_ops, vb);
 	if (r < 0) {
-		mpdev_error_set(err, -r, "pirq %u has too many sources", pirq);
+		mpdev_error_set(err, -r, "the device's INTA is watched already");
 		goto free_event;
 	}
 	r = set_irq_eventfd(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, trigger, err);
 	if (r < 0)
 		goto remove_notifier;
 	vb->intx.trigger = trigger;
-	vb->intx.pirq = pirq;
 	vb->intx.mode = INTX_ROUTED;
 	vb->enabled[BACKEND_IRQ_INTX] = true;
 	log_info(COMP, "INTx routed through IOHUB pirq %u", pirq);
 	return 0;
 remove_notifier:
-	iohub_remove_notifier(hub, pirq, on_intx_resample, vb);
+	iohub_watch_source(hub, VFIO_INTX_SOURCE, NULL, NULL);
 free_event:
 	if (vb->intx.ev)
 		event_free(vb->intx.ev);
@@ -336,7 +332,7 @@ free_event:
 close_trigger:
 	close(trigger);
 unset:
-	iohub_set_irqfd(hub, pirq, -1, -1, NULL);
+	iohub_route_source(hub, VFIO_INTX_SOURCE, 0, -1, -1, NULL);
 	return r;
 }
 

@@ -110,7 +110,7 @@ static void expect_alive(void)
 	ck_assert_uint_eq(m.env->id, env.id);
 	ck_assert_uint_eq(m.env->status, 0);
 	wire_msg_release(&m);
-	fds = testutil_count_fds(remote_pid);
+	fds = testutil_wait_fds(remote_pid, baseline_fds, 2000);
 	ck_assert_msg(fds == baseline_fds, "remote holds %d fds, baseline %d", fds, baseline_fds);
 }
 

@@ -288,7 +288,7 @@ static void expect_remote_fds_at(int want, int line)
 	int fds;
 
 	ck_assert_uint_eq(bar_rd32(dev, EDU_IDENT), EDU_IDENT_VALUE);
-	fds = testutil_count_fds(remote_pid);
+	fds = testutil_wait_fds(remote_pid, want, 2000);
 	ck_assert_msg(fds == want, "line %d: remote holds %d fds, expected %d", line, fds, want);
 }
 
@@ -1179,7 +1179,7 @@ static void raw_expect_alive_at(int line)
 	int fds;
 
 	ck_assert_uint_eq(raw_read_ident(), EDU_IDENT_VALUE);
-	fds = testutil_count_fds(remote_pid);
+	fds = testutil_wait_fds(remote_pid, baseline_fds, 2000);
 	ck_assert_msg(fds == baseline_fds, "line %d: remote holds %d fds, baseline %d", line, fds,
 		      baseline_fds);
 }
@@ -1281,7 +1281,7 @@ START_TEST(raw_set_intx_irqfd_refused)
 
 	/* The same message done right is accepted, and removal gives the fds back. */
 	raw_set_intx_irqfd(0, PIRQ, e, 2, 0, NULL);
-	ck_assert_int_eq(testutil_count_fds(remote_pid), baseline_fds + 2);
+	ck_assert_int_eq(testutil_wait_fds(remote_pid, baseline_fds + 2, 2000), baseline_fds + 2);
 	raw_set_intx_irqfd(0, PIRQ, NULL, 0, 0, NULL);
 	raw_expect_alive();
 
@@ -1436,7 +1436,7 @@ START_TEST(raw_set_irqs_refused)
 					 .n_slots = 1,
 					 .slots = one_slot },
 		     e, 1, 0, NULL);
-	ck_assert_int_eq(testutil_count_fds(remote_pid), baseline_fds + 1);
+	ck_assert_int_eq(testutil_wait_fds(remote_pid, baseline_fds + 1, 2000), baseline_fds + 1);
 	raw_set_irqs(&(struct raw_irqs){ .index = MPDEV_IRQ_MSI,
 					 .action = MPDEV_IRQ_ACTION_TRIGGER,
 					 .data = DATA_NONE,

@@ -244,7 +244,7 @@ static void expect_remote_fds(int want)
 	int fds;
 
 	ck_assert_uint_eq(bar_rd32(dev, EDU_IDENT), EDU_IDENT_VALUE);
-	fds = testutil_count_fds(remote_pid);
+	fds = testutil_wait_fds(remote_pid, want, 2000);
 	ck_assert_msg(fds == want, "remote holds %d fds, expected %d", fds, want);
 }
 

@@ -1,6 +1,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <time.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -30,6 +31,20 @@ int testutil_count_fds(pid_t pid)
 	closedir(d);
 	/* opendir's own descriptor is counted for ourselves. */
 	return pid ? n : n - 1;
+}
+
+int testutil_wait_fds(pid_t pid, int want, int timeout_ms)
+{
+	struct timespec nap = { 0, 5 * 1000 * 1000 };
+	int n, waited = 0;
+
+	for (;;) {
+		n = testutil_count_fds(pid);
+		if (n == want || waited >= timeout_ms)
+			return n;
+		nanosleep(&nap, NULL);
+		waited += 5;
+	}
 }
 
 int testutil_eventfd(void)

@@ -8,6 +8,13 @@
 /* Open descriptors of a process (0: this one), from /proc; -errno on failure. */
 int testutil_count_fds(pid_t pid);
 
+/*
+ * The remote closes what a peer passed on a closer thread, so its count
+ * settles shortly after the reply: polls pid's count until it equals want
+ * or timeout_ms passes, and returns the last count seen.
+ */
+int testutil_wait_fds(pid_t pid, int want, int timeout_ms);
+
 /* A new eventfd, pipe end or memfd, for passing around; aborts on failure. */
 int testutil_eventfd(void);
 

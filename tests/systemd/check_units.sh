@@ -30,6 +30,13 @@ if echo "$out" | grep -q "mpdev-remote@ci"; then
 fi
 echo "verify: clean"
 
+echo "== limits the remote relies on"
+# The descriptor budget (server_budget) assumes a deliberate limit, not the default 1024.
+nofile=$(sed -n 's/^LimitNOFILE=\([0-9]*\)$/\1/p' "$src/systemd/mpdev-remote@.service")
+[ -n "$nofile" ] || { echo "mpdev-remote@.service sets no LimitNOFILE"; exit 1; }
+[ "$nofile" -ge 4096 ] || { echo "LimitNOFILE=$nofile is below 4096"; exit 1; }
+echo "LimitNOFILE=$nofile"
+
 echo "== systemd-analyze security"
 sec=$(systemd-analyze security --offline=true "$dir/mpdev-remote@ci.service" 2>&1)
 echo "$sec" | grep -E "^✗" || true

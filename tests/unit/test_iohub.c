@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "efdio.h"
 #include "iohub.h"
 #include "testutil.h"
 
@@ -39,6 +40,8 @@ static struct fixture setup(unsigned npirqs)
 	struct fixture f;
 	struct mpdev_error err = { 0 };
 
+	/* Its descriptors first (a no-op if a test chose its method already), then counts. */
+	ck_assert_int_eq(efdio_init("auto", &err), 0);
 	f.base = event_base_new();
 	ck_assert_ptr_nonnull(f.base);
 	ck_assert_int_eq(iohub_create(f.base, npirqs, &f.hub, &err), 0);
@@ -141,8 +144,8 @@ static void eoi(struct fixture *f, const struct kvm *k)
 	ck_assert(!readable(k->resamplefd)); /* the hub drained it */
 }
 
-static void check_stats(struct fixture *f, uint64_t signals, uint64_t resamples,
-			uint64_t reasserts, uint64_t lost)
+static void check_stats(struct fixture *f, uint64_t signals, uint64_t resamples, uint64_t reasserts,
+			uint64_t lost)
 {
 	ck_assert_uint_eq(f->st->irqfd_signals, signals);
 	ck_assert_uint_eq(f->st->resamples, resamples);
@@ -454,8 +457,7 @@ START_TEST(notifier_limit_and_removal)
 		n[i].f = &f;
 	for (int i = 0; i < IOHUB_MAX_NOTIFIERS; i++)
 		ck_assert_int_eq(iohub_add_notifier(f.hub, 0, notifier, &n[i]), 0);
-	ck_assert_int_eq(iohub_add_notifier(f.hub, 0, notifier, &n[IOHUB_MAX_NOTIFIERS]),
-			 -ENOSPC);
+	ck_assert_int_eq(iohub_add_notifier(f.hub, 0, notifier, &n[IOHUB_MAX_NOTIFIERS]), -ENOSPC);
 	ck_assert_int_eq(iohub_add_notifier(f.hub, 0, other_notifier, &n[0]), -ENOSPC);
 	/* The limit is per pirq. */
 	ck_assert_int_eq(iohub_add_notifier(f.hub, 1, notifier, &n[IOHUB_MAX_NOTIFIERS]), 0);
@@ -697,26 +699,64 @@ START_TEST(closing_kvm_copies_does_not_break_the_hub)
 }
 END_TEST
 
-START_TEST(saturated_irqfd_counts_a_signal_error)
+static void set_blocking(int fd, bool blocking)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	ck_assert_int_eq(fcntl(fd, F_SETFL, blocking ? fl & ~O_NONBLOCK : fl | O_NONBLOCK), 0);
+}
+
+/*
+ * The peer's copy of the irqfd is the same open file: it can clear
+ * O_NONBLOCK and fill the counter. A write() would then block forever;
+ * the hub signals through the kernel's eventfd_signal (AIO), which
+ * saturates the counter instead: the edge is kept, nothing waits.
+ */
+START_TEST(full_blocking_irqfd_never_stalls_the_hub)
 {
 	struct fixture f = setup(1);
 	struct kvm k = attach(&f, 0, 1);
 
-	/* An eventfd at its maximum: the hub's non-blocking write fails. */
+	ck_assert_int_eq(efdio_get_method(), EFDIO_AIO);
+	set_blocking(k.irqfd, true);
 	write_eventfd(k.irqfd, UINT64_MAX - 1);
 	ck_assert_int_eq(iohub_set_irq(f.hub, 0, 1), 0);
-	ck_assert_uint_eq(f.st->signal_errors, 1);
-	ck_assert_uint_eq(f.st->irqfd_signals, 0);
-	ck_assert_uint_eq(fired(&k), UINT64_MAX - 1);
-	/* Room again: the next EOI raises the line that is still high. */
+	ck_assert_uint_eq(f.st->signal_errors, 0);
+	ck_assert_uint_eq(f.st->irqfd_signals, 1);
+	set_blocking(k.irqfd, false);
+	ck_assert_uint_eq(fired(&k), UINT64_MAX);
+	/* The line is still high: the next EOI raises it again. */
 	eoi(&f, &k);
 	ck_assert_uint_eq(fired(&k), 1);
-	ck_assert_uint_eq(f.st->irqfd_signals, 1);
 	ck_assert_uint_eq(f.st->reasserts, 1);
-	ck_assert_uint_eq(f.st->signal_errors, 1);
-
 	teardown(&f);
 	kvm_close(&k);
+}
+END_TEST
+
+/* The io_uring fallback: the write waits in a kernel worker, and lands once there is room. */
+START_TEST(full_blocking_irqfd_parks_an_io_uring_worker)
+{
+	struct mpdev_error err = { 0 };
+	struct fixture f;
+	struct kvm k;
+	struct pollfd p;
+
+	ck_assert_msg(efdio_init("io_uring", &err) == 0, "%s", err.msg);
+	f = setup(1);
+	k = attach(&f, 0, 1);
+	set_blocking(k.irqfd, true);
+	write_eventfd(k.irqfd, UINT64_MAX - 1);
+	ck_assert_int_eq(iohub_set_irq(f.hub, 0, 1), 0);
+	ck_assert_uint_eq(f.st->irqfd_signals, 1);
+	set_blocking(k.irqfd, false);
+	ck_assert_uint_eq(fired(&k), UINT64_MAX - 1);
+	p = (struct pollfd){ .fd = k.irqfd, .events = POLLIN };
+	ck_assert_int_eq(poll(&p, 1, 2000), 1);
+	ck_assert_uint_eq(fired(&k), 1);
+	teardown(&f);
+	kvm_close(&k);
+	efdio_shutdown();
 }
 END_TEST
 
@@ -754,7 +794,7 @@ static int make_bad(enum bad_kind kind)
 START_TEST(non_eventfds_are_refused)
 {
 	static const char *const names[] = { "pipe read end", "pipe write end", "socket",
-					     "memfd", "/dev/null", "unopened number" };
+					     "memfd",	      "/dev/null",	"unopened number" };
 	struct fixture f = setup(2);
 	struct kvm k = attach(&f, 1, 1);
 
@@ -777,7 +817,8 @@ START_TEST(non_eventfds_are_refused)
 			ck_assert_msg(testutil_count_fds(0) == fds, "%s as %s: fd leaked",
 				      names[kind], as_resample ? "resamplefd" : "irqfd");
 			/* Both of a good irqfd and a bad resamplefd on pirq 1 too. */
-			ret = iohub_set_irqfd(f.hub, 1, as_resample ? new_eventfd() : make_bad(kind),
+			ret = iohub_set_irqfd(f.hub, 1,
+					      as_resample ? new_eventfd() : make_bad(kind),
 					      as_resample ? make_bad(kind) : new_eventfd(), &err);
 			ck_assert_int_eq(ret, -EINVAL);
 			ck_assert_int_eq(testutil_count_fds(0), fds);
@@ -927,8 +968,11 @@ START_TEST(destroy_closes_everything)
 	struct iohub *hub;
 	struct fixture f;
 	struct kvm k[IOHUB_MAX_PIRQS];
-	int fds = testutil_count_fds(0), fds_base;
+	int fds, fds_base;
 
+	/* efdio's own descriptors exist from its first use on: count after them. */
+	ck_assert_int_eq(efdio_init("auto", NULL), 0);
+	fds = testutil_count_fds(0);
 	ck_assert_int_ge(fds, 0);
 	base = event_base_new();
 	ck_assert_ptr_nonnull(base);
@@ -1066,7 +1110,8 @@ static Suite *iohub_suite(void)
 	tcase_add_test(tc, removing_the_pair_keeps_the_level);
 	tcase_add_test(tc, resamplefd_without_irqfd_is_refused);
 	tcase_add_test(tc, closing_kvm_copies_does_not_break_the_hub);
-	tcase_add_test(tc, saturated_irqfd_counts_a_signal_error);
+	tcase_add_test(tc, full_blocking_irqfd_never_stalls_the_hub);
+	tcase_add_test(tc, full_blocking_irqfd_parks_an_io_uring_worker);
 	tcase_add_test(tc, non_eventfds_are_refused);
 	tcase_add_test(tc, self_waking_eventfds_are_refused);
 	suite_add_tcase(s, tc);
