@@ -35,15 +35,31 @@ static int mark_dead(struct mpdev *dev, int code, const char *what)
 	return -dev->dead;
 }
 
+/* Linux's largest errno value (MAX_ERRNO): a status beyond it cannot be one. */
+#define MAX_ERRNO 4095
+
+/*
+ * A status from the wire as the positive errno the API returns negated. The
+ * remote is not trusted to send an errno: anything else (a value that would
+ * turn negative, or past INT_MAX, as an int) becomes EPROTO, so that a call
+ * never "fails" with 0 or a positive return.
+ */
+static int wire_status(uint32_t status)
+{
+	return status <= MAX_ERRNO ? (int)status : EPROTO;
+}
+
 static void handle_notify(struct mpdev *dev, const Mpdev__Notify *n)
 {
 	if (n->type == MPDEV__NOTIFY_TYPE__NOTIFY_BUSY ||
 	    n->type == MPDEV__NOTIFY_TYPE__NOTIFY_ACCESS_DENIED ||
 	    n->type == MPDEV__NOTIFY_TYPE__NOTIFY_HANDSHAKE_TIMEOUT) {
+		int code = n->status ? wire_status(n->status) : EPIPE;
+
 		/* The remote closes right after these: keep its reason, not "EOF". */
-		mpdev_error_set(&dev->err, n->status ? (int)n->status : EPIPE,
-				"remote refused the connection: %s", n->message);
-		dev->dead = n->status ? (int)n->status : EPIPE;
+		mpdev_error_set(&dev->err, code, "remote refused the connection: %s",
+				n->message[0] ? n->message : "no reason given");
+		dev->dead = code;
 	}
 	if (dev->opts.on_notify)
 		dev->opts.on_notify(dev->opts.opaque, (enum mpdev_notify_type)n->type,
@@ -72,10 +88,10 @@ static int absorb(struct mpdev *dev, struct wire_msg *m, uint64_t want)
 		if (dev->posted_unsynced)
 			dev->posted_unsynced--;
 		if (!dev->posted_failures++)
-			mpdev_error_set(&dev->first_posted_failure, (int)env->status,
+			mpdev_error_set(&dev->first_posted_failure, wire_status(env->status),
 					"posted request %llu: %s",
 					(unsigned long long)(env->id & ~CLIENT_POSTED_ID_BIT),
-					env->error);
+					env->error[0] ? env->error : "no reason given");
 	}
 	return 0;
 }
@@ -172,9 +188,14 @@ int client_request(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size
 	/* The remote works in order: every posted write before this has been done. */
 	dev->posted_unsynced = 0;
 	if (reply->env->status) {
-		int status = (int)reply->env->status;
+		int status = wire_status(reply->env->status);
 
-		mpdev_error_set(&dev->err, status, "%s", reply->env->error);
+		/* The caller's message is all it has: a remote that sent no words still gets some. */
+		if (reply->env->error[0])
+			mpdev_error_set(&dev->err, status, "%s", reply->env->error);
+		else
+			mpdev_error_set(&dev->err, status, "remote error %u, no reason given (%s)",
+					reply->env->status, strerror(status));
 		wire_msg_release(reply);
 		return -status;
 	}
