@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "edu.h"
 #include "mpqemu_raw.h"
 #include "native_raw.h"
 #include "proxy_fixture.h"
@@ -34,21 +35,6 @@
 #include "spawn.h"
 #include "testutil.h"
 #include "wire.h"
-
-/* edu (QEMU's hw/misc/edu.c register layout). */
-#define EDU_IDENT_VALUE 0x010000edu
-#define EDU_LIVENESS	0x04
-#define EDU_FACTORIAL	0x08
-#define EDU_STATUS	0x20
-#define EDU_IRQ_STATUS	0x24
-#define EDU_IRQ_RAISE	0x60
-#define EDU_IRQ_ACK	0x64
-#define EDU_DMA_SRC	0x80
-#define EDU_DMA_DST	0x88
-#define EDU_DMA_COUNT	0x90
-#define EDU_DMA_CMD	0x98
-#define EDU_DMA_BUF	0x40000u
-#define EDU_BAR0_SIZE	0x100000u
 
 #define BAR0_ADDR  0xfea00000u
 #define BAR0_ADDR2 0xfd000000u
@@ -152,8 +138,7 @@ static void program_bar0(uint32_t addr)
 
 static void sync_sysmem(const struct proxy_mem *e, int n)
 {
-	proxy_sync_sysmem(&px, e, n);
-	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
+	ck_assert_uint_eq(proxy_sync_sysmem(&px, e, n), 0x1234);
 }
 
 static uint64_t counter(const char *line, const char *name)
@@ -186,17 +171,17 @@ START_TEST(bar_mmio_at_absolute_addresses)
 	uint32_t fact = 0;
 
 	program_bar0(BAR0_ADDR);
-	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
-	wr(EDU_LIVENESS, 0x12345678, 4);
-	ck_assert_uint_eq(rd32(EDU_LIVENESS), ~0x12345678u);
-	wr(EDU_FACTORIAL, 10, 4);
-	for (int i = 0; i < 1000 && (rd32(EDU_STATUS) & 1); i++)
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT);
+	wr(EDU_REG_LIVENESS, 0x12345678, 4);
+	ck_assert_uint_eq(rd32(EDU_REG_LIVENESS), ~0x12345678u);
+	wr(EDU_REG_FACTORIAL, 10, 4);
+	for (int i = 0; i < 1000 && (rd32(EDU_REG_STATUS) & 1); i++)
 		usleep(1000);
-	fact = rd32(EDU_FACTORIAL);
+	fact = rd32(EDU_REG_FACTORIAL);
 	ck_assert_uint_eq(fact, 3628800);
 	/* 8-byte accesses (edu's DMA registers take them). */
-	wr(EDU_DMA_SRC, 0x0123456789abcull, 8);
-	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_DMA_SRC, 8, true), 0x0123456789abcull);
+	wr(EDU_REG_DMA_SRC, 0x0123456789abcull, 8);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_REG_DMA_SRC, 8, true), 0x0123456789abcull);
 	/* Misses: past the BAR, below it, across its end, the same address as I/O. */
 	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_BAR0_SIZE, 4, true), UINT64_MAX);
 	ck_assert_uint_eq(bar_read(BAR0_ADDR - 4, 4, true), UINT64_MAX);
@@ -205,20 +190,20 @@ START_TEST(bar_mmio_at_absolute_addresses)
 	ck_assert_uint_eq(bar_write(0x1000, 1, 4, true), UINT64_MAX);
 	ck_assert_ptr_nonnull(wait_log("hits no BAR of the device", 0, WAIT_MS));
 	/* Still serving. */
-	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT);
 }
 END_TEST
 
 START_TEST(bar_moves_with_its_register)
 {
 	program_bar0(BAR0_ADDR);
-	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT);
 	cfg_write(0x10, BAR0_ADDR2, 4);
 	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), UINT64_MAX);
-	ck_assert_uint_eq(bar_read(BAR0_ADDR2, 4, true), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR2, 4, true), EDU_IDENT);
 	/* A 2-byte write to the BAR's upper half moves it too. */
 	cfg_write(0x12, BAR0_ADDR >> 16, 2);
-	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), EDU_IDENT);
 	ck_assert_uint_eq(bar_read(BAR0_ADDR2, 4, true), UINT64_MAX);
 }
 END_TEST
@@ -226,13 +211,13 @@ END_TEST
 /* edu's DMA engine: RAM -> buffer, then buffer -> RAM, polled to completion. */
 static void edu_dma(uint64_t src, uint64_t dst, uint32_t count, bool to_ram)
 {
-	wr(EDU_DMA_SRC, src, 8);
-	wr(EDU_DMA_DST, dst, 8);
-	wr(EDU_DMA_COUNT, count, 8);
-	wr(EDU_DMA_CMD, to_ram ? 3 : 1, 8);
-	for (int i = 0; i < 2000 && (bar_read(BAR0_ADDR + EDU_DMA_CMD, 8, true) & 1); i++)
+	wr(EDU_REG_DMA_SRC, src, 8);
+	wr(EDU_REG_DMA_DST, dst, 8);
+	wr(EDU_REG_DMA_COUNT, count, 8);
+	wr(EDU_REG_DMA_CMD, to_ram ? 3 : 1, 8);
+	for (int i = 0; i < 2000 && (bar_read(BAR0_ADDR + EDU_REG_DMA_CMD, 8, true) & 1); i++)
 		usleep(500);
-	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_DMA_CMD, 8, true) & 1, 0);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_REG_DMA_CMD, 8, true) & 1, 0);
 }
 
 START_TEST(memory_table_minimal_changes)
@@ -282,8 +267,8 @@ START_TEST(memory_table_minimal_changes)
 	for (int i = 0; i < 4096; i++)
 		ram[0x10000 + i] = (uint8_t)(i * 7 + 3);
 	memset(ram + 0x150000, 0, 4096);
-	edu_dma(0x10000, EDU_DMA_BUF, 4096, false);
-	edu_dma(EDU_DMA_BUF, 0x150000, 4096, true);
+	edu_dma(0x10000, EDU_DMA_BUF_ADDR, 4096, false);
+	edu_dma(EDU_DMA_BUF_ADDR, 0x150000, 4096, true);
 	ck_assert_mem_eq(ram + 0x150000, ram + 0x10000, 4096);
 
 	/* QEMU with nothing shareable left: everything goes, with a hint why. */
@@ -347,22 +332,22 @@ START_TEST(set_irqfd_wires_intx)
 	send_raw(&r, fds, 2);
 	program_bar0(BAR0_ADDR); /* also shows SET_IRQFD was handled */
 	n = proxy_fds(&px);
-	wr(EDU_IRQ_RAISE, 0x1, 4);
+	wr(EDU_REG_IRQ_RAISE, 0x1, 4);
 	ck_assert_msg(readable(irqfd, WAIT_MS), "edu's interrupt did not reach the irqfd");
 	ck_assert_int_eq(read(irqfd, &v, 8), 8);
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 0x1);
-	wr(EDU_IRQ_ACK, 0x1, 4);
+	ck_assert_uint_eq(rd32(EDU_REG_IRQ_STATUS), 0x1);
+	wr(EDU_REG_IRQ_ACK, 0x1, 4);
 
 	/* A new pair replaces the old one (QEMU re-sends after a reset). */
 	fds[0] = irqfd2;
 	fds[1] = resample2;
 	send_raw(&r, fds, 2);
-	ck_assert_uint_eq(rd32(0), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(rd32(0), EDU_IDENT);
 	ck_assert_int_eq(proxy_fds(&px), n);
-	wr(EDU_IRQ_RAISE, 0x2, 4);
+	wr(EDU_REG_IRQ_RAISE, 0x2, 4);
 	ck_assert(readable(irqfd2, WAIT_MS));
 	ck_assert(!readable(irqfd, 100));
-	wr(EDU_IRQ_ACK, 0x2, 4);
+	wr(EDU_REG_IRQ_ACK, 0x2, 4);
 	close(irqfd);
 	close(resample);
 	close(irqfd2);
@@ -375,7 +360,7 @@ START_TEST(device_reset)
 	struct raw r = raw_msg(CMD_DEVICE_RESET, 0);
 
 	program_bar0(BAR0_ADDR);
-	wr(EDU_LIVENESS, 0x1, 4);
+	wr(EDU_REG_LIVENESS, 0x1, 4);
 	ck_assert_uint_eq(request(&r), 0);
 	/* The device is at power-on: unplaced, disabled; the old address hits nothing. */
 	ck_assert_uint_eq(cfg_read(0x04, 2), 0);
@@ -383,8 +368,8 @@ START_TEST(device_reset)
 	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), UINT64_MAX);
 	program_bar0(BAR0_ADDR);
 	/* The register state is gone too. */
-	ck_assert_uint_ne(rd32(EDU_LIVENESS), ~0x1u);
-	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
+	ck_assert_uint_ne(rd32(EDU_REG_LIVENESS), ~0x1u);
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT);
 }
 END_TEST
 
@@ -489,7 +474,7 @@ START_TEST(malformed_closes_the_connection)
 	/* A healthy start: a few good messages first. */
 	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
 	program_bar0(BAR0_ADDR);
-	ck_assert_uint_eq(rd32(0), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(rd32(0), EDU_IDENT);
 	send_malformed(_i);
 	/* QEMU sees the connection end (no RET, no hang). */
 	p = (struct pollfd){ .fd = px.q, .events = POLLIN };

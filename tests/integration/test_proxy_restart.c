@@ -23,23 +23,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "edu.h"
 #include "mpqemu_raw.h"
 #include "proxy_fixture.h"
 #include "remote_fixture.h"
 #include "testutil.h"
-
-#define EDU_IDENT_VALUE 0x010000edu
-#define EDU_LIVENESS	0x04
-#define EDU_FACTORIAL	0x08
-#define EDU_STATUS	0x20
-#define EDU_IRQ_STATUS	0x24
-#define EDU_IRQ_RAISE	0x60
-#define EDU_IRQ_ACK	0x64
-#define EDU_DMA_SRC	0x80
-#define EDU_DMA_DST	0x88
-#define EDU_DMA_COUNT	0x90
-#define EDU_DMA_CMD	0x98
-#define EDU_DMA_BUF	0x40000u
 
 #define PCI_STATUS_SERR 0x4000u
 #define BAR0_ADDR	0xfea00000u
@@ -85,14 +73,14 @@ static void wr(uint32_t off, uint64_t val, uint32_t size)
 
 static void edu_dma(uint64_t src, uint64_t dst, uint32_t count, bool to_ram)
 {
-	wr(EDU_DMA_SRC, src, 8);
-	wr(EDU_DMA_DST, dst, 8);
-	wr(EDU_DMA_COUNT, count, 8);
-	wr(EDU_DMA_CMD, to_ram ? 3 : 1, 8);
-	for (int i = 0; i < 2000 && (proxy_bar_read(&px, BAR0_ADDR + EDU_DMA_CMD, 8, true) & 1);
+	wr(EDU_REG_DMA_SRC, src, 8);
+	wr(EDU_REG_DMA_DST, dst, 8);
+	wr(EDU_REG_DMA_COUNT, count, 8);
+	wr(EDU_REG_DMA_CMD, to_ram ? 3 : 1, 8);
+	for (int i = 0; i < 2000 && (proxy_bar_read(&px, BAR0_ADDR + EDU_REG_DMA_CMD, 8, true) & 1);
 	     i++)
 		usleep(500);
-	ck_assert_uint_eq(proxy_bar_read(&px, BAR0_ADDR + EDU_DMA_CMD, 8, true) & 1, 0);
+	ck_assert_uint_eq(proxy_bar_read(&px, BAR0_ADDR + EDU_REG_DMA_CMD, 8, true) & 1, 0);
 }
 
 /* Guest RAM -> edu -> elsewhere in guest RAM, through the memory table the remote holds. */
@@ -101,8 +89,8 @@ static void expect_dma_works(uint8_t *ram, uint8_t salt)
 	for (int i = 0; i < 256; i++)
 		ram[0x1000 + i] = (uint8_t)(i ^ salt);
 	memset(ram + 0x3000, 0, 256);
-	edu_dma(0x1000, EDU_DMA_BUF, 256, false);
-	edu_dma(EDU_DMA_BUF, 0x3000, 256, true);
+	edu_dma(0x1000, EDU_DMA_BUF_ADDR, 256, false);
+	edu_dma(EDU_DMA_BUF_ADDR, 0x3000, 256, true);
 	ck_assert_int_eq(memcmp(ram + 0x1000, ram + 0x3000, 256), 0);
 }
 
@@ -111,7 +99,7 @@ static void program_device(void)
 {
 	proxy_cfg_write(&px, 0x10, BAR0_ADDR, 4);
 	proxy_cfg_write(&px, 0x04, 0x0006, 2);
-	ck_assert_uint_eq(rd32(0), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(rd32(0), EDU_IDENT);
 }
 
 /* The restarted device: placed and enabled as before, its reset flagged, then cleared. */
@@ -119,7 +107,7 @@ static void expect_replayed_and_flagged(void)
 {
 	ck_assert_uint_eq(proxy_cfg_read(&px, 0x10, 4) & 0xfffffff0u, BAR0_ADDR);
 	ck_assert_uint_eq(proxy_cfg_read(&px, 0x04, 2) & 0x6, 0x6);
-	ck_assert_uint_eq(rd32(0), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(rd32(0), EDU_IDENT);
 	ck_assert_msg(proxy_cfg_read(&px, 0x06, 2) & PCI_STATUS_SERR,
 		      "the restarted device does not flag its reset (SERR in PCI status)");
 	proxy_cfg_write(&px, 0x06, PCI_STATUS_SERR, 2); /* write-1-to-clear */
@@ -161,12 +149,12 @@ START_TEST(a_remote_restarted_at_its_socket_is_replayed)
 	ck_assert_ptr_ne(ram, MAP_FAILED);
 	start_listening(&first, NULL);
 	start_proxy_on(first.path, NULL);
-	proxy_sync_sysmem(&px, table, 1);
+	ck_assert_uint_eq(proxy_sync_sysmem(&px, table, 1), 0x1234);
 	proxy_send(&px, &r, fds, 2);
 	program_device();
 	expect_dma_works(ram, 0x5a);
-	wr(EDU_LIVENESS, 0x12345678, 4);
-	ck_assert_uint_eq(rd32(EDU_LIVENESS), ~0x12345678u);
+	wr(EDU_REG_LIVENESS, 0x12345678, 4);
+	ck_assert_uint_eq(rd32(EDU_REG_LIVENESS), ~0x12345678u);
 	proxy_fds_before = proxy_fds(&px);
 
 	/* The remote dies; systemd starts a new one at the same socket. */
@@ -179,17 +167,17 @@ START_TEST(a_remote_restarted_at_its_socket_is_replayed)
 
 	expect_replayed_and_flagged();
 	/* Device registers came back from reset (edu's liveness: 0), not from before. */
-	ck_assert_uint_eq(rd32(EDU_LIVENESS), 0);
+	ck_assert_uint_eq(rd32(EDU_REG_LIVENESS), 0);
 	/* The memory table was replayed: DMA reaches the same guest RAM. */
 	line = proxy_remote_counters(&px);
 	ck_assert_uint_eq(proxy_counter(line, "mem_regions"), 1);
 	expect_dma_works(ram, 0xa5);
 	/* So was the INTx pair: edu's interrupt reaches QEMU's irqfd. */
-	wr(EDU_IRQ_RAISE, 0x1, 4);
+	wr(EDU_REG_IRQ_RAISE, 0x1, 4);
 	ck_assert_msg(readable(irqfd, PROXY_WAIT_MS), "no interrupt after the restart");
 	ck_assert_int_eq(read(irqfd, &v, 8), 8);
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 0x1);
-	wr(EDU_IRQ_ACK, 0x1, 4);
+	ck_assert_uint_eq(rd32(EDU_REG_IRQ_STATUS), 0x1);
+	wr(EDU_REG_IRQ_ACK, 0x1, 4);
 	/* One connection for another: the proxy holds what it held before. */
 	ck_assert_int_eq(proxy_fds(&px), proxy_fds_before);
 	ck_assert_int_eq(proxy_log_count(&px, "the remote restarted"), 1);
@@ -221,7 +209,7 @@ START_TEST(requests_during_the_outage_wait_for_the_new_remote)
 	start_listening(&second, first.path);
 	ck_assert_int_eq(raw_await_ret(px.q, RESTART_MS, &v), 0);
 	/* The read was sent to the new remote, not answered for it. */
-	ck_assert_uint_eq(v, EDU_IDENT_VALUE);
+	ck_assert_uint_eq(v, EDU_IDENT);
 	ck_assert_ptr_nonnull(proxy_wait_log(&px, "the remote restarted (restart 1)", 0, 1000));
 	expect_replayed_and_flagged();
 	ck_assert_ptr_null(strstr(px.log, "was in flight"));
@@ -233,7 +221,7 @@ END_TEST
 
 START_TEST(an_access_in_flight_is_answered_as_by_a_device_in_reset)
 {
-	struct raw r = raw_bar(CMD_BAR_READ, BAR0_ADDR + EDU_FACTORIAL, 0, 4, 1);
+	struct raw r = raw_bar(CMD_BAR_READ, BAR0_ADDR + EDU_REG_FACTORIAL, 0, 4, 1);
 	uint64_t v = 0;
 
 	start_listening(&first, NULL);

@@ -219,7 +219,7 @@ uint64_t proxy_bar_write(struct proxy *p, uint64_t addr, uint64_t val, uint32_t 
 	return proxy_request(p, &r);
 }
 
-void proxy_sync_sysmem(struct proxy *p, const struct proxy_mem *e, int n)
+uint32_t proxy_sync_sysmem(struct proxy *p, const struct proxy_mem *e, int n)
 {
 	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
 	int fds[8];
@@ -231,7 +231,7 @@ void proxy_sync_sysmem(struct proxy *p, const struct proxy_mem *e, int n)
 	}
 	proxy_send(p, &r, fds, (size_t)n);
 	/* No RET for SYNC_SYSMEM: a request behind it shows it was handled. */
-	(void)proxy_cfg_read(p, 0x00, 2);
+	return proxy_cfg_read(p, 0x00, 2);
 }
 
 uint64_t proxy_counter(const char *line, const char *name)

@@ -78,8 +78,11 @@ void proxy_cfg_write(struct proxy *p, uint32_t addr, uint32_t val, int len);
 uint64_t proxy_bar_read(struct proxy *p, uint64_t addr, uint32_t size, bool memory);
 uint64_t proxy_bar_write(struct proxy *p, uint64_t addr, uint64_t val, uint32_t size, bool memory);
 
-/* SYNC_SYSMEM as QEMU's memory listener sends it; returns once the proxy handled it. */
-void proxy_sync_sysmem(struct proxy *p, const struct proxy_mem *e, int n);
+/*
+ * SYNC_SYSMEM as QEMU's memory listener sends it. It has no RET, so a config
+ * read of the vendor id follows it; returns that id once both were handled.
+ */
+uint32_t proxy_sync_sysmem(struct proxy *p, const struct proxy_mem *e, int n);
 
 /* SIGUSR1: the remote counters line the proxy logs in answer. */
 const char *proxy_remote_counters(struct proxy *p);
