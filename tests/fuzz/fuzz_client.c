@@ -28,19 +28,12 @@
 
 static int baseline_fds;
 
-static void fail(const char *what)
-{
-	fprintf(stderr, "%s: %s\n", TARGET, what);
-	abort();
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	signal(SIGPIPE, SIG_IGN);
-	log_set_level(getenv("FUZZ_VERBOSE") ? MPDEV_LOG_DEBUG : MPDEV_LOG_ERROR);
+	fuzz_init_process();
 	return 0;
 }
 
@@ -61,7 +54,7 @@ static int eventfd_or_die(void)
 	int fd = eventfd(0, EFD_CLOEXEC);
 
 	if (fd < 0)
-		fail("eventfd");
+		fuzz_fail(TARGET, "eventfd", NULL);
 	return fd;
 }
 
@@ -70,7 +63,7 @@ static int memfd_or_die(void)
 	int fd = memfd_create("fuzz-client", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
 	if (fd < 0 || ftruncate(fd, 4096) < 0 || fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
-		fail("memfd");
+		fuzz_fail(TARGET, "memfd", NULL);
 	return fd;
 }
 
@@ -121,14 +114,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	baseline_fds = fuzz_count_fds();
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		fail("socketpair");
+		fuzz_fail(TARGET, "socketpair", NULL);
 	/*
 	 * Nobody reads while the queue is filled: a blocking send would wait
 	 * forever once the socket buffer is full (many small records do that).
 	 * Non-blocking, transport_send's zero timeout ends the queue instead.
 	 */
 	if (fcntl(sv[1], F_SETFL, O_NONBLOCK) < 0)
-		fail("O_NONBLOCK");
+		fuzz_fail(TARGET, "O_NONBLOCK", NULL);
 	fuzz_fds_init(&fds);
 	fuzz_reader_init(&rd, data, size);
 	while (fuzz_next_packet(&rd, &pkt)) {
@@ -148,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		script(dev);
 		mpdev_close(dev);
 	} else if (!mpdev_connect_error()[0]) {
-		fail("connect failed without a reason");
+		fuzz_fail(TARGET, "connect failed without a reason", NULL);
 	}
 	close(sv[1]);
 	fuzz_fds_reset(&fds);

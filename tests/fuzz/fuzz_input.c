@@ -2,12 +2,15 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "log.h"
 
 #define PAGE 4096
 
@@ -230,4 +233,19 @@ void fuzz_check_fds(int baseline, const char *target)
 		list_fds();
 		abort();
 	}
+}
+
+void fuzz_init_process(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	log_set_level(getenv("FUZZ_VERBOSE") ? MPDEV_LOG_DEBUG : MPDEV_LOG_ERROR);
+}
+
+void fuzz_fail(const char *target, const char *what, const char *why)
+{
+	if (why)
+		fprintf(stderr, "%s: %s: %s\n", target, what, why);
+	else
+		fprintf(stderr, "%s: %s\n", target, what);
+	abort();
 }

@@ -88,6 +88,12 @@ void fuzz_fds_reset(struct fuzz_fds *f);
  * name a NEW_FUNC) and keep two pipes to it.
  */
 int fuzz_count_fds(void);
+/* What every target does first: SIGPIPE ignored; logs at error level (debug with FUZZ_VERBOSE),
+ * since refused input logs warnings that at this rate would be all a run does. */
+void fuzz_init_process(void);
+/* A finding: "target: what[: why]" on stderr, then abort, so that libFuzzer keeps the input. */
+_Noreturn void fuzz_fail(const char *target, const char *what, const char *why);
+
 /* Aborts (a finding) if more descriptors are open than at baseline. */
 void fuzz_check_fds(int baseline, const char *target);
 

@@ -35,19 +35,12 @@
 
 static int baseline_fds;
 
-static void fail(const char *what)
-{
-	fprintf(stderr, "%s: %s\n", TARGET, what);
-	abort();
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	signal(SIGPIPE, SIG_IGN);
-	log_set_level(getenv("FUZZ_VERBOSE") ? MPDEV_LOG_DEBUG : MPDEV_LOG_ERROR);
+	fuzz_init_process();
 	return 0;
 }
 
@@ -88,12 +81,12 @@ static void bar_access(struct device_view *v, const struct mpqemu_bar_access *b)
 	if (bar < 0)
 		return;
 	if (bar >= BAR_WINDOW_NUM_BARS || !v->bars.size[bar] || !v->bars.base[bar])
-		fail("lookup hit a BAR that is not placed");
+		fuzz_fail(TARGET, "lookup hit a BAR that is not placed", NULL);
 	if (v->bars.io[bar] == (b->memory != 0))
-		fail("lookup hit a BAR of the other kind");
+		fuzz_fail(TARGET, "lookup hit a BAR of the other kind", NULL);
 	if (b->addr - v->bars.base[bar] != off || off > v->bars.size[bar] ||
 	    b->size > v->bars.size[bar] - off)
-		fail("lookup's offset is outside the BAR");
+		fuzz_fail(TARGET, "lookup's offset is outside the BAR", NULL);
 }
 
 static void translate(struct device_view *v, const struct mpqemu_msg *m)
@@ -139,9 +132,9 @@ static void decode_one(struct device_view *v, struct fuzz_fds *fds, const struct
 	m.num_fds = (int)pkt->nfds;
 	if (mpqemu_decode(&m, pkt->data, pkt->len, &err) < 0) {
 		if (!err.code || !err.msg[0])
-			fail("a refused message without a reason");
+			fuzz_fail(TARGET, "a refused message without a reason", NULL);
 		if (m.num_fds != 0)
-			fail("a refused message kept descriptors");
+			fuzz_fail(TARGET, "a refused message kept descriptors", NULL);
 		return;
 	}
 	translate(v, &m);
@@ -161,12 +154,12 @@ static void stream_pass(const uint8_t *data, size_t size)
 	if (size > STREAM_MAX)
 		return;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		fail("socketpair");
+		fuzz_fail(TARGET, "socketpair", NULL);
 	/* Nothing reads while we write: a full buffer must end the stream, not block. */
 	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
 		close(sv[0]);
 		close(sv[1]);
-		fail("O_NONBLOCK");
+		fuzz_fail(TARGET, "O_NONBLOCK", NULL);
 	}
 	fuzz_fds_init(&fds);
 	fuzz_reader_init(&rd, data, size);
@@ -191,7 +184,7 @@ static void stream_pass(const uint8_t *data, size_t size)
 		if (r == 1)
 			mpqemu_msg_close_fds(&m);
 		else if (r < 0 && m.num_fds != 0)
-			fail("mpqemu_recv failed and kept descriptors");
+			fuzz_fail(TARGET, "mpqemu_recv failed and kept descriptors", NULL);
 	} while (r == 1);
 	close(sv[0]);
 	close(sv[1]);

@@ -37,12 +37,6 @@ static struct {
 	int baseline_fds;
 } w;
 
-static void fail(const char *what, const char *why)
-{
-	fprintf(stderr, "%s: %s: %s\n", TARGET, what, why);
-	abort();
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,20 +45,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	struct backend_config cfg = { .device = "edu" };
 	struct mpdev_error err = { 0 };
 
-	signal(SIGPIPE, SIG_IGN);
-	/* Refused DMA and the like log warnings; at this rate they would be all we do. */
-	log_set_level(getenv("FUZZ_VERBOSE") ? MPDEV_LOG_DEBUG : MPDEV_LOG_ERROR);
+	fuzz_init_process();
 	w.base = event_base_new();
 	if (!w.base)
-		fail("setup", "event_base_new");
+		fuzz_fail(TARGET, "setup", "event_base_new");
 	/* As mpdev-remote's main() does: its descriptors belong to the baseline, not to an input.
 	 */
 	if (efdio_init("auto", &err) < 0)
-		fail("setup", err.msg);
+		fuzz_fail(TARGET, "setup", err.msg);
 	if (remote_host_init(&w.host, w.base, &err) < 0 ||
 	    backend_create(&cfg, w.base, &w.host.ops, &w.backend, &err) < 0 ||
 	    remote_host_set_backend(&w.host, w.backend, &err) < 0)
-		fail("setup", err.msg);
+		fuzz_fail(TARGET, "setup", err.msg);
 	return 0;
 }
 
@@ -100,30 +92,30 @@ static void check_replies(int peer, const struct wire_msg *m, bool decoded)
 			break;
 		}
 		if (r != 1)
-			fail("the remote sent a bad packet", err.msg);
+			fuzz_fail(TARGET, "the remote sent a bad packet", err.msg);
 		e = rep.env;
 		if (rep.nfds)
-			fail("reply", "the remote sent descriptors");
+			fuzz_fail(TARGET, "reply", "the remote sent descriptors");
 		if (e->kind == MPDEV__KIND__KIND_NOTIFY) {
 			if (e->id != 0 || e->body_case != MPDEV__ENVELOPE__BODY_NOTIFY)
-				fail("notify", "not id 0 with a Notify body");
+				fuzz_fail(TARGET, "notify", "not id 0 with a Notify body");
 		} else if (e->kind == MPDEV__KIND__KIND_REPLY) {
 			if (e->status && (!e->error || !*e->error))
-				fail("error reply", "no words");
+				fuzz_fail(TARGET, "error reply", "no words");
 			if (e->status && e->body_case != MPDEV__ENVELOPE__BODY__NOT_SET)
-				fail("error reply", "carries a body");
+				fuzz_fail(TARGET, "error reply", "carries a body");
 			if (req && e->id != req->id)
-				fail("reply", "id is not the request's");
+				fuzz_fail(TARGET, "reply", "id is not the request's");
 		} else {
-			fail("reply", "kind is neither REPLY nor NOTIFY");
+			fuzz_fail(TARGET, "reply", "kind is neither REPLY nor NOTIFY");
 		}
 		answers++;
 		wire_msg_release(&rep);
 	}
 	if (answers > 1)
-		fail("replies", "more than one answer to one message");
+		fuzz_fail(TARGET, "replies", "more than one answer to one message");
 	if (must_answer && answers != 1)
-		fail("replies", "a message that is no posted write went unanswered");
+		fuzz_fail(TARGET, "replies", "a message that is no posted write went unanswered");
 }
 
 /* One packet as the server's conn_readable() handles it; < 0 ends the connection. */
@@ -169,7 +161,7 @@ static void end_connection(struct session *s)
 	close(s->fd);
 	s->fd = -1;
 	if (s->info.reset_supported && w.backend->ops->reset(w.backend, &err) < 0)
-		fail("reset after disconnect", err.msg);
+		fuzz_fail(TARGET, "reset after disconnect", err.msg);
 	if (w.backend->ops->release)
 		w.backend->ops->release(w.backend);
 	session_release(s);
@@ -186,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	w.baseline_fds = fuzz_count_fds();
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-		fail("socketpair", strerror(errno));
+		fuzz_fail(TARGET, "socketpair", strerror(errno));
 	session_init(&s, sv[0], w.backend, &w.host, &w.stats);
 	fuzz_fds_init(&fds);
 	fuzz_reader_init(&rd, data, size);
@@ -199,9 +191,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run_loop();
 
 	if (w.host.dma.map.n != 0)
-		fail("after disconnect", "memory table regions left");
+		fuzz_fail(TARGET, "after disconnect", "memory table regions left");
 	if (w.host.dma.stats.mmaps != w.host.dma.stats.munmaps)
-		fail("after disconnect", "a memory table mapping was never unmapped");
+		fuzz_fail(TARGET, "after disconnect", "a memory table mapping was never unmapped");
 	fuzz_check_fds(w.baseline_fds, TARGET);
 	return 0;
 }
