@@ -60,6 +60,19 @@ say "BAR0 at $(hex $bar), $size bytes, flags $(hex $flags)"
 
 rd() { devmem "$(hex $((bar + $1)))" 32; }
 wr() { devmem "$(hex $((bar + $1)))" 32 "$2"; }
+# edu copies BYTES from SRC to DST (CMD 1: RAM -> its buffer, 3: back) and is
+# polled until done; returns 1 with the reason in why if it never finishes.
+dma() { # SRC DST CMD BYTES
+	wr 0x80 "$1"
+	wr 0x88 "$2"
+	wr 0x90 "$4"
+	wr 0x98 "$3"
+	p=0
+	while [ $(($(rd 0x98) & 1)) -ne 0 ]; do
+		p=$((p + 1))
+		[ $p -le 200 ] || { why="DMA $1 -> $2 did not finish"; return 1; }
+	done
+}
 
 # --- the restart tier (run-interop-restart.sh): interop.mode=restart ---------
 # Loops over ident, liveness, factorial and a DMA round trip while the host
@@ -150,19 +163,8 @@ iteration() {
 		devmem "$(hex $((RAM_DST + 4 * i)))" 32 0x5a5a5a5a
 		i=$((i + 1))
 	done
-	for step in "$RAM_SRC $EDU_BUF 1" "$EDU_BUF $RAM_DST 3"; do
-		# shellcheck disable=SC2086 # three words on purpose
-		set -- $step
-		wr 0x80 "$1"
-		wr 0x88 "$2"
-		wr 0x90 $((4 * RWORDS))
-		wr 0x98 "$3"
-		p=0
-		while [ $(($(rd 0x98) & 1)) -ne 0 ]; do
-			p=$((p + 1))
-			[ $p -le 200 ] || { why="DMA $1 -> $2 did not finish"; return 1; }
-		done
-	done
+	dma $RAM_SRC $EDU_BUF 1 $((4 * RWORDS)) || return 1
+	dma $EDU_BUF $RAM_DST 3 $((4 * RWORDS)) || return 1
 	i=0
 	while [ $i -lt $RWORDS ]; do
 		got=$(devmem "$(hex $((RAM_DST + 4 * i)))" 32)
@@ -255,20 +257,9 @@ while [ $i -lt $WORDS ]; do
 	i=$((i + 1))
 done
 devmem "$(hex $((RAM_DST + 4 * WORDS)))" 32 0x5a5a5a5a
-dma() { # SRC DST CMD
-	wr 0x80 "$1"
-	wr 0x88 "$2"
-	wr 0x90 $((4 * WORDS))
-	wr 0x98 "$3"
-	n=0
-	while [ $(($(rd 0x98) & 1)) -ne 0 ]; do
-		n=$((n + 1))
-		[ $n -le 200 ] || fail "DMA $1 -> $2 did not finish"
-	done
-}
 t0=$(up)
-dma $RAM_SRC $EDU_BUF 1
-dma $EDU_BUF $RAM_DST 3
+dma $RAM_SRC $EDU_BUF 1 $((4 * WORDS)) || fail "$why"
+dma $EDU_BUF $RAM_DST 3 $((4 * WORDS)) || fail "$why"
 say "DMA of $((4 * WORDS)) bytes: $(hex $RAM_SRC) -> edu buffer -> $(hex $RAM_DST) (started at $t0 s, done at $(up) s)"
 i=0
 while [ $i -lt $WORDS ]; do
