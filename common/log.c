@@ -47,7 +47,9 @@ static void escape_controls(const char *in, char *out, size_t len)
 	out[o] = '\0';
 }
 
-static void log_vmsg(enum mpdev_log_level level, const char *component, const char *fmt, va_list ap)
+/* format(printf, 3, 0): the va_list form, so clang's -Wformat-nonliteral knows fmt is checked. */
+static __attribute__((format(printf, 3, 0))) void
+log_vmsg(enum mpdev_log_level level, const char *component, const char *fmt, va_list ap)
 {
 	char line[1024], clean[1024];
 	int n;

@@ -66,6 +66,16 @@ int spawn_remote(const char *bin, const char *const *args, pid_t *pid, int *sock
 		return -e;
 	}
 	if (p == 0) {
+		sigset_t none;
+
+		/*
+		 * A parent that takes its signals from a signalfd (mpdev-proxy
+		 * respawning a remote) has them blocked; the remote must not
+		 * start with SIGTERM blocked.
+		 */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
 		/* dup2 clears close-on-exec on fd 3; every other fd of ours has it. */
 		if (sv[1] == 3) {
 			fcntl(3, F_SETFD, 0);

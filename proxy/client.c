@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -34,14 +35,31 @@ static int mark_dead(struct mpdev *dev, int code, const char *what)
 	return -dev->dead;
 }
 
+/* Linux's largest errno value (MAX_ERRNO): a status beyond it cannot be one. */
+#define MAX_ERRNO 4095
+
+/*
+ * A status from the wire as the positive errno the API returns negated. The
+ * remote is not trusted to send an errno: anything else (a value that would
+ * turn negative, or past INT_MAX, as an int) becomes EPROTO, so that a call
+ * never "fails" with 0 or a positive return.
+ */
+static int wire_status(uint32_t status)
+{
+	return status <= MAX_ERRNO ? (int)status : EPROTO;
+}
+
 static void handle_notify(struct mpdev *dev, const Mpdev__Notify *n)
 {
 	if (n->type == MPDEV__NOTIFY_TYPE__NOTIFY_BUSY ||
-	    n->type == MPDEV__NOTIFY_TYPE__NOTIFY_ACCESS_DENIED) {
+	    n->type == MPDEV__NOTIFY_TYPE__NOTIFY_ACCESS_DENIED ||
+	    n->type == MPDEV__NOTIFY_TYPE__NOTIFY_HANDSHAKE_TIMEOUT) {
+		int code = n->status ? wire_status(n->status) : EPIPE;
+
 		/* The remote closes right after these: keep its reason, not "EOF". */
-		mpdev_error_set(&dev->err, n->status ? (int)n->status : EPIPE,
-				"remote refused the connection: %s", n->message);
-		dev->dead = n->status ? (int)n->status : EPIPE;
+		mpdev_error_set(&dev->err, code, "remote refused the connection: %s",
+				n->message[0] ? n->message : "no reason given");
+		dev->dead = code;
 	}
 	if (dev->opts.on_notify)
 		dev->opts.on_notify(dev->opts.opaque, (enum mpdev_notify_type)n->type,
@@ -67,11 +85,13 @@ static int absorb(struct mpdev *dev, struct wire_msg *m, uint64_t want)
 		return 1;
 	/* An unasked reply is the error of a posted write, or a late answer (dropped). */
 	if (env->status && (env->id & CLIENT_POSTED_ID_BIT)) {
+		if (dev->posted_unsynced)
+			dev->posted_unsynced--;
 		if (!dev->posted_failures++)
-			mpdev_error_set(&dev->first_posted_failure, (int)env->status,
+			mpdev_error_set(&dev->first_posted_failure, wire_status(env->status),
 					"posted request %llu: %s",
 					(unsigned long long)(env->id & ~CLIENT_POSTED_ID_BIT),
-					env->error);
+					env->error[0] ? env->error : "no reason given");
 	}
 	return 0;
 }
@@ -165,22 +185,79 @@ int client_request(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size
 	r = pump(dev, req->id, reply, NULL);
 	if (r < 0)
 		return r;
+	/* The remote works in order: every posted write before this has been done. */
+	dev->posted_unsynced = 0;
 	if (reply->env->status) {
-		int status = (int)reply->env->status;
+		int status = wire_status(reply->env->status);
 
-		mpdev_error_set(&dev->err, status, "%s", reply->env->error);
+		/* The caller's message is all it has: a remote that sent no words still gets some. */
+		if (reply->env->error[0])
+			mpdev_error_set(&dev->err, status, "%s", reply->env->error);
+		else
+			mpdev_error_set(&dev->err, status, "remote error %u, no reason given (%s)",
+					reply->env->status, strerror(status));
 		wire_msg_release(reply);
 		return -status;
 	}
 	return 0;
 }
 
+int client_request_ok(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds)
+{
+	struct wire_msg reply;
+	int r = client_request(dev, req, fds, nfds, &reply);
+
+	if (r == 0)
+		wire_msg_release(&reply);
+	return r;
+}
+
 int client_post(struct mpdev *dev, Mpdev__Envelope *req)
 {
+	int r;
+
 	mpdev_error_clear(&dev->err);
 	req->id = (dev->next_id++) | CLIENT_POSTED_ID_BIT;
 	req->kind = MPDEV__KIND__KIND_POSTED;
-	return send_env(dev, req, NULL, 0);
+	r = send_env(dev, req, NULL, 0);
+	if (r == 0)
+		dev->posted_unsynced++;
+	return r;
+}
+
+void client_drain(struct mpdev *dev)
+{
+	struct mpdev_error e = { 0 };
+	struct wire_msg m;
+
+	bool reset_seen = false;
+	int r;
+
+	if (dev->fd < 0)
+		return;
+	/* As in pump(): a reset may be reported ahead of what the peer sent before it. */
+	while ((r = wire_recv(dev->fd, &m, &e, MSG_DONTWAIT)) == 1 ||
+	       (r == -ECONNRESET && !reset_seen)) {
+		if (r == 1)
+			absorb(dev, &m, 0);
+		else
+			reset_seen = true;
+		wire_msg_release(&m);
+	}
+	wire_msg_release(&m);
+}
+
+int client_error_wrap(struct mpdev *dev, int r, const char *fmt, ...)
+{
+	char inner[MPDEV_ERROR_MSG_MAX], outer[MPDEV_ERROR_MSG_MAX];
+	va_list ap;
+
+	memcpy(inner, dev->err.msg, sizeof(inner));
+	va_start(ap, fmt);
+	vsnprintf(outer, sizeof(outer), fmt, ap);
+	va_end(ap);
+	mpdev_error_set(&dev->err, -r, "%s: %s", outer, inner);
+	return r;
 }
 
 int client_expect_body(struct mpdev *dev, const struct wire_msg *reply,
@@ -192,7 +269,7 @@ int client_expect_body(struct mpdev *dev, const struct wire_msg *reply,
 			       wire_body_name(reply->env));
 }
 
-static int handshake(struct mpdev *dev)
+int client_handshake(struct mpdev *dev, uint64_t features, bool resume)
 {
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__Hello hello = MPDEV__HELLO__INIT;
@@ -205,7 +282,8 @@ static int handshake(struct mpdev *dev)
 	lim.max_fds_per_msg = MPDEV_MAX_FDS_PER_MSG;
 	lim.max_mem_regions = MPDEV_MAX_MEM_REGIONS;
 	hello.version = MPDEV_PROTO_VERSION;
-	hello.features = dev->opts.features ? dev->opts.features : ALL_FEATURES;
+	hello.features = features;
+	hello.resume = resume;
 	hello.limits = &lim;
 	hello.name = (char *)(dev->opts.client_name ? dev->opts.client_name : "libmpdev");
 	req.body_case = MPDEV__ENVELOPE__BODY_HELLO;
@@ -220,8 +298,16 @@ static int handshake(struct mpdev *dev)
 			r = mpdev_error_set(&dev->err, EPROTONOSUPPORT,
 					    "remote speaks protocol version %u, we speak %u",
 					    hr->version, MPDEV_PROTO_VERSION);
+		else if (resume && (hr->features & features) != features)
+			/* Replayed state may need them, and the caller goes on using them. */
+			r = mpdev_error_set(
+				&dev->err, ENOTSUP,
+				"the restarted remote does not offer feature(s) 0x%llx, "
+				"which this session uses (it offers 0x%llx)",
+				(unsigned long long)(features & ~hr->features),
+				(unsigned long long)hr->features);
 		else
-			dev->features = hr->features & hello.features;
+			dev->features = hr->features & features;
 	}
 	wire_msg_release(&reply);
 	return r;
@@ -246,23 +332,62 @@ static void warn_if_root(void)
 	}
 }
 
-int mpdev_connect_fd(int fd, const struct mpdev_options *opts, struct mpdev **out)
+int client_setup_socket(struct mpdev *dev, int fd, int timeout_ms)
 {
-	struct timeval tv;
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+
+	/*
+	 * Blocking with kernel timeouts: a request costs one sendmsg and one
+	 * recvmsg, as little as a raw ping-pong, and no wait is unbounded.
+	 */
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0)
+		return mpdev_error_set(&dev->err, errno, "fcntl: %s", strerror(errno));
+	dev->fd = fd;
+	return 0;
+}
+
+int client_dial(const char *path, int timeout_ms, struct mpdev_error *err)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+	int fd;
+
+	if (strlen(path) >= sizeof(addr.sun_path))
+		return mpdev_error_set(err, ENAMETOOLONG, "socket path too long: %s", path);
+	strcpy(addr.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return mpdev_error_set(err, errno, "socket: %s", strerror(errno));
+	/* Bounds connect() when the remote's backlog is full. */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		int e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
+
+		close(fd);
+		return mpdev_error_set(err, e, "cannot reach the remote at %s: %s", path,
+				       strerror(e));
+	}
+	return fd;
+}
+
+/* Takes fd (closed on failure), greets the remote and, for a handle that can reconnect, reads what
+ * device it serves. */
+static int connect_common(int fd, const struct mpdev_options *opts, const char *path,
+			  struct mpdev **out)
+{
 	struct mpdev *dev;
 	int r;
 
-	*out = NULL;
-	warn_if_root();
-	mpdev_error_clear(&connect_err);
-	if (fd < 0)
-		return mpdev_error_set(&connect_err, EBADF, "no socket");
 	dev = calloc(1, sizeof(*dev));
-	if (!dev) {
+	if (!dev || (path && !(dev->path = strdup(path)))) {
+		free(dev);
 		close(fd);
-		return -ENOMEM;
+		return mpdev_error_set(&connect_err, ENOMEM, "out of memory");
 	}
-	dev->fd = fd;
+	dev->fd = -1;
 	dev->next_id = 1;
 	dev->intx_unmask_fd = -1;
 	for (int i = 0; i < 4; i++)
@@ -271,56 +396,49 @@ int mpdev_connect_fd(int fd, const struct mpdev_options *opts, struct mpdev **ou
 		dev->opts = *opts;
 	dev->timeout_ms =
 		dev->opts.timeout_ms > 0 ? dev->opts.timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
-	/*
-	 * Blocking with kernel timeouts: a request costs one sendmsg and one
-	 * recvmsg, as little as a raw ping-pong, and no wait is unbounded.
-	 */
-	tv.tv_sec = dev->timeout_ms / 1000;
-	tv.tv_usec = (dev->timeout_ms % 1000) * 1000;
-	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0 ||
-	    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0) {
-		r = mpdev_error_set(&connect_err, errno, "fcntl: %s", strerror(errno));
-		mpdev_close(dev);
-		return r;
-	}
-	r = handshake(dev);
+	r = client_setup_socket(dev, fd, dev->timeout_ms);
 	if (r < 0) {
-		connect_err = dev->err;
-		mpdev_close(dev);
-		return r;
+		close(fd);
+		goto fail;
 	}
+	r = client_handshake(dev, dev->opts.features ? dev->opts.features : ALL_FEATURES, false);
+	/* A restarted remote must serve this same device: remember which it is. */
+	if (r == 0 && (dev->path || dev->opts.reconnect_fd)) {
+		r = client_device_info(dev, &dev->info);
+		dev->have_info = r == 0;
+	}
+	if (r < 0)
+		goto fail;
 	*out = dev;
 	return 0;
+fail:
+	connect_err = dev->err;
+	mpdev_close(dev);
+	return r;
+}
+
+int mpdev_connect_fd(int fd, const struct mpdev_options *opts, struct mpdev **out)
+{
+	*out = NULL;
+	warn_if_root();
+	mpdev_error_clear(&connect_err);
+	if (fd < 0)
+		return mpdev_error_set(&connect_err, EBADF, "no socket");
+	return connect_common(fd, opts, NULL, out);
 }
 
 int mpdev_connect(const char *path, const struct mpdev_options *opts, struct mpdev **out)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
 	int timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms : CLIENT_DEFAULT_TIMEOUT_MS;
-	struct timeval tv = { .tv_sec = timeout / 1000, .tv_usec = (timeout % 1000) * 1000 };
 	int fd;
 
 	*out = NULL;
+	warn_if_root();
 	mpdev_error_clear(&connect_err);
-	if (strlen(path) >= sizeof(addr.sun_path))
-		return mpdev_error_set(&connect_err, ENAMETOOLONG, "socket path too long: %s",
-				       path);
-	strcpy(addr.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	fd = client_dial(path, timeout, &connect_err);
 	if (fd < 0)
-		return mpdev_error_set(&connect_err, errno, "socket: %s", strerror(errno));
-	/* Bounds connect() when the remote's backlog is full. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		int e = errno == EINPROGRESS || errno == EAGAIN ? ETIMEDOUT : errno;
-
-		close(fd);
-		return mpdev_error_set(&connect_err, e, "cannot reach the remote at %s: %s", path,
-				       strerror(e));
-	}
-	return mpdev_connect_fd(fd, opts, out);
+		return fd;
+	return connect_common(fd, opts, path, out);
 }
 
 void mpdev_close(struct mpdev *dev)
@@ -331,6 +449,8 @@ void mpdev_close(struct mpdev *dev)
 		close(dev->fd);
 	client_mem_forget(dev);
 	client_irq_forget(dev);
+	config_shadow_free(&dev->cfg);
+	free(dev->path);
 	free(dev);
 }
 
@@ -352,30 +472,51 @@ int mpdev_fd(const struct mpdev *dev)
 int mpdev_process_events(struct mpdev *dev)
 {
 	struct wire_msg m;
-	int handled = 0, r;
+	int handled, r, tries = 0;
 
-	r = pump(dev, 0, &m, &handled);
+	do {
+		handled = 0;
+		r = pump(dev, 0, &m, &handled);
+	} while (client_retry(dev, &r, &tries));
 	return r < 0 ? r : handled;
+}
+
+static int ping(struct mpdev *dev)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__Ping body = MPDEV__PING__INIT;
+
+	req.body_case = MPDEV__ENVELOPE__BODY_PING;
+	req.ping = &body;
+	return client_request_ok(dev, &req, NULL, 0);
 }
 
 int mpdev_sync(struct mpdev *dev)
 {
-	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
-	Mpdev__Ping ping = MPDEV__PING__INIT;
-	struct wire_msg reply;
-	uint64_t failed;
-	int r;
+	uint64_t failed, lost;
+	int r, tries = 0;
 
-	req.body_case = MPDEV__ENVELOPE__BODY_PING;
-	req.ping = &ping;
-	r = client_request(dev, &req, NULL, 0, &reply);
+	do
+		r = ping(dev);
+	while (client_retry(dev, &r, &tries));
 	if (r < 0)
 		return r;
-	wire_msg_release(&reply);
 	failed = dev->posted_failures;
-	if (!failed)
-		return 0;
-	dev->posted_failures = 0;
-	return mpdev_error_set(&dev->err, EIO, "%llu posted write(s) failed; first: %s",
-			       (unsigned long long)failed, dev->first_posted_failure.msg);
+	lost = dev->posted_lost;
+	dev->posted_failures = dev->posted_lost = 0;
+	if (failed && lost)
+		return mpdev_error_set(&dev->err, EIO,
+				       "%llu posted write(s) failed; first: %s; and %llu were lost "
+				       "with a remote that died before confirming them",
+				       (unsigned long long)failed, dev->first_posted_failure.msg,
+				       (unsigned long long)lost);
+	if (failed)
+		return mpdev_error_set(&dev->err, EIO, "%llu posted write(s) failed; first: %s",
+				       (unsigned long long)failed, dev->first_posted_failure.msg);
+	if (lost)
+		return mpdev_error_set(&dev->err, EIO,
+				       "%llu posted write(s) were lost: the remote died before "
+				       "confirming them, and the restarted one never saw them",
+				       (unsigned long long)lost);
+	return 0;
 }

@@ -1,9 +1,18 @@
-/* libmpdev's device calls: info, region access, reset, stats. */
+/*
+ * libmpdev's device calls: info, region access, reset, stats. Each public
+ * call is its one-shot version plus what to do when the connection died
+ * under it (client_retry / client_no_retry): config space and queries are
+ * idempotent, BAR accesses are not.
+ */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "client.h"
+
+#define CFG_STATUS     0x06 /* PCI status: write-1-to-clear */
+#define CFG_STATUS_END 0x08
 
 static void copy_region(struct mpdev_region_info *dst, const Mpdev__RegionInfo *src)
 {
@@ -19,7 +28,7 @@ static void copy_region(struct mpdev_region_info *dst, const Mpdev__RegionInfo *
 	}
 }
 
-int mpdev_get_device_info(struct mpdev *dev, struct mpdev_device_info *info)
+int client_device_info(struct mpdev *dev, struct mpdev_device_info *info)
 {
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__DeviceInfoRequest body = MPDEV__DEVICE_INFO_REQUEST__INIT;
@@ -62,8 +71,18 @@ out:
 	return r;
 }
 
-int mpdev_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void *data,
-		      uint32_t size)
+int mpdev_get_device_info(struct mpdev *dev, struct mpdev_device_info *info)
+{
+	int r, tries = 0;
+
+	do
+		r = client_device_info(dev, info);
+	while (client_retry(dev, &r, &tries));
+	return r;
+}
+
+int client_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void *data,
+		       uint32_t size)
 {
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__RegionRead rr = MPDEV__REGION_READ__INIT;
@@ -100,18 +119,81 @@ static void fill_write(Mpdev__Envelope *req, Mpdev__RegionWrite *rw, uint32_t re
 	req->region_write = rw;
 }
 
-int mpdev_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, const void *data,
-		       uint32_t size)
+int client_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, const void *data,
+			uint32_t size)
 {
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
-	struct wire_msg reply;
-	int r;
 
 	fill_write(&req, &rw, region, offset, data, size);
-	r = client_request(dev, &req, NULL, 0, &reply);
+	return client_request_ok(dev, &req, NULL, 0);
+}
+
+/* "BAR2 read", for the words of a request that was not repeated. */
+static const char *access_name(uint32_t region, bool write, char *buf, size_t len)
+{
+	static const char *const names[] = { "BAR0", "BAR1", "BAR2",   "BAR3", "BAR4",
+					     "BAR5", "ROM",  "config", "VGA" };
+
+	snprintf(buf, len, "%s %s", region < MPDEV_NUM_REGIONS ? names[region] : "region",
+		 write ? "write" : "read");
+	return buf;
+}
+
+int mpdev_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void *data,
+		      uint32_t size)
+{
+	char what[32];
+	int r, tries = 0;
+
+	if (region != MPDEV_REGION_CONFIG)
+		return client_no_retry(dev, client_region_read(dev, region, offset, data, size),
+				       access_name(region, false, what, sizeof(what)));
+	do
+		r = client_region_read(dev, region, offset, data, size);
+	while (client_retry(dev, &r, &tries));
+	return r;
+}
+
+int mpdev_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, const void *data,
+		       uint32_t size)
+{
+	char what[32];
+	int r, tries = 0;
+
+	if (region != MPDEV_REGION_CONFIG)
+		return client_no_retry(dev, client_region_write(dev, region, offset, data, size),
+				       access_name(region, true, what, sizeof(what)));
+	r = client_region_write(dev, region, offset, data, size);
+	if (client_retry(dev, &r, &tries)) {
+		/*
+		 * Sent again to a restarted remote: not with the status register's
+		 * bits, which are write-1-to-clear. They were meant for the old
+		 * device; on the new one they would clear the Signaled System Error
+		 * that tells the guest its device was reset. Zeroes there write
+		 * nothing.
+		 */
+		uint8_t small[8], *copy = NULL;
+		const void *again = data;
+
+		if (offset < CFG_STATUS_END && offset + size > CFG_STATUS) {
+			copy = size <= sizeof(small) ? small : malloc(size);
+			if (!copy)
+				return mpdev_error_set(&dev->err, ENOMEM, "out of memory");
+			memcpy(copy, data, size);
+			for (uint64_t i = offset; i < offset + size; i++)
+				if (i >= CFG_STATUS && i < CFG_STATUS_END)
+					copy[i - offset] = 0;
+			again = copy;
+		}
+		do
+			r = client_region_write(dev, region, offset, again, size);
+		while (client_retry(dev, &r, &tries));
+		if (copy != small)
+			free(copy);
+	}
 	if (r == 0)
-		wire_msg_release(&reply);
+		config_shadow_record(dev, offset, data, size);
 	return r;
 }
 
@@ -120,11 +202,17 @@ int mpdev_region_write_posted(struct mpdev *dev, uint32_t region, uint64_t offse
 {
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
+	char what[32];
 
-	if (!(dev->features & MPDEV_FEATURE_POSTED_WRITES))
+	/*
+	 * Config writes are non-posted on PCI too, and the replay shadow must
+	 * hold only writes the remote accepted.
+	 */
+	if (!(dev->features & MPDEV_FEATURE_POSTED_WRITES) || region == MPDEV_REGION_CONFIG)
 		return mpdev_region_write(dev, region, offset, data, size);
 	fill_write(&req, &rw, region, offset, data, size);
-	return client_post(dev, &req);
+	return client_no_retry(dev, client_post(dev, &req),
+			       access_name(region, true, what, sizeof(what)));
 }
 
 int mpdev_config_read(struct mpdev *dev, uint32_t offset, uint32_t size, uint32_t *value)
@@ -151,22 +239,30 @@ int mpdev_config_write(struct mpdev *dev, uint32_t offset, uint32_t size, uint32
 	return mpdev_region_write(dev, MPDEV_REGION_CONFIG, offset, buf, size);
 }
 
-int mpdev_reset(struct mpdev *dev)
+static int reset_once(struct mpdev *dev)
 {
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__Reset body = MPDEV__RESET__INIT;
-	struct wire_msg reply;
-	int r;
 
 	req.body_case = MPDEV__ENVELOPE__BODY_RESET;
 	req.reset = &body;
-	r = client_request(dev, &req, NULL, 0, &reply);
+	return client_request_ok(dev, &req, NULL, 0);
+}
+
+int mpdev_reset(struct mpdev *dev)
+{
+	int r, tries = 0;
+
+	do
+		r = reset_once(dev);
+	while (client_retry(dev, &r, &tries));
+	/* Config space is back at power-on: nothing written before is to be replayed. */
 	if (r == 0)
-		wire_msg_release(&reply);
+		config_shadow_clear(&dev->cfg);
 	return r;
 }
 
-int mpdev_get_iommu_info(struct mpdev *dev, struct mpdev_iommu_info *info)
+static int iommu_info_once(struct mpdev *dev, struct mpdev_iommu_info *info)
 {
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__IommuInfoRequest body = MPDEV__IOMMU_INFO_REQUEST__INIT;
@@ -200,8 +296,18 @@ int mpdev_get_iommu_info(struct mpdev *dev, struct mpdev_iommu_info *info)
 	return r;
 }
 
-int mpdev_get_stats(struct mpdev *dev, void (*fn)(void *opaque, const char *name, uint64_t value),
-		    void *opaque)
+int mpdev_get_iommu_info(struct mpdev *dev, struct mpdev_iommu_info *info)
+{
+	int r, tries = 0;
+
+	do
+		r = iommu_info_once(dev, info);
+	while (client_retry(dev, &r, &tries));
+	return r;
+}
+
+static int stats_once(struct mpdev *dev, void (*fn)(void *opaque, const char *name, uint64_t value),
+		      void *opaque)
 {
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__StatsRequest body = MPDEV__STATS_REQUEST__INIT;
@@ -222,5 +328,16 @@ int mpdev_get_stats(struct mpdev *dev, void (*fn)(void *opaque, const char *name
 		r = (int)st->n_counters;
 	}
 	wire_msg_release(&reply);
+	return r;
+}
+
+int mpdev_get_stats(struct mpdev *dev, void (*fn)(void *opaque, const char *name, uint64_t value),
+		    void *opaque)
+{
+	int r, tries = 0;
+
+	do
+		r = stats_once(dev, fn, opaque);
+	while (client_retry(dev, &r, &tries));
 	return r;
 }

@@ -3,7 +3,8 @@
  *
  * A VMM (or mpdev-proxy) uses this library to drive a device served by an
  * mpdev-remote daemon over a SOCK_SEQPACKET Unix socket: handshake, device
- * info, region (BAR and config space) access and reset.
+ * info, region (BAR and config space) access and reset, guest memory,
+ * interrupts, and reconnecting to a restarted remote (mpdev_reconnect).
  *
  * Conventions:
  *  - Every function returns 0 (or a documented non-negative value) on
@@ -82,8 +83,15 @@ enum mpdev_notify_type {
 	MPDEV_NOTIFY_DEVICE_ERROR = 2,
 	MPDEV_NOTIFY_REQUEST_DEVICE = 3, /* the host wants the device back */
 	MPDEV_NOTIFY_SHUTDOWN = 4,
-	MPDEV_NOTIFY_BUSY = 5,		/* another proxy holds the remote */
-	MPDEV_NOTIFY_ACCESS_DENIED = 6, /* we are not on the remote's allow list */
+	MPDEV_NOTIFY_BUSY = 5,		    /* another proxy holds the remote */
+	MPDEV_NOTIFY_ACCESS_DENIED = 6,	    /* we are not on the remote's allow list */
+	MPDEV_NOTIFY_HANDSHAKE_TIMEOUT = 7, /* we did not send hello in time: dropped */
+	/*
+	 * From libmpdev itself, never on the wire: the handle reconnected to a
+	 * restarted remote and replayed its state (mpdev_reconnect). status is
+	 * 0; message says after how long and what was replayed.
+	 */
+	MPDEV_NOTIFY_RESTARTED = 64,
 };
 
 #define MPDEV_MAX_MMAP_AREAS 8
@@ -123,13 +131,29 @@ struct mpdev_options {
 	void (*on_notify)(void *opaque, enum mpdev_notify_type type, int status,
 			  const char *message);
 	void *opaque;
+	/*
+	 * Remote restarts (see mpdev_reconnect). Fields are only ever appended
+	 * to this struct: zero-initialise it, and new ones keep their defaults.
+	 */
+	int reconnect_timeout_ms; /* mpdev_reconnect's whole wait; 0 means 10000 */
+	/*
+	 * For a handle made by mpdev_connect_fd(): returns a new connected
+	 * SOCK_SEQPACKET socket to the restarted remote (the handle owns it),
+	 * or a negative errno (-1 with errno set will do). Called once per
+	 * attempt, with opaque. NULL: such a handle cannot reconnect.
+	 */
+	int (*reconnect_fd)(void *opaque);
+	/* Reconnect inside a call whose connection died (see mpdev_reconnect). */
+	bool auto_reconnect;
 };
 
 struct mpdev;
 
 /*
  * Connects to the remote listening at path and performs the handshake.
- * opts may be NULL for defaults.
+ * opts may be NULL for defaults. A handle that can reconnect (this one, or
+ * one of mpdev_connect_fd() with reconnect_fd) also reads the device info
+ * once, to recognise the device after a restart.
  */
 MPDEV_API int mpdev_connect(const char *path, const struct mpdev_options *opts, struct mpdev **out);
 
@@ -152,12 +176,19 @@ MPDEV_API const char *mpdev_last_error(const struct mpdev *dev);
 /* Features both sides agreed on (MPDEV_FEATURE_*). */
 MPDEV_API uint64_t mpdev_features(const struct mpdev *dev);
 
-/* The socket, for an event loop: readable when mpdev_process_events() has work. */
+/*
+ * The socket, for an event loop: readable when mpdev_process_events() has
+ * work. A reconnect replaces it (the number may change): register the new
+ * one after MPDEV_NOTIFY_RESTARTED or a successful mpdev_reconnect(). -1
+ * while a failed reconnect left the handle without a connection.
+ */
 MPDEV_API int mpdev_fd(const struct mpdev *dev);
 
 /*
  * Handles whatever the remote sent unasked, without blocking. Returns the
- * number of messages handled, or a negative errno (-EPIPE: remote gone).
+ * number of messages handled, or a negative errno (-EPIPE: remote gone;
+ * with auto_reconnect it reconnects first, and returns what the new
+ * connection had queued).
  */
 MPDEV_API int mpdev_process_events(struct mpdev *dev);
 
@@ -176,7 +207,9 @@ MPDEV_API int mpdev_region_write(struct mpdev *dev, uint32_t region, uint64_t of
 /*
  * A posted write, like a PCI posted write: sent without waiting. Ordering
  * with later requests is kept. A failure is reported by the next
- * mpdev_sync() (or to a later call's mpdev_process_events()).
+ * mpdev_sync() (or to a later call's mpdev_process_events()). Config space
+ * writes are sent as requests, as PCI config writes are non-posted: they
+ * wait, and only those the remote accepted are kept for replay.
  */
 MPDEV_API int mpdev_region_write_posted(struct mpdev *dev, uint32_t region, uint64_t offset,
 					const void *data, uint32_t size);
@@ -184,7 +217,9 @@ MPDEV_API int mpdev_region_write_posted(struct mpdev *dev, uint32_t region, uint
 /*
  * Waits until the remote has processed everything sent so far. Returns
  * -EIO if any posted write failed since the last sync (mpdev_last_error()
- * gives the first failure and how many there were).
+ * gives the first failure and how many there were), and also if posted
+ * writes were lost: sent to a remote that died before confirming them,
+ * and not replayed into its successor (mpdev_last_error() says how many).
  */
 MPDEV_API int mpdev_sync(struct mpdev *dev);
 
@@ -287,6 +322,89 @@ MPDEV_API int mpdev_set_irqs_none(struct mpdev *dev, unsigned index, unsigned ac
 				  unsigned start, unsigned count);
 /* Disables an IRQ index entirely (SET_IRQS with count 0); its eventfds are dropped. */
 MPDEV_API int mpdev_irq_disable(struct mpdev *dev, unsigned index);
+
+/*
+ * Remote restarts.
+ *
+ * When the remote dies, every call fails with -EPIPE ("remote closed the
+ * connection"). mpdev_reconnect() then reaches the restarted remote: the
+ * same path for a handle of mpdev_connect(), a socket from
+ * mpdev_options.reconnect_fd for one of mpdev_connect_fd(). It retries,
+ * backing off from 10 to 250 ms, while nobody listens there, the remote is
+ * still busy with the old connection, or the connection fails again, for
+ * at most mpdev_options.reconnect_timeout_ms (default 10 s) in all. Each
+ * attempt greets at once (Hello with resume set and the features in use)
+ * and then checks and replays, in this order:
+ *  1. the restarted remote offers every feature in use, else -ENOTSUP;
+ *  2. it serves the same device: ids, class, revision, each region's size
+ *     and flags, each IRQ index's count, as read when connecting; else
+ *     -ENODEV (and nothing is replayed);
+ *  3. the memory table as kept (mpdev_mem_get_table);
+ *  4. config space: every byte written through mpdev_config_write(),
+ *     mpdev_region_write() or mpdev_region_write_posted() to
+ *     MPDEV_REGION_CONFIG that the remote accepted since the last
+ *     mpdev_reset(): BARs and the ROM BAR first, then the rest of the
+ *     header and the capabilities, then MSI/MSI-X message control, the
+ *     command register last. Never the status register, PCI Express and
+ *     AER status registers (write-1-to-clear) or BIST;
+ *  5. INTx routing: each pin's irqfd/resamplefd pair. A pin whose PIRQ's
+ *     pair was later replaced through another pin is not routed again (the
+ *     remote takes an eventfd once): set it again;
+ *  6. SET_IRQS: trigger eventfds of every index and vector, the INTx unmask
+ *     eventfd, then the masks set by MASK/UNMASK calls (installing an INTx
+ *     trigger unmasks INTx, so masks come last). The INTx automask of a
+ *     signal already sent is not replayed: INTx comes back unmasked.
+ * Not replayed: the device's own state. An emulated device's registers are
+ * reset, and the remote tells the guest through the device (edu sets
+ * Signaled System Error in the PCI status register); a VFIO device is
+ * opened afresh, which resets it. Posted writes the dead remote had not
+ * confirmed are lost: the next mpdev_sync() reports them.
+ *
+ * Returns 0 with every step done. Otherwise the handle stays dead with the
+ * error (every call fails with it, mpdev_last_error() says why; call
+ * mpdev_reconnect() again to retry): -ETIMEDOUT no remote answered within
+ * the time, -ENOTCONN a handle of mpdev_connect_fd() without reconnect_fd,
+ * -ENOTSUP, -ENODEV as above, -EPROTONOSUPPORT or -EACCES as for
+ * mpdev_connect(), or the errno the remote gave for a replayed request.
+ * On a live connection it closes that first (the remote then resets the
+ * device). Calls on_notify with MPDEV_NOTIFY_RESTARTED on success.
+ *
+ * mpdev_options.auto_reconnect: a call that finds its connection gone
+ * (-EPIPE) calls mpdev_reconnect() itself, once, and then
+ *  - runs again if it is idempotent: mpdev_get_device_info(),
+ *    mpdev_get_iommu_info(), mpdev_get_stats(), mpdev_sync(), config space
+ *    access (mpdev_config_*, mpdev_region_* on MPDEV_REGION_CONFIG; a
+ *    config write goes again with zeroes for the status register's bytes,
+ *    which are write-1-to-clear: the new device's Signaled System Error
+ *    stays set), the memory table and interrupt calls, mpdev_reset(); it
+ *    returns what the second run returns;
+ *  - fails with -ECONNRESET if it is a region access to anything but
+ *    config space, posted or not: it is not sent again, since a BAR access
+ *    may have side effects and the device was reset; mpdev_last_error()
+ *    says so;
+ *  - fails with the reconnect's error if that failed; later calls then fail
+ *    at once without trying again.
+ * Either way MPDEV_NOTIFY_RESTARTED tells the caller that a restart
+ * happened. Without auto_reconnect nothing reconnects by itself.
+ */
+MPDEV_API int mpdev_reconnect(struct mpdev *dev);
+
+struct mpdev_replay_info {
+	uint64_t restarts; /* successful reconnects over the handle's life */
+	/* The last successful reconnect: */
+	uint32_t attempts;     /* connection attempts it took */
+	uint32_t duration_ms;  /* from mpdev_reconnect's start to the end of the replay */
+	uint32_t mem_regions;  /* memory table regions */
+	uint32_t config_bytes; /* config space bytes written back */
+	uint32_t intx_pairs;   /* INTx pins routed */
+	uint32_t irq_eventfds; /* SET_IRQS trigger and unmask eventfds */
+	uint32_t irq_masks;    /* masked vectors */
+	uint64_t posted_lost;  /* posted writes the dead remote never confirmed (also in mpdev_sync)
+				*/
+};
+
+/* What the reconnects did so far; -EINVAL for NULL. */
+MPDEV_API int mpdev_get_replay_info(const struct mpdev *dev, struct mpdev_replay_info *info);
 
 /* IOMMU facts (mpdev_get_iommu_info). */
 enum mpdev_iommu_kind {

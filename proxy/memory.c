@@ -1,4 +1,8 @@
-/* libmpdev's memory table: set, add, remove, with a kept copy for replay. */
+/*
+ * libmpdev's memory table: set, add, remove, with a kept copy for replay.
+ * The kept copy changes only when the remote accepted a change, so a call
+ * that died with its connection is simply run again after the replay.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -162,7 +166,7 @@ static int require_feature(struct mpdev *dev)
 	return mpdev_error_set(&dev->err, ENOTSUP, "the remote does not offer a memory table");
 }
 
-int mpdev_mem_set_table(struct mpdev *dev, const struct mpdev_mem_region *regions, size_t n)
+static int set_table_once(struct mpdev *dev, const struct mpdev_mem_region *regions, size_t n)
 {
 	struct mpdev_mem_region *copy;
 	size_t first = 0;
@@ -193,7 +197,7 @@ int mpdev_mem_set_table(struct mpdev *dev, const struct mpdev_mem_region *region
 	return 0;
 }
 
-int mpdev_mem_add(struct mpdev *dev, const struct mpdev_mem_region *region)
+static int add_once(struct mpdev *dev, const struct mpdev_mem_region *region)
 {
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__MemRegionAdd add = MPDEV__MEM_REGION_ADD__INIT;
@@ -238,7 +242,7 @@ int mpdev_mem_add(struct mpdev *dev, const struct mpdev_mem_region *region)
 	return r;
 }
 
-int mpdev_mem_remove(struct mpdev *dev, uint64_t gpa, uint64_t size)
+static int remove_once(struct mpdev *dev, uint64_t gpa, uint64_t size)
 {
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__MemRegionRemove rm = MPDEV__MEM_REGION_REMOVE__INIT;
@@ -264,6 +268,53 @@ int mpdev_mem_remove(struct mpdev *dev, uint64_t gpa, uint64_t size)
 		}
 	}
 	return 0;
+}
+
+int mpdev_mem_set_table(struct mpdev *dev, const struct mpdev_mem_region *regions, size_t n)
+{
+	int r, tries = 0;
+
+	do
+		r = set_table_once(dev, regions, n);
+	while (client_retry(dev, &r, &tries));
+	return r;
+}
+
+int mpdev_mem_add(struct mpdev *dev, const struct mpdev_mem_region *region)
+{
+	int r, tries = 0;
+
+	do
+		r = add_once(dev, region);
+	while (client_retry(dev, &r, &tries));
+	return r;
+}
+
+int mpdev_mem_remove(struct mpdev *dev, uint64_t gpa, uint64_t size)
+{
+	int r, tries = 0;
+
+	do
+		r = remove_once(dev, gpa, size);
+	while (client_retry(dev, &r, &tries));
+	return r;
+}
+
+int client_mem_replay(struct mpdev *dev)
+{
+	size_t first = 0;
+	int r = 0;
+
+	/* A fresh remote has an empty table: one MemTableSet (in chunks) brings ours back. */
+	while (r == 0 && first < dev->n_mem) {
+		size_t len = chunk_len(dev->mem, first, dev->n_mem);
+
+		r = send_chunk(dev, dev->mem, first, len, first + len < dev->n_mem);
+		first += len;
+	}
+	if (r < 0)
+		client_error_wrap(dev, r, "memory table (%zu regions)", dev->n_mem);
+	return r;
 }
 
 size_t mpdev_mem_get_table(const struct mpdev *dev, struct mpdev_mem_region *out, size_t max)

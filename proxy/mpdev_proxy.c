@@ -42,11 +42,15 @@
 #include "mpqemu.h"
 #include "spawn.h"
 
-#define COMP		    "proxy"
-#define DEFAULT_TIMEOUT_MS  5000
-#define POSTED_SYNC_IDLE_MS 50
-#define MAX_REMOTE_ARGS	    16
-#define BAR_MISSES_LOGGED   10
+#define COMP		   "proxy"
+#define DEFAULT_TIMEOUT_MS 5000
+/* Long enough for systemd's Restart=on-failure (RestartSec=1 in our unit) and a remote's start-up.
+ */
+#define DEFAULT_RECONNECT_MS 10000
+#define MAX_RECONNECT_MS     600000
+#define POSTED_SYNC_IDLE_MS  50
+#define MAX_REMOTE_ARGS	     16
+#define BAR_MISSES_LOGGED    10
 #define SHAREABLE_RAM_HINT                                                                         \
 	"start QEMU with -object memory-backend-memfd,id=RAM,size=<RAM size>,share=on "            \
 	"-machine memory-backend=RAM (and -m equal to that size)"
@@ -60,6 +64,7 @@ struct options {
 	const char *remote_args[MAX_REMOTE_ARGS + 1];
 	int n_remote_args;
 	int timeout_ms;
+	int reconnect_ms; /* 0: a lost remote ends the proxy */
 	int verbosity;
 };
 
@@ -85,6 +90,8 @@ struct proxy {
 	uint64_t posted_unsynced;
 	uint64_t bar_misses;
 	uint64_t messages;
+	uint64_t restarts;	 /* the remote restarted and was replayed */
+	uint64_t lost_in_flight; /* BAR accesses in flight when it died */
 };
 
 static void usage(FILE *f)
@@ -109,12 +116,18 @@ static void usage(FILE *f)
 		"Other:\n"
 		"  -t, --timeout MS         limit per remote request and per piece of a QEMU\n"
 		"                           message (default %d)\n"
+		"  -R, --reconnect-timeout MS\n"
+		"                           when the remote dies, wait this long for it to come\n"
+		"                           back (systemd restarts it; with --spawn-remote we\n"
+		"                           start a new one), replay the device's set-up into it\n"
+		"                           and go on; QEMU's requests wait meanwhile. 0: end\n"
+		"                           instead (default %d)\n"
 		"  -v, --verbose            more log output (twice for every message)\n"
 		"  -h, --help               this text\n"
 		"SIGUSR1 logs the remote's counters; SIGTERM/SIGINT end the proxy.\n"
 		"Exit status: 0 when QEMU closed the connection or on SIGTERM/SIGINT; 1 on a\n"
-		"malformed message, a lost remote or a failed set-up; 2 on bad usage.\n",
-		DEFAULT_TIMEOUT_MS);
+		"malformed message, a remote lost for good or a failed set-up; 2 on bad usage.\n",
+		DEFAULT_TIMEOUT_MS, DEFAULT_RECONNECT_MS);
 }
 
 static int parse_options(int argc, char **argv, struct options *o)
@@ -127,6 +140,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "device", required_argument, NULL, 'd' },
 		{ "remote-arg", required_argument, NULL, 'a' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "reconnect-timeout", required_argument, NULL, 'R' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -137,7 +151,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 	memset(o, 0, sizeof(*o));
 	o->qemu_fd = -1;
 	o->timeout_ms = DEFAULT_TIMEOUT_MS;
-	while ((c = getopt_long(argc, argv, "f:l:r:sd:a:t:vh", longopts, NULL)) != -1) {
+	o->reconnect_ms = DEFAULT_RECONNECT_MS;
+	while ((c = getopt_long(argc, argv, "f:l:r:sd:a:t:R:vh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			errno = 0;
@@ -174,6 +189,17 @@ static int parse_options(int argc, char **argv, struct options *o)
 			if (errno || *end || end == optarg || o->timeout_ms <= 0 ||
 			    o->timeout_ms > 3600000) {
 				fprintf(stderr, "mpdev-proxy: bad --timeout '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'R':
+			errno = 0;
+			o->reconnect_ms = (int)strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || o->reconnect_ms < 0 ||
+			    o->reconnect_ms > MAX_RECONNECT_MS) {
+				fprintf(stderr,
+					"mpdev-proxy: bad --reconnect-timeout '%s' (0 to %d ms)\n",
+					optarg, MAX_RECONNECT_MS);
 				return 2;
 			}
 			break;
@@ -224,12 +250,22 @@ static void on_notify(void *opaque, enum mpdev_notify_type type, int status, con
 		[MPDEV_NOTIFY_SHUTDOWN] = "shutting down",
 		[MPDEV_NOTIFY_BUSY] = "busy: another proxy holds it",
 		[MPDEV_NOTIFY_ACCESS_DENIED] = "access denied",
+		[MPDEV_NOTIFY_HANDSHAKE_TIMEOUT] = "dropped: our hello came too late",
 	};
 	const char *name = (unsigned)type < sizeof(names) / sizeof(names[0]) && names[type]
 				   ? names[type]
 				   : "notification";
 
-	(void)opaque;
+	struct proxy *p = opaque;
+
+	if (type == MPDEV_NOTIFY_RESTARTED) {
+		/* The BARs were replayed, but read them again rather than trust that. */
+		bar_window_invalidate(&p->bars);
+		p->restarts++;
+		log_warn(COMP, "the remote restarted (restart %llu): %s",
+			 (unsigned long long)p->restarts, message ? message : "");
+		return;
+	}
 	log_warn(COMP, "remote: %s (%s)%s%s", name, status ? strerror(status) : "no status",
 		 message && *message ? ": " : "", message ? message : "");
 }
@@ -258,6 +294,61 @@ static const char *connect_hint(int r)
 	}
 }
 
+/* Reaps the remote we started, however it ended; kills it if it has not. */
+static void reap_spawned(struct proxy *p, int timeout_ms)
+{
+	int status = 0;
+
+	if (p->remote_pid <= 0)
+		return;
+	if (spawn_wait(p->remote_pid, timeout_ms, &status) == -ETIMEDOUT)
+		log_warn(COMP, "the mpdev-remote we started did not exit; killed it");
+	else if (WIFEXITED(status) && WEXITSTATUS(status))
+		log_warn(COMP, "the mpdev-remote we started exited with status %d",
+			 WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		log_warn(COMP, "the mpdev-remote we started died of signal %d", WTERMSIG(status));
+	p->remote_pid = 0;
+}
+
+/* Starts an mpdev-remote of our own; its socket, or a negative errno. */
+static int spawn_own_remote(struct proxy *p)
+{
+	const char *args[MAX_REMOTE_ARGS + 3];
+	char bin[4096];
+	int n = 0, sock, r;
+
+	args[n++] = "--device";
+	args[n++] = p->o.device;
+	for (int i = 0; i < p->o.n_remote_args; i++)
+		args[n++] = p->o.remote_args[i];
+	args[n] = NULL;
+	spawn_find_remote(bin, sizeof(bin));
+	r = spawn_remote(bin, args, &p->remote_pid, &sock);
+	if (r < 0) {
+		log_error(COMP, "cannot start %s: %s", bin, strerror(-r));
+		return r;
+	}
+	log_info(COMP, "started %s --fd 3 --device %s (pid %d)", bin, p->o.device,
+		 (int)p->remote_pid);
+	return sock;
+}
+
+/*
+ * libmpdev's reconnect_fd for --spawn-remote: the old remote is dead or its
+ * connection is (then it resets the device and would only linger), so it is
+ * reaped at once and a new one started.
+ */
+static int respawn_remote(void *opaque)
+{
+	struct proxy *p = opaque;
+
+	if (p->remote_pid > 0)
+		kill(p->remote_pid, SIGKILL);
+	reap_spawned(p, 1000);
+	return spawn_own_remote(p);
+}
+
 static int connect_remote(struct proxy *p)
 {
 	struct mpdev_options opts = {
@@ -265,6 +356,9 @@ static int connect_remote(struct proxy *p)
 		.client_name = "mpdev-proxy",
 		.on_notify = on_notify,
 		.opaque = p,
+		.reconnect_timeout_ms = p->o.reconnect_ms,
+		.reconnect_fd = p->o.spawn ? respawn_remote : NULL,
+		.auto_reconnect = p->o.reconnect_ms > 0,
 	};
 	int r;
 
@@ -276,27 +370,14 @@ static int connect_remote(struct proxy *p)
 			return -1;
 		}
 	} else {
-		const char *args[MAX_REMOTE_ARGS + 3];
-		char bin[4096];
-		int n = 0, sock;
+		int sock = spawn_own_remote(p);
 
-		args[n++] = "--device";
-		args[n++] = p->o.device;
-		for (int i = 0; i < p->o.n_remote_args; i++)
-			args[n++] = p->o.remote_args[i];
-		args[n] = NULL;
-		spawn_find_remote(bin, sizeof(bin));
-		r = spawn_remote(bin, args, &p->remote_pid, &sock);
-		if (r < 0) {
-			log_error(COMP, "cannot start %s: %s", bin, strerror(-r));
+		if (sock < 0)
 			return -1;
-		}
-		log_info(COMP, "started %s --fd 3 --device %s (pid %d)", bin, p->o.device,
-			 (int)p->remote_pid);
 		r = mpdev_connect_fd(sock, &opts, &p->dev);
 		if (r < 0) {
-			log_error(COMP, "the mpdev-remote we started (%s) did not come up: %s%s",
-				  bin, mpdev_connect_error(), connect_hint(r));
+			log_error(COMP, "the mpdev-remote we started did not come up: %s%s",
+				  mpdev_connect_error(), connect_hint(r));
 			return -1;
 		}
 	}
@@ -405,8 +486,9 @@ static int dump_stats(struct proxy *p)
 	}
 	log_info(COMP,
 		 "proxy: %" PRIu64 " QEMU messages, %zu memory regions installed, %" PRIu64
-		 " BAR accesses that hit no BAR",
-		 p->messages, p->n_mem, p->bar_misses);
+		 " BAR accesses that hit no BAR, %" PRIu64 " remote restarts, %" PRIu64
+		 " BAR accesses lost in flight",
+		 p->messages, p->n_mem, p->bar_misses, p->restarts, p->lost_in_flight);
 	log_set_level(lvl);
 	return 0;
 }
@@ -552,6 +634,22 @@ static int on_bar(struct proxy *p, const struct mpqemu_msg *m)
 	log_debug(COMP, "BAR%d %s 0x%llx/%u = 0x%llx: %d", bar, write ? "write" : "read",
 		  (unsigned long long)off, b->size,
 		  (unsigned long long)(write ? b->val : le64toh(le)), r);
+	if (r == -ECONNRESET) {
+		/*
+		 * In flight when the remote died: whether it ran is unknown, and
+		 * the registers it touched were reset with the device. Answered
+		 * as a PCI device in reset answers (reads all-ones, writes
+		 * dropped); the guest learns of the reset from the device itself
+		 * (edu: Signaled System Error in the status register).
+		 */
+		p->lost_in_flight++;
+		log_warn(COMP,
+			 "BAR%d %s of %u bytes at offset 0x%llx was in flight when the remote "
+			 "died: %s",
+			 bar, write ? "write" : "read", b->size, (unsigned long long)off,
+			 write ? "dropped" : "answered all-ones");
+		return reply(p, UINT64_MAX);
+	}
 	if (r < 0) {
 		if (remote_lost(p))
 			return -1;
@@ -1024,20 +1122,8 @@ static void teardown(struct proxy *p)
 	p->qfd = -1;
 	mpdev_close(p->dev);
 	p->dev = NULL;
-	if (p->remote_pid > 0) {
-		int status = 0;
-
-		/* It exits once its connection is gone. */
-		if (spawn_wait(p->remote_pid, 3000, &status) == -ETIMEDOUT)
-			log_warn(COMP, "the mpdev-remote we started did not exit; killed it");
-		else if (WIFEXITED(status) && WEXITSTATUS(status))
-			log_warn(COMP, "the mpdev-remote we started exited with status %d",
-				 WEXITSTATUS(status));
-		else if (WIFSIGNALED(status))
-			log_warn(COMP, "the mpdev-remote we started died of signal %d",
-				 WTERMSIG(status));
-		p->remote_pid = 0;
-	}
+	/* It exits once its connection is gone. */
+	reap_spawned(p, 3000);
 	/* Children of ours (none after this) must not inherit a blocked mask. */
 	sigemptyset(&set);
 	sigprocmask(SIG_SETMASK, &set, NULL);

@@ -185,17 +185,27 @@ static int read_exact(int sock, void *buf, size_t len, bool start, int64_t deadl
 	return 1;
 }
 
-int mpqemu_recv(int sock, struct mpqemu_msg *msg, int timeout_ms, struct mpdev_error *err)
+size_t mpqemu_declared_size(const void *hdr)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	struct mpqemu_msg m;
+
+	memcpy(&m, hdr, MPQEMU_HDR_SIZE);
+	return m.size;
+}
+
+int mpqemu_decode(struct mpqemu_msg *msg, const void *buf, size_t len, struct mpdev_error *err)
+{
 	int r;
 
-	memset(msg, 0, sizeof(*msg));
-	for (int i = 0; i < MPQEMU_MAX_FDS; i++)
-		msg->fds[i] = -1;
-	r = read_exact(sock, msg, MPQEMU_HDR_SIZE, true, deadline, timeout_ms, msg, err);
-	if (r <= 0)
+	if (len < MPQEMU_HDR_SIZE) {
+		r = mpdev_error_set(err, EBADMSG,
+				    "truncated message: %zu bytes, less than its %zu-byte header",
+				    len, (size_t)MPQEMU_HDR_SIZE);
 		goto fail;
+	}
+	/* The header is QEMU's struct itself: cmd, its padding, size. */
+	memcpy(msg, buf, MPQEMU_HDR_SIZE);
+	memset(&msg->data, 0, sizeof(msg->data));
 	if (msg->size > MPQEMU_MAX_DATA) {
 		r = mpdev_error_set(err, EMSGSIZE,
 				    "%s (cmd %d) with %zu bytes of data: at most %zu fit a message",
@@ -203,15 +213,44 @@ int mpqemu_recv(int sock, struct mpqemu_msg *msg, int timeout_ms, struct mpdev_e
 				    (size_t)MPQEMU_MAX_DATA);
 		goto fail;
 	}
-	if (msg->size) {
-		r = read_exact(sock, &msg->data, msg->size, false, deadline, timeout_ms, msg, err);
-		if (r <= 0)
-			goto fail;
+	if (len - MPQEMU_HDR_SIZE != msg->size) {
+		r = mpdev_error_set(
+			err, EBADMSG, "%s (cmd %d) declares %zu bytes of data but %zu came with it",
+			mpqemu_cmd_name(msg->cmd), msg->cmd, msg->size, len - MPQEMU_HDR_SIZE);
+		goto fail;
 	}
+	memcpy(&msg->data, (const uint8_t *)buf + MPQEMU_HDR_SIZE, msg->size);
 	r = mpqemu_validate(msg, err);
 	if (r < 0)
 		goto fail;
 	return 1;
+fail:
+	mpqemu_msg_close_fds(msg);
+	return r;
+}
+
+int mpqemu_recv(int sock, struct mpqemu_msg *msg, int timeout_ms, struct mpdev_error *err)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	uint8_t buf[MPQEMU_HDR_SIZE + MPQEMU_MAX_DATA];
+	size_t size;
+	int r;
+
+	memset(msg, 0, sizeof(*msg));
+	for (int i = 0; i < MPQEMU_MAX_FDS; i++)
+		msg->fds[i] = -1;
+	r = read_exact(sock, buf, MPQEMU_HDR_SIZE, true, deadline, timeout_ms, msg, err);
+	if (r <= 0)
+		goto fail;
+	/* An oversize message is refused from its header alone: its data cannot be skipped. */
+	size = mpqemu_declared_size(buf);
+	if (size && size <= MPQEMU_MAX_DATA) {
+		r = read_exact(sock, buf + MPQEMU_HDR_SIZE, size, false, deadline, timeout_ms, msg,
+			       err);
+		if (r <= 0)
+			goto fail;
+	}
+	return mpqemu_decode(msg, buf, MPQEMU_HDR_SIZE + (size <= MPQEMU_MAX_DATA ? size : 0), err);
 fail:
 	mpqemu_msg_close_fds(msg);
 	return r;

@@ -111,6 +111,20 @@ struct mpqemu_msg {
 int mpqemu_recv(int sock, struct mpqemu_msg *msg, int timeout_ms, struct mpdev_error *err);
 
 /*
+ * The receive path without the socket (mpqemu_recv, and the fuzzer): decodes
+ * the len bytes of buf, one message's header and all of its data, into msg,
+ * whose fds/num_fds are the descriptors that arrived with it (owned by msg),
+ * and validates it. Returns 1, or a negative errno with err set and every
+ * descriptor closed: -EBADMSG when len is not the header plus the size it
+ * declares, or for what mpqemu_validate refuses; -EMSGSIZE for a size larger
+ * than the data union (then buf may hold the header alone).
+ */
+int mpqemu_decode(struct mpqemu_msg *msg, const void *buf, size_t len, struct mpdev_error *err);
+
+/* The data size a message's MPQEMU_HDR_SIZE-byte header declares (not checked). */
+size_t mpqemu_declared_size(const void *hdr);
+
+/*
  * Checks a received message against what QEMU sends: a known command other
  * than RET; the exact data size of that command; the descriptor count (0-8
  * for SYNC_SYSMEM, exactly 2 for SET_IRQFD, none otherwise); memory entries

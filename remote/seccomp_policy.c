@@ -176,9 +176,14 @@ int seccomp_policy_install(struct mpdev_error *err)
 		r = add(ctx, "openat", 1, &a, err);
 	}
 #endif
-	/* ioctl: VFIO/iommufd requests only (the request is the 2nd argument). */
+	/*
+	 * ioctl: VFIO/iommufd requests only (the request is the 2nd argument).
+	 * Here and below every comparison names both data, although EQ uses only
+	 * the first: libseccomp's macros leave datum_b to an implicit zero, which
+	 * clang's -Wmissing-field-initializers (the fuzz build) refuses.
+	 */
 	for (int i = 0; i < N_IOCTLS && r == 0; i++) {
-		struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_EQ, ioctls[i]);
+		struct scmp_arg_cmp a = SCMP_A1(SCMP_CMP_EQ, ioctls[i], 0);
 
 		r = add(ctx, "ioctl", 1, &a, err);
 	}
@@ -197,7 +202,7 @@ int seccomp_policy_install(struct mpdev_error *err)
 	/* socket: only sd_notify's AF_UNIX datagram; no network, no new stream sockets. */
 	if (r == 0) {
 		struct scmp_arg_cmp a[2] = {
-			SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+			SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0),
 			SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_DGRAM),
 		};
 
@@ -209,16 +214,16 @@ int seccomp_policy_install(struct mpdev_error *err)
 	 */
 	for (int opt = 0; opt < 2 && r == 0; opt++) {
 		struct scmp_arg_cmp a[2] = {
-			SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET),
-			SCMP_A2(SCMP_CMP_EQ, opt ? SO_SNDBUFFORCE : SO_SNDBUF),
+			SCMP_A1(SCMP_CMP_EQ, SOL_SOCKET, 0),
+			SCMP_A2(SCMP_CMP_EQ, opt ? SO_SNDBUFFORCE : SO_SNDBUF, 0),
 		};
 
 		r = add(ctx, "setsockopt", 2, a, err);
 	}
 	/* kcmp: comparing two of the remote's own descriptors (fd_same_file). */
 	if (r == 0) {
-		struct scmp_arg_cmp a[2] = { SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()),
-					     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)getpid()) };
+		struct scmp_arg_cmp a[2] = { SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0),
+					     SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)getpid(), 0) };
 
 		r = add(ctx, "kcmp", 2, a, err);
 	}

@@ -24,3 +24,10 @@ cd build-asan
 # LeakSanitizer is on by default (the sandboxed remote turns it off for itself).
 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --output-on-failure --timeout 900 -j2
+cd ..
+
+echo "== fuzz: corpus replay and short runs (clang-14 libFuzzer) =="
+# 77: no clang-14/libFuzzer here; the script says so and the run goes on.
+r=0
+scripts/fuzz-short.sh || r=$?
+[ $r -eq 0 ] || [ $r -eq 77 ] || exit $r

@@ -190,12 +190,12 @@ bool hostile_log_line_starts(struct remote *r, const char *s)
 	}
 }
 
-void hostile_become_subreaper(void)
+static void become_subreaper(void)
 {
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 }
 
-void hostile_reap_all(void)
+static void reap_all(void)
 {
 	pid_t self = getpid();
 	struct dirent *de;
@@ -229,4 +229,18 @@ void hostile_reap_all(void)
 		if (r == 0)
 			usleep(10000);
 	}
+}
+
+int hostile_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	signal(SIGPIPE, SIG_IGN);
+	become_subreaper();
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	reap_all();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -8,6 +8,7 @@
 #ifndef MPDEV_HOSTILE_UTIL_H
 #define MPDEV_HOSTILE_UTIL_H
 
+#include <check.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -60,14 +61,14 @@ bool hostile_log_contains(struct remote *r, const char *s);
 bool hostile_log_line_starts(struct remote *r, const char *s);
 
 /*
- * main() of a hostile suite: become the subreaper of everything the tests
- * start, and at the end kill and reap whatever a failed test left behind
- * (a stalled remote cannot be stopped politely, a failed check skips the
- * teardown, and the sandbox's change of uid clears the fixture's
- * parent-death signal).
+ * main() of a hostile suite: runs s as the subreaper of everything the
+ * tests start, and at the end kills and reaps whatever a failed test left
+ * behind (a stalled remote cannot be stopped politely, a failed check skips
+ * the teardown, and the sandbox's change of uid clears the fixture's
+ * parent-death signal). SIGPIPE is ignored: peers hang up on purpose.
+ * Returns main()'s exit status.
  */
-void hostile_become_subreaper(void);
-void hostile_reap_all(void);
+int hostile_run_suite(Suite *s);
 
 /* Milliseconds on a monotonic clock. */
 int64_t hostile_now_ms(void);

@@ -23,6 +23,7 @@
 
 #include "hostile_util.h"
 #include "mpqemu_raw.h"
+#include "proxy_fixture.h"
 #include "spawn.h"
 #include "testutil.h"
 
@@ -272,13 +273,6 @@ END_TEST
 
 #define BAR0_ADDR 0xfe000000u
 
-static const char *proxy_bin(void)
-{
-	const char *env = getenv("MPDEV_TEST_PROXY");
-
-	return env && *env ? env : PROXY_BIN;
-}
-
 /* A request and its RET; no RET within the bound reads as a value no register has. */
 static uint64_t qemu_request(int q, struct raw r)
 {
@@ -290,46 +284,31 @@ static uint64_t qemu_request(int q, struct raw r)
 
 START_TEST(qemu_set_irqfd_pair_through_the_proxy_cannot_stall)
 {
-	const char *argv[] = { proxy_bin(), "--fd", "3", "--spawn-remote", NULL };
-	int sv[2], fds[2] = { eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC) };
+	static struct proxy px = PROXY_INIT;
+	int fds[2] = { eventfd(0, EFD_CLOEXEC), eventfd(0, EFD_CLOEXEC) };
 	struct raw r;
 	uint64_t ident;
-	pid_t pid;
-	int status;
 
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		if (dup2(sv[1], 3) < 0)
-			_exit(126);
-		setenv("MPDEV_REMOTE", remote_default_bin(), 1);
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(sv[1]);
+	proxy_start(&px, (const char *const[]){ "--spawn-remote", NULL });
 	r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
-	raw_send(sv[0], r.b, r.len, NULL, 0);
-	ck_assert_uint_eq(qemu_request(sv[0], raw_cfg(CMD_PCI_CFGWRITE, 0x10, BAR0_ADDR, 4)), 0);
-	ck_assert_uint_eq(qemu_request(sv[0], raw_cfg(CMD_PCI_CFGWRITE, 0x04, 0x2, 2)), 0);
+	proxy_send(&px, &r, NULL, 0);
+	ck_assert_uint_eq(qemu_request(px.q, raw_cfg(CMD_PCI_CFGWRITE, 0x10, BAR0_ADDR, 4)), 0);
+	ck_assert_uint_eq(qemu_request(px.q, raw_cfg(CMD_PCI_CFGWRITE, 0x04, 0x2, 2)), 0);
 	r = raw_msg(CMD_SET_IRQFD, 0);
-	raw_send(sv[0], r.b, r.len, fds, 2);
+	proxy_send(&px, &r, fds, 2);
 	/* QEMU does not wait for SET_IRQFD; a read orders after it. */
-	ck_assert_uint_eq(qemu_request(sv[0], raw_bar(CMD_BAR_READ, BAR0_ADDR, 0, 4, 1)),
+	ck_assert_uint_eq(qemu_request(px.q, raw_bar(CMD_BAR_READ, BAR0_ADDR, 0, 4, 1)),
 			  0x010000ed);
 	make_full_and_blocking(fds[0]);
 	ck_assert_uint_eq(
-		qemu_request(sv[0], raw_bar(CMD_BAR_WRITE, BAR0_ADDR + EDU_IRQ_RAISE, 1, 4, 1)), 0);
-	ident = qemu_request(sv[0], raw_bar(CMD_BAR_READ, BAR0_ADDR, 0, 4, 1));
+		qemu_request(px.q, raw_bar(CMD_BAR_WRITE, BAR0_ADDR + EDU_IRQ_RAISE, 1, 4, 1)), 0);
+	ident = qemu_request(px.q, raw_bar(CMD_BAR_READ, BAR0_ADDR, 0, 4, 1));
 	ck_assert_msg(ident == 0x010000ed,
 		      "the device does not answer through mpdev-proxy within %d ms (0x%llx)",
 		      HOSTILE_ANSWER_MS, (unsigned long long)ident);
 	close(fds[0]);
 	close(fds[1]);
-	close(sv[0]);
-	ck_assert_msg(spawn_wait(pid, 5000, &status) == 0 && WIFEXITED(status) &&
-			      WEXITSTATUS(status) == 0,
-		      "mpdev-proxy did not end cleanly (status 0x%x)", status);
+	proxy_stop(&px);
 }
 END_TEST
 
@@ -368,14 +347,5 @@ static Suite *hostile_irq_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(hostile_irq_suite());
-	int failed;
-
-	signal(SIGPIPE, SIG_IGN);
-	hostile_become_subreaper();
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	hostile_reap_all();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return hostile_run_suite(hostile_irq_suite());
 }

@@ -195,14 +195,5 @@ static Suite *hostile_peer_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(hostile_peer_suite());
-	int failed;
-
-	signal(SIGPIPE, SIG_IGN);
-	hostile_become_subreaper();
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	hostile_reap_all();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return hostile_run_suite(hostile_peer_suite());
 }

@@ -1426,12 +1426,5 @@ static Suite *interrupts_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(interrupts_suite());
-	int failed;
-
-	signal(SIGPIPE, SIG_IGN);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return testutil_run_suite(interrupts_suite());
 }

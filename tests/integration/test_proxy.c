@@ -27,228 +27,87 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "edu.h"
 #include "mpqemu_raw.h"
 #include "native_raw.h"
+#include "proxy_fixture.h"
 #include "remote_fixture.h"
 #include "spawn.h"
 #include "testutil.h"
 #include "wire.h"
 
-/* edu (QEMU's hw/misc/edu.c register layout). */
-#define EDU_IDENT_VALUE 0x010000edu
-#define EDU_LIVENESS	0x04
-#define EDU_FACTORIAL	0x08
-#define EDU_STATUS	0x20
-#define EDU_IRQ_STATUS	0x24
-#define EDU_IRQ_RAISE	0x60
-#define EDU_IRQ_ACK	0x64
-#define EDU_DMA_SRC	0x80
-#define EDU_DMA_DST	0x88
-#define EDU_DMA_COUNT	0x90
-#define EDU_DMA_CMD	0x98
-#define EDU_DMA_BUF	0x40000u
-#define EDU_BAR0_SIZE	0x100000u
-
 #define BAR0_ADDR  0xfea00000u
 #define BAR0_ADDR2 0xfd000000u
 #define PAGE	   0x1000u
-#define WAIT_MS	   5000
+#define WAIT_MS	   PROXY_WAIT_MS
 
-/* ---- the proxy process, its QEMU-side socket and its log ---- */
+/* ---- the proxy (tests/lib/proxy_fixture.h), as every case here uses it ---- */
 
-static struct {
-	pid_t pid;
-	int q;	    /* our end: "QEMU" */
-	int err_fd; /* the proxy's stderr (and the remote's) */
-	char log[1 << 17];
-	size_t log_len;
-} px = { .pid = -1, .q = -1, .err_fd = -1 };
+static struct proxy px = PROXY_INIT;
 
 /* A remote of the test's own, for the cases that do not let the proxy spawn one. */
 static struct remote rem;
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Reads what the proxy logged so far (waiting up to ms for something), echoing it. */
-static void log_pump(int ms)
-{
-	struct pollfd p = { .fd = px.err_fd, .events = POLLIN };
-
-	if (px.err_fd < 0)
-		return;
-	while (poll(&p, 1, ms) > 0) {
-		char buf[4096];
-		ssize_t n = read(px.err_fd, buf, sizeof(buf));
-
-		if (n <= 0) {
-			close(px.err_fd);
-			px.err_fd = -1;
-			return;
-		}
-		fwrite(buf, 1, (size_t)n, stderr);
-		if (px.log_len + (size_t)n < sizeof(px.log)) {
-			memcpy(px.log + px.log_len, buf, (size_t)n);
-			px.log_len += (size_t)n;
-			px.log[px.log_len] = '\0';
-		}
-		ms = 0;
-	}
-}
-
-/* The first line logged at or after from that contains needle, waiting up to ms. */
 static const char *wait_log(const char *needle, size_t from, int ms)
 {
-	int64_t deadline = now_ms() + ms;
-
-	for (;;) {
-		const char *hit = from <= px.log_len ? strstr(px.log + from, needle) : NULL;
-
-		if (hit)
-			return hit;
-		if (now_ms() >= deadline || px.err_fd < 0)
-			return NULL;
-		log_pump(20);
-	}
+	return proxy_wait_log(&px, needle, from, ms);
 }
 
-/* Starts mpdev-proxy with args; fd 3 in the child is the other end of px.q. */
 static void start_proxy_fd(int child_fd3, const char *const *args)
 {
-	const char *argv[32] = { PROXY_BIN };
-	int errp[2];
-	size_t n = 1;
-
-	for (size_t i = 0; args[i]; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	ck_assert_int_eq(pipe2(errp, O_CLOEXEC), 0);
-	px.log_len = 0;
-	px.log[0] = '\0';
-	px.pid = fork();
-	ck_assert_int_ge(px.pid, 0);
-	if (px.pid == 0) {
-		if (child_fd3 >= 0) {
-			if (child_fd3 == 3)
-				fcntl(3, F_SETFD, 0);
-			else if (dup2(child_fd3, 3) < 0)
-				_exit(126);
-		}
-		dup2(errp[1], 2);
-		setenv("MPDEV_REMOTE", MPDEV_REMOTE_BIN, 1);
-		execv(PROXY_BIN, (char *const *)argv);
-		_exit(127);
-	}
-	close(errp[1]);
-	px.err_fd = errp[0];
-	fcntl(px.err_fd, F_SETFL, O_NONBLOCK);
+	proxy_start_fd(&px, child_fd3, args);
 }
 
 /* The usual set-up: --fd 3 on a stream socketpair, its own remote, verbose. */
 static void start_proxy(void)
 {
-	const char *args[] = { "--fd", "3", "--spawn-remote", "-v", NULL };
-	int sv[2];
-
-	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	start_proxy_fd(sv[1], args);
-	close(sv[1]);
-	px.q = sv[0];
+	proxy_start(&px, (const char *const[]){ "--spawn-remote", "-v", NULL });
 }
 
-/* Waits for the proxy to exit and returns its exit status (-1: not a normal exit). */
 static int wait_proxy(void)
 {
-	int status = 0;
-
-	ck_assert_msg(spawn_wait(px.pid, WAIT_MS, &status) == 0, "mpdev-proxy did not exit");
-	px.pid = -1;
-	log_pump(100);
-	while (px.err_fd >= 0)
-		log_pump(100);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return proxy_wait_exit(&px, WAIT_MS);
 }
 
-/* QEMU goes away: the proxy ends with status 0. */
 static void stop_proxy(void)
 {
-	if (px.q >= 0)
-		close(px.q);
-	px.q = -1;
-	if (px.pid > 0)
-		ck_assert_int_eq(wait_proxy(), 0);
+	proxy_stop(&px);
 }
 
 static void teardown_any(void)
 {
-	if (px.q >= 0)
-		close(px.q);
-	px.q = -1;
-	if (px.pid > 0) {
-		kill(px.pid, SIGKILL);
-		spawn_wait(px.pid, WAIT_MS, NULL);
-		px.pid = -1;
-	}
-	if (px.err_fd >= 0)
-		close(px.err_fd);
-	px.err_fd = -1;
+	proxy_release(&px);
 	remote_release(&rem); /* a remote of the test's own, if a check failed before its end */
 }
 
-/* ---- hand-encoded messages ---- */
-
 static void send_raw(const struct raw *r, const int *fds, size_t nfds)
 {
-	raw_send(px.q, r->b, r->len, fds, nfds);
-}
-
-/* The RET QEMU waits for. */
-static uint64_t await_ret(void)
-{
-	uint64_t v = 0;
-
-	ck_assert_msg(raw_await_ret(px.q, WAIT_MS, &v) == 0, "no RET from the proxy within %d ms",
-		      WAIT_MS);
-	return v;
+	proxy_send(&px, r, fds, nfds);
 }
 
 static uint64_t request(const struct raw *r)
 {
-	send_raw(r, NULL, 0);
-	return await_ret();
+	return proxy_request(&px, r);
 }
 
 static uint32_t cfg_read(uint32_t addr, int len)
 {
-	struct raw r = raw_cfg(CMD_PCI_CFGREAD, addr, 0, len);
-
-	return (uint32_t)request(&r);
+	return proxy_cfg_read(&px, addr, len);
 }
 
 static void cfg_write(uint32_t addr, uint32_t val, int len)
 {
-	struct raw r = raw_cfg(CMD_PCI_CFGWRITE, addr, val, len);
-
-	ck_assert_uint_eq(request(&r), 0);
+	proxy_cfg_write(&px, addr, val, len);
 }
 
 static uint64_t bar_read(uint64_t addr, uint32_t size, bool memory)
 {
-	struct raw r = raw_bar(CMD_BAR_READ, addr, 0, size, memory);
-
-	return request(&r);
+	return proxy_bar_read(&px, addr, size, memory);
 }
 
 static uint64_t bar_write(uint64_t addr, uint64_t val, uint32_t size, bool memory)
 {
-	struct raw r = raw_bar(CMD_BAR_WRITE, addr, val, size, memory);
-
-	return request(&r);
+	return proxy_bar_write(&px, addr, val, size, memory);
 }
 
 static uint32_t rd32(uint32_t off)
@@ -277,58 +136,19 @@ static void program_bar0(uint32_t addr)
 
 /* ---- guest RAM and the remote's counters ---- */
 
-struct entry {
-	uint64_t gpa, size;
-	int64_t offset;
-	int fd;
-};
-
-/* SYNC_SYSMEM as QEMU's proxy memory listener sends it: the whole table, one fd per entry. */
-static void sync_sysmem(const struct entry *e, int n)
+static void sync_sysmem(const struct proxy_mem *e, int n)
 {
-	struct raw r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
-	int fds[8];
-
-	ck_assert_int_le(n, 8);
-	for (int i = 0; i < n; i++) {
-		raw_sysmem_entry(&r, i, e[i].gpa, e[i].size, e[i].offset);
-		fds[i] = e[i].fd;
-	}
-	send_raw(&r, fds, (size_t)n);
-	/* No RET for SYNC_SYSMEM: a request behind it shows it was handled. */
-	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
+	ck_assert_uint_eq(proxy_sync_sysmem(&px, e, n), 0x1234);
 }
 
 static uint64_t counter(const char *line, const char *name)
 {
-	char key[64];
-	const char *p;
-
-	snprintf(key, sizeof(key), " %s=", name);
-	p = strstr(line, key);
-	ck_assert_msg(p != NULL, "no counter %s in: %.300s", name, line);
-	return strtoull(p + strlen(key), NULL, 10);
+	return proxy_counter(line, name);
 }
 
-/* SIGUSR1: the proxy logs the remote's counters; returns that line. */
 static const char *remote_counters(void)
 {
-	size_t from;
-	const char *line;
-
-	log_pump(0);
-	from = px.log_len;
-	ck_assert_int_eq(kill(px.pid, SIGUSR1), 0);
-	line = wait_log("remote counters:", from, WAIT_MS);
-	ck_assert_msg(line != NULL, "the proxy logged no counters after SIGUSR1");
-	/* The whole line. */
-	ck_assert_ptr_nonnull(wait_log("\n", (size_t)(line - px.log), WAIT_MS));
-	return line;
-}
-
-static int proxy_fds(void)
-{
-	return testutil_count_fds(px.pid);
+	return proxy_remote_counters(&px);
 }
 
 /* ---- translation ---- */
@@ -351,17 +171,17 @@ START_TEST(bar_mmio_at_absolute_addresses)
 	uint32_t fact = 0;
 
 	program_bar0(BAR0_ADDR);
-	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
-	wr(EDU_LIVENESS, 0x12345678, 4);
-	ck_assert_uint_eq(rd32(EDU_LIVENESS), ~0x12345678u);
-	wr(EDU_FACTORIAL, 10, 4);
-	for (int i = 0; i < 1000 && (rd32(EDU_STATUS) & 1); i++)
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT);
+	wr(EDU_REG_LIVENESS, 0x12345678, 4);
+	ck_assert_uint_eq(rd32(EDU_REG_LIVENESS), ~0x12345678u);
+	wr(EDU_REG_FACTORIAL, 10, 4);
+	for (int i = 0; i < 1000 && (rd32(EDU_REG_STATUS) & 1); i++)
 		usleep(1000);
-	fact = rd32(EDU_FACTORIAL);
+	fact = rd32(EDU_REG_FACTORIAL);
 	ck_assert_uint_eq(fact, 3628800);
 	/* 8-byte accesses (edu's DMA registers take them). */
-	wr(EDU_DMA_SRC, 0x0123456789abcull, 8);
-	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_DMA_SRC, 8, true), 0x0123456789abcull);
+	wr(EDU_REG_DMA_SRC, 0x0123456789abcull, 8);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_REG_DMA_SRC, 8, true), 0x0123456789abcull);
 	/* Misses: past the BAR, below it, across its end, the same address as I/O. */
 	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_BAR0_SIZE, 4, true), UINT64_MAX);
 	ck_assert_uint_eq(bar_read(BAR0_ADDR - 4, 4, true), UINT64_MAX);
@@ -370,20 +190,20 @@ START_TEST(bar_mmio_at_absolute_addresses)
 	ck_assert_uint_eq(bar_write(0x1000, 1, 4, true), UINT64_MAX);
 	ck_assert_ptr_nonnull(wait_log("hits no BAR of the device", 0, WAIT_MS));
 	/* Still serving. */
-	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT);
 }
 END_TEST
 
 START_TEST(bar_moves_with_its_register)
 {
 	program_bar0(BAR0_ADDR);
-	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT);
 	cfg_write(0x10, BAR0_ADDR2, 4);
 	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), UINT64_MAX);
-	ck_assert_uint_eq(bar_read(BAR0_ADDR2, 4, true), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR2, 4, true), EDU_IDENT);
 	/* A 2-byte write to the BAR's upper half moves it too. */
 	cfg_write(0x12, BAR0_ADDR >> 16, 2);
-	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), EDU_IDENT);
 	ck_assert_uint_eq(bar_read(BAR0_ADDR2, 4, true), UINT64_MAX);
 }
 END_TEST
@@ -391,13 +211,13 @@ END_TEST
 /* edu's DMA engine: RAM -> buffer, then buffer -> RAM, polled to completion. */
 static void edu_dma(uint64_t src, uint64_t dst, uint32_t count, bool to_ram)
 {
-	wr(EDU_DMA_SRC, src, 8);
-	wr(EDU_DMA_DST, dst, 8);
-	wr(EDU_DMA_COUNT, count, 8);
-	wr(EDU_DMA_CMD, to_ram ? 3 : 1, 8);
-	for (int i = 0; i < 2000 && (bar_read(BAR0_ADDR + EDU_DMA_CMD, 8, true) & 1); i++)
+	wr(EDU_REG_DMA_SRC, src, 8);
+	wr(EDU_REG_DMA_DST, dst, 8);
+	wr(EDU_REG_DMA_COUNT, count, 8);
+	wr(EDU_REG_DMA_CMD, to_ram ? 3 : 1, 8);
+	for (int i = 0; i < 2000 && (bar_read(BAR0_ADDR + EDU_REG_DMA_CMD, 8, true) & 1); i++)
 		usleep(500);
-	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_DMA_CMD, 8, true) & 1, 0);
+	ck_assert_uint_eq(bar_read(BAR0_ADDR + EDU_REG_DMA_CMD, 8, true) & 1, 0);
 }
 
 START_TEST(memory_table_minimal_changes)
@@ -410,7 +230,7 @@ START_TEST(memory_table_minimal_changes)
 
 	ck_assert_ptr_ne(ram, MAP_FAILED);
 	/* Like QEMU's pc machine: low RAM split by the VGA hole, one more block. */
-	struct entry t1[] = {
+	struct proxy_mem t1[] = {
 		{ 0x0, 0xa0000, 0x0, a },
 		{ 0x100000, 0x100000, 0x100000, a },
 		{ 0x1000000, 0x10000, 0, b },
@@ -422,7 +242,7 @@ START_TEST(memory_table_minimal_changes)
 	ck_assert_uint_eq(counter(line, "mem_regions"), 3);
 
 	/* One entry moves; the others stay: one unmap, one map. */
-	struct entry t2[] = {
+	struct proxy_mem t2[] = {
 		{ 0x0, 0xa0000, 0x0, a },
 		{ 0x100000, 0x100000, 0x100000, a },
 		{ 0x2000000, 0x10000, 0, b },
@@ -433,22 +253,22 @@ START_TEST(memory_table_minimal_changes)
 	ck_assert_uint_eq(counter(line, "dma_munmaps"), 1);
 
 	/* The same table again (QEMU resends it on every memory commit): nothing. */
-	fds_after = proxy_fds();
+	fds_after = proxy_fds(&px);
 	sync_sysmem(t2, 3);
 	sync_sysmem(t2, 3);
 	line = remote_counters();
 	ck_assert_uint_eq(counter(line, "dma_mmaps"), 4);
 	ck_assert_uint_eq(counter(line, "dma_munmaps"), 1);
 	/* Every received descriptor was closed: the proxy holds no more than before. */
-	ck_assert_int_eq(proxy_fds(), fds_after);
+	ck_assert_int_eq(proxy_fds(&px), fds_after);
 
 	/* The table works: edu copies guest RAM to its buffer and back elsewhere. */
 	program_bar0(BAR0_ADDR);
 	for (int i = 0; i < 4096; i++)
 		ram[0x10000 + i] = (uint8_t)(i * 7 + 3);
 	memset(ram + 0x150000, 0, 4096);
-	edu_dma(0x10000, EDU_DMA_BUF, 4096, false);
-	edu_dma(EDU_DMA_BUF, 0x150000, 4096, true);
+	edu_dma(0x10000, EDU_DMA_BUF_ADDR, 4096, false);
+	edu_dma(EDU_DMA_BUF_ADDR, 0x150000, 4096, true);
 	ck_assert_mem_eq(ram + 0x150000, ram + 0x10000, 4096);
 
 	/* QEMU with nothing shareable left: everything goes, with a hint why. */
@@ -470,13 +290,14 @@ START_TEST(memory_that_is_no_sealed_memfd_gets_a_hint)
 	const char *line;
 
 	ck_assert_int_eq(ftruncate(m, 0x10000), 0);
-	struct entry t[] = { { 0x0, 0x10000, 0, m }, { 0x100000, 0x10000, 0, good } };
+	struct proxy_mem t[] = { { 0x0, 0x10000, 0, m }, { 0x100000, 0x10000, 0, good } };
 	sync_sysmem(t, 2);
 	ck_assert_ptr_nonnull(wait_log("not sealed against shrinking", 0, WAIT_MS));
 	line = remote_counters();
 	ck_assert_uint_eq(counter(line, "mem_regions"), 1);
 	/* Sub-page pieces are left out, whole pages of an entry kept. */
-	struct entry t2[] = { { 0x100000, 0x10000, 0, good }, { 0x200800, 0x2000, 0x800, good } };
+	struct proxy_mem t2[] = { { 0x100000, 0x10000, 0, good },
+				  { 0x200800, 0x2000, 0x800, good } };
 	sync_sysmem(t2, 2);
 	line = remote_counters();
 	ck_assert_uint_eq(counter(line, "mem_regions"), 2);
@@ -510,23 +331,23 @@ START_TEST(set_irqfd_wires_intx)
 
 	send_raw(&r, fds, 2);
 	program_bar0(BAR0_ADDR); /* also shows SET_IRQFD was handled */
-	n = proxy_fds();
-	wr(EDU_IRQ_RAISE, 0x1, 4);
+	n = proxy_fds(&px);
+	wr(EDU_REG_IRQ_RAISE, 0x1, 4);
 	ck_assert_msg(readable(irqfd, WAIT_MS), "edu's interrupt did not reach the irqfd");
 	ck_assert_int_eq(read(irqfd, &v, 8), 8);
-	ck_assert_uint_eq(rd32(EDU_IRQ_STATUS), 0x1);
-	wr(EDU_IRQ_ACK, 0x1, 4);
+	ck_assert_uint_eq(rd32(EDU_REG_IRQ_STATUS), 0x1);
+	wr(EDU_REG_IRQ_ACK, 0x1, 4);
 
 	/* A new pair replaces the old one (QEMU re-sends after a reset). */
 	fds[0] = irqfd2;
 	fds[1] = resample2;
 	send_raw(&r, fds, 2);
-	ck_assert_uint_eq(rd32(0), EDU_IDENT_VALUE);
-	ck_assert_int_eq(proxy_fds(), n);
-	wr(EDU_IRQ_RAISE, 0x2, 4);
+	ck_assert_uint_eq(rd32(0), EDU_IDENT);
+	ck_assert_int_eq(proxy_fds(&px), n);
+	wr(EDU_REG_IRQ_RAISE, 0x2, 4);
 	ck_assert(readable(irqfd2, WAIT_MS));
 	ck_assert(!readable(irqfd, 100));
-	wr(EDU_IRQ_ACK, 0x2, 4);
+	wr(EDU_REG_IRQ_ACK, 0x2, 4);
 	close(irqfd);
 	close(resample);
 	close(irqfd2);
@@ -539,7 +360,7 @@ START_TEST(device_reset)
 	struct raw r = raw_msg(CMD_DEVICE_RESET, 0);
 
 	program_bar0(BAR0_ADDR);
-	wr(EDU_LIVENESS, 0x1, 4);
+	wr(EDU_REG_LIVENESS, 0x1, 4);
 	ck_assert_uint_eq(request(&r), 0);
 	/* The device is at power-on: unplaced, disabled; the old address hits nothing. */
 	ck_assert_uint_eq(cfg_read(0x04, 2), 0);
@@ -547,8 +368,8 @@ START_TEST(device_reset)
 	ck_assert_uint_eq(bar_read(BAR0_ADDR, 4, true), UINT64_MAX);
 	program_bar0(BAR0_ADDR);
 	/* The register state is gone too. */
-	ck_assert_uint_ne(rd32(EDU_LIVENESS), ~0x1u);
-	ck_assert_uint_eq(rd32(0x00), EDU_IDENT_VALUE);
+	ck_assert_uint_ne(rd32(EDU_REG_LIVENESS), ~0x1u);
+	ck_assert_uint_eq(rd32(0x00), EDU_IDENT);
 }
 END_TEST
 
@@ -653,7 +474,7 @@ START_TEST(malformed_closes_the_connection)
 	/* A healthy start: a few good messages first. */
 	ck_assert_uint_eq(cfg_read(0x00, 2), 0x1234);
 	program_bar0(BAR0_ADDR);
-	ck_assert_uint_eq(rd32(0), EDU_IDENT_VALUE);
+	ck_assert_uint_eq(rd32(0), EDU_IDENT);
 	send_malformed(_i);
 	/* QEMU sees the connection end (no RET, no hang). */
 	p = (struct pollfd){ .fd = px.q, .events = POLLIN };
@@ -702,7 +523,9 @@ END_TEST
 
 START_TEST(remote_socket_and_a_remote_that_goes_away)
 {
-	const char *args[] = { "--fd", "3", "--remote-socket", rem.path, NULL };
+	/* Without reconnecting (test_proxy_restart has the rest). */
+	const char *args[] = { "--fd", "3", "--remote-socket", rem.path, "--reconnect-timeout",
+			       "0",    NULL };
 	int sv[2];
 	char c;
 
@@ -854,12 +677,5 @@ static Suite *proxy_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(proxy_suite());
-	int failed;
-
-	signal(SIGPIPE, SIG_IGN);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return testutil_run_suite(proxy_suite());
 }

@@ -2,6 +2,7 @@
 #ifndef MPDEV_TESTUTIL_H
 #define MPDEV_TESTUTIL_H
 
+#include <check.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -26,5 +27,11 @@ int testutil_memfd(size_t size, unsigned seals);
 
 /* 1 if a and b refer to the same open file (same device and inode). */
 int testutil_same_file(int a, int b);
+
+/*
+ * Runs every case of s, with SIGPIPE ignored (a peer that went away shows as
+ * EPIPE in the case, not as a killed test); EXIT_SUCCESS if all passed.
+ */
+int testutil_run_suite(Suite *s);
 
 #endif

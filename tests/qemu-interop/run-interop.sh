@@ -36,53 +36,22 @@ t_start=$(date +%s.%N)
 
 [ $# -eq 1 ] || { echo "usage: run-interop.sh BUILD_DIR" >&2; exit 2; }
 build_dir=$(realpath "$1")
-proxy_bin=$build_dir/bin/mpdev-proxy
-connect_bin=$build_dir/bin/mpdev-connect
-remote_bin=$build_dir/bin/mpdev-remote
 kernel_pkg=${LAB_KERNEL_PKG:-linux-image-6.12.117+deb12-cloud-amd64}
 guest_timeout=${INTEROP_TIMEOUT:-180}
-cache=$build_dir/vfio-lab/cache
 run_dir=$build_dir/qemu-interop
-mkdir -p "$cache" "$run_dir"
+mkdir -p "$run_dir"
 serial=$run_dir/serial.log
 qemu_log=$run_dir/qemu.log
 proxy_log=$run_dir/proxy.log
 sock=$run_dir/proxy.sock
-
-say() { echo "qemu-interop: $*"; }
-skip() {
-	echo "SKIP: qemu-interop: $*"
-	exit 77
-}
-fail() {
-	echo "qemu-interop: FAIL: $*"
-	exit 1
-}
-elapsed() { # seconds since $1 (a date +%s.%N stamp)
-	awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
-}
-
-for b in "$proxy_bin" "$connect_bin" "$remote_bin"; do
-	[ -x "$b" ] || fail "$b is not built"
-done
+tag=qemu-interop
+# shellcheck source=SCRIPTDIR/interop-lib.sh
+. "$here/interop-lib.sh"
 
 # Every process of ours ends on every way out: QEMU (under timeout, with a
 # parent-death signal where setpriv has one), then mpdev-proxy, which reaps
 # the mpdev-remote it started (the remote also exits when its socket closes).
 qemu_pid='' proxy_pid=''
-stop() { # stop PID: TERM, a grace period, KILL
-	local pid=$1
-	[ -n "$pid" ] || return 0
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 25); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.2
-		done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || true
-}
 cleanup() {
 	stop "$qemu_pid"
 	qemu_pid=
@@ -94,29 +63,7 @@ trap cleanup EXIT
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM HUP
 
-# --- QEMU and the guest's packages (shared with the vfio-lab) ----------------------
-# shellcheck source=SCRIPTDIR/../vfio-lab/guest-kit.sh
-. "$here/../vfio-lab/guest-kit.sh" # sets kit_kernel_deb, kit_busybox_deb
-kit_lock_cache
-t0=$(date +%s.%N)
-kit_ensure_qemu x-pci-proxy-dev
-kit_fetch_guest_debs "$kernel_pkg"
-kit_unlock_cache
-t_prep=$(elapsed "$t0")
-qemu_version=$(qemu-system-x86_64 --version | head -n 1)
-
-# --- guest image ---------------------------------------------------------------------
-t0=$(date +%s.%N)
-"$here/../vfio-lab/build-initramfs.sh" -k "$kit_kernel_deb" -b "$kit_busybox_deb" \
-	-o "$run_dir/initrd.gz" -v "$run_dir/vmlinuz" -w "$run_dir/work" -M "" \
-	-I "$here/guest-init.sh" >"$run_dir/initramfs.log" 2>&1 ||
-	{ cat "$run_dir/initramfs.log"; fail "building the initramfs failed"; }
-t_image=$(elapsed "$t0")
-
-pdeath=()
-if setpriv --help 2>/dev/null | grep -q -- --pdeathsig; then
-	pdeath=(setpriv --pdeathsig KILL --)
-fi
+interop_prepare
 
 # Starts mpdev-proxy --listen $sock in the background, logging to $1.
 start_proxy() {
@@ -140,13 +87,7 @@ wait_proxy() {
 }
 
 # --- 1. the guest drives edu through x-pci-proxy-dev ------------------------------------
-# shellcheck disable=SC2054 # commas are QEMU option syntax
-qemu_cmd=(qemu-system-x86_64 -machine pc,accel=tcg,memory-backend=RAM -m 512M
-	-object memory-backend-memfd,id=RAM,size=512M,share=on -nodefaults
-	-display none -monitor none -no-reboot -serial "file:$serial"
-	-device x-pci-proxy-dev,id=edu0,fd=3
-	-kernel "$run_dir/vmlinuz" -initrd "$run_dir/initrd.gz"
-	-append "console=ttyS0 panic=-1 quiet memmap=1M\$0x8000000")
+interop_qemu_cmd "$serial"
 say "$qemu_version"
 say "proxy:   $proxy_bin --listen $sock --spawn-remote --device edu -v"
 say "booting: $connect_bin --wait 10 $sock -- ${qemu_cmd[*]}"

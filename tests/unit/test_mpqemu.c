@@ -3,7 +3,8 @@
  * streams: the layout QEMU puts on the wire, RET as QEMU reads it, and every
  * malformed message QEMU would never send — truncated, oversize, wrong data
  * sizes, wrong descriptor counts, bad widths — each refused with every
- * received descriptor closed. And the BAR window (proxy/bar_window.c) that
+ * received descriptor closed; the same decoding without a socket
+ * (mpqemu_decode). And the BAR window (proxy/bar_window.c) that
  * turns QEMU's absolute BAR addresses into BAR and offset.
  */
 #include <check.h>
@@ -517,6 +518,65 @@ START_TEST(malformed_is_refused_and_fds_closed)
 }
 END_TEST
 
+/* ---- decoding without a socket (mpqemu_decode: what the fuzzer drives) ---- */
+
+/* A message with n fresh eventfds, as if they had arrived with it. */
+static void msg_with_fds(struct mpqemu_msg *m, int n)
+{
+	memset(m, 0, sizeof(*m));
+	for (int i = 0; i < MPQEMU_MAX_FDS; i++)
+		m->fds[i] = i < n ? testutil_eventfd() : -1;
+	m->num_fds = n;
+}
+
+START_TEST(decode_accepts_a_whole_message)
+{
+	struct raw r = raw_bar(CMD_BAR_WRITE, 0xfea00008, 5, 4, 1);
+	struct mpdev_error err = { 0 };
+	struct mpqemu_msg m;
+
+	msg_with_fds(&m, 0);
+	ck_assert_int_eq(mpqemu_decode(&m, r.b, r.len, &err), 1);
+	ck_assert_int_eq(m.cmd, CMD_BAR_WRITE);
+	ck_assert_uint_eq(m.data.bar_access.addr, 0xfea00008);
+	ck_assert_uint_eq(m.data.bar_access.val, 5);
+	ck_assert_uint_eq(mpqemu_declared_size(r.b), SZ_BAR_ACCESS);
+
+	r = raw_msg(CMD_SET_IRQFD, 0);
+	msg_with_fds(&m, 2);
+	ck_assert_int_eq(mpqemu_decode(&m, r.b, r.len, &err), 1);
+	ck_assert_int_eq(m.num_fds, 2);
+	mpqemu_msg_close_fds(&m);
+	ck_assert_int_eq(testutil_count_fds(0), baseline_fds);
+}
+END_TEST
+
+/* Bytes that are not exactly one message: refused, the descriptors closed. */
+START_TEST(decode_refuses_a_wrong_length)
+{
+	struct raw r = raw_cfg(CMD_PCI_CFGREAD, 0, 0, 4);
+	struct raw big = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM + 1);
+	struct mpdev_error err = { 0 };
+	struct mpqemu_msg m;
+
+	msg_with_fds(&m, 1);
+	ck_assert_int_eq(mpqemu_decode(&m, r.b, HDR - 1, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "header"), "%s", err.msg);
+	ck_assert_int_eq(m.num_fds, 0);
+	msg_with_fds(&m, 2);
+	ck_assert_int_eq(mpqemu_decode(&m, r.b, r.len - 1, &err), -EBADMSG);
+	ck_assert_msg(strstr(err.msg, "declares 12 bytes of data but 11"), "%s", err.msg);
+	ck_assert_int_eq(m.num_fds, 0);
+	msg_with_fds(&m, 0);
+	ck_assert_int_eq(mpqemu_decode(&m, r.b, r.len + 4, &err), -EBADMSG);
+	msg_with_fds(&m, 3);
+	ck_assert_int_eq(mpqemu_decode(&m, big.b, HDR, &err), -EMSGSIZE);
+	ck_assert_msg(strstr(err.msg, "at most 192"), "%s", err.msg);
+	ck_assert_int_eq(m.num_fds, 0);
+	ck_assert_int_eq(testutil_count_fds(0), baseline_fds);
+}
+END_TEST
+
 /* ---- the BAR window ---- */
 
 static struct bar_window edu_like(void)
@@ -623,6 +683,12 @@ static Suite *mpqemu_suite(void)
 	tcase_add_test(tc, credentials_are_not_descriptors);
 	tcase_add_loop_test(tc, malformed_is_refused_and_fds_closed, 0,
 			    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("decode");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, decode_accepts_a_whole_message);
+	tcase_add_test(tc, decode_refuses_a_wrong_length);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bar_window");

@@ -1,0 +1,211 @@
+/*
+ * QEMU's mpqemu messages as mpdev-proxy receives them. Each packet record
+ * (fuzz_input.h) is one message's bytes with its descriptors, decoded and
+ * validated by mpqemu_decode(); a valid message then goes through the part
+ * of mpdev-proxy's translation that needs no remote: config writes that move
+ * BARs, and the BAR window lookup of QEMU's absolute BAR addresses, against
+ * a config space the input itself writes. Then the whole input goes once
+ * more, as one byte stream with the records' descriptors attached, through
+ * mpqemu_recv() on a stream socket, as far as mpdev-proxy would read it.
+ *
+ * The dispatch to the remote is not here: mpdev-proxy sends what it
+ * translates as native requests, whose dispatch fuzz_native covers. When the
+ * remote hosts the mpqemu face itself (a later issue), its dispatch gets
+ * fuzzed in-process the way fuzz_native does the native one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bar_window.h"
+#include "fuzz_input.h"
+#include "log.h"
+#include "mpqemu.h"
+#include "transport.h"
+
+#define TARGET "fuzz_mpqemu"
+
+/* Larger inputs skip the stream pass: they would only fill the socket buffer. */
+#define STREAM_MAX 65536
+
+static int baseline_fds;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	fuzz_init_process();
+	return 0;
+}
+
+/* The proxy's view of the device: BAR sizes (from its device info) and config space. */
+struct device_view {
+	struct bar_window bars;
+	uint8_t config[MPQEMU_MAX_CONFIG_SIZE];
+};
+
+static void view_init(struct device_view *v)
+{
+	/* Every kind of BAR the window knows: 32-bit memory, 64-bit memory, I/O. */
+	const uint64_t sizes[BAR_WINDOW_NUM_BARS] = { 0x100000, 0, 0x4000, 0, 0x100, 0 };
+
+	bar_window_init(&v->bars, sizes);
+	memset(v->config, 0, sizeof(v->config));
+}
+
+static uint32_t config_dword(const struct device_view *v, uint32_t off)
+{
+	return (uint32_t)v->config[off] | (uint32_t)v->config[off + 1] << 8 |
+	       (uint32_t)v->config[off + 2] << 16 | (uint32_t)v->config[off + 3] << 24;
+}
+
+/* What mpdev-proxy's on_bar() asks of the window, and what its answer must satisfy. */
+static void bar_access(struct device_view *v, const struct mpqemu_bar_access *b)
+{
+	uint32_t regs[BAR_WINDOW_NUM_BARS];
+	uint64_t off = 0;
+	int bar;
+
+	if (!v->bars.valid) {
+		for (unsigned i = 0; i < BAR_WINDOW_NUM_BARS; i++)
+			regs[i] = config_dword(v, BAR_WINDOW_CONFIG_FIRST + 4 * i);
+		bar_window_load(&v->bars, regs);
+	}
+	bar = bar_window_lookup(&v->bars, b->addr, b->size, b->memory, &off);
+	if (bar < 0)
+		return;
+	if (bar >= BAR_WINDOW_NUM_BARS || !v->bars.size[bar] || !v->bars.base[bar])
+		fuzz_fail(TARGET, "lookup hit a BAR that is not placed", NULL);
+	if (v->bars.io[bar] == (b->memory != 0))
+		fuzz_fail(TARGET, "lookup hit a BAR of the other kind", NULL);
+	if (b->addr - v->bars.base[bar] != off || off > v->bars.size[bar] ||
+	    b->size > v->bars.size[bar] - off)
+		fuzz_fail(TARGET, "lookup's offset is outside the BAR", NULL);
+}
+
+static void translate(struct device_view *v, const struct mpqemu_msg *m)
+{
+	const struct mpqemu_pci_conf *c = &m->data.pci_conf;
+
+	switch (m->cmd) {
+	case MPQEMU_CMD_PCI_CFGWRITE:
+		/* mpqemu_validate bounds it: the write fits config space. */
+		for (int i = 0; i < c->len; i++)
+			v->config[c->addr + (uint32_t)i] = (uint8_t)(c->val >> (8 * i));
+		if (bar_window_config_overlaps(c->addr, (uint32_t)c->len))
+			bar_window_invalidate(&v->bars);
+		break;
+	case MPQEMU_CMD_BAR_READ:
+	case MPQEMU_CMD_BAR_WRITE:
+		bar_access(v, &m->data.bar_access);
+		break;
+	case MPQEMU_CMD_DEVICE_RESET:
+		view_init(v);
+		break;
+	default:
+		break;
+	}
+}
+
+static void decode_one(struct device_view *v, struct fuzz_fds *fds, const struct fuzz_packet *pkt)
+{
+	struct mpdev_error err = { 0 };
+	struct mpqemu_msg m;
+	int got[FUZZ_MAX_FDS];
+
+	memset(&m, 0, sizeof(m));
+	for (int i = 0; i < MPQEMU_MAX_FDS; i++)
+		m.fds[i] = -1;
+	fuzz_make_fds(fds, pkt, got);
+	if (pkt->nfds > MPQEMU_MAX_FDS) {
+		/* mpqemu_recv refuses these before decoding (EPROTO); so do we. */
+		transport_close_fds(got, pkt->nfds);
+		return;
+	}
+	memcpy(m.fds, got, pkt->nfds * sizeof(int));
+	m.num_fds = (int)pkt->nfds;
+	if (mpqemu_decode(&m, pkt->data, pkt->len, &err) < 0) {
+		if (!err.code || !err.msg[0])
+			fuzz_fail(TARGET, "a refused message without a reason", NULL);
+		if (m.num_fds != 0)
+			fuzz_fail(TARGET, "a refused message kept descriptors", NULL);
+		return;
+	}
+	translate(v, &m);
+	mpqemu_msg_close_fds(&m);
+}
+
+/* The same bytes as one stream, as mpdev-proxy's serve_one() reads it until it gives up. */
+static void stream_pass(const uint8_t *data, size_t size)
+{
+	struct fuzz_reader rd;
+	struct fuzz_packet pkt;
+	struct fuzz_fds fds;
+	struct mpdev_error err;
+	struct mpqemu_msg m;
+	int sv[2], r;
+
+	if (size > STREAM_MAX)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		fuzz_fail(TARGET, "socketpair", NULL);
+	/* Nothing reads while we write: a full buffer must end the stream, not block. */
+	if (fcntl(sv[0], F_SETFL, O_NONBLOCK) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		fuzz_fail(TARGET, "O_NONBLOCK", NULL);
+	}
+	fuzz_fds_init(&fds);
+	fuzz_reader_init(&rd, data, size);
+	while (fuzz_next_packet(&rd, &pkt)) {
+		int got[FUZZ_MAX_FDS];
+
+		fuzz_make_fds(&fds, &pkt, got);
+		/*
+		 * Descriptors need a byte to travel with: an empty record's are
+		 * dropped. A full socket buffer ends the stream early, which is
+		 * just a shorter input.
+		 */
+		r = pkt.len ? transport_send(sv[0], pkt.data, pkt.len, got, pkt.nfds, 0) : 0;
+		transport_close_fds(got, pkt.nfds);
+		if (r < 0)
+			break;
+	}
+	shutdown(sv[0], SHUT_WR);
+	do {
+		memset(&err, 0, sizeof(err));
+		r = mpqemu_recv(sv[1], &m, 0, &err);
+		if (r == 1)
+			mpqemu_msg_close_fds(&m);
+		else if (r < 0 && m.num_fds != 0)
+			fuzz_fail(TARGET, "mpqemu_recv failed and kept descriptors", NULL);
+	} while (r == 1);
+	close(sv[0]);
+	close(sv[1]);
+	fuzz_fds_reset(&fds);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct device_view view;
+	struct fuzz_reader rd;
+	struct fuzz_packet pkt;
+	struct fuzz_fds fds;
+
+	baseline_fds = fuzz_count_fds();
+	view_init(&view);
+	fuzz_fds_init(&fds);
+	fuzz_reader_init(&rd, data, size);
+	while (fuzz_next_packet(&rd, &pkt))
+		decode_one(&view, &fds, &pkt);
+	fuzz_fds_reset(&fds);
+	stream_pass(data, size);
+	fuzz_check_fds(baseline_fds, TARGET);
+	return 0;
+}

@@ -1,0 +1,199 @@
+/*
+ * The native protocol as the remote receives it: each input is one
+ * connection to an emulated edu device. Every packet record (fuzz_input.h)
+ * is decoded by wire_decode() with the descriptors the record asks for, then
+ * dispatched as the remote's server does (session_handle() or
+ * session_handle_bad_packet()), the replies are read back and checked, and
+ * the event loop runs so that edu's deferred DMA and factorial work and the
+ * eventfd callbacks happen. At the end of the input the connection ends as
+ * in the server's conn_close(), and nothing may be left open or mapped.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "efdio.h"
+#include "fuzz_input.h"
+#include "host.h"
+#include "log.h"
+#include "session.h"
+#include "transport.h"
+#include "wire.h"
+
+#define TARGET "fuzz_native"
+
+/* What lives as long as the remote process: the loop, the host, the device. */
+static struct {
+	struct event_base *base;
+	struct remote_host host;
+	struct backend *backend;
+	struct server_stats stats;
+	int baseline_fds;
+} w;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct backend_config cfg = { .device = "edu" };
+	struct mpdev_error err = { 0 };
+
+	fuzz_init_process();
+	w.base = event_base_new();
+	if (!w.base)
+		fuzz_fail(TARGET, "setup", "event_base_new");
+	/* As mpdev-remote's main() does: its descriptors belong to the baseline, not to an input.
+	 */
+	if (efdio_init("auto", &err) < 0)
+		fuzz_fail(TARGET, "setup", err.msg);
+	if (remote_host_init(&w.host, w.base, &err) < 0 ||
+	    backend_create(&cfg, w.base, &w.host.ops, &w.backend, &err) < 0 ||
+	    remote_host_set_backend(&w.host, w.backend, &err) < 0)
+		fuzz_fail(TARGET, "setup", err.msg);
+	return 0;
+}
+
+/* Lets deferred device work and eventfd callbacks run, without waiting for any. */
+static void run_loop(void)
+{
+	for (int i = 0; i < 2; i++)
+		event_base_loop(w.base, EVLOOP_NONBLOCK);
+}
+
+/*
+ * Reads what the session sent for one message and checks what the protocol
+ * promises (docs/protocol.md sections 2, 3 and 6): every packet decodes and
+ * carries no descriptors; a message gets at most one answer, and exactly
+ * one unless it is a posted write, with its id; an error reply has words and no body; a
+ * notification has id 0 and a Notify body.
+ */
+static void check_replies(int peer, const struct wire_msg *m, bool decoded)
+{
+	const Mpdev__Envelope *req = m->env;
+	/* Only a posted write that succeeds goes unanswered. */
+	bool must_answer = !decoded || req->kind != MPDEV__KIND__KIND_POSTED;
+	int answers = 0;
+
+	for (;;) {
+		struct mpdev_error err = { 0 };
+		struct wire_msg rep;
+		const Mpdev__Envelope *e;
+		int r = wire_recv(peer, &rep, &err, MSG_DONTWAIT);
+
+		if (r == -EAGAIN) {
+			wire_msg_release(&rep);
+			break;
+		}
+		if (r != 1)
+			fuzz_fail(TARGET, "the remote sent a bad packet", err.msg);
+		e = rep.env;
+		if (rep.nfds)
+			fuzz_fail(TARGET, "reply", "the remote sent descriptors");
+		if (e->kind == MPDEV__KIND__KIND_NOTIFY) {
+			if (e->id != 0 || e->body_case != MPDEV__ENVELOPE__BODY_NOTIFY)
+				fuzz_fail(TARGET, "notify", "not id 0 with a Notify body");
+		} else if (e->kind == MPDEV__KIND__KIND_REPLY) {
+			if (e->status && (!e->error || !*e->error))
+				fuzz_fail(TARGET, "error reply", "no words");
+			if (e->status && e->body_case != MPDEV__ENVELOPE__BODY__NOT_SET)
+				fuzz_fail(TARGET, "error reply", "carries a body");
+			if (req && e->id != req->id)
+				fuzz_fail(TARGET, "reply", "id is not the request's");
+		} else {
+			fuzz_fail(TARGET, "reply", "kind is neither REPLY nor NOTIFY");
+		}
+		answers++;
+		wire_msg_release(&rep);
+	}
+	if (answers > 1)
+		fuzz_fail(TARGET, "replies", "more than one answer to one message");
+	if (must_answer && answers != 1)
+		fuzz_fail(TARGET, "replies", "a message that is no posted write went unanswered");
+}
+
+/* One packet as the server's conn_readable() handles it; < 0 ends the connection. */
+static int handle_packet(struct session *s, int peer, struct fuzz_fds *fds,
+			 const struct fuzz_packet *pkt)
+{
+	struct mpdev_error err = { 0 };
+	struct wire_msg m;
+	bool decoded;
+	int r;
+
+	wire_msg_init(&m);
+	fuzz_make_fds(fds, pkt, m.fds);
+	m.nfds = pkt->nfds;
+	if (pkt->len == 0) {
+		/* transport_recv refuses an empty packet before any decoding. */
+		transport_close_fds(m.fds, m.nfds);
+		m.nfds = 0;
+		r = mpdev_error_set(&err, EBADMSG, "empty packet");
+	} else {
+		r = wire_decode(&m, pkt->data, pkt->len, &err);
+	}
+	decoded = r == 1;
+	if (decoded)
+		r = session_handle(s, &m);
+	else
+		r = session_handle_bad_packet(s, &m, &err);
+	/* Checked before the release: the replies are matched against the request. */
+	if (r == 0)
+		check_replies(peer, &m, decoded);
+	wire_msg_release(&m);
+	if (pkt->ctl & FUZZ_CTL_POKE)
+		fuzz_poke(fds);
+	run_loop();
+	return r;
+}
+
+/* The server's conn_close(): reset the device, then drop interrupts and memory. */
+static void end_connection(struct session *s)
+{
+	struct mpdev_error err = { 0 };
+
+	close(s->fd);
+	s->fd = -1;
+	if (s->info.reset_supported && w.backend->ops->reset(w.backend, &err) < 0)
+		fuzz_fail(TARGET, "reset after disconnect", err.msg);
+	if (w.backend->ops->release)
+		w.backend->ops->release(w.backend);
+	session_release(s);
+	remote_host_release(&w.host);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_reader rd;
+	struct fuzz_packet pkt;
+	struct fuzz_fds fds;
+	struct session s;
+	int sv[2];
+
+	w.baseline_fds = fuzz_count_fds();
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		fuzz_fail(TARGET, "socketpair", strerror(errno));
+	session_init(&s, sv[0], w.backend, &w.host, &w.stats);
+	fuzz_fds_init(&fds);
+	fuzz_reader_init(&rd, data, size);
+	while (fuzz_next_packet(&rd, &pkt))
+		if (handle_packet(&s, sv[1], &fds, &pkt) < 0)
+			break;
+	end_connection(&s);
+	close(sv[1]);
+	fuzz_fds_reset(&fds);
+	run_loop();
+
+	if (w.host.dma.map.n != 0)
+		fuzz_fail(TARGET, "after disconnect", "memory table regions left");
+	if (w.host.dma.stats.mmaps != w.host.dma.stats.munmaps)
+		fuzz_fail(TARGET, "after disconnect", "a memory table mapping was never unmapped");
+	fuzz_check_fds(w.baseline_fds, TARGET);
+	return 0;
+}
