@@ -554,6 +554,19 @@ static void fail_disarm(pid_t remote)
 	write_str(path, "0");
 }
 
+/* edu copies `len` bytes of guest RAM at gpa into its buffer and back 0x1000 further on. */
+static bool dma_round_trip(struct mpdev *d, uint8_t *ram, uint64_t gpa, uint8_t seed)
+{
+	const uint32_t len = 1000;
+
+	for (uint32_t i = 0; i < len; i++)
+		ram[i] = (uint8_t)(i * 5 + seed);
+	memset(ram + 0x1000, 0, len);
+	if (edu_dma(d, gpa, EDU_BUF, len, 1) < 0 || edu_dma(d, EDU_BUF, gpa + 0x1000, len, 3) < 0)
+		return false;
+	return !memcmp(ram, ram + 0x1000, len);
+}
+
 /*
  * iommufd_fail_nth on the real kernel, through the remote: a table change
  * (drop A, add B, C, D) is tried with the kernel failing the remote's n-th
@@ -568,6 +581,7 @@ static void run_fail_nth(const char *bdf)
 	uint8_t *ram_a, *ram_n[3];
 	struct mpdev_iommu_info ii;
 	int failed = 0, clean = 1, n, r;
+	bool untouched;
 	char spec[64];
 	struct mpdev *d;
 	pid_t pid;
@@ -595,6 +609,7 @@ static void run_fail_nth(const char *bdf)
 						     .size = 0x200000 };
 		next[i].fd = sealed_memfd(next[i].size, &ram_n[i]);
 	}
+	mpdev_config_write(d, 0x04, 2, 0x0006); /* memory + bus master, for the DMA checks */
 	for (n = 0; n < 400; n++) {
 		r = mpdev_mem_set_table(d, &a, 1);
 		if (r < 0) {
@@ -606,6 +621,8 @@ static void run_fail_nth(const char *bdf)
 			break;
 		}
 		r = mpdev_mem_set_table(d, next, 3);
+		/* Read before disarming, which sets times to 0: 1 left means nothing was failed. */
+		untouched = fail_times_left() == 1;
 		fail_disarm(pid);
 		if (mpdev_get_iommu_info(d, &ii) < 0) {
 			check(0, "the remote answers after an injected failure", "n=%d: %s", n,
@@ -618,7 +635,7 @@ static void run_fail_nth(const char *bdf)
 			 */
 			if (ii.mappings_used != 3)
 				clean = 0;
-			if (fail_times_left() == 1)
+			if (untouched)
 				break; /* no call was failed: every step has been tried */
 			printf("  n=%d: a failed step was retried or tolerated; table applied\n",
 			       n);
@@ -628,6 +645,15 @@ static void run_fail_nth(const char *bdf)
 		if (ii.mappings_used != 1) {
 			printf("  n=%d: failed (%s) but %u mappings remain, want 1\n", n,
 			       mpdev_last_error(d), ii.mappings_used);
+			clean = 0;
+		}
+		/*
+		 * The kernel's word, not our counters: the old table still
+		 * translates (the device DMAs through it), and the new one left
+		 * nothing behind (mapping it again below would hit EEXIST).
+		 */
+		if (!dma_round_trip(d, ram_a, a.gpa, (uint8_t)n)) {
+			printf("  n=%d: DMA through the old table fails after the rollback\n", n);
 			clean = 0;
 		}
 		r = mpdev_mem_set_table(d, next, 3);
@@ -641,19 +667,8 @@ static void run_fail_nth(const char *bdf)
 	      "%d of %d steps failed the change", failed, n);
 	check(clean, "every failure rolled back to exactly the old table", NULL);
 	/* After the sweep the device still DMAs through the last table. */
-	{
-		uint8_t *ram = ram_n[0];
-
-		for (uint32_t i = 0; i < 1000; i++)
-			ram[i] = (uint8_t)(i * 5 + 1);
-		memset(ram + 0x1000, 0, 1000);
-		mpdev_config_write(d, 0x04, 2, 0x0006);
-		r = edu_dma(d, next[0].gpa, EDU_BUF, 1000, 1);
-		if (r == 0)
-			r = edu_dma(d, EDU_BUF, next[0].gpa + 0x1000, 1000, 3);
-		check(r == 0 && !memcmp(ram, ram + 0x1000, 1000),
-		      "DMA through the table after the sweep", NULL);
-	}
+	check(dma_round_trip(d, ram_n[0], next[0].gpa, 1), "DMA through the table after the sweep",
+	      NULL);
 	mpdev_close(d);
 	close(a.fd);
 	munmap(ram_a, a.size);
