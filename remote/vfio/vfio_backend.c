@@ -33,7 +33,7 @@ struct vfio_backend {
 	struct vfio_dev dev;
 	struct backend_device_info info;
 	struct vfio_iommu_info iinfo; /* read once: ranges and the initial budget */
-	uint32_t mappings;
+	bool shares_iommu; /* the VM's IOMMU (backend_config.shared_iommu): not ours to destroy */
 	bool prefer_routed;
 	bool intx_auto; /* --intx auto: direct, or routed where the device cannot do direct */
 	/* Indexes VFIO has triggers for: it allows one type at a time. */
@@ -169,15 +169,15 @@ static int vb_dma_map(struct backend *b, const struct backend_dma_region *r,
 				       (unsigned long long)r->iova,
 				       (unsigned long long)(r->iova + r->size), ranges);
 	}
-	if (vb->iinfo.dma_avail != UINT32_MAX && vb->mappings >= vb->iinfo.dma_avail)
+	if (vb->iinfo.dma_avail != UINT32_MAX && vb->iommu->mappings >= vb->iinfo.dma_avail)
 		return mpdev_error_set(
 			err, ENOSPC,
 			"the IOMMU accepts no more mappings (%u in use, the kernel's "
 			"dma_entry_limit allows %u)",
-			vb->mappings, vb->iinfo.dma_avail);
+			vb->iommu->mappings, vb->iinfo.dma_avail);
 	ret = vb->iommu->ops->map(vb->iommu, r->iova, r->size, r->vaddr, !r->read_only, err);
 	if (ret == 0)
-		vb->mappings++;
+		vb->iommu->mappings++;
 	return ret;
 }
 
@@ -187,8 +187,8 @@ static int vb_dma_unmap(struct backend *b, const struct backend_dma_region *r,
 	struct vfio_backend *vb = to_vb(b);
 	int ret = vb->iommu->ops->unmap(vb->iommu, r->iova, r->size, err);
 
-	if (ret == 0 && vb->mappings)
-		vb->mappings--;
+	if (ret == 0 && vb->iommu->mappings)
+		vb->iommu->mappings--;
 	return ret;
 }
 
@@ -207,8 +207,9 @@ static int vb_iommu_info(struct backend *b, struct backend_iommu_info *info,
 		info->ranges[i].start = ii->ranges[i].start;
 		info->ranges[i].last = ii->ranges[i].last;
 	}
-	info->mappings_used = vb->mappings;
-	info->dma_avail = ii->dma_avail == UINT32_MAX ? UINT32_MAX : ii->dma_avail - vb->mappings;
+	info->mappings_used = vb->iommu->mappings;
+	info->dma_avail =
+		ii->dma_avail == UINT32_MAX ? UINT32_MAX : ii->dma_avail - vb->iommu->mappings;
 	return 0;
 }
 
@@ -360,8 +361,9 @@ static int intx_direct(struct vfio_backend *vb, int irqfd, int resamplefd, struc
 		set_irqs_none(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0,
 			      &(struct mpdev_error){ 0 });
 	if (r < 0 && no_unmask_fd && vb->intx_auto) {
-		log_info(COMP, "INTx: the device takes no unmask eventfd (%s); routing through "
-			       "the IOHUB",
+		log_info(COMP,
+			 "INTx: the device takes no unmask eventfd (%s); routing through "
+			 "the IOHUB",
 			 err->msg);
 		return 1;
 	}
@@ -524,7 +526,7 @@ static void vb_destroy(struct backend *b)
 
 	vb_release(b);
 	vfio_dev_close(&vb->dev);
-	if (vb->iommu)
+	if (vb->iommu && !vb->shares_iommu)
 		vb->iommu->ops->destroy(vb->iommu);
 	free(vb);
 }
@@ -548,15 +550,33 @@ static int create_iommu(const struct backend_config *cfg, const struct vfio_sys 
 			struct vfio_iommu **out, struct mpdev_error *err)
 {
 	const char *kind = cfg->iommu ? cfg->iommu : "auto";
+	const char *pins = cfg->pin_accounting ? cfg->pin_accounting : "user";
+	int r;
 
+	if (strcmp(pins, "user") && strcmp(pins, "process"))
+		return mpdev_error_set(err, EINVAL, "unknown pin accounting '%s' (user, process)",
+				       pins);
 	if (!strcmp(kind, "auto"))
 		kind = vfio_iommufd_available(sys) ? "iommufd" : "container";
-	if (!strcmp(kind, "iommufd"))
-		return vfio_iommufd_create(sys, cfg->nr_ioas ? cfg->nr_ioas : 1, out, err);
-	if (!strcmp(kind, "container"))
+	if (!strcmp(kind, "container")) {
+		if (cfg->pin_accounting && strcmp(pins, "process"))
+			return mpdev_error_set(err, EINVAL,
+					       "the container always charges pins to the process "
+					       "(--pin-accounting user is iommufd's)");
 		return vfio_container_create(sys, out, err);
-	return mpdev_error_set(err, EINVAL, "unknown IOMMU backend '%s' (auto, container, iommufd)",
-			       kind);
+	}
+	if (strcmp(kind, "iommufd"))
+		return mpdev_error_set(
+			err, EINVAL, "unknown IOMMU backend '%s' (auto, container, iommufd)", kind);
+	r = vfio_iommufd_create(sys, cfg->nr_ioas ? cfg->nr_ioas : 1, out, err);
+	if (r == 0 && !strcmp(pins, "process")) {
+		r = vfio_iommufd_set_pin_accounting(*out, true, err);
+		if (r < 0) {
+			(*out)->ops->destroy(*out);
+			*out = NULL;
+		}
+	}
+	return r;
 }
 
 /* 8-4-4-4-12 hex digits, as the kernel names mediated devices. */
@@ -609,9 +629,19 @@ int vfio_backend_create(const struct backend_config *cfg, struct event_base *bas
 	snprintf(vb->bdf, sizeof(vb->bdf), "%s", bdf);
 	vb->mdev = mdev;
 
-	r = create_iommu(cfg, vb->sys, &vb->iommu, err);
-	if (r < 0)
-		goto fail;
+	if (cfg->shared_iommu && *cfg->shared_iommu) {
+		vb->iommu = *cfg->shared_iommu;
+		vb->shares_iommu = true;
+	} else {
+		r = create_iommu(cfg, vb->sys, &vb->iommu, err);
+		if (r < 0)
+			goto fail;
+		if (cfg->shared_iommu) {
+			/* The VM's from now on, also if this device fails to open below. */
+			*cfg->shared_iommu = vb->iommu;
+			vb->shares_iommu = true;
+		}
+	}
 	r = vb->iommu->ops->open_device(vb->iommu, vb->bdf, &fd, err);
 	if (r < 0)
 		goto fail;

@@ -572,6 +572,31 @@ int vfio_iommufd_create(const struct vfio_sys *sys, unsigned nr_ioas, struct vfi
 	return 0;
 }
 
+int vfio_iommufd_set_pin_accounting(struct vfio_iommu *io, bool per_process,
+				    struct mpdev_error *err)
+{
+	struct iofd *f = to_iofd(io);
+	struct iommu_option cmd = {
+		.size = sizeof(cmd),
+		.option_id = IOMMU_OPTION_RLIMIT_MODE,
+		.op = IOMMU_OPTION_OP_SET,
+		.val64 = per_process ? 1 : 0,
+	};
+
+	if (io->ops != &iofd_ops)
+		return mpdev_error_set(err, EINVAL, "pin accounting is an iommufd option");
+	if (sys_ioctl(f, f->fd, IOMMU_OPTION, &cmd) < 0) {
+		int e = errno;
+
+		return mpdev_error_set(err, e, "IOMMU_OPTION RLIMIT_MODE=%s: %s%s",
+				       per_process ? "process" : "user", strerror(e),
+				       e == EPERM   ? " (needs CAP_SYS_RESOURCE)"
+				       : e == EBUSY ? " (must precede every device and IOAS)"
+						    : "");
+	}
+	return 0;
+}
+
 bool vfio_iommufd_available(const struct vfio_sys *sys)
 {
 	char path[PATH_MAX];
