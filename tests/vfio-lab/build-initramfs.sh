@@ -222,11 +222,10 @@ for m in $MODULES; do
 done
 say "modules loaded at $(up) s: $MODULES"
 
-edu=
+edu= edu2=
 for d in /sys/bus/pci/devices/*; do
 	if [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ]; then
-		edu=${d##*/}
-		break
+		if [ -z "$edu" ]; then edu=${d##*/}; elif [ -z "$edu2" ]; then edu2=${d##*/}; fi
 	fi
 done
 [ -n "$edu" ] || die "no edu device (1234:11e8) on the PCI bus"
@@ -241,6 +240,19 @@ while [ ! -c /dev/vfio/$group ]; do
 	[ $i -le 100 ] || die "/dev/vfio/$group did not appear within 10 s"
 	sleep 0.1
 done
+# A second edu (LAB_QEMU_ARGS='-device edu'), bound by the same new_id, in its own group.
+group2=
+if [ -n "$edu2" ]; then
+	group2=$(readlink /sys/bus/pci/devices/$edu2/iommu_group)
+	group2=${group2##*/}
+	i=0
+	while [ ! -c /dev/vfio/$group2 ]; do
+		i=$((i + 1))
+		[ $i -le 100 ] || die "/dev/vfio/$group2 (second edu) did not appear within 10 s"
+		sleep 0.1
+	done
+	say "second edu: $edu2, IOMMU group $group2"
+fi
 drv=$(readlink /sys/bus/pci/devices/$edu/driver)
 say "edu bound at $(up) s"
 say "edu PCI address: $edu ($(cat /sys/bus/pci/devices/$edu/vendor):$(cat /sys/bus/pci/devices/$edu/device))"
@@ -265,7 +277,7 @@ if [ -d /sys/class/mdev_bus/mtty ]; then
 	say "mtty mediated device: $mtty (group $(readlink /sys/bus/mdev/devices/$mtty/iommu_group | sed 's,.*/,,'))"
 fi
 
-export LAB_EDU_BDF=$edu LAB_IOMMU_GROUP=$group LAB_VFIO_GROUP_DEV=/dev/vfio/$group LAB_VFIO_CDEV=$cdev LAB_MTTY_UUID=$mtty
+export LAB_EDU_BDF=$edu LAB_EDU2_BDF=$edu2 LAB_IOMMU_GROUP=$group LAB_VFIO_GROUP_DEV=/dev/vfio/$group LAB_VFIO_CDEV=$cdev LAB_MTTY_UUID=$mtty
 cd /tmp
 eval "set -- $(cat /lab/cmd)"
 echo "=== LAB DRIVER BEGIN at $(up) s: $* ==="

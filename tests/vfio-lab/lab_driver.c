@@ -26,146 +26,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lab_util.h"
 #include "libmpdev.h"
 #include "spawn.h"
-
-#define EDU_IDENT     0x00
-#define EDU_LIVENESS  0x04
-#define EDU_FACTORIAL 0x08
-#define EDU_STATUS    0x20
-#define EDU_IRQ_RAISE 0x60
-#define EDU_IRQ_ACK   0x64
-#define EDU_DMA_SRC   0x80
-#define EDU_DMA_DST   0x88
-#define EDU_DMA_COUNT 0x90
-#define EDU_DMA_CMD   0x98
-#define EDU_BUF	      0x40000
-
-/* Guest RAM handed to the device: below edu's 28-bit DMA limit. */
-#define RAM_GPA	    0x1000000ull
-#define RAM_SIZE    (4ull << 20)
-#define SPARE_GPA   0x2000000ull /* never in the table */
-#define DMA_LEN	    4000u	 /* edu aborts QEMU 7.2 at exactly 4096 */
-#define IRQ_WAIT_MS 3000
-#define QUIET_MS    300
-
-static int failures;
-static const char *remote_bin = "/bin/mpdev-remote";
-
-static void check(int ok, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	printf("CHECK %-40s %s", name, ok ? "ok" : "FAIL");
-	if (fmt) {
-		printf(": ");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-	}
-	printf("\n");
-	fflush(stdout);
-	if (!ok)
-		failures++;
-}
-
-static uint32_t rd(struct mpdev *d, uint64_t off)
-{
-	uint32_t v = 0xdeadbeef;
-
-	if (mpdev_region_read(d, MPDEV_REGION_BAR0, off, &v, 4) < 0)
-		printf("  read 0x%llx: %s\n", (unsigned long long)off, mpdev_last_error(d));
-	return v;
-}
-
-static int wr(struct mpdev *d, uint64_t off, uint32_t v)
-{
-	int r = mpdev_region_write(d, MPDEV_REGION_BAR0, off, &v, 4);
-
-	if (r < 0)
-		printf("  write 0x%llx: %s\n", (unsigned long long)off, mpdev_last_error(d));
-	return r;
-}
-
-/* Whether fd becomes readable within ms; drains it. */
-static int fired(int fd, int ms)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN };
-	uint64_t cnt;
-
-	if (poll(&p, 1, ms) != 1)
-		return 0;
-	return read(fd, &cnt, sizeof(cnt)) == sizeof(cnt) ? 1 : 0;
-}
-
-static int sealed_memfd(uint64_t size, uint8_t **map)
-{
-	int fd = memfd_create("lab-guest-ram", MFD_ALLOW_SEALING | MFD_CLOEXEC);
-
-	if (fd < 0 || ftruncate(fd, (off_t)size) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0)
-		return -1;
-	*map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	return *map == MAP_FAILED ? -1 : fd;
-}
-
-/* One edu DMA; each takes ~100 ms under TCG. Returns 0 once the command is done. */
-static int edu_dma(struct mpdev *d, uint64_t src, uint64_t dst, uint32_t len, uint32_t cmd)
-{
-	if (wr(d, EDU_DMA_SRC, (uint32_t)src) || wr(d, EDU_DMA_DST, (uint32_t)dst) ||
-	    wr(d, EDU_DMA_COUNT, len) || wr(d, EDU_DMA_CMD, cmd))
-		return -1;
-	for (int i = 0; i < 2000; i++) {
-		if (!(rd(d, EDU_DMA_CMD) & 1))
-			return 0;
-		usleep(5000);
-	}
-	return -ETIMEDOUT;
-}
-
-/* One listening remote serves every connection of the run, as under systemd. */
-static pid_t start_remote(const char *spec, const char *iommu, const char *intx, const char *path)
-{
-	pid_t pid;
-
-	unlink(path);
-	pid = fork();
-	if (pid == 0) {
-		/* The guest has no user database: the sandbox drops to a plain uid. */
-		execl(remote_bin, remote_bin, "--device", spec, "--iommu", iommu, "--intx", intx,
-		      "--socket", path, "--user", "999", "-v", (char *)NULL);
-		_exit(127);
-	}
-	return pid;
-}
-
-static struct mpdev *connect_remote(const char *path, pid_t pid)
-{
-	const struct mpdev_options o = { .timeout_ms = 10000, .client_name = "vfio-lab" };
-	struct mpdev *d = NULL;
-
-	for (int i = 0; i < 500; i++) {
-		if (mpdev_connect(path, &o, &d) == 0)
-			return d;
-		if (kill(pid, 0) < 0 || waitpid(pid, NULL, WNOHANG) == pid) {
-			printf("the remote exited before accepting a connection\n");
-			return NULL;
-		}
-		usleep(20000);
-	}
-	printf("connect: %s\n", mpdev_connect_error());
-	return NULL;
-}
-
-static void stop_remote(pid_t pid)
-{
-	int st = -1, r;
-
-	kill(pid, SIGTERM);
-	r = spawn_wait(pid, 10000, &st);
-	check(r == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "remote exits cleanly on SIGTERM",
-	      "status 0x%x", st);
-}
 
 static void check_identity(struct mpdev *d)
 {
@@ -696,7 +559,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (argc > 2)
-		remote_bin = argv[2];
+		lab_remote_bin = argv[2];
 	if (fail_nth) {
 		run_fail_nth(bdf);
 	} else if (mtty) {
@@ -712,11 +575,5 @@ int main(int argc, char **argv)
 		run(bdf, argv[1], "direct");
 		run(bdf, argv[1], "routed");
 	}
-	/* run-lab.sh wants "LAB RESULT: PASS" alone on its line. */
-	if (failures)
-		printf("LAB RESULT: FAIL (%d failed check%s)\n", failures,
-		       failures == 1 ? "" : "s");
-	else
-		printf("LAB RESULT: PASS\n");
-	return failures ? 1 : 0;
+	return lab_result();
 }
