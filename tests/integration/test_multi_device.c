@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -261,6 +263,77 @@ START_TEST(devices_need_a_socket_each)
 }
 END_TEST
 
+static int listen_at(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	unlink(path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 4), 0);
+	return fd;
+}
+
+/* systemd's socket activation with a socket per device: the Nth passed fd serves device N. */
+START_TEST(systemd_passes_a_socket_per_device_in_order)
+{
+	char dir[] = "/tmp/mpdev-multi-XXXXXX", pa[64], pb[64];
+	const char *bin = remote_default_bin();
+	struct mpdev *a = NULL, *b = NULL;
+	int la, lb, status = 0;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(pa, sizeof(pa), "%s/a.sock", dir);
+	snprintf(pb, sizeof(pb), "%s/b.sock", dir);
+	la = listen_at(pa);
+	lb = listen_at(pb);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char pidstr[16];
+
+		/* As systemd hands them over: fds 3 and 4, LISTEN_PID naming the child. */
+		if (dup2(la, 3) < 0 || dup2(lb, 4) < 0)
+			_exit(126);
+		snprintf(pidstr, sizeof(pidstr), "%d", (int)getpid());
+		setenv("LISTEN_PID", pidstr, 1);
+		setenv("LISTEN_FDS", "2", 1);
+		execl(bin, bin, "--device", "edu", "--device", "edu", "--no-sandbox", (char *)NULL);
+		_exit(127);
+	}
+	close(la);
+	close(lb);
+	for (int i = 0; i < 300 && !a; i++)
+		if (mpdev_connect(pa, &opts, &a) < 0)
+			usleep(10000);
+	ck_assert_msg(a != NULL, "%s", mpdev_connect_error());
+	ck_assert_msg(mpdev_connect(pb, &opts, &b) == 0, "%s", mpdev_connect_error());
+	/* Two devices: the second socket is not the first device again. */
+	bar_wr32(a, EDU_REG_LIVENESS, 1);
+	bar_wr32(b, EDU_REG_LIVENESS, 2);
+	ck_assert_uint_eq(bar_rd32(a, EDU_REG_LIVENESS), ~1u);
+	ck_assert_uint_eq(bar_rd32(b, EDU_REG_LIVENESS), ~2u);
+	mpdev_close(a);
+	mpdev_close(b);
+	kill(pid, SIGTERM);
+	for (int i = 0; waitpid(pid, &status, WNOHANG) != pid; i++) {
+		if (i == 500) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			ck_abort_msg("mpdev-remote did not exit on SIGTERM within 5 s");
+		}
+		usleep(10000);
+	}
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	unlink(pa);
+	unlink(pb);
+	rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("multi_device");
@@ -270,6 +343,7 @@ int main(void)
 	tcase_add_test(tc, each_device_is_its_own_and_the_table_is_mapped_once);
 	tcase_add_test(tc, emulated_devices_may_hold_different_tables);
 	tcase_add_test(tc, devices_need_a_socket_each);
+	tcase_add_test(tc, systemd_passes_a_socket_per_device_in_order);
 	suite_add_tcase(s, tc);
 	return testutil_run_suite(s);
 }
