@@ -5,10 +5,11 @@
  * for interrupts: an irqfd is an eventfd it polls, an EOI a write to the
  * resamplefd.
  *
- * usage: vfio_lab_driver [--mtty] IOMMU [REMOTE]   (IOMMU: container or
- * iommufd; the device's address comes from LAB_EDU_BDF, which the lab's
- * /init sets; with --mtty the device is instead the mtty mediated device
- * /init created on the lab kernel, LAB_MTTY_UUID)
+ * usage: vfio_lab_driver [--edu] [--mtty] [--fail-nth] IOMMU[,IOMMU...] [REMOTE]
+ * (IOMMU: container or iommufd, each run in turn; the edu device's address
+ * comes from LAB_EDU_BDF, which the lab's /init sets; --mtty drives the mtty
+ * mediated device /init created on the lab kernel, LAB_MTTY_UUID;
+ * --fail-nth the fail_iommufd sweep; without a part flag, --edu)
  * Prints one line per check and a final "LAB RESULT: PASS|FAIL".
  */
 #include <errno.h>
@@ -543,37 +544,62 @@ out:
 	stop_remote(pid);
 }
 
+/* Runs each selected part for one IOMMU kind. */
+static void run_all(const char *bdf, const char *iommu, bool edu, bool mtty, bool fail_nth)
+{
+	if (edu) {
+		run(bdf, iommu, "direct");
+		run(bdf, iommu, "routed");
+	}
+	if (mtty) {
+		const char *uuid = getenv("LAB_MTTY_UUID");
+
+		if (uuid && *uuid)
+			run_mtty(uuid, iommu);
+		else
+			check(0, "an mtty device",
+			      "LAB_MTTY_UUID unset: the kernel lacks "
+			      "SAMPLE_VFIO_MDEV_MTTY?");
+	}
+	if (fail_nth) {
+		if (!strcmp(iommu, "iommufd"))
+			run_fail_nth(bdf);
+		else
+			check(0, "fail_iommufd sweep", "needs --iommu iommufd, not %s", iommu);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *bdf = getenv("LAB_EDU_BDF");
-	bool mtty = argc > 1 && !strcmp(argv[1], "--mtty");
-	bool fail_nth = argc > 1 && !strcmp(argv[1], "--fail-nth");
+	bool edu = false, mtty = false, fail_nth = false;
+	char *list, *kind, *save = NULL;
 
-	if (mtty || fail_nth) {
-		argv++;
-		argc--;
+	/* Parts in one boot (each boot costs seconds): any of --edu, --mtty, --fail-nth. */
+	for (; argc > 1 && !strncmp(argv[1], "--", 2); argv++, argc--) {
+		if (!strcmp(argv[1], "--edu"))
+			edu = true;
+		else if (!strcmp(argv[1], "--mtty"))
+			mtty = true;
+		else if (!strcmp(argv[1], "--fail-nth"))
+			fail_nth = true;
+		else
+			break;
 	}
+	if (!edu && !mtty && !fail_nth)
+		edu = true;
 	if (argc < 2 || !bdf) {
-		fprintf(stderr, "usage: LAB_EDU_BDF=BDF %s [--mtty] container|iommufd [REMOTE]\n",
+		fprintf(stderr,
+			"usage: LAB_EDU_BDF=BDF %s [--edu] [--mtty] [--fail-nth] "
+			"IOMMU[,IOMMU...] [REMOTE]   (IOMMU: container, iommufd)\n",
 			argv[0]);
 		return 2;
 	}
 	if (argc > 2)
 		lab_remote_bin = argv[2];
-	if (fail_nth) {
-		run_fail_nth(bdf);
-	} else if (mtty) {
-		const char *uuid = getenv("LAB_MTTY_UUID");
-
-		if (!uuid || !*uuid) {
-			printf("LAB RESULT: FAIL no mtty device (LAB_MTTY_UUID unset: the kernel "
-			       "lacks SAMPLE_VFIO_MDEV_MTTY?)\n");
-			return 1;
-		}
-		run_mtty(uuid, argv[1]);
-	} else {
-		run(bdf, argv[1], "direct");
-		run(bdf, argv[1], "routed");
-	}
+	list = strdup(argv[1]);
+	for (kind = strtok_r(list, ",", &save); kind; kind = strtok_r(NULL, ",", &save))
+		run_all(bdf, kind, edu, mtty, fail_nth);
+	free(list);
 	return lab_result();
 }
