@@ -234,23 +234,21 @@ done
 group=$(readlink /sys/bus/pci/devices/$edu/iommu_group)
 group=${group##*/}
 echo 1234 11e8 >/sys/bus/pci/drivers/vfio-pci/new_id || die "vfio-pci new_id failed"
-i=0
-while [ ! -c /dev/vfio/$group ]; do
-	i=$((i + 1))
-	[ $i -le 100 ] || die "/dev/vfio/$group did not appear within 10 s"
-	sleep 0.1
-done
+wait_group_node() { # GROUP WHAT
+	i=0
+	while [ ! -c /dev/vfio/$1 ]; do
+		i=$((i + 1))
+		[ $i -le 100 ] || die "/dev/vfio/$1 ($2) did not appear within 10 s"
+		sleep 0.1
+	done
+}
+wait_group_node "$group" edu
 # A second edu (LAB_QEMU_ARGS='-device edu'), bound by the same new_id, in its own group.
 group2=
 if [ -n "$edu2" ]; then
 	group2=$(readlink /sys/bus/pci/devices/$edu2/iommu_group)
 	group2=${group2##*/}
-	i=0
-	while [ ! -c /dev/vfio/$group2 ]; do
-		i=$((i + 1))
-		[ $i -le 100 ] || die "/dev/vfio/$group2 (second edu) did not appear within 10 s"
-		sleep 0.1
-	done
+	wait_group_node "$group2" "second edu"
 	say "second edu: $edu2, IOMMU group $group2"
 fi
 drv=$(readlink /sys/bus/pci/devices/$edu/driver)

@@ -43,14 +43,14 @@ static void check_identity(struct mpdev *d)
 	      info.name, info.vendor_id, info.device_id,
 	      (unsigned long long)info.regions[MPDEV_REGION_BAR0].size,
 	      info.irqs[MPDEV_IRQ_INTX].count, info.irqs[MPDEV_IRQ_MSI].count);
-	ident = rd(d, EDU_IDENT);
+	ident = rd(d, EDU_REG_IDENT);
 	check(ident == 0x010000ed, "ident through BAR0", "0x%08x", ident);
-	wr(d, EDU_LIVENESS, 0x12345678);
-	check(rd(d, EDU_LIVENESS) == ~0x12345678u, "liveness through BAR0", NULL);
-	wr(d, EDU_FACTORIAL, 10);
+	wr(d, EDU_REG_LIVENESS, 0x12345678);
+	check(rd(d, EDU_REG_LIVENESS) == ~0x12345678u, "liveness through BAR0", NULL);
+	wr(d, EDU_REG_FACTORIAL, 10);
 	for (int i = 0; i < 1000 && (st & 1); i++)
-		st = rd(d, EDU_STATUS);
-	fact = rd(d, EDU_FACTORIAL);
+		st = rd(d, EDU_REG_STATUS);
+	fact = rd(d, EDU_REG_FACTORIAL);
 	check(fact == 3628800, "factorial computed by the device", "10! = %u", fact);
 }
 
@@ -101,9 +101,9 @@ static void check_dma(struct mpdev *d, const struct mpdev_iommu_info *ii)
 		ram[i] = (uint8_t)(i * 13 + 7);
 	memset(ram + 0x100000, 0, DMA_LEN);
 	mpdev_config_write(d, 0x04, 2, 0x0006); /* memory + bus master */
-	ret = edu_dma(d, RAM_GPA, EDU_BUF, DMA_LEN, 1);
+	ret = edu_dma(d, RAM_GPA, EDU_DMA_BUF_ADDR, DMA_LEN, 1);
 	if (ret == 0)
-		ret = edu_dma(d, EDU_BUF, RAM_GPA + 0x100000, DMA_LEN, 3);
+		ret = edu_dma(d, EDU_DMA_BUF_ADDR, RAM_GPA + 0x100000, DMA_LEN, 3);
 	same = ret == 0 && memcmp(ram, ram + 0x100000, DMA_LEN) == 0;
 	check(same, "DMA RAM -> device -> RAM through the IOMMU", "%u bytes, byte for byte",
 	      DMA_LEN);
@@ -111,11 +111,11 @@ static void check_dma(struct mpdev *d, const struct mpdev_iommu_info *ii)
 	/* An IOVA outside the table: the IOMMU blocks it; no table memory changes. */
 	spare_map = malloc(RAM_SIZE);
 	memcpy(spare_map, ram, RAM_SIZE);
-	edu_dma(d, EDU_BUF, SPARE_GPA, DMA_LEN, 3);
+	edu_dma(d, EDU_DMA_BUF_ADDR, SPARE_GPA, DMA_LEN, 3);
 	untouched = memcmp(spare_map, ram, RAM_SIZE) == 0;
 	free(spare_map);
 	check(untouched, "DMA outside the table touches no table memory", NULL);
-	check(rd(d, EDU_IDENT) == 0x010000ed, "device still answers after the blocked DMA", NULL);
+	check(rd(d, EDU_REG_IDENT) == 0x010000ed, "device still answers after the blocked DMA", NULL);
 
 	/* Refusals: overlap, and a range the IOMMU cannot map. */
 	{
@@ -158,7 +158,7 @@ static void check_intx(struct mpdev *d, const char *mode)
 	r = mpdev_set_intx_irqfd(d, 0, 5, irqfd, rs);
 	snprintf(name, sizeof(name), "INTx %s: irqfd set", mode);
 	check(r == 0, name, "%s", mpdev_last_error(d));
-	wr(d, EDU_IRQ_RAISE, 1);
+	wr(d, EDU_REG_IRQ_RAISE, 1);
 	snprintf(name, sizeof(name), "INTx %s: raise fires the irqfd", mode);
 	check(fired(irqfd, IRQ_WAIT_MS), name, NULL);
 	/* The kernel automasked the line: unmask while the device still asserts re-fires. */
@@ -166,7 +166,7 @@ static void check_intx(struct mpdev *d, const char *mode)
 		check(0, "EOI write", "%s", strerror(errno));
 	snprintf(name, sizeof(name), "INTx %s: EOI while asserted re-fires", mode);
 	check(fired(irqfd, IRQ_WAIT_MS), name, NULL);
-	wr(d, EDU_IRQ_ACK, 1);
+	wr(d, EDU_REG_IRQ_ACK, 1);
 	mpdev_sync(d);
 	if (write(rs, &one, sizeof(one)) != sizeof(one))
 		check(0, "EOI write", "%s", strerror(errno));
@@ -186,10 +186,10 @@ static void check_msi(struct mpdev *d)
 	mpdev_set_intx_irqfd(d, 0, 5, intx, -1);
 	r = mpdev_set_irqs_eventfd(d, MPDEV_IRQ_MSI, MPDEV_IRQ_ACTION_TRIGGER, 0, 1, &efd);
 	check(r == 0, "MSI: eventfd given to VFIO", "%s", mpdev_last_error(d));
-	wr(d, EDU_IRQ_RAISE, 2);
+	wr(d, EDU_REG_IRQ_RAISE, 2);
 	check(fired(efd, IRQ_WAIT_MS), "MSI: raise fires the MSI eventfd", NULL);
 	check(!fired(intx, QUIET_MS), "MSI: INTx stays quiet", NULL);
-	wr(d, EDU_IRQ_ACK, 2);
+	wr(d, EDU_REG_IRQ_ACK, 2);
 	mpdev_irq_disable(d, MPDEV_IRQ_MSI);
 	mpdev_set_intx_irqfd(d, 0, 5, -1, -1);
 	close(efd);
@@ -200,12 +200,12 @@ static void check_reset(struct mpdev *d)
 {
 	int r;
 
-	wr(d, EDU_LIVENESS, 0x5a5a5a5a);
+	wr(d, EDU_REG_LIVENESS, 0x5a5a5a5a);
 	r = mpdev_reset(d);
 	/* edu under vfio-pci: a reset where the kernel offers one, a clear error where not. */
 	check(r == 0 || (r == -ENOTTY && strstr(mpdev_last_error(d), "reset")), "reset", "%d %s", r,
 	      mpdev_last_error(d));
-	check(rd(d, EDU_IDENT) == 0x010000ed, "device answers after reset", NULL);
+	check(rd(d, EDU_REG_IDENT) == 0x010000ed, "device answers after reset", NULL);
 }
 
 /* Everything once, on one remote with the given INTx mode, over two connections. */
@@ -426,7 +426,7 @@ static bool dma_round_trip(struct mpdev *d, uint8_t *ram, uint64_t gpa, uint8_t 
 	for (uint32_t i = 0; i < len; i++)
 		ram[i] = (uint8_t)(i * 5 + seed);
 	memset(ram + 0x1000, 0, len);
-	if (edu_dma(d, gpa, EDU_BUF, len, 1) < 0 || edu_dma(d, EDU_BUF, gpa + 0x1000, len, 3) < 0)
+	if (edu_dma(d, gpa, EDU_DMA_BUF_ADDR, len, 1) < 0 || edu_dma(d, EDU_DMA_BUF_ADDR, gpa + 0x1000, len, 3) < 0)
 		return false;
 	return !memcmp(ram, ram + 0x1000, len);
 }

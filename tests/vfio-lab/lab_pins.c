@@ -64,8 +64,8 @@ static bool dma_through(struct mpdev *d, struct vm_ram *ram, uint64_t off, uint8
 		ram->p[off + i] = (uint8_t)(seed + i * 7);
 	memset(ram->p + off + 0x1000, 0, len);
 	if (mpdev_config_write(d, 0x04, 2, 0x0006) < 0 ||
-	    edu_dma(d, RAM_GPA + off, EDU_BUF, len, 1) < 0 ||
-	    edu_dma(d, EDU_BUF, RAM_GPA + off + 0x1000, len, 3) < 0)
+	    edu_dma(d, RAM_GPA + off, EDU_DMA_BUF_ADDR, len, 1) < 0 ||
+	    edu_dma(d, EDU_DMA_BUF_ADDR, RAM_GPA + off + 0x1000, len, 3) < 0)
 		return false;
 	return !memcmp(ram->p + off, ram->p + off + 0x1000, len);
 }

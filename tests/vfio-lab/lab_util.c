@@ -78,11 +78,11 @@ int sealed_memfd(uint64_t size, uint8_t **map)
 /* One edu DMA; each takes ~100 ms under TCG. Returns 0 once the command is done. */
 int edu_dma(struct mpdev *d, uint64_t src, uint64_t dst, uint32_t len, uint32_t cmd)
 {
-	if (wr(d, EDU_DMA_SRC, (uint32_t)src) || wr(d, EDU_DMA_DST, (uint32_t)dst) ||
-	    wr(d, EDU_DMA_COUNT, len) || wr(d, EDU_DMA_CMD, cmd))
+	if (wr(d, EDU_REG_DMA_SRC, (uint32_t)src) || wr(d, EDU_REG_DMA_DST, (uint32_t)dst) ||
+	    wr(d, EDU_REG_DMA_COUNT, len) || wr(d, EDU_REG_DMA_CMD, cmd))
 		return -1;
 	for (int i = 0; i < 2000; i++) {
-		if (!(rd(d, EDU_DMA_CMD) & 1))
+		if (!(rd(d, EDU_REG_DMA_CMD) & 1))
 			return 0;
 		usleep(5000);
 	}

@@ -9,19 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "edu.h" /* the register layout (remote/emu/edu.h) */
 #include "libmpdev.h"
-
-#define EDU_IDENT     0x00
-#define EDU_LIVENESS  0x04
-#define EDU_FACTORIAL 0x08
-#define EDU_STATUS    0x20
-#define EDU_IRQ_RAISE 0x60
-#define EDU_IRQ_ACK   0x64
-#define EDU_DMA_SRC   0x80
-#define EDU_DMA_DST   0x88
-#define EDU_DMA_COUNT 0x90
-#define EDU_DMA_CMD   0x98
-#define EDU_BUF	      0x40000
 
 /* Guest RAM handed to the device: below edu's 28-bit DMA limit. */
 #define RAM_GPA	    0x1000000ull
