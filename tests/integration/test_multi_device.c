@@ -26,6 +26,7 @@
 #include "edu.h"
 #include "libmpdev.h"
 #include "remote_fixture.h"
+#include "spawn.h"
 #include "testutil.h"
 
 #define RAM_SIZE  0x400000u
@@ -229,14 +230,7 @@ static int run_remote(const char *const *argv)
 		_exit(127);
 	}
 	/* Bounded: a remote that does not exit is killed, reaped, and fails the test. */
-	for (int i = 0; waitpid(pid, &status, WNOHANG) != pid; i++) {
-		if (i == 500) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			ck_abort_msg("mpdev-remote did not exit within 5 s");
-		}
-		usleep(10000);
-	}
+	ck_assert_msg(spawn_wait(pid, 5000, &status) == 0, "mpdev-remote did not exit within 5 s");
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -319,14 +313,8 @@ START_TEST(systemd_passes_a_socket_per_device_in_order)
 	mpdev_close(a);
 	mpdev_close(b);
 	kill(pid, SIGTERM);
-	for (int i = 0; waitpid(pid, &status, WNOHANG) != pid; i++) {
-		if (i == 500) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			ck_abort_msg("mpdev-remote did not exit on SIGTERM within 5 s");
-		}
-		usleep(10000);
-	}
+	ck_assert_msg(spawn_wait(pid, 5000, &status) == 0,
+		      "mpdev-remote did not exit on SIGTERM within 5 s");
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	unlink(pa);
 	unlink(pb);
