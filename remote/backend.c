@@ -5,6 +5,7 @@
 
 #include "edu.h"
 #include "vfio.h"
+#include "vfio_iommu.h"
 
 int backend_create(const struct backend_config *cfg, struct event_base *base,
 		   struct backend_host *host, struct backend **out, struct mpdev_error *err)
@@ -17,9 +18,16 @@ int backend_create(const struct backend_config *cfg, struct event_base *base,
 				       "no device given (--device edu, or --device vfio:BDF)");
 	if (strcmp(spec, "edu") == 0)
 		return edu_create(base, host, out, err);
-	if (strncmp(spec, "vfio:", 5) == 0)
+	if (strncmp(spec, "vfio:", 5) == 0 || strncmp(spec, "vfio-mdev:", 10) == 0)
 		return vfio_backend_create(cfg, base, host, out, err);
-	return mpdev_error_set(err, ENODEV, "unknown device '%s' (known: edu, vfio:BDF)", spec);
+	return mpdev_error_set(err, ENODEV,
+			       "unknown device '%s' (known: edu, vfio:BDF, vfio-mdev:UUID)", spec);
+}
+
+void backend_iommu_destroy(struct vfio_iommu *io)
+{
+	if (io)
+		io->ops->destroy(io);
 }
 
 void backend_destroy(struct backend *b)

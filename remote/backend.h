@@ -15,6 +15,7 @@
 
 struct event_base;
 struct iohub;
+struct vfio_iommu;
 struct vfio_sys;
 
 /* Region and IRQ numbering match VFIO's PCI indexes (and the protocol's). */
@@ -132,7 +133,17 @@ struct backend_config {
 	const char *device; /* "edu", or "vfio:0000:00:03.0" */
 	const char *iommu; /* vfio: "auto" (iommufd if the kernel has it), "container", "iommufd" */
 	const char *intx;  /* vfio: "auto" (direct), "direct" or "routed" (through the IOHUB) */
-	unsigned nr_ioas;  /* vfio+iommufd: IOAS count for several devices (tests) */
+	unsigned nr_ioas;  /* vfio+iommufd: IOASes for the VM's devices; 1 (0): all share one */
+	/* vfio+iommufd: "user" (NULL, the kernel's default) or "process" (IOMMU_OPTION_RLIMIT_MODE)
+	 */
+	const char *pin_accounting;
+	/*
+	 * vfio: the VM's IOMMU, which every vfio device of the remote attaches
+	 * to (one container, or one iommufd with its IOASes): the first device
+	 * creates it here, later ones join it. NULL: the device's own. The
+	 * caller destroys it with backend_iommu_destroy after the backends.
+	 */
+	struct vfio_iommu **shared_iommu;
 	const struct vfio_sys *sys; /* vfio: the kernel, or a model in tests (NULL: kernel) */
 };
 
@@ -201,5 +212,7 @@ struct backend {
 int backend_create(const struct backend_config *cfg, struct event_base *base,
 		   struct backend_host *host, struct backend **out, struct mpdev_error *err);
 void backend_destroy(struct backend *b);
+/* The VM's IOMMU of backend_config.shared_iommu, once every device on it is destroyed. */
+void backend_iommu_destroy(struct vfio_iommu *io);
 
 #endif

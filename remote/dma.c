@@ -15,26 +15,22 @@ void dma_table_init(struct dma_table *t, struct backend *backend, size_t max_reg
 {
 	memset(t, 0, sizeof(*t));
 	memtable_init(&t->map);
+	guest_mem_init(&t->own);
+	t->gm = &t->own;
 	t->backend = backend;
 	t->max_regions = max_regions;
 }
 
-static struct backend_dma_region as_backend_region(const struct memtable_entry *e)
+void dma_table_share(struct dma_table *t, struct guest_mem *gm)
 {
-	return (struct backend_dma_region){
-		.iova = e->gpa, .size = e->size, .vaddr = e->host, .read_only = e->read_only
-	};
+	t->gm = gm ? gm : &t->own;
 }
 
 static int backend_map(struct dma_table *t, const struct memtable_entry *e, struct mpdev_error *err)
 {
-	struct backend_dma_region r = as_backend_region(e);
-	int ret;
+	int ret = guest_mem_iommu_get(t->gm, t->backend, e, err);
 
-	if (!t->backend || !t->backend->ops->dma_map)
-		return 0;
-	ret = t->backend->ops->dma_map(t->backend, &r, err);
-	if (ret == 0)
+	if (ret == 0 && t->backend && t->backend->ops->dma_map)
 		t->stats.backend_maps++;
 	return ret;
 }
@@ -42,13 +38,9 @@ static int backend_map(struct dma_table *t, const struct memtable_entry *e, stru
 static int backend_unmap(struct dma_table *t, const struct memtable_entry *e,
 			 struct mpdev_error *err)
 {
-	struct backend_dma_region r = as_backend_region(e);
-	int ret;
+	int ret = guest_mem_iommu_put(t->gm, t->backend, e, err);
 
-	if (!t->backend || !t->backend->ops->dma_unmap)
-		return 0;
-	ret = t->backend->ops->dma_unmap(t->backend, &r, err);
-	if (ret == 0)
+	if (ret == 0 && t->backend && t->backend->ops->dma_unmap)
 		t->stats.backend_unmaps++;
 	return ret;
 }
@@ -56,23 +48,18 @@ static int backend_unmap(struct dma_table *t, const struct memtable_entry *e,
 static void host_unmap(struct dma_table *t, struct memtable_entry *e)
 {
 	if (e->host) {
-		munmap(e->host, e->size);
+		guest_mem_host_put(t->gm, e);
 		t->stats.munmaps++;
-		e->host = NULL;
 	}
 }
 
 static int host_map(struct dma_table *t, struct memtable_entry *e, int fd, struct mpdev_error *err)
 {
-	int prot = PROT_READ | (e->read_only ? 0 : PROT_WRITE);
-	void *p = mmap(NULL, e->size, prot, MAP_SHARED, fd, (off_t)e->fd_offset);
+	int ret = guest_mem_host_get(t->gm, e, fd, err);
 
-	if (p == MAP_FAILED)
-		return mpdev_error_set(err, errno, "mmap of region at 0x%llx: %s",
-				       (unsigned long long)e->gpa, strerror(errno));
-	t->stats.mmaps++;
-	e->host = p;
-	return 0;
+	if (ret == 0)
+		t->stats.mmaps++;
+	return ret;
 }
 
 /* Checks one region's shape, without its fd. */
@@ -200,6 +187,8 @@ void dma_table_clear(struct dma_table *t)
 		host_unmap(t, &t->map.v[i]);
 	}
 	memtable_free(&t->map);
+	/* The table's own store is empty now; free its array. A shared one is the VM's. */
+	guest_mem_destroy(&t->own);
 }
 
 static bool same_region(const struct memtable_entry *a, const struct memtable_entry *b)

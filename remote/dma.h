@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "error.h"
+#include "guest_mem.h"
 #include "memtable.h"
 
 struct dma_stats {
@@ -28,7 +29,9 @@ struct dma_table {
 	struct memtable map;
 	struct backend *backend; /* may be NULL: nothing beyond the remote's mappings */
 	size_t max_regions;
-	struct dma_stats stats;
+	struct dma_stats stats; /* this table's calls; gm->stats says which were real */
+	struct guest_mem *gm;	/* where mappings live: own, or the VM's (dma_table_share) */
+	struct guest_mem own;
 };
 
 /* A region as the proxy describes it; fd stays owned by the caller. */
@@ -41,6 +44,11 @@ struct dma_new_region {
 };
 
 void dma_table_init(struct dma_table *t, struct backend *backend, size_t max_regions);
+/*
+ * Takes this (empty) table's mappings from gm, the VM's guest memory that
+ * every device of the VM shares; NULL: back to the table's own.
+ */
+void dma_table_share(struct dma_table *t, struct guest_mem *gm);
 /* Drops every region: backend unmaps, then munmaps. */
 void dma_table_clear(struct dma_table *t);
 

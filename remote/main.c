@@ -16,6 +16,7 @@
 #include "closer.h"
 #include "efdio.h"
 #include "fdident.h"
+#include "guest_mem.h"
 #include "host.h"
 #include "log.h"
 #include "sandbox.h"
@@ -23,15 +24,32 @@
 
 #define COMP "remote"
 
+/* Devices one remote serves for one VM. */
+#define REMOTE_MAX_DEVICES 8
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: mpdev-remote --device SPEC [--socket PATH | --fd N] [options]\n"
+		"       mpdev-remote --device SPEC --socket PATH --device SPEC --socket PATH ...\n"
 		"\n"
 		"  -d, --device SPEC     device to serve: 'edu' (emulated QEMU edu device), or\n"
-		"                        'vfio:DDDD:BB:DD.F' (a host device bound to vfio-pci)\n"
+		"                        'vfio:DDDD:BB:DD.F' (a host device bound to vfio-pci) or\n"
+		"                        'vfio-mdev:UUID' (a mediated device, e.g. mtty);\n"
+		"                        repeat it (up to %d) for several devices of one VM:\n"
+		"                        each has its own socket (the Nth --socket or --fd, or\n"
+		"                        the Nth socket systemd passes), and they share one\n"
+		"                        mapping of guest memory and one IOMMU, so the VM's\n"
+		"                        RAM is pinned once (docs/vfio.md)\n"
 		"  -i, --iommu KIND      vfio: auto (iommufd where the kernel has it, else the\n"
 		"                        container), container (TYPE1v2), iommufd\n"
+		"      --ioas-per-device iommufd: an IOAS for each device instead of one for\n"
+		"                        all; later IOASes get their mappings by IOMMU_IOAS_COPY\n"
+		"                        from the first (still pinned once)\n"
+		"      --pin-accounting MODE\n"
+		"                        iommufd: charge pinned memory to the mpdev 'user'\n"
+		"                        (the kernel's default) or to the 'process' (its\n"
+		"                        RLIMIT_MEMLOCK, as the container does)\n"
 		"  -x, --intx MODE       vfio: auto/direct (the proxy's irqfd is VFIO's trigger,\n"
 		"                        its resamplefd VFIO's unmask) or routed (IOHUB)\n"
 		"  -s, --socket PATH     listen on a SOCK_SEQPACKET Unix socket at PATH\n"
@@ -53,7 +71,7 @@ static void usage(FILE *f)
 		"      --no-sandbox      DEBUGGING ONLY: keep privileges, no seccomp\n"
 		"  -v, --verbose         more log output (twice for debug)\n"
 		"  -h, --help            this text\n",
-		SERVER_HANDSHAKE_TIMEOUT_MS);
+		REMOTE_MAX_DEVICES, SERVER_HANDSHAKE_TIMEOUT_MS);
 }
 
 static int parse_id(const char *s, unsigned long *out)
@@ -107,11 +125,16 @@ const char *__lsan_default_options(void)
 #endif
 
 struct remote_options {
-	struct backend_config backend;
+	struct backend_config backend; /* .device: the first; devices[] has them all */
+	const char *devices[REMOTE_MAX_DEVICES];
+	unsigned n_devices;
+	bool ioas_per_device;
 	struct server_config server;
 	struct sandbox_config sandbox;
-	const char *path;
-	long fd;
+	const char *paths[REMOTE_MAX_DEVICES];
+	unsigned n_paths;
+	long fds[REMOTE_MAX_DEVICES];
+	unsigned n_fds;
 	bool sandbox_off;
 	const char *eventfd_io;
 	const char *forbidden;
@@ -120,7 +143,14 @@ struct remote_options {
 
 static int parse_options(int argc, char **argv, struct remote_options *o)
 {
-	enum { OPT_NO_SANDBOX = 256, OPT_TEST_FORBIDDEN, OPT_HANDSHAKE_TIMEOUT, OPT_EVENTFD_IO };
+	enum {
+		OPT_NO_SANDBOX = 256,
+		OPT_TEST_FORBIDDEN,
+		OPT_HANDSHAKE_TIMEOUT,
+		OPT_EVENTFD_IO,
+		OPT_IOAS_PER_DEVICE,
+		OPT_PIN_ACCOUNTING,
+	};
 	static const struct option opts[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "iommu", required_argument, NULL, 'i' },
@@ -134,6 +164,8 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 		{ "no-sandbox", no_argument, NULL, OPT_NO_SANDBOX },
 		{ "handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
 		{ "eventfd-io", required_argument, NULL, OPT_EVENTFD_IO },
+		{ "ioas-per-device", no_argument, NULL, OPT_IOAS_PER_DEVICE },
+		{ "pin-accounting", required_argument, NULL, OPT_PIN_ACCOUNTING },
 		{ "test-forbidden", required_argument, NULL, OPT_TEST_FORBIDDEN },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -146,12 +178,16 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 	memset(o, 0, sizeof(*o));
 	o->backend.iommu = "auto";
 	o->backend.intx = "auto";
-	o->fd = -1;
 	o->verbosity = MPDEV_LOG_WARN;
 	while ((c = getopt_long(argc, argv, "d:i:x:s:f:u:g:U:G:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
-			o->backend.device = optarg;
+			if (o->n_devices == REMOTE_MAX_DEVICES) {
+				fprintf(stderr, "mpdev-remote: more than %d --device\n",
+					REMOTE_MAX_DEVICES);
+				return 2;
+			}
+			o->devices[o->n_devices++] = optarg;
 			break;
 		case 'i':
 			o->backend.iommu = optarg;
@@ -160,14 +196,21 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 			o->backend.intx = optarg;
 			break;
 		case 's':
-			o->path = optarg;
-			break;
-		case 'f':
-			if (parse_id(optarg, &id) < 0 || id > 65535) {
-				fprintf(stderr, "mpdev-remote: bad --fd '%s'\n", optarg);
+			if (o->n_paths == REMOTE_MAX_DEVICES) {
+				fprintf(stderr, "mpdev-remote: more than %d --socket\n",
+					REMOTE_MAX_DEVICES);
 				return 2;
 			}
-			o->fd = (long)id;
+			o->paths[o->n_paths++] = optarg;
+			break;
+		case 'f':
+			if (parse_id(optarg, &id) < 0 || id > 65535 ||
+			    o->n_fds == REMOTE_MAX_DEVICES) {
+				fprintf(stderr, "mpdev-remote: bad or too many --fd '%s'\n",
+					optarg);
+				return 2;
+			}
+			o->fds[o->n_fds++] = (long)id;
 			break;
 		case 'u':
 		case 'g':
@@ -200,6 +243,12 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 		case OPT_EVENTFD_IO:
 			o->eventfd_io = optarg;
 			break;
+		case OPT_IOAS_PER_DEVICE:
+			o->ioas_per_device = true;
+			break;
+		case OPT_PIN_ACCOUNTING:
+			o->backend.pin_accounting = optarg;
+			break;
 		case OPT_TEST_FORBIDDEN:
 #ifdef MPDEV_SANDBOX_TEST_TRIGGER
 			o->forbidden = optarg;
@@ -220,10 +269,20 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 			return 2;
 		}
 	}
-	if (optind != argc || !o->backend.device || (o->path && o->fd >= 0)) {
+	if (optind != argc || !o->n_devices || (o->n_paths && o->n_fds)) {
 		usage(stderr);
 		return 2;
 	}
+	if ((o->n_paths && o->n_paths != o->n_devices) || (o->n_fds && o->n_fds != o->n_devices)) {
+		fprintf(stderr,
+			"mpdev-remote: %u devices need %u sockets (one --socket or --fd each, in "
+			"the same order)\n",
+			o->n_devices, o->n_devices);
+		return 2;
+	}
+	o->backend.device = o->devices[0];
+	if (o->ioas_per_device)
+		o->backend.nr_ioas = o->n_devices;
 	if (!custom_allow)
 		peercred_allow_default(&o->server.allow);
 	return 0;
@@ -234,7 +293,7 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
  * both), then a budget that keeps room for a whole packet of them, so the
  * kernel never has to drop (and close, in our thread) one it delivers.
  */
-static void set_fd_budget(struct remote_options *o, const struct backend *b)
+static void set_fd_budget(struct remote_options *o, const struct backend *b, unsigned n_devices)
 {
 	struct backend_device_info info;
 	struct rlimit rl;
@@ -249,15 +308,17 @@ static void set_fd_budget(struct remote_options *o, const struct backend *b)
 	}
 	b->ops->get_info((struct backend *)b, &info);
 	vectors = info.irqs[BACKEND_IRQ_MSI].count + info.irqs[BACKEND_IRQ_MSIX].count;
-	if (server_budget((unsigned long)rl.rlim_cur, vectors, &o->server) < 0)
+	/* Each device's peer gets an equal share: together they stay under the limit. */
+	if (server_budget((unsigned long)rl.rlim_cur / n_devices, vectors, &o->server) < 0)
 		log_warn(COMP,
 			 "RLIMIT_NOFILE %lu leaves little room for a peer's descriptors; raise "
 			 "LimitNOFILE",
 			 (unsigned long)rl.rlim_cur);
 	log_info(COMP,
 		 "descriptors: limit %lu, a chunked table holds at most %u, %u may wait "
-		 "to be closed",
-		 (unsigned long)rl.rlim_cur, o->server.max_table_fds, o->server.max_pending_closes);
+		 "to be closed (per device, %u device(s))",
+		 (unsigned long)rl.rlim_cur, o->server.max_table_fds, o->server.max_pending_closes,
+		 n_devices);
 }
 
 static int start_closer(void *opaque, struct mpdev_error *err)
@@ -266,36 +327,83 @@ static int start_closer(void *opaque, struct mpdev_error *err)
 	return closer_start(err);
 }
 
-/* --socket, --fd, or the one socket systemd passed. */
-static int open_socket(struct server *srv, const struct remote_options *o, struct mpdev_error *err)
+/* Device i's --socket, --fd, or the i-th socket systemd passed. */
+static int open_socket(struct server *srv, const struct remote_options *o, unsigned i, int n_listen,
+		       struct mpdev_error *err)
 {
-	int n;
-
-	if (o->path)
-		return server_listen_path(srv, o->path, err);
-	if (o->fd >= 0)
-		return server_adopt_fd(srv, (int)o->fd, err);
-	n = sd_listen_fds(1);
-	if (n == 1)
-		return server_adopt_fd(srv, SD_LISTEN_FDS_START, err);
-	if (n > 1)
-		return mpdev_error_set(err, EINVAL, "systemd passed %d sockets; one is expected",
-				       n);
+	if (o->n_paths)
+		return server_listen_path(srv, o->paths[i], err);
+	if (o->n_fds)
+		return server_adopt_fd(srv, (int)o->fds[i], err);
+	if (n_listen == (int)o->n_devices)
+		return server_adopt_fd(srv, SD_LISTEN_FDS_START + (int)i, err);
+	if (n_listen > 0)
+		return mpdev_error_set(err, EINVAL,
+				       "systemd passed %d sockets for %u device(s); one each is "
+				       "expected, in --device order",
+				       n_listen, o->n_devices);
 	return mpdev_error_set(err, EINVAL,
 			       "no socket: give --socket PATH or --fd N, or start through "
 			       "mpdev-remote@.socket");
+}
+
+/* Everything of one device: its backend, its host (IRQs, its table), its server. */
+struct device_slot {
+	struct remote_host host;
+	bool host_ready;
+	struct backend *backend;
+	struct server *srv;
+};
+
+/* Opens device i and its socket; the VM's memory and IOMMU are shared by all. */
+static int device_open(struct remote_options *o, unsigned i, struct event_base *base,
+		       struct guest_mem *gm, struct vfio_iommu **iommu, int n_listen,
+		       struct device_slot *d, struct mpdev_error *err)
+{
+	struct backend_config cfg = o->backend;
+
+	cfg.device = o->devices[i];
+	cfg.shared_iommu = iommu;
+	if (remote_host_init(&d->host, base, err) < 0)
+		return -err->code;
+	d->host_ready = true;
+	dma_table_share(&d->host.dma, gm);
+	if (backend_create(&cfg, base, &d->host.ops, &d->backend, err) < 0 ||
+	    remote_host_set_backend(&d->host, d->backend, err) < 0) {
+		char msg[sizeof(err->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		return mpdev_error_set(err, err->code ? err->code : EINVAL, "device '%s': %s",
+				       cfg.device, msg);
+	}
+	if (i == 0)
+		set_fd_budget(o, d->backend, o->n_devices);
+	if (server_create(base, d->backend, &d->host, &o->server, &d->srv, err) < 0 ||
+	    open_socket(d->srv, o, i, n_listen, err) < 0)
+		return -err->code;
+	return 0;
+}
+
+static void device_close(struct device_slot *d)
+{
+	server_destroy(d->srv);
+	if (d->host_ready)
+		remote_host_destroy(&d->host);
+	backend_destroy(d->backend);
+	memset(d, 0, sizeof(*d));
 }
 
 int main(int argc, char **argv)
 {
 	struct remote_options o;
 	struct mpdev_error err = { 0 };
-	struct remote_host host;
-	struct backend *backend = NULL;
-	struct server *srv = NULL;
+	struct device_slot devs[REMOTE_MAX_DEVICES];
+	struct guest_mem gm;
+	struct vfio_iommu *iommu = NULL;
 	struct event_base *base;
 	struct event *sigterm = NULL, *sigint = NULL;
-	int rc = 1;
+	char names[256] = "";
+	int rc = 1, n_listen;
 
 	log_set_ident("mpdev-remote");
 	rc = parse_options(argc, argv, &o);
@@ -307,6 +415,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	/* Under the sandbox the socket file cannot be removed; the next start replaces it. */
 	o.server.keep_socket_file = !o.sandbox_off;
+	memset(devs, 0, sizeof(devs));
+	guest_mem_init(&gm);
 
 	base = event_base_new();
 	if (!base) {
@@ -327,22 +437,15 @@ int main(int argc, char **argv)
 			 "will refuse every interrupt eventfd",
 			 strerror(-rc));
 	rc = 1;
-	if (remote_host_init(&host, base, &err) < 0) {
-		log_error(COMP, "%s", err.msg);
-		event_base_free(base);
-		return 1;
-	}
-	/* Everything privileged happens here, before the drop: the device, the socket. */
-	if (backend_create(&o.backend, base, &host.ops, &backend, &err) < 0 ||
-	    remote_host_set_backend(&host, backend, &err) < 0) {
-		log_error(COMP, "device '%s': %s", o.backend.device, err.msg);
-		goto out;
-	}
-	set_fd_budget(&o, backend);
-	if (server_create(base, backend, &host, &o.server, &srv, &err) < 0 ||
-	    open_socket(srv, &o, &err) < 0) {
-		log_error(COMP, "%s", err.msg);
-		goto out;
+	n_listen = (o.n_paths || o.n_fds) ? 0 : sd_listen_fds(1);
+	/* Everything privileged happens here, before the drop: the devices, the sockets. */
+	for (unsigned i = 0; i < o.n_devices; i++) {
+		if (device_open(&o, i, base, &gm, &iommu, n_listen, &devs[i], &err) < 0) {
+			log_error(COMP, "%s", err.msg);
+			goto out;
+		}
+		snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s'%s'",
+			 i ? ", " : "", o.devices[i]);
 	}
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
@@ -366,17 +469,19 @@ int main(int argc, char **argv)
 	if (o.forbidden)
 		forbidden_call(o.forbidden);
 #endif
-	log_info(COMP, "serving device '%s'", o.backend.device);
-	sd_notifyf(0, "READY=1\nSTATUS=serving %s, waiting for a proxy", o.backend.device);
+	log_info(COMP, "serving %s %s", o.n_devices > 1 ? "devices" : "device", names);
+	sd_notifyf(0, "READY=1\nSTATUS=serving %s, waiting for a proxy", names);
 	rc = event_base_dispatch(base) < 0 ? 1 : 0;
 out:
 	if (sigterm)
 		event_free(sigterm);
 	if (sigint)
 		event_free(sigint);
-	server_destroy(srv);
-	remote_host_destroy(&host);
-	backend_destroy(backend);
+	/* Each device lets go of the VM's memory; then the IOMMU they shared goes. */
+	for (unsigned i = o.n_devices; i-- > 0;)
+		device_close(&devs[i]);
+	backend_iommu_destroy(iommu);
+	guest_mem_destroy(&gm);
 	closer_stop(1000);
 	efdio_shutdown();
 	event_base_free(base);

@@ -107,6 +107,12 @@ static const unsigned long ioctls[] = {
 	VFIO_IOMMU_UNMAP_DMA,	  VFIO_IOMMU_GET_INFO,
 	IOMMU_IOAS_MAP,		  IOMMU_IOAS_UNMAP,
 	IOMMU_IOAS_COPY,	  IOMMU_IOAS_IOVA_RANGES,
+	/*
+	 * Shutdown destroys the IOAS objects of the remote's own iommufd
+	 * (the real kernel killed a remote that lacked it: the model has no
+	 * seccomp).
+	 */
+	IOMMU_DESTROY,
 };
 
 #define N_PLAIN	 ((int)(sizeof(plain) / sizeof(plain[0])))

@@ -8,6 +8,8 @@ PACKAGES=(
   libevent-dev libprotobuf-c-dev protobuf-c-compiler
   libseccomp-dev liburing-dev check libsystemd-dev systemd
   clang-14 libclang-rt-14-dev # libFuzzer for the fuzz targets (scripts/fuzz-short.sh)
+  # the vfio-lab's own kernel (tests/vfio-lab/lab-kernel.sh)
+  flex bison bc libelf-dev xz-utils cpio
 )
 
 # The user mpdev-remote drops to, from the project's own sysusers.d entry (as a

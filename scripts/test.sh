@@ -9,6 +9,13 @@ scripts/setup.sh
 
 echo "== build and test (RelWithDebInfo) =="
 scripts/build.sh
+# The vfio-lab's own kernels (iommufd, VFIO cdev, mtty): built once per
+# machine from Debian's linux-source-6.12 and cached; the lab tests that
+# need them skip with the reason when this cannot be done.
+echo "== lab kernels (tests/vfio-lab/lab-kernel.sh) =="
+t0=$(date +%s)
+tests/vfio-lab/lab-kernel.sh lab >/dev/null || echo "lab kernels unavailable (status $?)"
+echo "lab kernels ready after $(($(date +%s) - t0)) s"
 (cd build && ctest --output-on-failure --timeout 600 -j2)
 
 echo "== build and test with ASan + UBSan =="

@@ -27,6 +27,7 @@ enum {
 	IOMMUFD_CMD_IOAS_IOVA_RANGES = 0x84,
 	IOMMUFD_CMD_IOAS_MAP = 0x85,
 	IOMMUFD_CMD_IOAS_UNMAP = 0x86,
+	IOMMUFD_CMD_OPTION = 0x87,
 };
 
 struct iommu_destroy {
@@ -115,6 +116,28 @@ struct vfio_device_detach_iommufd_pt {
 	__u32 flags;
 };
 #define VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
+#endif
+
+#ifndef IOMMU_OPTION
+enum iommufd_option {
+	IOMMU_OPTION_RLIMIT_MODE = 0,
+	IOMMU_OPTION_HUGE_PAGES = 1,
+};
+
+enum iommufd_option_ops {
+	IOMMU_OPTION_OP_SET = 0,
+	IOMMU_OPTION_OP_GET = 1,
+};
+
+struct iommu_option {
+	__u32 size;
+	__u32 option_id;
+	__u16 op;
+	__u16 __reserved;
+	__u32 object_id;
+	__aligned_u64 val64;
+};
+#define IOMMU_OPTION _IO(IOMMUFD_TYPE, IOMMUFD_CMD_OPTION)
 #endif
 
 #endif

@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
@@ -25,14 +26,16 @@ enum intx_mode {
 
 struct vfio_backend {
 	struct backend be;
-	char bdf[32];
+	char bdf[40]; /* PCI address, or a mediated device's UUID */
+	bool mdev;
 	const struct vfio_sys *sys;
 	struct vfio_iommu *iommu;
 	struct vfio_dev dev;
 	struct backend_device_info info;
 	struct vfio_iommu_info iinfo; /* read once: ranges and the initial budget */
-	uint32_t mappings;
+	bool shares_iommu; /* the VM's IOMMU (backend_config.shared_iommu): not ours to destroy */
 	bool prefer_routed;
+	bool intx_auto; /* --intx auto: direct, or routed where the device cannot do direct */
 	/* Indexes VFIO has triggers for: it allows one type at a time. */
 	bool enabled[BACKEND_NUM_IRQS];
 	struct {
@@ -63,7 +66,7 @@ static void build_info(struct vfio_backend *vb)
 	struct backend_device_info *di = &vb->info;
 
 	memset(di, 0, sizeof(*di));
-	snprintf(di->name, sizeof(di->name), "vfio:%s", vb->bdf);
+	snprintf(di->name, sizeof(di->name), "%s:%s", vb->mdev ? "vfio-mdev" : "vfio", vb->bdf);
 	di->vendor_id = (uint16_t)cfg_read(vb, 0x00, 2);
 	di->device_id = (uint16_t)cfg_read(vb, 0x02, 2);
 	di->revision = (uint8_t)cfg_read(vb, 0x08, 1);
@@ -166,15 +169,15 @@ static int vb_dma_map(struct backend *b, const struct backend_dma_region *r,
 				       (unsigned long long)r->iova,
 				       (unsigned long long)(r->iova + r->size), ranges);
 	}
-	if (vb->iinfo.dma_avail != UINT32_MAX && vb->mappings >= vb->iinfo.dma_avail)
+	if (vb->iinfo.dma_avail != UINT32_MAX && vb->iommu->mappings >= vb->iinfo.dma_avail)
 		return mpdev_error_set(
 			err, ENOSPC,
 			"the IOMMU accepts no more mappings (%u in use, the kernel's "
 			"dma_entry_limit allows %u)",
-			vb->mappings, vb->iinfo.dma_avail);
+			vb->iommu->mappings, vb->iinfo.dma_avail);
 	ret = vb->iommu->ops->map(vb->iommu, r->iova, r->size, r->vaddr, !r->read_only, err);
 	if (ret == 0)
-		vb->mappings++;
+		vb->iommu->mappings++;
 	return ret;
 }
 
@@ -184,8 +187,8 @@ static int vb_dma_unmap(struct backend *b, const struct backend_dma_region *r,
 	struct vfio_backend *vb = to_vb(b);
 	int ret = vb->iommu->ops->unmap(vb->iommu, r->iova, r->size, err);
 
-	if (ret == 0 && vb->mappings)
-		vb->mappings--;
+	if (ret == 0 && vb->iommu->mappings)
+		vb->iommu->mappings--;
 	return ret;
 }
 
@@ -204,8 +207,9 @@ static int vb_iommu_info(struct backend *b, struct backend_iommu_info *info,
 		info->ranges[i].start = ii->ranges[i].start;
 		info->ranges[i].last = ii->ranges[i].last;
 	}
-	info->mappings_used = vb->mappings;
-	info->dma_avail = ii->dma_avail == UINT32_MAX ? UINT32_MAX : ii->dma_avail - vb->mappings;
+	info->mappings_used = vb->iommu->mappings;
+	info->dma_avail =
+		ii->dma_avail == UINT32_MAX ? UINT32_MAX : ii->dma_avail - vb->iommu->mappings;
 	return 0;
 }
 
@@ -336,19 +340,34 @@ unset:
 	return r;
 }
 
+/*
+ * 1 (descriptors still ours) when the device takes no unmask eventfd and
+ * the mode is auto: the caller routes INTx through the IOHUB instead.
+ */
 static int intx_direct(struct vfio_backend *vb, int irqfd, int resamplefd, struct mpdev_error *err)
 {
+	bool no_unmask_fd = false;
 	int r;
 
 	/* The kernel takes its own references: no user-space hop remains. */
 	r = set_irq_eventfd(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, irqfd, err);
-	if (r == 0 && resamplefd >= 0)
+	if (r == 0 && resamplefd >= 0) {
 		r = set_irq_eventfd(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_UNMASK,
 				    resamplefd, err);
+		/* mtty, for one, unmasks only with DATA_NONE/BOOL (ENOTTY for an eventfd). */
+		no_unmask_fd = r == -ENOTTY || r == -EINVAL;
+	}
 	if (r < 0)
 		set_irqs_none(vb, VFIO_PCI_INTX_IRQ_INDEX, VFIO_IRQ_SET_ACTION_TRIGGER, 0, 0,
 			      &(struct mpdev_error){ 0 });
-	else {
+	if (r < 0 && no_unmask_fd && vb->intx_auto) {
+		log_info(COMP,
+			 "INTx: the device takes no unmask eventfd (%s); routing through "
+			 "the IOHUB",
+			 err->msg);
+		return 1;
+	}
+	if (r >= 0) {
 		vb->intx.mode = INTX_DIRECT;
 		vb->enabled[BACKEND_IRQ_INTX] = true;
 	}
@@ -382,9 +401,13 @@ static int vb_set_intx_irqfd(struct backend *b, uint32_t pin, uint32_t pirq, int
 		close_fd(&resamplefd);
 		return 0;
 	}
-	if (vb->prefer_routed)
-		return intx_routed(vb, pirq, irqfd, resamplefd, err);
-	return intx_direct(vb, irqfd, resamplefd, err);
+	if (!vb->prefer_routed) {
+		int r = intx_direct(vb, irqfd, resamplefd, err);
+
+		if (r <= 0)
+			return r;
+	}
+	return intx_routed(vb, pirq, irqfd, resamplefd, err);
 }
 
 static uint32_t vfio_action(uint32_t action)
@@ -503,7 +526,7 @@ static void vb_destroy(struct backend *b)
 
 	vb_release(b);
 	vfio_dev_close(&vb->dev);
-	if (vb->iommu)
+	if (vb->iommu && !vb->shares_iommu)
 		vb->iommu->ops->destroy(vb->iommu);
 	free(vb);
 }
@@ -527,26 +550,63 @@ static int create_iommu(const struct backend_config *cfg, const struct vfio_sys 
 			struct vfio_iommu **out, struct mpdev_error *err)
 {
 	const char *kind = cfg->iommu ? cfg->iommu : "auto";
+	const char *pins = cfg->pin_accounting ? cfg->pin_accounting : "user";
+	int r;
 
+	if (strcmp(pins, "user") && strcmp(pins, "process"))
+		return mpdev_error_set(err, EINVAL, "unknown pin accounting '%s' (user, process)",
+				       pins);
 	if (!strcmp(kind, "auto"))
 		kind = vfio_iommufd_available(sys) ? "iommufd" : "container";
-	if (!strcmp(kind, "iommufd"))
-		return vfio_iommufd_create(sys, cfg->nr_ioas ? cfg->nr_ioas : 1, out, err);
-	if (!strcmp(kind, "container"))
+	if (!strcmp(kind, "container")) {
+		if (cfg->pin_accounting && strcmp(pins, "process"))
+			return mpdev_error_set(err, EINVAL,
+					       "the container always charges pins to the process "
+					       "(--pin-accounting user is iommufd's)");
 		return vfio_container_create(sys, out, err);
-	return mpdev_error_set(err, EINVAL, "unknown IOMMU backend '%s' (auto, container, iommufd)",
-			       kind);
+	}
+	if (strcmp(kind, "iommufd"))
+		return mpdev_error_set(
+			err, EINVAL, "unknown IOMMU backend '%s' (auto, container, iommufd)", kind);
+	r = vfio_iommufd_create(sys, cfg->nr_ioas ? cfg->nr_ioas : 1, out, err);
+	if (r == 0 && !strcmp(pins, "process")) {
+		r = vfio_iommufd_set_pin_accounting(*out, true, err);
+		if (r < 0) {
+			(*out)->ops->destroy(*out);
+			*out = NULL;
+		}
+	}
+	return r;
+}
+
+/* 8-4-4-4-12 hex digits, as the kernel names mediated devices. */
+static bool is_uuid(const char *s)
+{
+	if (strlen(s) != 36)
+		return false;
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+
+		if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+			return false;
+	}
+	return true;
 }
 
 int vfio_backend_create(const struct backend_config *cfg, struct event_base *base,
 			struct backend_host *host, struct backend **out, struct mpdev_error *err)
 {
-	const char *bdf = cfg->device + strlen("vfio:");
+	bool mdev = strncmp(cfg->device, "vfio-mdev:", 10) == 0;
+	const char *bdf = cfg->device + (mdev ? 10 : 5);
 	struct vfio_backend *vb;
 	int fd = -1, r;
 
 	*out = NULL;
-	if (!*bdf || strlen(bdf) >= sizeof(vb->bdf))
+	if (mdev && !is_uuid(bdf))
+		return mpdev_error_set(err, EINVAL, "'%s': expected vfio-mdev:UUID", cfg->device);
+	/* The name picks the sysfs bus (vfio_name_is_mdev): a PCI address has a ':'. */
+	if (!mdev && (!strchr(bdf, ':') || strlen(bdf) >= sizeof(vb->bdf) ||
+		      strspn(bdf, "0123456789abcdefABCDEF:.") != strlen(bdf)))
 		return mpdev_error_set(err, EINVAL, "'%s': expected vfio:DDDD:BB:DD.F",
 				       cfg->device);
 	if (!host->hub)
@@ -565,11 +625,23 @@ int vfio_backend_create(const struct backend_config *cfg, struct event_base *bas
 	vb->dev.fd = -1;
 	vb->intx.trigger = -1;
 	vb->prefer_routed = cfg->intx && !strcmp(cfg->intx, "routed");
+	vb->intx_auto = !cfg->intx || !strcmp(cfg->intx, "auto");
 	snprintf(vb->bdf, sizeof(vb->bdf), "%s", bdf);
+	vb->mdev = mdev;
 
-	r = create_iommu(cfg, vb->sys, &vb->iommu, err);
-	if (r < 0)
-		goto fail;
+	if (cfg->shared_iommu && *cfg->shared_iommu) {
+		vb->iommu = *cfg->shared_iommu;
+		vb->shares_iommu = true;
+	} else {
+		r = create_iommu(cfg, vb->sys, &vb->iommu, err);
+		if (r < 0)
+			goto fail;
+		if (cfg->shared_iommu) {
+			/* The VM's from now on, also if this device fails to open below. */
+			*cfg->shared_iommu = vb->iommu;
+			vb->shares_iommu = true;
+		}
+	}
 	r = vb->iommu->ops->open_device(vb->iommu, vb->bdf, &fd, err);
 	if (r < 0)
 		goto fail;

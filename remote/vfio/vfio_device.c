@@ -95,8 +95,13 @@ int vfio_dev_init(struct vfio_dev *d, const struct vfio_sys *sys, int fd, struct
 		struct vfio_irq_info irq = { .argsz = sizeof(irq), .index = i };
 
 		if (sys->ioctl(sys->opaque, fd, VFIO_DEVICE_GET_IRQ_INFO, &irq) < 0) {
-			/* ERR and REQ exist only where the device has them (AER, hot-unplug). */
-			if (errno == EINVAL && i >= VFIO_PCI_ERR_IRQ_INDEX)
+			/*
+			 * ERR and REQ exist only where the device has them (AER,
+			 * hot-unplug), and a mediated device may lack MSI-X too
+			 * (mtty answers EINVAL): count 0, like a device that
+			 * reports none.
+			 */
+			if (errno == EINVAL && i >= VFIO_PCI_MSIX_IRQ_INDEX)
 				continue;
 			r = mpdev_error_set(err, errno, "VFIO_DEVICE_GET_IRQ_INFO(%u): %s", i,
 					    strerror(errno));

@@ -60,6 +60,8 @@ struct vfio_iommu_ops {
 struct vfio_iommu {
 	const struct vfio_iommu_ops *ops;
 	const struct vfio_sys *sys;
+	/* Live maps, whichever of the devices attached to it asked for them. */
+	uint32_t mappings;
 };
 
 /* The legacy container: /dev/vfio/vfio + groups, TYPE1v2. */
@@ -75,10 +77,29 @@ int vfio_container_create(const struct vfio_sys *sys, struct vfio_iommu **out,
 int vfio_iommufd_create(const struct vfio_sys *sys, unsigned nr_ioas, struct vfio_iommu **out,
 			struct mpdev_error *err);
 
+/*
+ * How the kernel charges what iommufd pins (IOMMU_OPTION_RLIMIT_MODE): false,
+ * the kernel's default, to the user's locked_vm; true to the process (its
+ * locked_vm, against its own RLIMIT_MEMLOCK, as the type1 container does).
+ * Pinned pages show in the process's VmPin either way. Needs
+ * CAP_SYS_RESOURCE and must come before the first device or IOAS.
+ */
+int vfio_iommufd_set_pin_accounting(struct vfio_iommu *io, bool per_process,
+				    struct mpdev_error *err);
+
 /* Whether the kernel offers iommufd (for --iommu auto). */
 bool vfio_iommufd_available(const struct vfio_sys *sys);
 
 /* Shared helpers for both kinds (vfio_pci_sysfs.c). */
+
+/*
+ * A device is named by its PCI address (DDDD:BB:DD.F) or, for a mediated
+ * device, by its UUID. UUIDs have no ':' and PCI addresses always do, so
+ * the name says which bus it lives on.
+ */
+bool vfio_name_is_mdev(const char *name);
+/* The device's sysfs directory: SYSFS/bus/pci/devices/BDF or SYSFS/bus/mdev/devices/UUID. */
+void vfio_sysfs_dev_dir(const struct vfio_sys *sys, const char *name, char *buf, size_t len);
 
 /* -ENODEV unless /sys/bus/pci/devices/bdf exists and is bound to vfio-pci (err says which driver).
  */

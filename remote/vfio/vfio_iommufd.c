@@ -169,7 +169,8 @@ static int find_cdev(const struct vfio_sys *sys, const char *bdf, char *name, si
 	DIR *d;
 	int r = -ENODEV;
 
-	snprintf(dir, sizeof(dir), "%s/bus/pci/devices/%s/vfio-dev", sys->sysfs_root, bdf);
+	vfio_sysfs_dev_dir(sys, bdf, dir, sizeof(dir));
+	strncat(dir, "/vfio-dev", sizeof(dir) - strlen(dir) - 1);
 	d = opendir(dir);
 	if (!d)
 		return mpdev_error_set(err, ENODEV,
@@ -568,6 +569,31 @@ int vfio_iommufd_create(const struct vfio_sys *sys, unsigned nr_ioas, struct vfi
 						   : "");
 	}
 	*out = &f->io;
+	return 0;
+}
+
+int vfio_iommufd_set_pin_accounting(struct vfio_iommu *io, bool per_process,
+				    struct mpdev_error *err)
+{
+	struct iofd *f = to_iofd(io);
+	struct iommu_option cmd = {
+		.size = sizeof(cmd),
+		.option_id = IOMMU_OPTION_RLIMIT_MODE,
+		.op = IOMMU_OPTION_OP_SET,
+		.val64 = per_process ? 1 : 0,
+	};
+
+	if (io->ops != &iofd_ops)
+		return mpdev_error_set(err, EINVAL, "pin accounting is an iommufd option");
+	if (sys_ioctl(f, f->fd, IOMMU_OPTION, &cmd) < 0) {
+		int e = errno;
+
+		return mpdev_error_set(err, e, "IOMMU_OPTION RLIMIT_MODE=%s: %s%s",
+				       per_process ? "process" : "user", strerror(e),
+				       e == EPERM   ? " (needs CAP_SYS_RESOURCE)"
+				       : e == EBUSY ? " (must precede every device and IOAS)"
+						    : "");
+	}
 	return 0;
 }
 

@@ -1,4 +1,4 @@
-/* What sysfs says about a PCI device, its driver and its IOMMU group. */
+/* What sysfs says about a VFIO device (PCI or mediated), its driver and its IOMMU group. */
 #include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
@@ -24,6 +24,17 @@ static const char *link_name(const char *path, char *buf, size_t len)
 	return buf;
 }
 
+bool vfio_name_is_mdev(const char *name)
+{
+	return !strchr(name, ':');
+}
+
+void vfio_sysfs_dev_dir(const struct vfio_sys *sys, const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/bus/%s/devices/%s", sys->sysfs_root,
+		 vfio_name_is_mdev(name) ? "mdev" : "pci", name);
+}
+
 static const char *driver_of(const struct vfio_sys *sys, const char *bdf, char *buf, size_t len)
 {
 	char path[PATH_MAX];
@@ -36,6 +47,23 @@ int vfio_check_bound(const struct vfio_sys *sys, const char *bdf, struct mpdev_e
 {
 	char path[PATH_MAX], drv[NAME_MAX + 1];
 
+	if (vfio_name_is_mdev(bdf)) {
+		/* A mediated device is bound to its parent's mdev driver (mtty, ...). */
+		vfio_sysfs_dev_dir(sys, bdf, path, sizeof(path));
+		if (access(path, F_OK) != 0)
+			return mpdev_error_set(err, ENODEV,
+					       "no mediated device %s (create it through "
+					       "/sys/class/mdev_bus/PARENT/mdev_supported_types/"
+					       "TYPE/create)",
+					       bdf);
+		strncat(path, "/driver", sizeof(path) - strlen(path) - 1);
+		if (!link_name(path, drv, sizeof(drv))[0])
+			return mpdev_error_set(err, ENODEV,
+					       "mediated device %s is bound to no driver (is its "
+					       "parent's driver loaded?)",
+					       bdf);
+		return 0;
+	}
 	snprintf(path, sizeof(path), "%s/bus/pci/devices/%s", sys->sysfs_root, bdf);
 	if (access(path, F_OK) != 0)
 		return mpdev_error_set(err, ENODEV, "no PCI device %s (see lspci -D)", bdf);
@@ -59,7 +87,8 @@ int vfio_group_of(const struct vfio_sys *sys, const char *bdf, struct mpdev_erro
 	char *end;
 	long group;
 
-	snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/iommu_group", sys->sysfs_root, bdf);
+	vfio_sysfs_dev_dir(sys, bdf, path, sizeof(path));
+	strncat(path, "/iommu_group", sizeof(path) - strlen(path) - 1);
 	if (!link_name(path, name, sizeof(name))[0])
 		return mpdev_error_set(err, ENODEV,
 				       "%s has no IOMMU group: the host has no IOMMU enabled "

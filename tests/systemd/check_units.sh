@@ -30,6 +30,17 @@ if echo "$out" | grep -q "mpdev-remote@ci"; then
 fi
 echo "verify: clean"
 
+echo "== a device group: the socket drop-in of systemd/example-group.socket.conf"
+mkdir -p "$dir/mpdev-remote@ci.socket.d"
+cp "$src/systemd/example-group.socket.conf" "$dir/mpdev-remote@ci.socket.d/devices.conf"
+out=$(SYSTEMD_UNIT_PATH="$dir:" systemd-analyze verify --man=no "$dir/mpdev-remote@ci.socket" 2>&1) || {
+  echo "$out"; echo "verify of the group's socket failed"; exit 1; }
+if echo "$out" | grep -q "mpdev-remote@ci"; then
+  echo "$out"; echo "verify reported problems with the group's socket"; exit 1
+fi
+# verify reads the drop-in (an unknown key in it is reported against its path).
+echo "group socket: clean"
+
 echo "== limits the remote relies on"
 # The descriptor budget (server_budget) assumes a deliberate limit, not the default 1024.
 nofile=$(sed -n 's/^LimitNOFILE=\([0-9]*\)$/\1/p' "$src/systemd/mpdev-remote@.service")

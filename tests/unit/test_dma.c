@@ -1422,6 +1422,223 @@ START_TEST(backend_without_dma_ops_and_no_backend_work)
 }
 END_TEST
 
+/* ---- 5. several devices of one VM: tables sharing the VM's guest memory ---- */
+
+/* Two tables (two devices' connections) on one guest_mem and one IOMMU (the fake). */
+struct vm_pair {
+	struct guest_mem gm;
+	struct dma_table a, b;
+	struct fake f;
+};
+
+static void vm_pair_init(struct vm_pair *v, const struct backend_ops *ops_b)
+{
+	guest_mem_init(&v->gm);
+	fake_init(&v->f, &fake_ops);
+	dma_table_init(&v->a, &v->f.b, 16);
+	/* b's backend: the same IOMMU, or (ops_b) a device without one. */
+	dma_table_init(&v->b, &v->f.b, 16);
+	if (ops_b) {
+		static struct fake emu;
+
+		fake_init(&emu, ops_b);
+		v->b.backend = &emu.b;
+	}
+	dma_table_share(&v->a, &v->gm);
+	dma_table_share(&v->b, &v->gm);
+}
+
+static void vm_pair_clear(struct vm_pair *v)
+{
+	dma_table_clear(&v->a);
+	dma_table_clear(&v->b);
+	ck_assert_uint_eq(v->gm.n, 0);
+	ck_assert_uint_eq(v->f.n, 0);
+	ck_assert_uint_eq(v->gm.stats.mmaps, v->gm.stats.munmaps);
+	guest_mem_destroy(&v->gm);
+}
+
+START_TEST(two_tables_of_one_vm_map_and_pin_once)
+{
+	const uint64_t P = pg(), g1 = 0x100000, g2 = 0x800000;
+	int fds = testutil_count_fds(0);
+	struct mem m = mem_new(32);
+	struct mpdev_error err;
+	struct vm_pair v;
+	struct dma_new_region ra[2], rb[2];
+	int dupfd = dup(m.fd);
+
+	ck_assert_int_ge(dupfd, 0);
+	vm_pair_init(&v, NULL);
+	ra[0] = reg(g1, 8 * P, m.fd, 0, false);
+	ra[1] = reg(g2, 8 * P, m.fd, 16 * P, false);
+	/* The other device's proxy sends the same table through other descriptors. */
+	rb[0] = reg(g2, 8 * P, dupfd, 16 * P, false);
+	rb[1] = reg(g1, 8 * P, dupfd, 0, false);
+	ck_assert_msg(dma_table_set(&v.a, ra, 2, &err) == 0, "%s", err.msg);
+	ck_assert_msg(dma_table_set(&v.b, rb, 2, &err) == 0, "%s", err.msg);
+	/* Mapped once by the remote and once in the IOMMU, though both tables hold them. */
+	ck_assert_uint_eq(v.gm.stats.mmaps, 2);
+	ck_assert_uint_eq(v.gm.stats.iommu_maps, 2);
+	ck_assert_uint_eq(v.gm.stats.shared_mmaps, 2);
+	ck_assert_uint_eq(v.gm.stats.shared_iommu_maps, 2);
+	ck_assert_uint_eq(v.f.map_calls, 2);
+	ck_assert_uint_eq(v.f.n, 2);
+	ck_assert_uint_eq(v.f.violations, 0);
+	for (size_t i = 0; i < 2; i++)
+		ck_assert_ptr_eq(v.a.map.v[i].host, v.b.map.v[i].host);
+	/* What one device writes, the other reads: the same pages. */
+	check_dma_roundtrip(&v.a, g2, 4 * P, &m, 16 * P, 3);
+	check_dma_reads(&v.b, g2, 4 * P, &m, 16 * P);
+	/* One device leaves: the other keeps its mappings, in the IOMMU too. */
+	dma_table_clear(&v.a);
+	ck_assert_uint_eq(v.f.n, 2);
+	ck_assert_uint_eq(v.f.unmap_calls, 0);
+	ck_assert_uint_eq(v.gm.stats.munmaps, 0);
+	check_fake_is_table(&v.f, &v.b);
+	check_dma_roundtrip(&v.b, g1, 8 * P, &m, 0, 5);
+	vm_pair_clear(&v);
+	ck_assert_uint_eq(v.f.unmap_calls, 2);
+	close(dupfd);
+	mem_free(&m);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+START_TEST(tables_that_disagree_are_refused_and_change_nothing)
+{
+	const uint64_t P = pg(), g = 0x100000;
+	struct mem m1 = mem_new(16), m2 = mem_new(16);
+	struct mpdev_error err;
+	struct vm_pair v;
+	struct dma_new_region r;
+
+	vm_pair_init(&v, NULL);
+	r = reg(g, 8 * P, m1.fd, 0, false);
+	ck_assert_int_eq(dma_table_set(&v.a, &r, 1, &err), 0);
+	/* Another file at an overlapping range: one IOMMU cannot map both. */
+	r = reg(g + 4 * P, 8 * P, m2.fd, 0, false);
+	mpdev_error_clear(&err);
+	ck_assert_int_eq(dma_table_set(&v.b, &r, 1, &err), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(err.msg, "another device of this VM"));
+	ck_assert_uint_eq(v.b.map.n, 0);
+	ck_assert_uint_eq(v.gm.n, 1); /* b's mmap was taken back */
+	ck_assert_uint_eq(v.gm.stats.mmaps, v.gm.stats.munmaps + 1);
+	check_fake_is_table(&v.f, &v.a);
+	/* The same range read-only is another mapping too. */
+	r = reg(g, 8 * P, m1.fd, 0, true);
+	ck_assert_int_eq(dma_table_add(&v.b, &r, &err), -EBUSY);
+	ck_assert_uint_eq(v.b.map.n, 0);
+	/* Once a has moved on, b's table maps. */
+	dma_table_clear(&v.a);
+	r = reg(g + 4 * P, 8 * P, m2.fd, 0, false);
+	ck_assert_msg(dma_table_set(&v.b, &r, 1, &err) == 0, "%s", err.msg);
+	check_fake_is_table(&v.f, &v.b);
+	vm_pair_clear(&v);
+	mem_free(&m1);
+	mem_free(&m2);
+}
+END_TEST
+
+START_TEST(a_change_by_one_device_keeps_what_the_other_holds)
+{
+	const uint64_t P = pg(), g1 = 0x100000, g2 = 0x200000, g3 = 0x300000;
+	struct mem m = mem_new(48);
+	struct mpdev_error err;
+	struct vm_pair v;
+	struct dma_new_region old[2], next[2];
+
+	vm_pair_init(&v, NULL);
+	old[0] = reg(g1, 16 * P, m.fd, 0, false);
+	old[1] = reg(g2, 16 * P, m.fd, 16 * P, false);
+	next[0] = old[0];
+	next[1] = reg(g3, 16 * P, m.fd, 32 * P, false);
+	ck_assert_int_eq(dma_table_set(&v.a, old, 2, &err), 0);
+	ck_assert_int_eq(dma_table_set(&v.b, old, 2, &err), 0);
+	/* a moves first: g2 stays in the IOMMU for b, g3 comes in. */
+	ck_assert_msg(dma_table_set(&v.a, next, 2, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(v.f.n, 3);
+	ck_assert_uint_eq(v.f.unmap_calls, 0);
+	check_dma_reads(&v.b, g2, 16 * P, &m, 16 * P);
+	/* b follows: now g2 goes. */
+	ck_assert_msg(dma_table_set(&v.b, next, 2, &err) == 0, "%s", err.msg);
+	ck_assert_uint_eq(v.f.n, 2);
+	ck_assert_uint_eq(v.f.map_calls, 3);
+	ck_assert_uint_eq(v.f.unmap_calls, 1);
+	check_fake_is_table(&v.f, &v.a);
+	check_fake_is_table(&v.f, &v.b);
+	vm_pair_clear(&v);
+	mem_free(&m);
+}
+END_TEST
+
+START_TEST(a_failed_change_on_a_shared_table_rolls_back_its_holds)
+{
+	const uint64_t P = pg(), g = 0x100000;
+	struct mem m = mem_new(64);
+	struct dma_new_region held, next[4];
+	struct mpdev_error err;
+	struct vm_pair v;
+	unsigned k;
+
+	vm_pair_init(&v, NULL);
+	held = reg(g, 8 * P, m.fd, 0, false);
+	for (unsigned i = 0; i < 4; i++)
+		next[i] = reg(g + i * 0x100000, 8 * P, m.fd, i * 8 * P, false);
+	ck_assert_int_eq(dma_table_set(&v.a, &held, 1, &err), 0);
+	ck_assert_int_eq(dma_table_set(&v.b, &held, 1, &err), 0);
+	/* b's change fails at its k-th IOMMU map, for each k, until one passes. */
+	for (k = 1; k < 10; k++) {
+		unsigned before = v.f.faults_hit;
+		int r;
+
+		fake_fail_map_in(&v.f, k);
+		r = dma_table_set(&v.b, next, 4, &err);
+		fake_disarm(&v.f);
+		if (v.f.faults_hit == before) {
+			ck_assert_msg(r == 0, "%s", err.msg);
+			break;
+		}
+		ck_assert_int_eq(r, -ENOSPC);
+		/* Exactly the old state: g held by both, once in the IOMMU and the remote. */
+		ck_assert_uint_eq(v.b.map.n, 1);
+		ck_assert_uint_eq(v.gm.n, 1);
+		ck_assert_uint_eq(v.gm.v[0].host_refs, 2);
+		ck_assert_uint_eq(v.gm.v[0].iommu_refs, 2);
+		check_fake_is_table(&v.f, &v.a);
+		check_fake_is_table(&v.f, &v.b);
+	}
+	ck_assert_uint_eq(k, 4); /* three new regions: three places to fail */
+	ck_assert_uint_eq(v.f.n, 4);
+	ck_assert_uint_eq(v.gm.v[0].iommu_refs, 2);
+	vm_pair_clear(&v);
+	mem_free(&m);
+}
+END_TEST
+
+START_TEST(an_emulated_device_first_does_not_hide_the_iommu_mapping)
+{
+	const uint64_t P = pg(), g = 0x100000;
+	struct mem m = mem_new(8);
+	struct dma_new_region r = reg(g, 8 * P, m.fd, 0, false);
+	struct mpdev_error err;
+	struct vm_pair v;
+
+	/* b is an emulated device: it shares the mmap but maps nothing in an IOMMU. */
+	vm_pair_init(&v, &no_dma_ops);
+	ck_assert_int_eq(dma_table_set(&v.b, &r, 1, &err), 0);
+	ck_assert_uint_eq(v.f.map_calls, 0);
+	ck_assert_int_eq(dma_table_set(&v.a, &r, 1, &err), 0);
+	ck_assert_uint_eq(v.f.map_calls, 1);
+	ck_assert_uint_eq(v.gm.stats.mmaps, 1);
+	dma_table_clear(&v.a);
+	ck_assert_uint_eq(v.f.n, 0); /* the IOMMU's only holder left */
+	check_dma_reads(&v.b, g, 8 * P, &m, 0);
+	vm_pair_clear(&v);
+	mem_free(&m);
+}
+END_TEST
+
 static Suite *dma_suite(void)
 {
 	Suite *s = suite_create("dma");
@@ -1448,6 +1665,14 @@ static Suite *dma_suite(void)
 	tcase_add_test(tc, set_rolls_back_every_injected_backend_failure);
 	tcase_add_test(tc, add_and_remove_survive_backend_failures);
 	tcase_add_test(tc, set_rolls_back_a_failed_mmap);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("shared");
+	tcase_add_test(tc, two_tables_of_one_vm_map_and_pin_once);
+	tcase_add_test(tc, tables_that_disagree_are_refused_and_change_nothing);
+	tcase_add_test(tc, a_change_by_one_device_keeps_what_the_other_holds);
+	tcase_add_test(tc, a_failed_change_on_a_shared_table_rolls_back_its_holds);
+	tcase_add_test(tc, an_emulated_device_first_does_not_hide_the_iommu_mapping);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -4,8 +4,8 @@
 # vfio-pci, and the driver program (plus any other binaries, each with the
 # shared libraries ldd lists and the dynamic loader).
 #
-#   build-initramfs.sh -k KERNEL_DEB -b BUSYBOX_DEB -o INITRD [-v VMLINUZ_OUT]
-#                      [-w WORKDIR] [-i BINARY]... [-T DRIVER_TIMEOUT_S]
+#   build-initramfs.sh {-k KERNEL_DEB | -K BZIMAGE} -b BUSYBOX_DEB -o INITRD
+#                      [-v VMLINUZ_OUT] [-w WORKDIR] [-i BINARY]... [-T DRIVER_TIMEOUT_S]
 #                      [-M MODULES] [-I INIT] [-- DRIVER [ARGS...]]
 #
 # In the guest every binary sits at its host path (so RPATHs and compiled-in
@@ -16,6 +16,9 @@
 # "=== LAB DRIVER END ===", then prints "LAB DRIVER EXIT: <status>" and powers
 # off. The driver prints "LAB RESULT: PASS" or "LAB RESULT: FAIL ...";
 # /init prints "LAB RESULT: FAIL init: ..." itself if setup fails.
+#
+# -K takes a kernel image with everything built in (the lab kernels of
+# lab-kernel.sh) instead of a Debian kernel package: no modules then.
 #
 # Other guests (tests/qemu-interop/): -I INIT puts the script INIT at /init
 # instead (DRIVER is then optional); -M MODULES replaces the list of modules
@@ -32,11 +35,12 @@ usage() {
 	exit 2
 }
 
-kernel_deb='' busybox_deb='' out='' vmlinuz_out='' work='' driver_timeout=180 init_file=''
+kernel_deb='' kernel_image='' busybox_deb='' out='' vmlinuz_out='' work='' driver_timeout=180 init_file=''
 extra=()
-while getopts "k:b:o:v:w:i:T:M:I:h" opt; do
+while getopts "k:K:b:o:v:w:i:T:M:I:h" opt; do
 	case $opt in
 	k) kernel_deb=$OPTARG ;;
+	K) kernel_image=$OPTARG MODULES= ;;
 	b) busybox_deb=$OPTARG ;;
 	o) out=$OPTARG ;;
 	v) vmlinuz_out=$OPTARG ;;
@@ -49,7 +53,7 @@ while getopts "k:b:o:v:w:i:T:M:I:h" opt; do
 	esac
 done
 shift $((OPTIND - 1))
-[ -n "$kernel_deb" ] && [ -n "$busybox_deb" ] && [ -n "$out" ] || usage
+[ -n "$kernel_deb$kernel_image" ] && [ -n "$busybox_deb" ] && [ -n "$out" ] || usage
 [ $# -ge 1 ] || [ -n "$init_file" ] || usage
 driver=${1:-}
 
@@ -80,7 +84,7 @@ extract() {
 		echo "$stamp" >"$dir/.stamp"
 	fi
 }
-extract "$kernel_deb" "$work/kernel"
+[ -z "$kernel_deb" ] || extract "$kernel_deb" "$work/kernel"
 extract "$busybox_deb" "$work/busybox"
 
 bb=$work/busybox/bin/busybox
@@ -108,9 +112,16 @@ printf 'root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 
 # kernel image and modules (decompressed: busybox insmod takes plain .ko)
-vmlinuz=$(ls "$work"/kernel/boot/vmlinuz-* 2>/dev/null | head -n1)
-[ -n "$vmlinuz" ] || die "no boot/vmlinuz-* in $kernel_deb"
-kver=${vmlinuz##*/vmlinuz-}
+if [ -n "$kernel_image" ]; then
+	[ -f "$kernel_image" ] || die "no kernel image $kernel_image"
+	[ -z "$MODULES" ] || die "-K takes a kernel without modules; -M must be empty"
+	vmlinuz=$kernel_image
+	kver="$(basename "$(dirname "$kernel_image")") (built in)"
+else
+	vmlinuz=$(ls "$work"/kernel/boot/vmlinuz-* 2>/dev/null | head -n1)
+	[ -n "$vmlinuz" ] || die "no boot/vmlinuz-* in $kernel_deb"
+	kver=${vmlinuz##*/vmlinuz-}
+fi
 [ -z "$vmlinuz_out" ] || cp "$vmlinuz" "$vmlinuz_out"
 loaded=" "
 for m in $MODULES; do
@@ -211,11 +222,10 @@ for m in $MODULES; do
 done
 say "modules loaded at $(up) s: $MODULES"
 
-edu=
+edu= edu2=
 for d in /sys/bus/pci/devices/*; do
 	if [ "$(cat $d/vendor)" = 0x1234 ] && [ "$(cat $d/device)" = 0x11e8 ]; then
-		edu=${d##*/}
-		break
+		if [ -z "$edu" ]; then edu=${d##*/}; elif [ -z "$edu2" ]; then edu2=${d##*/}; fi
 	fi
 done
 [ -n "$edu" ] || die "no edu device (1234:11e8) on the PCI bus"
@@ -224,12 +234,23 @@ done
 group=$(readlink /sys/bus/pci/devices/$edu/iommu_group)
 group=${group##*/}
 echo 1234 11e8 >/sys/bus/pci/drivers/vfio-pci/new_id || die "vfio-pci new_id failed"
-i=0
-while [ ! -c /dev/vfio/$group ]; do
-	i=$((i + 1))
-	[ $i -le 100 ] || die "/dev/vfio/$group did not appear within 10 s"
-	sleep 0.1
-done
+wait_group_node() { # GROUP WHAT
+	i=0
+	while [ ! -c /dev/vfio/$1 ]; do
+		i=$((i + 1))
+		[ $i -le 100 ] || die "/dev/vfio/$1 ($2) did not appear within 10 s"
+		sleep 0.1
+	done
+}
+wait_group_node "$group" edu
+# A second edu (LAB_QEMU_ARGS='-device edu'), bound by the same new_id, in its own group.
+group2=
+if [ -n "$edu2" ]; then
+	group2=$(readlink /sys/bus/pci/devices/$edu2/iommu_group)
+	group2=${group2##*/}
+	wait_group_node "$group2" "second edu"
+	say "second edu: $edu2, IOMMU group $group2"
+fi
 drv=$(readlink /sys/bus/pci/devices/$edu/driver)
 say "edu bound at $(up) s"
 say "edu PCI address: $edu ($(cat /sys/bus/pci/devices/$edu/vendor):$(cat /sys/bus/pci/devices/$edu/device))"
@@ -238,10 +259,23 @@ say "edu IOMMU group: $group (members: $(ls /sys/kernel/iommu_groups/$group/devi
 say "group node: $(ls -l /dev/vfio/$group)"
 if [ -c /dev/vfio/vfio ]; then say "/dev/vfio/vfio: present"; else say "/dev/vfio/vfio: absent"; fi
 if [ -c /dev/iommu ]; then say "/dev/iommu: present"; else say "/dev/iommu: absent (kernel without IOMMUFD)"; fi
-if [ -d /dev/vfio/devices ]; then say "/dev/vfio/devices: $(ls /dev/vfio/devices | tr '\n' ' ')"; fi
+cdev=
+for c in /sys/bus/pci/devices/$edu/vfio-dev/vfio*; do
+	[ -e "$c" ] && cdev=/dev/vfio/devices/${c##*/}
+done
+if [ -n "$cdev" ]; then say "edu VFIO cdev: $cdev"; else say "edu VFIO cdev: none (kernel without VFIO_DEVICE_CDEV)"; fi
 say "ulimit -l: $(ulimit -l)"
 
-export LAB_EDU_BDF=$edu LAB_IOMMU_GROUP=$group LAB_VFIO_GROUP_DEV=/dev/vfio/$group
+# The lab kernel has the mtty sample: one 2-port mediated device for the driver.
+mtty=
+if [ -d /sys/class/mdev_bus/mtty ]; then
+	mtty=83b8f4f2-509f-382f-3c1e-e6bfe0fa1001
+	echo $mtty >/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2/create ||
+		die "cannot create the mtty mediated device"
+	say "mtty mediated device: $mtty (group $(readlink /sys/bus/mdev/devices/$mtty/iommu_group | sed 's,.*/,,'))"
+fi
+
+export LAB_EDU_BDF=$edu LAB_EDU2_BDF=$edu2 LAB_IOMMU_GROUP=$group LAB_VFIO_GROUP_DEV=/dev/vfio/$group LAB_VFIO_CDEV=$cdev LAB_MTTY_UUID=$mtty
 cd /tmp
 eval "set -- $(cat /lab/cmd)"
 echo "=== LAB DRIVER BEGIN at $(up) s: $* ==="

@@ -6,8 +6,12 @@
  * real DMA translated by the guest's IOMMU) so that a failure of an mpdev
  * driver in the lab can be blamed on mpdev, not on the lab.
  *
- *   vfio_lab_probe [BDF]       (default: $LAB_EDU_BDF, else the first
- *                               1234:11e8 device in sysfs)
+ *   vfio_lab_probe [--compat] [BDF]   (default BDF: $LAB_EDU_BDF, else the
+ *                                      first 1234:11e8 device in sysfs)
+ *
+ * --compat: /dev/vfio/vfio is iommufd's vfio-compat (the lab's compat
+ * kernel), which answers some questions differently from type1 (see
+ * docs/vfio-lab.md); the probe asserts what each one must answer.
  *
  * Steps: legacy container (/dev/vfio/vfio) -> API version -> TYPE1v2
  * extension -> group status (viable) -> SET_CONTAINER -> SET_IOMMU(TYPE1v2)
@@ -67,6 +71,40 @@
 #define XFER_SIZE 1024
 #define OUT_OFF	  4096 /* where device->RAM lands inside the buffer */
 #define NOMAP_OFF 8192 /* target of the post-unmap DMA */
+
+/*
+ * Seed 000: what QEMU 7.2's intel-iommu (aw-bits 39) leaves usable, exactly:
+ * the whole 39-bit space but the interrupt window 0xfee00000-0xfeefffff,
+ * which the kernel reserves for MSI. A capability parser that misreads the
+ * chain cannot pass this.
+ */
+static const struct vfio_iova_range want_ranges[] = {
+	{ .start = 0x0, .end = 0xfedfffffULL },
+	{ .start = 0xfef00000ULL, .end = 0x7fffffffffULL },
+};
+#define N_WANT_RANGES ((uint32_t)(sizeof(want_ranges) / sizeof(want_ranges[0])))
+
+/* What the last VFIO_IOMMU_GET_INFO said. */
+static struct {
+	uint32_t nr_ranges;
+	struct vfio_iova_range ranges[8];
+	bool have_avail, have_migration;
+	uint32_t avail;
+} facts;
+static bool compat;
+/* The answer before the device fd was opened. */
+static typeof(facts) early;
+
+static bool same_ranges(const typeof(facts) *f)
+{
+	if (f->nr_ranges != N_WANT_RANGES)
+		return false;
+	for (uint32_t i = 0; i < N_WANT_RANGES; i++)
+		if (f->ranges[i].start != want_ranges[i].start ||
+		    f->ranges[i].end != want_ranges[i].end)
+			return false;
+	return true;
+}
 
 static const char *step = "start";
 
@@ -214,11 +252,13 @@ static void get_region(unsigned int index, struct vfio_region_info *r, const cha
 }
 
 /* VFIO_IOMMU_GET_INFO, growing argsz until the capability chain fits. */
-static void iommu_info(int container)
+static void iommu_info(int container, bool verbose)
 {
 	struct vfio_iommu_type1_info *info;
 	uint32_t argsz = sizeof(*info);
 	bool have_ranges = false;
+
+	memset(&facts, 0, sizeof(facts));
 
 	for (;;) {
 		info = calloc(1, argsz);
@@ -229,13 +269,15 @@ static void iommu_info(int container)
 			fail("VFIO_IOMMU_GET_INFO: %s", strerror(errno));
 		if (info->argsz <= argsz)
 			break;
-		printf("probe: IOMMU info needs argsz %u (had %u), asking again\n", info->argsz,
-		       argsz);
+		if (verbose)
+			printf("probe: IOMMU info needs argsz %u (had %u), asking again\n",
+			       info->argsz, argsz);
 		argsz = info->argsz;
 		free(info);
 	}
-	printf("probe: IOMMU info flags 0x%x iova_pgsizes 0x%llx\n", info->flags,
-	       (unsigned long long)info->iova_pgsizes);
+	if (verbose)
+		printf("probe: IOMMU info flags 0x%x iova_pgsizes 0x%llx\n", info->flags,
+		       (unsigned long long)info->iova_pgsizes);
 	if (!(info->flags & VFIO_IOMMU_INFO_PGSIZES) || !(info->iova_pgsizes & 4096))
 		fail("no 4 KiB IOMMU page size (pgsizes 0x%llx)",
 		     (unsigned long long)info->iova_pgsizes);
@@ -252,11 +294,21 @@ static void iommu_info(int container)
 		case VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE: {
 			struct vfio_iommu_type1_info_cap_iova_range *c = (void *)h;
 
-			printf("probe: cap IOVA_RANGE v%u: %u range(s)\n", h->version, c->nr_iovas);
+			if (verbose)
+				printf("probe: cap IOVA_RANGE v%u: %u range(s)\n", h->version,
+				       c->nr_iovas);
+			if (off + sizeof(*c) + (uint64_t)c->nr_iovas * sizeof(c->iova_ranges[0]) >
+			    argsz)
+				fail("IOVA_RANGE cap with %u ranges overruns argsz %u", c->nr_iovas,
+				     argsz);
+			facts.nr_ranges = c->nr_iovas;
+			for (uint32_t i = 0; i < c->nr_iovas && i < 8; i++)
+				facts.ranges[i] = c->iova_ranges[i];
 			for (uint32_t i = 0; i < c->nr_iovas; i++) {
-				printf("probe:   iova range %u: 0x%016llx-0x%016llx\n", i,
-				       (unsigned long long)c->iova_ranges[i].start,
-				       (unsigned long long)c->iova_ranges[i].end);
+				if (verbose)
+					printf("probe:   iova range %u: 0x%016llx-0x%016llx\n", i,
+					       (unsigned long long)c->iova_ranges[i].start,
+					       (unsigned long long)c->iova_ranges[i].end);
 				if (c->iova_ranges[i].start <= BUF_IOVA &&
 				    c->iova_ranges[i].end >= BUF_IOVA + BUF_SIZE - 1)
 					have_ranges = true;
@@ -266,21 +318,27 @@ static void iommu_info(int container)
 		case VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION: {
 			struct vfio_iommu_type1_info_cap_migration *c = (void *)h;
 
-			printf("probe: cap MIGRATION v%u: flags 0x%x pgsize_bitmap 0x%llx "
-			       "max_dirty_bitmap_size %llu\n",
-			       h->version, c->flags, (unsigned long long)c->pgsize_bitmap,
-			       (unsigned long long)c->max_dirty_bitmap_size);
+			if (verbose)
+				printf("probe: cap MIGRATION v%u: flags 0x%x pgsize_bitmap 0x%llx "
+				       "max_dirty_bitmap_size %llu\n",
+				       h->version, c->flags, (unsigned long long)c->pgsize_bitmap,
+				       (unsigned long long)c->max_dirty_bitmap_size);
+			facts.have_migration = true;
 			break;
 		}
 		case VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL: {
 			struct vfio_iommu_type1_info_dma_avail *c = (void *)h;
 
-			printf("probe: cap DMA_AVAIL v%u: %u mappings available\n", h->version,
-			       c->avail);
+			if (verbose)
+				printf("probe: cap DMA_AVAIL v%u: %u mappings available\n",
+				       h->version, c->avail);
+			facts.have_avail = true;
+			facts.avail = c->avail;
 			break;
 		}
 		default:
-			printf("probe: cap id %u v%u (unknown)\n", h->id, h->version);
+			if (verbose)
+				printf("probe: cap id %u v%u (unknown)\n", h->id, h->version);
 		}
 		if (h->next && h->next <= off)
 			fail("capability chain loops (offset %u -> %u)", off, h->next);
@@ -289,6 +347,146 @@ static void iommu_info(int container)
 	if (!have_ranges)
 		fail("IOVA 0x%llx+0x%llx lies in no usable IOVA range", BUF_IOVA, BUF_SIZE);
 	free(info);
+}
+
+/* MAP_DMA of one page; 0 or -errno. */
+static int map_page(int container, void *page, uint64_t iova)
+{
+	struct vfio_iommu_type1_dma_map m = {
+		.argsz = sizeof(m),
+		.flags = VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE,
+		.vaddr = (uintptr_t)page,
+		.iova = iova,
+		.size = 4096,
+	};
+
+	return ioctl(container, VFIO_IOMMU_MAP_DMA, &m) < 0 ? -errno : 0;
+}
+
+static void unmap_page(int container, uint64_t iova)
+{
+	struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u), .iova = iova, .size = 4096 };
+
+	if (ioctl(container, VFIO_IOMMU_UNMAP_DMA, &u) < 0)
+		fail("VFIO_IOMMU_UNMAP_DMA 0x%llx: %s", (unsigned long long)iova, strerror(errno));
+	if (u.size != 4096)
+		fail("VFIO_IOMMU_UNMAP_DMA 0x%llx unmapped 0x%llx bytes, want 0x1000",
+		     (unsigned long long)iova, (unsigned long long)u.size);
+}
+
+/*
+ * DMA_AVAIL after one more mapping: one fewer on type1, which counts
+ * mappings against its dma_entry_limit; iommufd's compat layer always says
+ * U32_MAX (its limit is the memory cgroup, not a count).
+ */
+static void expect_avail(int container, uint32_t base, int maps, const char *when)
+{
+	uint32_t want = compat ? UINT32_MAX : base - (uint32_t)maps;
+
+	iommu_info(container, false);
+	if (!facts.have_avail)
+		fail("no DMA_AVAIL capability %s", when);
+	if (facts.avail != want)
+		fail("DMA_AVAIL %u %s, want %u (%s)", facts.avail, when, want,
+		     compat ? "iommufd's constant" : "one per mapping");
+	printf("probe: DMA_AVAIL %u %s, as it must be\n", facts.avail, when);
+}
+
+/*
+ * Seed 000, asserted exactly: the ranges, DMA_AVAIL moving by one per
+ * mapping, the last usable page mappable and the page past it refused, the
+ * MSI window refused. Called with the 1 MiB buffer mapped (one mapping).
+ */
+static void check_iova_space(int container, uint32_t avail_before)
+{
+	const uint64_t last = want_ranges[N_WANT_RANGES - 1].end;
+	void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	int r;
+
+	if (page == MAP_FAILED)
+		fail("mmap: %s", strerror(errno));
+	/*
+	 * Asked again now that the device is open: type1 attaches the group
+	 * to its domain at SET_IOMMU, so it already answered this before;
+	 * iommufd's compat layer attaches only when the device fd is opened,
+	 * and before that reports the IOAS unrestricted (one range, all of
+	 * 0..2^64-1).
+	 */
+	if (!compat && !same_ranges(&early))
+		fail("before the device was opened, type1 reported other IOVA ranges");
+	if (compat)
+		printf("probe: compat: before the device was opened: %u range(s), first "
+		       "0x%llx-0x%llx (iommufd attaches at device open)\n",
+		       early.nr_ranges, (unsigned long long)early.ranges[0].start,
+		       (unsigned long long)early.ranges[0].end);
+	iommu_info(container, false);
+	if (facts.nr_ranges != N_WANT_RANGES)
+		fail("the kernel reports %u IOVA ranges, want %u", facts.nr_ranges, N_WANT_RANGES);
+	for (uint32_t i = 0; i < N_WANT_RANGES; i++)
+		if (facts.ranges[i].start != want_ranges[i].start ||
+		    facts.ranges[i].end != want_ranges[i].end)
+			fail("IOVA range %u is 0x%llx-0x%llx, want 0x%llx-0x%llx", i,
+			     (unsigned long long)facts.ranges[i].start,
+			     (unsigned long long)facts.ranges[i].end,
+			     (unsigned long long)want_ranges[i].start,
+			     (unsigned long long)want_ranges[i].end);
+	printf("probe: IOVA ranges exactly as the vIOMMU has them (MSI window excluded)\n");
+	expect_avail(container, avail_before, 1, "with the buffer mapped");
+
+	r = map_page(container, page, last + 1 - 4096);
+	if (r < 0)
+		fail("MAP_DMA of the last usable page 0x%llx: %s",
+		     (unsigned long long)(last + 1 - 4096), strerror(-r));
+	expect_avail(container, avail_before, 2, "with the last usable page mapped too");
+	r = map_page(container, page, last + 1);
+	if (r == 0)
+		fail("MAP_DMA just past the last usable IOVA (0x%llx) was accepted",
+		     (unsigned long long)(last + 1));
+	printf("probe: MAP_DMA at 0x%llx (past the last usable IOVA) refused: %s\n",
+	       (unsigned long long)(last + 1), strerror(-r));
+	r = map_page(container, page, 0xfee00000ULL);
+	if (r == 0)
+		fail("MAP_DMA in the MSI window (0xfee00000) was accepted");
+	printf("probe: MAP_DMA at 0xfee00000 (the MSI window) refused: %s\n", strerror(-r));
+	expect_avail(container, avail_before, 2, "after the refused maps");
+	unmap_page(container, last + 1 - 4096);
+	expect_avail(container, avail_before, 1, "after unmapping the last page");
+	munmap(page, 4096);
+}
+
+/*
+ * Where iommufd's vfio-compat was said to differ from type1 when it was
+ * proposed: the extensions it claims, and a bisecting unmap (a range that
+ * cuts a mapping in two). Each kernel's answer is asserted, so that a
+ * kernel that changes it is noticed (docs/vfio-lab.md lists them).
+ */
+static void check_unmap_semantics(int container)
+{
+	struct vfio_iommu_type1_dma_unmap u = { .argsz = sizeof(u),
+						.iova = BUF_IOVA + BUF_SIZE / 2,
+						.size = 4096 };
+	int ext_type1 = ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1_IOMMU),
+	    ext_vaddr = ioctl(container, VFIO_CHECK_EXTENSION, VFIO_UPDATE_VADDR),
+	    ext_all = ioctl(container, VFIO_CHECK_EXTENSION, VFIO_UNMAP_ALL),
+	    ext_nest = ioctl(container, VFIO_CHECK_EXTENSION, VFIO_TYPE1_NESTING_IOMMU);
+	int r = ioctl(container, VFIO_IOMMU_UNMAP_DMA, &u) < 0 ? -errno : 0;
+
+	printf("probe: extensions: TYPE1 %d UPDATE_VADDR %d UNMAP_ALL %d NESTING %d\n", ext_type1,
+	       ext_vaddr, ext_all, ext_nest);
+	printf("probe: bisecting unmap of 4 KiB inside the 1 MiB mapping: %s (size out 0x%llx)\n",
+	       r ? strerror(-r) : "accepted", (unsigned long long)u.size);
+	if (r != (compat ? -ENOENT : -EINVAL))
+		fail("a bisecting unmap answered %s, want %s", r ? strerror(-r) : "success",
+		     strerror(compat ? ENOENT : EINVAL));
+	/* type1's dirty tracking (MIGRATION cap); iommufd left it to IOMMU_HWPT_GET_DIRTY_BITMAP.
+	 */
+	if (facts.have_migration == compat)
+		fail("MIGRATION (dirty tracking) capability %s, want %s",
+		     facts.have_migration ? "present" : "absent", compat ? "absent" : "present");
+	if (ext_vaddr != (compat ? 0 : 1))
+		fail("UPDATE_VADDR extension %d, want %d", ext_vaddr, compat ? 0 : 1);
+	if (ext_all != 1)
+		fail("UNMAP_ALL extension %d, want 1", ext_all);
 }
 
 int main(int argc, char **argv)
@@ -305,12 +503,17 @@ int main(int argc, char **argv)
 	struct rlimit rl;
 	uint16_t cmd, cmd2;
 	uint8_t *buf;
-	uint32_t v;
+	uint32_t v, avail_before;
 	double t_in, t_out, t_blocked, t_start = now_ms();
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
 	step = "find edu";
+	if (argc > 1 && !strcmp(argv[1], "--compat")) {
+		compat = true;
+		argv++;
+		argc--;
+	}
 	if (argc > 1)
 		snprintf(bdf, sizeof(bdf), "%s", argv[1]);
 	else if (getenv("LAB_EDU_BDF") && *getenv("LAB_EDU_BDF"))
@@ -372,7 +575,11 @@ int main(int argc, char **argv)
 	printf("probe: container has TYPE1v2 IOMMU\n");
 
 	step = "iommu info";
-	iommu_info(container);
+	iommu_info(container, true);
+	if (!facts.have_avail)
+		fail("no DMA_AVAIL capability");
+	avail_before = facts.avail;
+	early = facts;
 
 	step = "device";
 	device_fd = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, bdf);
@@ -439,6 +646,9 @@ int main(int argc, char **argv)
 		     strerror(errno));
 	printf("probe: mapped %llu KiB at IOVA 0x%llx\n", BUF_SIZE >> 10, BUF_IOVA);
 
+	step = "seed 000";
+	check_iova_space(container, avail_before);
+
 	step = "bus master";
 	region_pread(&cfg, &cmd, 2, PCI_COMMAND);
 	cmd2 = cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER;
@@ -465,6 +675,9 @@ int main(int argc, char **argv)
 	if (buf[OUT_OFF + XFER_SIZE] != 0xa5 || buf[OUT_OFF - 1] != 0xa5)
 		fail("DMA wrote outside its %u bytes", XFER_SIZE);
 	printf("probe: DMA round trip through the IOMMU ok (%u bytes)\n", XFER_SIZE);
+
+	step = "compat gaps";
+	check_unmap_semantics(container);
 
 	step = "unmap dma";
 	unmap.iova = BUF_IOVA;

@@ -18,6 +18,10 @@
 # qemu.log (QEMU's stderr), initrd.gz, vmlinuz.
 #
 # Environment:
+#   LAB_KERNEL          debian (default: Debian's cloud kernel, type1 container),
+#                       lab (the lab kernel: type1 container + iommufd + VFIO cdev +
+#                       IOMMUFD_TEST + mtty) or compat (iommufd's /dev/vfio/vfio);
+#                       lab and compat come from lab-kernel.sh, built once and cached
 #   LAB_KERNEL_PKG      kernel package (default linux-image-6.12.117+deb12-cloud-amd64;
 #                       if apt cannot get it, the newest *-cloud-amd64 image is used)
 #   LAB_DEB_DIR         a directory of already downloaded .deb files to try first
@@ -52,11 +56,24 @@ if [ $extra_given -eq 0 ] && [ -x "$build_dir/bin/mpdev-remote" ]; then
 fi
 
 kernel_pkg=${LAB_KERNEL_PKG:-linux-image-6.12.117+deb12-cloud-amd64}
+lab_kernel=${LAB_KERNEL:-debian}
+case $lab_kernel in
+debian | lab | compat) ;;
+*) echo "vfio-lab: LAB_KERNEL must be debian, lab or compat, not $lab_kernel" >&2; exit 2 ;;
+esac
 lab_timeout=${LAB_TIMEOUT:-240}
 driver_timeout=${LAB_DRIVER_TIMEOUT:-$((lab_timeout > 90 ? lab_timeout - 60 : lab_timeout * 2 / 3))}
 lab_dir=$build_dir/vfio-lab
 cache=$lab_dir/cache
 run_dir=$lab_dir/$(basename "$driver")
+[ "$lab_kernel" = debian ] || run_dir+=-$lab_kernel
+# Runs of one driver with other arguments keep their own logs (--mtty iommufd -> -mtty-iommufd).
+for a in "$@"; do
+	case $a in
+	/*) ;;
+	*) run_dir+=-$(tr -cd 'a-zA-Z0-9_' <<<"$a") ;;
+	esac
+done
 mkdir -p "$cache" "$run_dir"
 serial=$run_dir/serial.log
 qemu_log=$run_dir/qemu.log
@@ -105,13 +122,22 @@ kit_fetch_guest_debs "$kernel_pkg"
 kernel_deb=$kit_kernel_deb
 busybox_deb=$kit_busybox_deb
 kit_unlock_cache
+kernel_arg=(-k "$kernel_deb")
+if [ "$lab_kernel" != debian ]; then
+	krc=0
+	image=$("$here/lab-kernel.sh" "$lab_kernel") || krc=$?
+	[ $krc -ne 77 ] || skip "no $lab_kernel kernel (lab-kernel.sh said why above)"
+	[ $krc -eq 0 ] || fail "the $lab_kernel kernel could not be built"
+	kernel_arg=(-K "$image")
+	say "kernel: $image ($(cat "$(dirname "$image")/../source-version" 2>/dev/null || echo '?'))"
+fi
 t_prep=$(elapsed "$t0")
 
 # --- guest image ----------------------------------------------------------------
 t0=$(date +%s.%N)
 bins=()
 for b in "${extra[@]}"; do bins+=(-i "$b"); done
-"$here/build-initramfs.sh" -k "$kernel_deb" -b "$busybox_deb" -o "$run_dir/initrd.gz" \
+"$here/build-initramfs.sh" "${kernel_arg[@]}" -b "$busybox_deb" -o "$run_dir/initrd.gz" \
 	-v "$run_dir/vmlinuz" -w "$run_dir/work" -T "$driver_timeout" "${bins[@]}" \
 	-- "$driver" "$@" || fail "building the initramfs failed"
 t_image=$(elapsed "$t0")
