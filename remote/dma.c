@@ -191,12 +191,6 @@ void dma_table_clear(struct dma_table *t)
 	guest_mem_destroy(&t->own);
 }
 
-static bool same_region(const struct memtable_entry *a, const struct memtable_entry *b)
-{
-	return a->gpa == b->gpa && a->size == b->size && a->fd_offset == b->fd_offset &&
-	       a->read_only == b->read_only && a->dev == b->dev && a->ino == b->ino;
-}
-
 static int cmp_gpa(const void *pa, const void *pb)
 {
 	const struct memtable_entry *a = pa, *b = pb;
@@ -281,7 +275,7 @@ static int change_prepare(struct dma_table *t, const struct dma_new_region *v, s
 	for (size_t i = 0; i < n; i++) {
 		const struct memtable_entry *live = memtable_lookup(&t->map, c->next[i].gpa);
 
-		if (live && same_region(live, &c->next[i])) {
+		if (live && memtable_entry_same(live, &c->next[i])) {
 			c->kept[i] = true;
 			c->next[i].host = live->host;
 			c->removed[live - t->map.v] = false;

@@ -28,16 +28,10 @@ void guest_mem_destroy(struct guest_mem *gm)
 	memset(gm, 0, sizeof(*gm));
 }
 
-static bool same_region(const struct memtable_entry *a, const struct memtable_entry *b)
-{
-	return a->gpa == b->gpa && a->size == b->size && a->fd_offset == b->fd_offset &&
-	       a->read_only == b->read_only && a->dev == b->dev && a->ino == b->ino;
-}
-
 static struct guest_mem_region *find(struct guest_mem *gm, const struct memtable_entry *e)
 {
 	for (size_t i = 0; i < gm->n; i++)
-		if (same_region(&gm->v[i].e, e))
+		if (memtable_entry_same(&gm->v[i].e, e))
 			return &gm->v[i];
 	return NULL;
 }

@@ -105,3 +105,9 @@ int memtable_remove(struct memtable *t, uint64_t gpa, uint64_t size, struct memt
 	t->n--;
 	return 0;
 }
+
+bool memtable_entry_same(const struct memtable_entry *a, const struct memtable_entry *b)
+{
+	return a->gpa == b->gpa && a->size == b->size && a->fd_offset == b->fd_offset &&
+	       a->read_only == b->read_only && a->dev == b->dev && a->ino == b->ino;
+}

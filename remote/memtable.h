@@ -43,6 +43,9 @@ int memtable_insert(struct memtable *t, const struct memtable_entry *e);
  */
 int memtable_remove(struct memtable *t, uint64_t gpa, uint64_t size, struct memtable_entry *out);
 
+/* Whether a and b are the same region: range, offset, access and backing file. */
+bool memtable_entry_same(const struct memtable_entry *a, const struct memtable_entry *b);
+
 /* The entry containing gpa, or NULL. */
 const struct memtable_entry *memtable_lookup(const struct memtable *t, uint64_t gpa);
 

@@ -115,7 +115,8 @@ static void check_dma(struct mpdev *d, const struct mpdev_iommu_info *ii)
 	untouched = memcmp(spare_map, ram, RAM_SIZE) == 0;
 	free(spare_map);
 	check(untouched, "DMA outside the table touches no table memory", NULL);
-	check(rd(d, EDU_REG_IDENT) == 0x010000ed, "device still answers after the blocked DMA", NULL);
+	check(rd(d, EDU_REG_IDENT) == 0x010000ed, "device still answers after the blocked DMA",
+	      NULL);
 
 	/* Refusals: overlap, and a range the IOMMU cannot map. */
 	{
@@ -418,19 +419,6 @@ static void fail_disarm(pid_t remote)
 	write_str(path, "0");
 }
 
-/* edu copies `len` bytes of guest RAM at gpa into its buffer and back 0x1000 further on. */
-static bool dma_round_trip(struct mpdev *d, uint8_t *ram, uint64_t gpa, uint8_t seed)
-{
-	const uint32_t len = 1000;
-
-	for (uint32_t i = 0; i < len; i++)
-		ram[i] = (uint8_t)(i * 5 + seed);
-	memset(ram + 0x1000, 0, len);
-	if (edu_dma(d, gpa, EDU_DMA_BUF_ADDR, len, 1) < 0 || edu_dma(d, EDU_DMA_BUF_ADDR, gpa + 0x1000, len, 3) < 0)
-		return false;
-	return !memcmp(ram, ram + 0x1000, len);
-}
-
 /*
  * iommufd_fail_nth on the real kernel, through the remote: a table change
  * (drop A, add B, C, D) is tried with the kernel failing the remote's n-th
@@ -516,7 +504,7 @@ static void run_fail_nth(const char *bdf)
 		 * translates (the device DMAs through it), and the new one left
 		 * nothing behind (mapping it again below would hit EEXIST).
 		 */
-		if (!dma_round_trip(d, ram_a, a.gpa, (uint8_t)n)) {
+		if (!edu_round_trip(d, ram_a, a.gpa, (uint8_t)n)) {
 			printf("  n=%d: DMA through the old table fails after the rollback\n", n);
 			clean = 0;
 		}
@@ -531,7 +519,7 @@ static void run_fail_nth(const char *bdf)
 	      "%d of %d steps failed the change", failed, n);
 	check(clean, "every failure rolled back to exactly the old table", NULL);
 	/* After the sweep the device still DMAs through the last table. */
-	check(dma_round_trip(d, ram_n[0], next[0].gpa, 1), "DMA through the table after the sweep",
+	check(edu_round_trip(d, ram_n[0], next[0].gpa, 1), "DMA through the table after the sweep",
 	      NULL);
 	mpdev_close(d);
 	close(a.fd);

@@ -58,16 +58,8 @@ struct vm_ram {
 /* edu copies guest RAM at off into its buffer and back to off + 0x1000. */
 static bool dma_through(struct mpdev *d, struct vm_ram *ram, uint64_t off, uint8_t seed)
 {
-	const uint32_t len = 1000;
-
-	for (uint32_t i = 0; i < len; i++)
-		ram->p[off + i] = (uint8_t)(seed + i * 7);
-	memset(ram->p + off + 0x1000, 0, len);
-	if (mpdev_config_write(d, 0x04, 2, 0x0006) < 0 ||
-	    edu_dma(d, RAM_GPA + off, EDU_DMA_BUF_ADDR, len, 1) < 0 ||
-	    edu_dma(d, EDU_DMA_BUF_ADDR, RAM_GPA + off + 0x1000, len, 3) < 0)
-		return false;
-	return !memcmp(ram->p + off, ram->p + off + 0x1000, len);
+	return mpdev_config_write(d, 0x04, 2, 0x0006) == 0 &&
+	       edu_round_trip(d, ram->p + off, RAM_GPA + off, seed);
 }
 
 static int set_table(struct mpdev *d, int fd)

@@ -149,6 +149,19 @@ void stop_remote(pid_t pid)
 	      "status 0x%x", st);
 }
 
+bool edu_round_trip(struct mpdev *d, uint8_t *ram, uint64_t gpa, uint8_t seed)
+{
+	const uint32_t len = 1000;
+
+	for (uint32_t i = 0; i < len; i++)
+		ram[i] = (uint8_t)(i * 5 + seed);
+	memset(ram + 0x1000, 0, len);
+	if (edu_dma(d, gpa, EDU_DMA_BUF_ADDR, len, 1) < 0 ||
+	    edu_dma(d, EDU_DMA_BUF_ADDR, gpa + 0x1000, len, 3) < 0)
+		return false;
+	return !memcmp(ram, ram + 0x1000, len);
+}
+
 int lab_result(void)
 {
 	/* run-lab.sh wants "LAB RESULT: PASS" alone on its line. */

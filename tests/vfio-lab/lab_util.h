@@ -6,6 +6,7 @@
 #ifndef MPDEV_LAB_UTIL_H
 #define MPDEV_LAB_UTIL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -33,6 +34,12 @@ int fired(int fd, int ms);
 int sealed_memfd(uint64_t size, uint8_t **map);
 /* One edu DMA; each takes ~100 ms under TCG. Returns 0 once the command is done. */
 int edu_dma(struct mpdev *d, uint64_t src, uint64_t dst, uint32_t len, uint32_t cmd);
+/*
+ * edu copies 1000 bytes of guest RAM at gpa (ram: the same bytes here) into
+ * its buffer and back 0x1000 further on; whether they arrived. Bus
+ * mastering must be on.
+ */
+bool edu_round_trip(struct mpdev *d, uint8_t *ram, uint64_t gpa, uint8_t seed);
 /* A listening remote: args (NULL-terminated) then --socket path, the sandbox's uid, -v. */
 pid_t start_remote_args(const char *const *args, const char *path);
 pid_t start_remote(const char *spec, const char *iommu, const char *intx, const char *path);
