@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -155,6 +156,31 @@ struct backend_dma_region {
 	bool read_only;
 };
 
+/*
+ * Migration (VFIO's v2 state machine, numbered as in linux/vfio.h). What a
+ * device supports is a set of BACKEND_MIG_* flags, VFIO_MIGRATION_*'s bits.
+ */
+enum backend_mig_state {
+	BACKEND_MIG_ERROR = 0,
+	BACKEND_MIG_STOP = 1,
+	BACKEND_MIG_RUNNING = 2,
+	BACKEND_MIG_STOP_COPY = 3,
+	BACKEND_MIG_RESUMING = 4,
+	BACKEND_MIG_RUNNING_P2P = 5,
+	BACKEND_MIG_PRE_COPY = 6,
+	BACKEND_MIG_PRE_COPY_P2P = 7,
+	BACKEND_MIG_NUM_STATES = 8,
+};
+
+#define BACKEND_MIG_FLAG_STOP_COPY 0x1u /* STOP, STOP_COPY, RESUMING */
+#define BACKEND_MIG_FLAG_P2P	   0x2u /* RUNNING_P2P (+ PRE_COPY_P2P with PRE_COPY) */
+#define BACKEND_MIG_FLAG_PRE_COPY  0x4u /* PRE_COPY (+ PRE_COPY_P2P with P2P) */
+
+/* A range of guest-physical space to track writes in (DirtyStart). */
+struct backend_dirty_range {
+	uint64_t iova, size;
+};
+
 struct backend;
 
 struct backend_ops {
@@ -193,6 +219,42 @@ struct backend_ops {
 	 * lost; the device reports that through its own error path.
 	 */
 	void (*resumed)(struct backend *b);
+	/*
+	 * Optional, all or none: migration. mig_flags says what the device
+	 * supports (0: nothing). mig_arc carries out exactly one arc of the
+	 * FSM (remote/mig_fsm.h picks them; a backend never sees a combined
+	 * transition) and sets *now to the state the device is in afterwards:
+	 * to on success; on failure from, or BACKEND_MIG_ERROR if the device
+	 * could not stay there. Entering a saving state (STOP_COPY, PRE_COPY,
+	 * PRE_COPY_P2P from outside that group) starts a new stream, entering
+	 * RESUMING a new load; leaving the group ends it.
+	 */
+	uint32_t (*mig_flags)(struct backend *b);
+	int (*mig_arc)(struct backend *b, enum backend_mig_state from, enum backend_mig_state to,
+		       enum backend_mig_state *now, struct mpdev_error *err);
+	/*
+	 * Saving states only: the next at most len bytes of the stream. 0 means
+	 * no more now: the end of the stream in STOP_COPY, the end of what is
+	 * ready in PRE_COPY(_P2P) (more may come later, or in STOP_COPY).
+	 */
+	ssize_t (*mig_save)(struct backend *b, void *buf, size_t len, struct mpdev_error *err);
+	/* RESUMING only: the next len bytes of the stream, in order, any segmentation. */
+	int (*mig_load)(struct backend *b, const void *buf, size_t len, struct mpdev_error *err);
+	/* PRE_COPY(_P2P) only: VFIO_MIG_GET_PRECOPY_INFO. */
+	int (*mig_precopy_info)(struct backend *b, uint64_t *initial_bytes, uint64_t *dirty_bytes,
+				struct mpdev_error *err);
+	/*
+	 * Optional, all or none: dirty tracking of the device's own DMA, for
+	 * backends whose DMA the remote does not see (vfio). Without them the
+	 * remote tracks what the device model writes through the memory
+	 * table. dirty_report fills bitmap (len bytes, one bit per page of
+	 * [iova, iova + size), VFIO's layout) and clears what it reported.
+	 */
+	int (*dirty_start)(struct backend *b, const struct backend_dirty_range *ranges, size_t n,
+			   uint64_t page_size, struct mpdev_error *err);
+	int (*dirty_stop)(struct backend *b, struct mpdev_error *err);
+	int (*dirty_report)(struct backend *b, uint64_t iova, uint64_t size, uint64_t page_size,
+			    uint8_t *bitmap, size_t len, struct mpdev_error *err);
 	/* Optional: the proxy is gone; drop interrupt setup (DMA goes with the table). */
 	void (*release)(struct backend *b);
 	void (*destroy)(struct backend *b);
