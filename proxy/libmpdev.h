@@ -121,6 +121,7 @@ struct mpdev_device_info {
 	bool reset_supported;
 	struct mpdev_region_info regions[MPDEV_NUM_REGIONS]; /* indexed by enum mpdev_region */
 	struct mpdev_irq_info irqs[MPDEV_NUM_IRQS];	     /* indexed by enum mpdev_irq */
+	uint32_t migration_flags; /* MPDEV_MIG_FLAG_*: what migration the device supports */
 };
 
 struct mpdev_options {
@@ -430,6 +431,103 @@ struct mpdev_iommu_info {
 
 /* What the remote's IOMMU accepts: a VMM checks its memory layout against it. */
 MPDEV_API int mpdev_get_iommu_info(struct mpdev *dev, struct mpdev_iommu_info *info);
+
+/*
+ * Migration, on VFIO's v2 state machine (linux/vfio.h), for every backend.
+ *
+ * States are numbered as VFIO's. What a device supports is in
+ * mpdev_device_info.migration_flags: STOP_COPY (STOP, STOP_COPY,
+ * RESUMING), P2P (RUNNING_P2P, and PRE_COPY_P2P with PRE_COPY), PRE_COPY.
+ * A requested state is reached through the kernel's arcs, one at a time,
+ * on the shortest path that does not pass through a saving state (STOP_COPY,
+ * PRE_COPY, PRE_COPY_P2P) on the way, as vfio_mig_get_next_state() does;
+ * STOP_COPY -> PRE_COPY(_P2P) is refused (-EINVAL), ERROR cannot be
+ * requested, and a device in ERROR leaves it only through mpdev_reset().
+ * docs/protocol.md, "Migration", has the states, the stream and the errors.
+ */
+enum mpdev_mig_state {
+	MPDEV_MIG_ERROR = 0,
+	MPDEV_MIG_STOP = 1,
+	MPDEV_MIG_RUNNING = 2,
+	MPDEV_MIG_STOP_COPY = 3,
+	MPDEV_MIG_RESUMING = 4,
+	MPDEV_MIG_RUNNING_P2P = 5,
+	MPDEV_MIG_PRE_COPY = 6,
+	MPDEV_MIG_PRE_COPY_P2P = 7,
+};
+
+#define MPDEV_MIG_FLAG_STOP_COPY 0x1u
+#define MPDEV_MIG_FLAG_P2P	 0x2u
+#define MPDEV_MIG_FLAG_PRE_COPY	 0x4u
+
+/* "RUNNING_P2P" etc.; "?" for a number that is no state. */
+MPDEV_API const char *mpdev_mig_state_name(unsigned state);
+
+/*
+ * Moves the device to state. *reached (may be NULL) is the state the device
+ * is in afterwards, also on failure: a step that failed leaves it where the
+ * last successful arc took it (or in ERROR), and mpdev_last_error() names
+ * the arc that failed. -ENOTSUP: the device does not support the state (or
+ * migration at all), -EINVAL: no such state or a refused transition.
+ */
+MPDEV_API int mpdev_mig_set_state(struct mpdev *dev, enum mpdev_mig_state state,
+				  enum mpdev_mig_state *reached);
+MPDEV_API int mpdev_mig_get_state(struct mpdev *dev, enum mpdev_mig_state *state);
+
+/*
+ * The device state stream. In a saving state, mpdev_mig_read() copies the
+ * next bytes into buf and returns how many (at most len); 0 means no more
+ * now: the end of the stream in STOP_COPY, the end of what is ready in
+ * PRE_COPY(_P2P). In RESUMING, mpdev_mig_write() gives the target the same
+ * bytes, in order, in any segmentation. The stream is opaque to the VMM.
+ */
+MPDEV_API int mpdev_mig_read(struct mpdev *dev, void *buf, size_t len);
+MPDEV_API int mpdev_mig_write(struct mpdev *dev, const void *buf, size_t len);
+
+/* PRE_COPY(_P2P) only: VFIO_MIG_GET_PRECOPY_INFO's estimates. */
+MPDEV_API int mpdev_mig_precopy_info(struct mpdev *dev, uint64_t *initial_bytes,
+				     uint64_t *dirty_bytes);
+
+/*
+ * Several devices of one VM. Going to a stopped state (STOP, STOP_COPY,
+ * RESUMING), every device that supports P2P is first moved to RUNNING_P2P
+ * (or PRE_COPY_P2P from PRE_COPY) before any device goes further; coming
+ * back to RUNNING (or PRE_COPY), every device reaches RUNNING_P2P first. A
+ * device in the set without P2P is refused (-ENOTSUP, nothing moved) when
+ * the set has more than one device: it could DMA into a stopped peer.
+ * If a device fails, the devices already moved are brought back to where
+ * they started (best effort) and the error is the failed device's;
+ * *failed (may be NULL) is its index, or -1. on_step (may be NULL) is
+ * called after every device's every call, for logs and tests.
+ */
+struct mpdev_mig_set_options {
+	void (*on_step)(void *opaque, size_t index, enum mpdev_mig_state from,
+			enum mpdev_mig_state to, int result);
+	void *opaque;
+};
+MPDEV_API int mpdev_mig_set_state_all(struct mpdev *const *devs, size_t n,
+				      enum mpdev_mig_state state,
+				      const struct mpdev_mig_set_options *opts, long *failed);
+
+/*
+ * Dirty tracking: which guest pages the device wrote. For an emulated
+ * device the remote sees every write it makes through the memory table;
+ * for a VFIO device it is what the kernel offers (mpdev_iommu_info says;
+ * type1 reports every pinned page). ranges are guest-physical, page_size
+ * a power of two of at least 4096 that mpdev_iommu_info.pgsize_bitmap
+ * allows. mpdev_dirty_report() fills bitmap (len bytes, one bit per page
+ * of [iova, iova + size), bit n of byte n / 8 for page n % 8 — VFIO's
+ * layout) and clears what it reported: a page written between two reports
+ * is reported once. [iova, iova + size) lies within one started range.
+ */
+struct mpdev_dirty_range {
+	uint64_t iova, size;
+};
+MPDEV_API int mpdev_dirty_start(struct mpdev *dev, const struct mpdev_dirty_range *ranges, size_t n,
+				uint64_t page_size);
+MPDEV_API int mpdev_dirty_report(struct mpdev *dev, uint64_t iova, uint64_t size,
+				 uint64_t page_size, uint8_t *bitmap, size_t len);
+MPDEV_API int mpdev_dirty_stop(struct mpdev *dev);
 
 /*
  * The remote's counters. Calls fn once per counter; returns the number of
