@@ -185,6 +185,12 @@ static int check_record_header(struct mig_reader *r, struct mpdev_error *err)
 	uint16_t type = mig_get16(r->rec), flags = mig_get16(r->rec + 2);
 
 	r->len = mig_get32(r->rec + 4);
+	/* First, so that anything but a stream of ours is called that. */
+	if (!r->header_seen && type != MIG_REC_HEADER)
+		return mpdev_error_set(err, EINVAL,
+				       "migration stream: not an mpdev device-state stream (first "
+				       "record has type %u)",
+				       type);
 	if (flags)
 		return mpdev_error_set(err, EINVAL,
 				       "migration stream: record %u has reserved flags 0x%x",
@@ -193,11 +199,6 @@ static int check_record_header(struct mig_reader *r, struct mpdev_error *err)
 		return mpdev_error_set(err, EINVAL,
 				       "migration stream: record %u claims %u bytes (at most %u)",
 				       r->nrec, r->len, MIG_RECORD_MAX_PAYLOAD);
-	if (!r->header_seen && type != MIG_REC_HEADER)
-		return mpdev_error_set(err, EINVAL,
-				       "migration stream: not an mpdev device-state stream (first "
-				       "record has type %u)",
-				       type);
 	if (r->header_seen && type == MIG_REC_HEADER)
 		return mpdev_error_set(err, EINVAL, "migration stream: second header (record %u)",
 				       r->nrec);
