@@ -143,7 +143,7 @@ static void edu_start_factorial(struct edu *edu, uint32_t n)
 	edu_defer(edu, edu->fact_ev);
 }
 
-bool edu_dma_range_ok(uint64_t addr, uint64_t cnt)
+static bool edu_dma_range_ok(uint64_t addr, uint64_t cnt)
 {
 	uint64_t off;
 

@@ -68,7 +68,6 @@ static inline bool edu_accepts_bar_writes(const struct edu *edu)
 void edu_update_intx(struct edu *edu);
 void edu_signal_msi(struct edu *edu);
 void edu_defer(struct edu *edu, struct event *ev);
-bool edu_dma_range_ok(uint64_t addr, uint64_t cnt);
 bool edu_dma_dev_range_ok(const struct edu_regs *regs);
 void edu_dma_settle(struct edu *edu);
 void edu_reset_state(struct edu *edu);
