@@ -1,4 +1,5 @@
 #include "edu.h"
+#include "edu_internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,34 +13,6 @@
 #include "pci_config.h"
 
 #define EDU_LOG "edu"
-
-/* QEMU's edu: revision 0x10, PCI_CLASS_OTHERS written as the class word, default subsystem. */
-#define EDU_REVISION		0x10
-#define EDU_CLASS_CODE		0x00ff00
-#define EDU_SUBSYSTEM_VENDOR_ID 0x1af4
-#define EDU_SUBSYSTEM_ID	0x1100
-
-/* What a guest can change; reset is zeroing all of it. */
-struct edu_regs {
-	uint32_t liveness;
-	uint32_t fact; /* the operand while computing, the result afterwards */
-	uint32_t status;
-	uint32_t irq_status;
-	struct {
-		uint64_t src, dst, cnt, cmd;
-	} dma;
-	uint8_t dma_buf[EDU_DMA_BUF_SIZE];
-};
-
-struct edu {
-	struct backend be;
-	struct pci_config cfg;
-	struct edu_regs regs;
-	struct event *fact_ev;
-	struct event *dma_ev;
-	bool intx_level; /* the device's own INTx level, shown in config status */
-	bool intx_pin;	 /* the level the host was last told */
-};
 
 static struct edu *to_edu(struct backend *b)
 {
@@ -65,21 +38,26 @@ static void edu_drive_pin(struct edu *edu, bool level)
 
 /*
  * Config space gates the pin: the guest may have set INTX_DISABLE or enabled
- * MSI (which forbids INTx) since the device last changed its level.
+ * MSI (which forbids INTx) since the device last changed its level. A
+ * quiesced device changes nothing outside itself, so the pin follows once it
+ * runs again.
  */
-static void edu_update_intx(struct edu *edu)
+void edu_update_intx(struct edu *edu)
 {
 	bool pin = edu->intx_level && !pci_config_intx_disabled(&edu->cfg) &&
 		   !pci_config_msi_enabled(&edu->cfg);
 
 	pci_config_set_intx_status(&edu->cfg, edu->intx_level);
-	if (pin == edu->intx_pin)
+	if (!edu_runs(edu))
+		return;
+	if (pin == edu->intx_pin && !edu->intx_sync)
 		return;
 	edu->intx_pin = pin;
+	edu->intx_sync = false;
 	edu_drive_pin(edu, pin);
 }
 
-static void edu_signal_msi(struct edu *edu)
+void edu_signal_msi(struct edu *edu)
 {
 	struct backend_host *host = edu->be.host;
 	struct mpdev_error err = { 0 };
@@ -96,7 +74,10 @@ static void edu_raise_irq(struct edu *edu, uint32_t val)
 	edu->regs.irq_status |= val;
 	if (!edu->regs.irq_status)
 		return;
-	if (pci_config_msi_enabled(&edu->cfg))
+	/* An MSI is a memory write, which a quiesced device must not start. */
+	if (pci_config_msi_enabled(&edu->cfg) && !edu_runs(edu))
+		edu->msi_held = true;
+	else if (pci_config_msi_enabled(&edu->cfg))
 		edu_signal_msi(edu);
 	else
 		edu->intx_level = true;
@@ -136,11 +117,17 @@ static void edu_fact_run(evutil_socket_t fd, short what, void *opaque)
 		edu_raise_irq(edu, EDU_IRQ_FACT);
 }
 
-/* Deferred like QEMU's thread and timer, so guests must poll or wait for the interrupt. */
-static void edu_defer(struct event *ev)
+/*
+ * Deferred like QEMU's thread and timer, so guests must poll or wait for the
+ * interrupt. A quiesced device holds the work (status COMPUTING / cmd RUN
+ * remember it) until it runs again.
+ */
+void edu_defer(struct edu *edu, struct event *ev)
 {
 	static const struct timeval now = { 0, 0 };
 
+	if (!edu_runs(edu))
+		return;
 	if (evtimer_add(ev, &now) < 0) {
 		log_error(EDU_LOG, "cannot defer work, running it now");
 		event_get_callback(ev)(-1, EV_TIMEOUT, event_get_callback_arg(ev));
@@ -153,7 +140,7 @@ static void edu_start_factorial(struct edu *edu, uint32_t n)
 		return;
 	edu->regs.fact = n;
 	edu->regs.status |= EDU_STATUS_COMPUTING;
-	edu_defer(edu->fact_ev);
+	edu_defer(edu, edu->fact_ev);
 }
 
 static bool edu_dma_range_ok(uint64_t addr, uint64_t cnt)
@@ -164,6 +151,13 @@ static bool edu_dma_range_ok(uint64_t addr, uint64_t cnt)
 		return false;
 	off = addr - EDU_DMA_BUF_ADDR;
 	return off <= EDU_DMA_BUF_SIZE && cnt <= EDU_DMA_BUF_SIZE - off;
+}
+
+bool edu_dma_dev_range_ok(const struct edu_regs *regs)
+{
+	bool to_ram = regs->dma.cmd & EDU_DMA_CMD_TO_RAM;
+
+	return edu_dma_range_ok(to_ram ? regs->dma.src : regs->dma.dst, regs->dma.cnt);
 }
 
 static uint64_t edu_clamp_ram_addr(uint64_t addr)
@@ -245,12 +239,25 @@ static void edu_dma_set(struct edu *edu, uint64_t *reg, uint64_t val)
 	*reg = val;
 }
 
+/*
+ * A DMA whose device range is outside the buffer moves nothing and raises
+ * nothing whenever it runs, so a quiesced device refuses it at once: a held
+ * DMA (and a saved one) is always one that can run.
+ */
+void edu_dma_settle(struct edu *edu)
+{
+	if ((edu->regs.dma.cmd & EDU_DMA_CMD_RUN) && !edu_dma_dev_range_ok(&edu->regs))
+		edu_dma_run(-1, EV_TIMEOUT, edu);
+}
+
 static void edu_start_dma(struct edu *edu, uint64_t cmd)
 {
 	if (!(cmd & EDU_DMA_CMD_RUN) || (edu->regs.dma.cmd & EDU_DMA_CMD_RUN))
 		return;
 	edu->regs.dma.cmd = cmd;
-	edu_defer(edu->dma_ev);
+	if (!edu_runs(edu))
+		edu_dma_settle(edu);
+	edu_defer(edu, edu->dma_ev);
 }
 
 /* QEMU's edu_mmio_read/write ignore these sizes, and any offset not a register. */
@@ -402,6 +409,11 @@ static int edu_region_write(struct backend *b, uint32_t index, uint64_t offset, 
 	if (r < 0)
 		return r;
 	if (index == BACKEND_REGION_BAR0) {
+		if (!edu_accepts_bar_writes(edu))
+			return mpdev_error_set(err, EBUSY,
+					       "edu is in migration state %s: BAR0 writes are "
+					       "refused until it runs again",
+					       edu_mig_state_name(edu->mig_state));
 		edu_mmio_write(edu, offset, load_le(data, size), size);
 		return 0;
 	}
@@ -440,17 +452,26 @@ static void edu_get_info(struct backend *b, struct backend_device_info *info)
 	info->irqs[BACKEND_IRQ_MSI].flags = BACKEND_IRQ_EVENTFD;
 }
 
-static int edu_reset(struct backend *b, struct mpdev_error *err)
+/* Power-on state; the host's pin follows when the device runs. */
+void edu_reset_state(struct edu *edu)
 {
-	struct edu *edu = to_edu(b);
-
 	/* Work queued before the reset must not complete into the new state. */
 	event_del(edu->fact_ev);
 	event_del(edu->dma_ev);
 	memset(&edu->regs, 0, sizeof(edu->regs));
 	pci_config_reset(&edu->cfg);
 	edu->intx_level = false;
+	edu->msi_held = false;
 	edu_update_intx(edu);
+}
+
+/* Also how a device leaves a migration state, ERROR included. */
+static int edu_reset(struct backend *b, struct mpdev_error *err)
+{
+	struct edu *edu = to_edu(b);
+
+	edu_mig_reset(edu);
+	edu_reset_state(edu);
 	return 0;
 }
 
@@ -474,6 +495,7 @@ static void edu_destroy(struct backend *b)
 		event_free(edu->fact_ev);
 	if (edu->dma_ev)
 		event_free(edu->dma_ev);
+	edu_mig_reset(edu);
 	free(edu);
 }
 
@@ -484,6 +506,11 @@ static const struct backend_ops edu_ops = {
 	.region_write = edu_region_write,
 	.reset = edu_reset,
 	.resumed = edu_resumed,
+	.mig_flags = edu_mig_flags,
+	.mig_arc = edu_mig_arc,
+	.mig_save = edu_mig_save,
+	.mig_load = edu_mig_load,
+	.mig_precopy_info = edu_mig_precopy_info,
 	.destroy = edu_destroy,
 };
 
@@ -526,6 +553,7 @@ int edu_create(struct event_base *base, struct backend_host *host, struct backen
 	edu->be.ops = &edu_ops;
 	edu->be.base = base;
 	edu->be.host = host;
+	edu->mig_state = BACKEND_MIG_RUNNING;
 
 	r = edu_init_config(&edu->cfg);
 	if (r < 0) {

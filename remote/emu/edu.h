@@ -2,7 +2,8 @@
  * Emulated edu device, register-compatible with QEMU's educational PCI
  * device (hw/misc/edu.c), so that one test drives it and a VFIO-assigned edu
  * alike. Work QEMU does on a thread or timer (factorial, DMA) runs deferred
- * on the remote's event loop.
+ * on the remote's event loop. It migrates (VFIO's v2 states with P2P and
+ * PRE_COPY; docs/migration-edu.md).
  */
 #ifndef MPDEV_EDU_H
 #define MPDEV_EDU_H

@@ -6,7 +6,7 @@
  * fuzz_input.h. The committed seeds are this program's output; the ctest
  * fuzz_seeds_current checks that they still are.
  *
- *   fuzz_seeds OUTDIR   writes OUTDIR/native, OUTDIR/mpqemu, OUTDIR/client
+ *   fuzz_seeds OUTDIR   writes OUTDIR/native, OUTDIR/mpqemu, OUTDIR/client, OUTDIR/edu_mig
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <event2/event.h>
+
+#include "backend.h"
 #include "edu.h"
 #include "fuzz_input.h"
 #include "mpqemu_raw.h"
@@ -1046,6 +1049,159 @@ static void write_client(const char *root)
 	finish("wrong-bodies");
 }
 
+/* ---- edu_mig: streams a real edu writes, for fuzz_edu_mig (its control byte first) ---- */
+
+static uint8_t mig_ram[0x10000];
+
+static int mig_dma_read(struct backend_host *h, uint64_t gpa, void *buf, size_t len,
+			struct mpdev_error *err)
+{
+	if (gpa > sizeof(mig_ram) || len > sizeof(mig_ram) - gpa)
+		return mpdev_error_set(err, EFAULT, "outside RAM");
+	memcpy(buf, mig_ram + gpa, len);
+	return 0;
+}
+
+static int mig_dma_write(struct backend_host *h, uint64_t gpa, const void *buf, size_t len,
+			 struct mpdev_error *err)
+{
+	if (gpa > sizeof(mig_ram) || len > sizeof(mig_ram) - gpa)
+		return mpdev_error_set(err, EFAULT, "outside RAM");
+	memcpy(mig_ram + gpa, buf, len);
+	return 0;
+}
+
+static int mig_set_intx(struct backend_host *h, unsigned pin, bool level, struct mpdev_error *err)
+{
+	return 0;
+}
+
+static int mig_signal_vector(struct backend_host *h, unsigned irq_index, unsigned vector,
+			     struct mpdev_error *err)
+{
+	return 0;
+}
+
+static void mig_wr(struct backend *dev, uint32_t index, uint64_t off, uint32_t size, uint64_t v)
+{
+	struct mpdev_error err = { 0 };
+	uint8_t b[8];
+
+	for (uint32_t i = 0; i < size; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+	if (dev->ops->region_write(dev, index, off, b, size, &err) < 0)
+		die(err.msg);
+}
+
+static void mig_arc(struct backend *dev, enum backend_mig_state from, enum backend_mig_state to)
+{
+	struct mpdev_error err = { 0 };
+	enum backend_mig_state now;
+
+	if (dev->ops->mig_arc(dev, from, to, &now, &err) < 0)
+		die(err.msg);
+}
+
+/* The device's stream from its current state on, read out until it says no more. */
+static void mig_drain(struct backend *dev)
+{
+	struct mpdev_error err = { 0 };
+	uint8_t buf[4096];
+	ssize_t n;
+
+	while ((n = dev->ops->mig_save(dev, buf, sizeof(buf), &err)) > 0)
+		put(buf, (size_t)n);
+	if (n < 0)
+		die(err.msg);
+}
+
+static void mig_run(struct event_base *base)
+{
+	for (int i = 0; i < 4; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+static void write_edu_mig(const char *root)
+{
+	struct backend_host host = {
+		.dma_read = mig_dma_read,
+		.dma_write = mig_dma_write,
+		.set_intx = mig_set_intx,
+		.signal_vector = mig_signal_vector,
+	};
+	struct event_base *base = event_base_new();
+	struct mpdev_error err = { 0 };
+	struct backend *dev;
+	const uint8_t whole = 0, bytewise = 1, odd = 13, fix_crcs = 0x80;
+
+	if (!base || edu_create(base, &host, &dev, &err) < 0)
+		die("edu for migration seeds");
+	open_dir(root, "edu_mig");
+	for (size_t i = 0; i < sizeof(mig_ram); i++)
+		mig_ram[i] = (uint8_t)(i * 13 + 5);
+
+	/* Everything a guest set, then held work: a factorial, a DMA, INTx asserted. */
+	mig_wr(dev, CONFIG_REGION, 0x04, 2, 0x0006);
+	mig_wr(dev, CONFIG_REGION, 0x10, 4, 0xfe000000);
+	mig_wr(dev, CONFIG_REGION, 0x3c, 1, 10);
+	mig_wr(dev, 0, 0x04, 4, 0x1234);
+	mig_wr(dev, 0, 0x80, 8, 0x1000);
+	mig_wr(dev, 0, 0x88, 8, 0x40000);
+	mig_wr(dev, 0, 0x90, 8, 256);
+	mig_wr(dev, 0, 0x98, 4, 0x1);
+	mig_run(base);
+	mig_wr(dev, 0, 0x60, 4, 0x8);
+	mig_arc(dev, BACKEND_MIG_RUNNING, BACKEND_MIG_RUNNING_P2P);
+	mig_wr(dev, 0, 0x20, 4, 0x80);
+	mig_wr(dev, 0, 0x08, 4, 9);
+	mig_wr(dev, 0, 0x80, 8, 0x40000);
+	mig_wr(dev, 0, 0x88, 8, 0x2000);
+	mig_wr(dev, 0, 0x98, 4, 0x1 | 0x2 | 0x4);
+	mig_arc(dev, BACKEND_MIG_RUNNING_P2P, BACKEND_MIG_STOP);
+	mig_arc(dev, BACKEND_MIG_STOP, BACKEND_MIG_STOP_COPY);
+	begin();
+	put(&whole, 1);
+	mig_drain(dev);
+	finish("stop-copy");
+	mig_arc(dev, BACKEND_MIG_STOP_COPY, BACKEND_MIG_STOP);
+	mig_arc(dev, BACKEND_MIG_STOP, BACKEND_MIG_STOP_COPY);
+	begin();
+	put(&odd, 1);
+	mig_drain(dev);
+	finish("stop-copy-chunked");
+	mig_arc(dev, BACKEND_MIG_STOP_COPY, BACKEND_MIG_STOP);
+	mig_arc(dev, BACKEND_MIG_STOP, BACKEND_MIG_STOP_COPY);
+	begin();
+	put(&fix_crcs, 1);
+	mig_drain(dev);
+	finish("stop-copy-crcs-fixed");
+
+	/* Precopy with MSI: the first pass, a dirtied buffer and config, the final pass. */
+	if (dev->ops->reset(dev, &err) < 0)
+		die(err.msg);
+	mig_wr(dev, CONFIG_REGION, 0x04, 2, 0x0006);
+	mig_wr(dev, CONFIG_REGION, 0x44, 4, 0xfee00000);
+	mig_wr(dev, CONFIG_REGION, 0x42, 2, 0x0001);
+	mig_arc(dev, BACKEND_MIG_RUNNING, BACKEND_MIG_PRE_COPY);
+	begin();
+	put(&bytewise, 1);
+	mig_drain(dev);
+	mig_wr(dev, 0, 0x80, 8, 0x3000);
+	mig_wr(dev, 0, 0x88, 8, 0x40800);
+	mig_wr(dev, 0, 0x90, 8, 64);
+	mig_wr(dev, 0, 0x98, 4, 0x1);
+	mig_run(base);
+	mig_wr(dev, CONFIG_REGION, 0x3c, 1, 11);
+	mig_arc(dev, BACKEND_MIG_PRE_COPY, BACKEND_MIG_PRE_COPY_P2P);
+	mig_wr(dev, 0, 0x60, 4, 0x2);
+	mig_arc(dev, BACKEND_MIG_PRE_COPY_P2P, BACKEND_MIG_STOP_COPY);
+	mig_drain(dev);
+	finish("precopy");
+
+	dev->ops->destroy(dev);
+	event_base_free(base);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -1057,6 +1213,7 @@ int main(int argc, char **argv)
 	write_native(argv[1]);
 	write_mpqemu(argv[1]);
 	write_client(argv[1]);
+	write_edu_mig(argv[1]);
 	printf("fuzz_seeds: %u seeds in %s\n", seed.written, argv[1]);
 	return 0;
 }
