@@ -10,6 +10,7 @@
 #include "log.h"
 #include "vfio_caps.h"
 #include "vfio_iommu.h"
+#include "vfio_type1_dirty.h"
 
 #define COMP		     "vfio"
 #define CONTAINER_MAX_GROUPS 8
@@ -24,6 +25,7 @@ struct container {
 	} groups[CONTAINER_MAX_GROUPS];
 	size_t n_groups;
 	uint64_t pinned; /* bytes mapped, for the memlock check */
+	struct type1_dirty dirty;
 };
 
 static struct container *to_container(struct vfio_iommu *io)
@@ -225,6 +227,37 @@ static int container_get_info(struct vfio_iommu *io, struct vfio_iommu_info *inf
 	return 0;
 }
 
+static int container_dirty_probe(struct vfio_iommu *io, struct mpdev_error *err)
+{
+	struct container *c = to_container(io);
+
+	return type1_dirty_probe(io->sys, c->fd, &c->dirty, err);
+}
+
+static int container_dirty_start(struct vfio_iommu *io, uint64_t page_size, struct mpdev_error *err)
+{
+	struct container *c = to_container(io);
+
+	return type1_dirty_start(io->sys, c->fd, &c->dirty, page_size, err);
+}
+
+static int container_dirty_stop(struct vfio_iommu *io, struct mpdev_error *err)
+{
+	struct container *c = to_container(io);
+
+	return type1_dirty_stop(io->sys, c->fd, &c->dirty, err);
+}
+
+static int container_dirty_report(struct vfio_iommu *io, uint64_t iova, uint64_t size,
+				  uint64_t page_size, uint8_t *bitmap, size_t len,
+				  struct mpdev_error *err)
+{
+	struct container *c = to_container(io);
+
+	return type1_dirty_report(io->sys, c->fd, &c->dirty, iova, size, page_size, bitmap, len,
+				  err);
+}
+
 static void container_destroy(struct vfio_iommu *io)
 {
 	struct container *c = to_container(io);
@@ -243,6 +276,10 @@ static const struct vfio_iommu_ops container_ops = {
 	.map = container_map,
 	.unmap = container_unmap,
 	.get_info = container_get_info,
+	.dirty_probe = container_dirty_probe,
+	.dirty_start = container_dirty_start,
+	.dirty_stop = container_dirty_stop,
+	.dirty_report = container_dirty_report,
 	.destroy = container_destroy,
 };
 
