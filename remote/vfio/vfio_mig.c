@@ -54,6 +54,24 @@ static bool saving(enum backend_mig_state s)
 	       s == BACKEND_MIG_PRE_COPY_P2P;
 }
 
+/* vfio_mig_get_next_state()'s state_flags_table: what a state needs of the device. */
+static bool state_supported(const struct vfio_mig *m, enum backend_mig_state s)
+{
+	static const uint32_t need[BACKEND_MIG_NUM_STATES] = {
+		[BACKEND_MIG_STOP] = BACKEND_MIG_FLAG_STOP_COPY,
+		[BACKEND_MIG_RUNNING] = BACKEND_MIG_FLAG_STOP_COPY,
+		[BACKEND_MIG_STOP_COPY] = BACKEND_MIG_FLAG_STOP_COPY,
+		[BACKEND_MIG_RESUMING] = BACKEND_MIG_FLAG_STOP_COPY,
+		[BACKEND_MIG_RUNNING_P2P] = BACKEND_MIG_FLAG_STOP_COPY | BACKEND_MIG_FLAG_P2P,
+		[BACKEND_MIG_PRE_COPY] = BACKEND_MIG_FLAG_STOP_COPY | BACKEND_MIG_FLAG_PRE_COPY,
+		[BACKEND_MIG_PRE_COPY_P2P] = BACKEND_MIG_FLAG_STOP_COPY | BACKEND_MIG_FLAG_P2P |
+					     BACKEND_MIG_FLAG_PRE_COPY,
+	};
+
+	return (unsigned)s < BACKEND_MIG_NUM_STATES && s != BACKEND_MIG_ERROR &&
+	       (need[s] & m->flags) == need[s];
+}
+
 /* The states a data_fd belongs to. */
 static bool in_session(enum backend_mig_state s)
 {
@@ -181,8 +199,25 @@ int vfio_mig_arc(struct vfio_mig *m, enum backend_mig_state from, enum backend_m
 	*now = from;
 	if (!m->flags)
 		return mpdev_error_set(err, ENOTSUP, "%s does not support migration", m->name);
-	if ((unsigned)to >= BACKEND_MIG_NUM_STATES || to == BACKEND_MIG_ERROR)
-		return mpdev_error_set(err, EINVAL, "no arc to migration state %u", to);
+	if ((unsigned)to >= BACKEND_MIG_NUM_STATES || to == BACKEND_MIG_ERROR ||
+	    !state_supported(m, to))
+		return mpdev_error_set(err, EINVAL, "%s has no migration state %s", m->name,
+				       vfio_mig_state_name(to));
+	/*
+	 * Never ask the kernel for these: in ERROR, vfio_mig_get_next_state
+	 * WARNs; for STOP_COPY -> PRE_COPY(_P2P), a blocked arc, its loop never
+	 * ends (6.12: state_flags_table[ERROR] is ~0U, which no device's flags
+	 * cover), with the device's state mutex held.
+	 */
+	if (m->state == BACKEND_MIG_ERROR || from == BACKEND_MIG_ERROR) {
+		*now = BACKEND_MIG_ERROR;
+		return mpdev_error_set(err, EINVAL, "%s is in ERROR: only a reset leaves it",
+				       m->name);
+	}
+	if (from == BACKEND_MIG_STOP_COPY &&
+	    (to == BACKEND_MIG_PRE_COPY || to == BACKEND_MIG_PRE_COPY_P2P))
+		return mpdev_error_set(err, EINVAL, "STOP_COPY -> %s is not an arc of the FSM",
+				       vfio_mig_state_name(to));
 	r = feature(m, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &st,
 		    sizeof(st));
 	if (r >= 0) {
@@ -308,6 +343,11 @@ void vfio_mig_release(struct vfio_mig *m)
 		log_warn(COMP, "%s: %s", m->name, err.msg);
 	if (!m->flags || m->state == BACKEND_MIG_RUNNING)
 		return;
+	if (m->state == BACKEND_MIG_ERROR) {
+		/* Only VFIO_DEVICE_RESET leaves ERROR; the disconnect's reset does that. */
+		log_warn(COMP, "%s: released in ERROR", m->name);
+		return;
+	}
 	/*
 	 * Cleanup, not the FSM API: one SET to RUNNING lets the kernel walk
 	 * the path, so the next proxy finds a running device even where there
