@@ -15,7 +15,7 @@
 #include "log.h"
 #include "transport.h"
 
-#define ALL_FEATURES 0xffull
+#define ALL_FEATURES 0xffull /* MPDEV_FEATURE_POSTED_WRITES ... MPDEV_FEATURE_STATS */
 
 static int64_t now_ms(void)
 {
@@ -174,6 +174,12 @@ static int send_env(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, siz
 int client_request(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds,
 		   struct wire_msg *reply)
 {
+	return client_request_ex(dev, req, fds, nfds, reply, false);
+}
+
+int client_request_ex(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds,
+		      struct wire_msg *reply, bool keep_error_reply)
+{
 	int r;
 
 	mpdev_error_clear(&dev->err);
@@ -190,13 +196,15 @@ int client_request(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size
 	if (reply->env->status) {
 		int status = wire_status(reply->env->status);
 
-		/* The caller's message is all it has: a remote that sent no words still gets some. */
+		/* The caller's message is all it has: a remote that sent no words still gets some.
+		 */
 		if (reply->env->error[0])
 			mpdev_error_set(&dev->err, status, "%s", reply->env->error);
 		else
 			mpdev_error_set(&dev->err, status, "remote error %u, no reason given (%s)",
 					reply->env->status, strerror(status));
-		wire_msg_release(reply);
+		if (!keep_error_reply)
+			wire_msg_release(reply);
 		return -status;
 	}
 	return 0;

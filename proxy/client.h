@@ -86,6 +86,10 @@ void client_mem_forget(struct mpdev *dev);
 int client_request(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds,
 		   struct wire_msg *reply);
 
+/* The same, keeping an error reply in *reply too (release it either way) when asked. */
+int client_request_ex(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds,
+		      struct wire_msg *reply, bool keep_error_reply);
+
 /* client_request() for requests whose reply has no body. */
 int client_request_ok(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds);
 

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "demo_migrate.h"
 #include "libmpdev.h"
 #include "spawn.h"
 
@@ -344,6 +345,8 @@ int main(int argc, char **argv)
 	if (mpdev_get_stats(dev, print_counter, &first) < 0)
 		printf("unavailable: %s", mpdev_last_error(dev));
 	printf("\n");
+	if (demo_migrate(bin) < 0)
+		goto out;
 	rc = 0;
 out:
 	mpdev_close(dev);

@@ -54,6 +54,7 @@ int client_device_info(struct mpdev *dev, struct mpdev_device_info *info)
 	info->class_code = di->class_code & 0xffffff;
 	info->revision = (uint8_t)di->revision;
 	info->reset_supported = di->reset_supported;
+	info->migration_flags = di->migration_flags;
 	/* Entries for indexes this library does not know are skipped, not an error. */
 	for (size_t i = 0; i < di->n_regions; i++)
 		if (di->regions[i]->index < MPDEV_NUM_REGIONS)

@@ -32,6 +32,8 @@ struct server_stats {
 	uint64_t handshake_timeouts;
 	uint64_t accept_errors;
 	uint64_t input_pauses; /* times reading stopped: too many descriptors waiting to close */
+	uint64_t mig_transitions; /* MigSetState requests carried out */
+	uint64_t mig_bytes_saved, mig_bytes_loaded;
 };
 
 struct server_config {

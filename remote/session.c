@@ -27,6 +27,7 @@ void session_init(struct session *s, int fd, struct backend *backend, struct rem
 	s->stats = stats;
 	s->max_table_fds = SESSION_MAX_TABLE_FDS;
 	backend->ops->get_info(backend, &s->info);
+	session_mig_init(s);
 }
 
 bool session_output_blocked(const struct session *s)
@@ -83,6 +84,16 @@ int session_send_reply(struct session *s, uint64_t id, Mpdev__Envelope *rep)
 		log_warn_rl(COMP, "cannot send reply to request %llu: %s", (unsigned long long)id,
 			    strerror(-r));
 	return r;
+}
+
+/* An error reply that also carries a body (a failed MigSetState says where the device is). */
+int session_send_error_reply(struct session *s, uint64_t id, const struct mpdev_error *e,
+			     Mpdev__Envelope *rep)
+{
+	s->stats->error_replies++;
+	rep->status = (uint32_t)e->code;
+	rep->error = (char *)e->msg;
+	return session_send_reply(s, id, rep);
 }
 
 static int send_status(struct session *s, uint64_t id, const struct mpdev_error *e)
@@ -184,6 +195,7 @@ static int handle_device_info(struct session *s, const Mpdev__Envelope *req)
 	info.class_code = di->class_code;
 	info.revision = di->revision;
 	info.reset_supported = di->reset_supported;
+	info.migration_flags = s->mig_flags;
 	/* Only regions and IRQs the device has are listed. */
 	for (uint32_t i = 0; i < BACKEND_NUM_REGIONS; i++) {
 		if (!di->regions[i].size)
@@ -300,6 +312,8 @@ static int handle_reset(struct session *s, const Mpdev__Envelope *req, struct mp
 	r = s->backend->ops->reset(s->backend, err);
 	if (r < 0)
 		return r;
+	/* The way out of ERROR, and back to RUNNING from anywhere, as VFIO_DEVICE_RESET. */
+	s->mig_state = BACKEND_MIG_RUNNING;
 	s->stats->resets++;
 	return session_send_ok(s, req->id);
 }
@@ -329,6 +343,9 @@ static int handle_stats(struct session *s, const Mpdev__Envelope *req)
 		{ "handshake_timeouts", st->handshake_timeouts },
 		{ "accept_errors", st->accept_errors },
 		{ "input_pauses", st->input_pauses },
+		{ "mig_transitions", st->mig_transitions },
+		{ "mig_bytes_saved", st->mig_bytes_saved },
+		{ "mig_bytes_loaded", st->mig_bytes_loaded },
 		{ "closes_pending", closer_backlog() },
 		{ "mem_regions", s->host->dma.map.n },
 		{ "dma_mmaps", dma->mmaps },
@@ -410,6 +427,7 @@ static uint64_t required_feature(Mpdev__Envelope__BodyCase c)
 	case MPDEV__ENVELOPE__BODY_MIG_DATA_READ:
 	case MPDEV__ENVELOPE__BODY_MIG_DATA:
 	case MPDEV__ENVELOPE__BODY_MIG_PRECOPY_INFO_REQUEST:
+	case MPDEV__ENVELOPE__BODY_MIG_GET_STATE:
 		return MPDEV__FEATURE__FEATURE_MIGRATION;
 	case MPDEV__ENVELOPE__BODY_DIRTY_START:
 	case MPDEV__ENVELOPE__BODY_DIRTY_STOP:
@@ -487,6 +505,16 @@ static int dispatch(struct session *s, struct wire_msg *m, bool posted, struct m
 		return handle_set_irqs(s, m, err);
 	case MPDEV__ENVELOPE__BODY_IOMMU_INFO_REQUEST:
 		return handle_iommu_info(s, m->env, err);
+	case MPDEV__ENVELOPE__BODY_MIG_GET_STATE:
+		return handle_mig_get_state(s, env, err);
+	case MPDEV__ENVELOPE__BODY_MIG_SET_STATE:
+		return handle_mig_set_state(s, env, err);
+	case MPDEV__ENVELOPE__BODY_MIG_DATA_READ:
+		return handle_mig_data_read(s, env, err);
+	case MPDEV__ENVELOPE__BODY_MIG_DATA:
+		return handle_mig_data(s, env, err);
+	case MPDEV__ENVELOPE__BODY_MIG_PRECOPY_INFO_REQUEST:
+		return handle_mig_precopy_info(s, env, err);
 	default:
 		/* Unreachable while SESSION_FEATURES gates every other body. */
 		return mpdev_error_set(err, ENOTSUP, "'%s' is not implemented by this remote",

@@ -18,7 +18,11 @@
 #define SESSION_FEATURES                                                                           \
 	((uint64_t)(MPDEV__FEATURE__FEATURE_POSTED_WRITES | MPDEV__FEATURE__FEATURE_STATS |        \
 		    MPDEV__FEATURE__FEATURE_MEMORY_TABLE | MPDEV__FEATURE__FEATURE_INTX_IRQFD |    \
-		    MPDEV__FEATURE__FEATURE_SET_IRQS | MPDEV__FEATURE__FEATURE_IOMMU_INFO))
+		    MPDEV__FEATURE__FEATURE_SET_IRQS | MPDEV__FEATURE__FEATURE_IOMMU_INFO |        \
+		    MPDEV__FEATURE__FEATURE_MIGRATION))
+
+/* Stream bytes in one MigData message: what a 64 KiB packet carries with room to spare. */
+#define SESSION_MIG_CHUNK_MAX (60u * 1024u)
 
 /* A memory table arriving in several MemTableSet chunks, applied with the last. */
 struct session_pending_table {
@@ -38,6 +42,9 @@ struct session {
 	struct remote_host *host;
 	struct server_stats *stats;
 	struct session_pending_table pending;
+	/* Migration: what the device supports (0: nothing) and where it is. */
+	uint32_t mig_flags;
+	enum backend_mig_state mig_state;
 	/* Descriptors a chunked memory table may hold until its last chunk arrives. */
 	unsigned max_table_fds;
 	/* A reply the socket had no room for: flushed before anything more is read. */

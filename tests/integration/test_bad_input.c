@@ -391,6 +391,15 @@ START_TEST(features_not_negotiated_refused)
 	Mpdev__MigSetState mig = MPDEV__MIG_SET_STATE__INIT;
 	Mpdev__DirtyStop stop = MPDEV__DIRTY_STOP__INIT;
 
+	/* A session of its own that asks for neither feature. */
+	remote_stop(&rem);
+	remote_start(&rem,
+		     &(struct remote_opts){
+			     .greet = REMOTE_RAW_HELLO,
+			     .features = 0xffull &
+					 ~(uint64_t)(MPDEV__FEATURE__FEATURE_MIGRATION |
+						     MPDEV__FEATURE__FEATURE_DIRTY_TRACKING) });
+
 	env.id = rem.next_id++;
 	env.kind = MPDEV__KIND__KIND_REQUEST;
 	env.body_case = MPDEV__ENVELOPE__BODY_MIG_SET_STATE;
