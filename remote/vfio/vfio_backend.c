@@ -696,13 +696,16 @@ static void probe_iommu_dirty(struct vfio_backend *vb)
 
 	vb->iommu_dirty =
 		vb->iommu->ops->dirty_probe && vb->iommu->ops->dirty_probe(vb->iommu, &err) == 0;
-	if (vb->mig.dma_logging)
-		log_info(COMP, "%s: dirty tracking by the device's DMA logging", vb->bdf);
-	else if (vb->iommu_dirty)
-		log_info(COMP, "%s: dirty tracking by the %s IOMMU", vb->bdf, vb->iommu->ops->name);
+	if (vb->iommu_dirty)
+		log_info(COMP, "%s: the %s IOMMU can track dirty pages", vb->bdf,
+			 vb->iommu->ops->name);
 	else
-		log_info(COMP, "%s: no dirty tracking: %s", vb->bdf,
-			 vb->iommu->ops->dirty_probe ? err.msg : "the IOMMU cannot");
+		log_info(COMP, "%s: the %s IOMMU cannot track dirty pages: %s", vb->bdf,
+			 vb->iommu->ops->name, err.msg[0] ? err.msg : "no probe");
+	log_info(COMP, "%s: DirtyStart uses %s", vb->bdf,
+		 vb->mig.dma_logging ? "the device's DMA logging"
+		 : vb->iommu_dirty   ? "the IOMMU"
+				     : "nothing: it is refused");
 }
 
 /* 8-4-4-4-12 hex digits, as the kernel names mediated devices. */
