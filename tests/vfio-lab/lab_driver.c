@@ -5,11 +5,13 @@
  * for interrupts: an irqfd is an eventfd it polls, an EOI a write to the
  * resamplefd.
  *
- * usage: vfio_lab_driver [--edu] [--mtty] [--fail-nth] IOMMU[,IOMMU...] [REMOTE]
+ * usage: vfio_lab_driver [--edu] [--mtty] [--mtty-migrate] [--fail-nth] IOMMU[,IOMMU...] [REMOTE]
  * (IOMMU: container or iommufd, each run in turn; the edu device's address
  * comes from LAB_EDU_BDF, which the lab's /init sets; --mtty drives the mtty
  * mediated device /init created on the lab kernel, LAB_MTTY_UUID;
- * --fail-nth the fail_iommufd sweep; without a part flag, --edu)
+ * --mtty-migrate migrates it into the second one, LAB_MTTY2_UUID, between two
+ * remotes (lab_mtty_mig.c); --fail-nth the fail_iommufd sweep; without a
+ * part flag, --edu)
  * Prints one line per check and a final "LAB RESULT: PASS|FAIL".
  */
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lab_mtty_mig.h"
 #include "lab_util.h"
 #include "libmpdev.h"
 #include "spawn.h"
@@ -533,7 +536,8 @@ out:
 }
 
 /* Runs each selected part for one IOMMU kind. */
-static void run_all(const char *bdf, const char *iommu, bool edu, bool mtty, bool fail_nth)
+static void run_all(const char *bdf, const char *iommu, bool edu, bool mtty, bool mtty_mig,
+		    bool fail_nth)
 {
 	if (edu) {
 		run(bdf, iommu, "direct");
@@ -549,6 +553,14 @@ static void run_all(const char *bdf, const char *iommu, bool edu, bool mtty, boo
 			      "LAB_MTTY_UUID unset: the kernel lacks "
 			      "SAMPLE_VFIO_MDEV_MTTY?");
 	}
+	if (mtty_mig) {
+		const char *u1 = getenv("LAB_MTTY_UUID"), *u2 = getenv("LAB_MTTY2_UUID");
+
+		if (u1 && *u1 && u2 && *u2)
+			run_mtty_migrate(u1, u2, iommu);
+		else
+			check(0, "two mtty devices", "LAB_MTTY_UUID / LAB_MTTY2_UUID unset");
+	}
 	if (fail_nth) {
 		if (!strcmp(iommu, "iommufd"))
 			run_fail_nth(bdf);
@@ -560,25 +572,28 @@ static void run_all(const char *bdf, const char *iommu, bool edu, bool mtty, boo
 int main(int argc, char **argv)
 {
 	const char *bdf = getenv("LAB_EDU_BDF");
-	bool edu = false, mtty = false, fail_nth = false;
+	bool edu = false, mtty = false, mtty_mig = false, fail_nth = false;
 	char *list, *kind, *save = NULL;
 
-	/* Parts in one boot (each boot costs seconds): any of --edu, --mtty, --fail-nth. */
+	/* Parts in one boot (each boot costs seconds): any of --edu, --mtty, --mtty-migrate,
+	 * --fail-nth. */
 	for (; argc > 1 && !strncmp(argv[1], "--", 2); argv++, argc--) {
 		if (!strcmp(argv[1], "--edu"))
 			edu = true;
 		else if (!strcmp(argv[1], "--mtty"))
 			mtty = true;
+		else if (!strcmp(argv[1], "--mtty-migrate"))
+			mtty_mig = true;
 		else if (!strcmp(argv[1], "--fail-nth"))
 			fail_nth = true;
 		else
 			break;
 	}
-	if (!edu && !mtty && !fail_nth)
+	if (!edu && !mtty && !mtty_mig && !fail_nth)
 		edu = true;
 	if (argc < 2 || !bdf) {
 		fprintf(stderr,
-			"usage: LAB_EDU_BDF=BDF %s [--edu] [--mtty] [--fail-nth] "
+			"usage: LAB_EDU_BDF=BDF %s [--edu] [--mtty] [--mtty-migrate] [--fail-nth] "
 			"IOMMU[,IOMMU...] [REMOTE]   (IOMMU: container, iommufd)\n",
 			argv[0]);
 		return 2;
@@ -587,7 +602,7 @@ int main(int argc, char **argv)
 		lab_remote_bin = argv[2];
 	list = strdup(argv[1]);
 	for (kind = strtok_r(list, ",", &save); kind; kind = strtok_r(NULL, ",", &save))
-		run_all(bdf, kind, edu, mtty, fail_nth);
+		run_all(bdf, kind, edu, mtty, mtty_mig, fail_nth);
 	free(list);
 	return lab_result();
 }
