@@ -16,6 +16,13 @@
 #define MPDEV_MAX_MSG_SIZE    65536u
 #define MPDEV_MAX_FDS_PER_MSG 64u
 #define MPDEV_MAX_MEM_REGIONS 1024u
+/*
+ * The largest DirtyBitmap a reply carries: the message less room for the
+ * envelope around it (id, kind, body tags and lengths: under 32 bytes).
+ * A multiple of 8 bytes, so that reports split at it stay byte-aligned.
+ */
+#define MPDEV_DIRTY_BITMAP_MAX_BYTES (MPDEV_MAX_MSG_SIZE - 64u)
+#define MPDEV_DIRTY_REPORT_MAX_PAGES ((uint64_t)MPDEV_DIRTY_BITMAP_MAX_BYTES * 8u)
 /* How long a sender waits for room in a full socket buffer. */
 #define MPDEV_SEND_TIMEOUT_MS 5000
 

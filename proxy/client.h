@@ -70,6 +70,11 @@ struct mpdev {
 	int intx_unmask_fd;
 	struct irq_vectors vectors[MPDEV_NUM_IRQS];
 	struct config_shadow cfg;
+	/* Dirty tracking this handle started; not replayed, so a restart makes it stale. */
+	struct {
+		bool active;
+		uint64_t restarts; /* replay.restarts when it was started */
+	} dirty;
 };
 
 /* Closes the kept interrupt fds and forgets them. */

@@ -516,9 +516,12 @@ MPDEV_API int mpdev_mig_set_state_all(struct mpdev *const *devs, size_t n,
  * type1 reports every pinned page). ranges are guest-physical, page_size
  * a power of two of at least 4096 that mpdev_iommu_info.pgsize_bitmap
  * allows. mpdev_dirty_report() fills bitmap (len bytes, one bit per page
- * of [iova, iova + size), bit n of byte n / 8 for page n % 8 — VFIO's
+ * of [iova, iova + size), bit n % 8 of byte n / 8 for page n — VFIO's
  * layout) and clears what it reported: a page written between two reports
  * is reported once. [iova, iova + size) lies within one started range.
+ * Started ranges are not replayed into a restarted remote (its bits are
+ * lost): after a reconnect, mpdev_dirty_report() fails with -ESTALE until
+ * tracking is stopped and started again.
  */
 struct mpdev_dirty_range {
 	uint64_t iova, size;

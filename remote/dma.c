@@ -19,6 +19,7 @@ void dma_table_init(struct dma_table *t, struct backend *backend, size_t max_reg
 	t->gm = &t->own;
 	t->backend = backend;
 	t->max_regions = max_regions;
+	dirty_init(&t->dirty);
 }
 
 void dma_table_share(struct dma_table *t, struct guest_mem *gm)
@@ -187,6 +188,7 @@ void dma_table_clear(struct dma_table *t)
 		host_unmap(t, &t->map.v[i]);
 	}
 	memtable_free(&t->map);
+	dirty_stop(&t->dirty);
 	/* The table's own store is empty now; free its array. A shared one is the VM's. */
 	guest_mem_destroy(&t->own);
 }
@@ -446,5 +448,9 @@ int dma_read(struct dma_table *t, uint64_t gpa, void *buf, size_t len, struct mp
 int dma_write(struct dma_table *t, uint64_t gpa, const void *buf, size_t len,
 	      struct mpdev_error *err)
 {
-	return access_checked(t, gpa, (uint8_t *)buf, len, true, err);
+	int ret = access_checked(t, gpa, (uint8_t *)buf, len, true, err);
+
+	if (ret == 0)
+		dirty_note_write(&t->dirty, gpa, len);
+	return ret;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "dirty.h"
 #include "error.h"
 #include "guest_mem.h"
 #include "memtable.h"
@@ -32,6 +33,8 @@ struct dma_table {
 	struct dma_stats stats; /* this table's calls; gm->stats says which were real */
 	struct guest_mem *gm;	/* where mappings live: own, or the VM's (dma_table_share) */
 	struct guest_mem own;
+	/* Pages dma_write() wrote, while the VMM asks (dirty.h); by guest-physical address. */
+	struct dirty_tracker dirty;
 };
 
 /* A region as the proxy describes it; fd stays owned by the caller. */
@@ -49,7 +52,7 @@ void dma_table_init(struct dma_table *t, struct backend *backend, size_t max_reg
  * every device of the VM shares; NULL: back to the table's own.
  */
 void dma_table_share(struct dma_table *t, struct guest_mem *gm);
-/* Drops every region: backend unmaps, then munmaps. */
+/* Drops every region: backend unmaps, then munmaps; and stops dirty tracking. */
 void dma_table_clear(struct dma_table *t);
 
 /*
@@ -72,7 +75,8 @@ int dma_table_set(struct dma_table *t, const struct dma_new_region *v, size_t n,
 /*
  * Device-model access to guest memory. The whole range must be in the table
  * (it may span adjacent regions) and, for a write, writable; otherwise
- * nothing is copied: -EFAULT (not mapped) or -EACCES (read-only).
+ * nothing is copied: -EFAULT (not mapped) or -EACCES (read-only). A write
+ * that succeeded marks its pages dirty; a refused one marks nothing.
  */
 int dma_read(struct dma_table *t, uint64_t gpa, void *buf, size_t len, struct mpdev_error *err);
 int dma_write(struct dma_table *t, uint64_t gpa, const void *buf, size_t len,

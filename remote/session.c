@@ -140,6 +140,8 @@ static int handle_hello(struct session *s, const Mpdev__Envelope *req, struct mp
 
 	s->greeted = true;
 	s->features = h->features & SESSION_FEATURES;
+	if (!session_dirty_supported(s))
+		s->features &= ~(uint64_t)MPDEV__FEATURE__FEATURE_DIRTY_TRACKING;
 	lim.max_msg_size = MPDEV_MAX_MSG_SIZE;
 	lim.max_fds_per_msg = MPDEV_MAX_FDS_PER_MSG;
 	lim.max_mem_regions = MPDEV_MAX_MEM_REGIONS;
@@ -369,6 +371,8 @@ static int handle_stats(struct session *s, const Mpdev__Envelope *req)
 		{ "eventfd_signals", efd->signals },
 		{ "eventfd_signals_coalesced", efd->coalesced },
 		{ "eventfd_signal_failures", efd->failures },
+		{ "dirty_pages_marked", s->host->dma.dirty.stats.pages_marked },
+		{ "dirty_reports", s->host->dma.dirty.stats.reports },
 	};
 	/* clang-format on */
 	enum { N = sizeof(src) / sizeof(src[0]) };
@@ -515,6 +519,12 @@ static int dispatch(struct session *s, struct wire_msg *m, bool posted, struct m
 		return handle_mig_data(s, env, err);
 	case MPDEV__ENVELOPE__BODY_MIG_PRECOPY_INFO_REQUEST:
 		return handle_mig_precopy_info(s, env, err);
+	case MPDEV__ENVELOPE__BODY_DIRTY_START:
+		return handle_dirty_start(s, env, err);
+	case MPDEV__ENVELOPE__BODY_DIRTY_STOP:
+		return handle_dirty_stop(s, env, err);
+	case MPDEV__ENVELOPE__BODY_DIRTY_REPORT:
+		return handle_dirty_report(s, env, err);
 	default:
 		/* Unreachable while SESSION_FEATURES gates every other body. */
 		return mpdev_error_set(err, ENOTSUP, "'%s' is not implemented by this remote",

@@ -14,12 +14,15 @@
 #include "server.h"
 #include "wire.h"
 
-/* What this remote implements; the handshake intersects it with the peer's. */
+/*
+ * What this remote implements; the handshake intersects it with the peer's.
+ * FEATURE_DIRTY_TRACKING only where the device can honour it (session_dirty.c).
+ */
 #define SESSION_FEATURES                                                                           \
 	((uint64_t)(MPDEV__FEATURE__FEATURE_POSTED_WRITES | MPDEV__FEATURE__FEATURE_STATS |        \
 		    MPDEV__FEATURE__FEATURE_MEMORY_TABLE | MPDEV__FEATURE__FEATURE_INTX_IRQFD |    \
 		    MPDEV__FEATURE__FEATURE_SET_IRQS | MPDEV__FEATURE__FEATURE_IOMMU_INFO |        \
-		    MPDEV__FEATURE__FEATURE_MIGRATION))
+		    MPDEV__FEATURE__FEATURE_MIGRATION | MPDEV__FEATURE__FEATURE_DIRTY_TRACKING))
 
 /* Stream bytes in one MigData message: what a 64 KiB packet carries with room to spare. */
 #define SESSION_MIG_CHUNK_MAX (60u * 1024u)

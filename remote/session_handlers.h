@@ -2,7 +2,7 @@
  * The session's request handlers, one file per concern: session.c
  * (handshake, device info, region access, reset, stats, dispatch),
  * session_mem.c (the memory table), session_irq.c (interrupts, IOMMU info),
- * session_mig.c (migration).
+ * session_mig.c (migration), session_dirty.c (dirty tracking).
  * Each handler gets the whole message (to take its descriptors) and returns
  * 0, or a negative errno with err set (answered by the dispatcher).
  */
@@ -32,5 +32,11 @@ int handle_mig_data(struct session *s, const Mpdev__Envelope *req, struct mpdev_
 int handle_mig_precopy_info(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
 
 int handle_iommu_info(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
+
+/* Whether this session's device can track dirty pages (the handshake offers the feature then). */
+bool session_dirty_supported(const struct session *s);
+int handle_dirty_start(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
+int handle_dirty_stop(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
+int handle_dirty_report(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
 
 #endif

@@ -129,6 +129,7 @@ static void emulated_iommu_info(const struct session *s, struct backend_iommu_in
 	info->ranges[0].last = UINT64_MAX;
 	info->mappings_used = (uint32_t)s->host->dma.map.n;
 	info->dma_avail = (uint32_t)(s->host->dma.max_regions - s->host->dma.map.n);
+	info->dirty_tracking = true; /* the remote sees every write (session_dirty.c) */
 }
 
 int handle_iommu_info(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)

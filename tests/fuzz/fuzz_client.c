@@ -5,7 +5,7 @@
  * library meets the end of the connection once the queue is read, never a
  * wait. A fixed script of API calls (handshake, device info, region access,
  * posted writes and sync, IOMMU info, stats, memory table, interrupts,
- * reset, events) consumes the queue: request ids go 1, 2, 3, ..., so a
+ * reset, events, dirty tracking) consumes the queue: request ids go 1, 2, 3, ..., so a
  * reply the input means for a call carries that call's number.
  */
 #include <errno.h>
@@ -78,6 +78,7 @@ static void script(struct mpdev *dev)
 	int efd[3] = { eventfd_or_die(), eventfd_or_die(), eventfd_or_die() };
 	struct mpdev_mem_region reg = { .gpa = 0x100000, .size = 4096, .fd = memfd_or_die() };
 	bool mask = true;
+	static uint8_t dirty[(1u << 21) / 8]; /* 8 GiB at 4 KiB: a report split in five */
 
 	mpdev_get_device_info(dev, &info);
 	mpdev_region_read(dev, 0, 0, buf, 4);
@@ -97,6 +98,10 @@ static void script(struct mpdev *dev)
 	mpdev_mem_remove(dev, reg.gpa, reg.size);
 	mpdev_irq_disable(dev, MPDEV_IRQ_MSI);
 	mpdev_sync(dev);
+	/* Last, so that the ids of every call above stay what the seeds say. */
+	mpdev_dirty_start(dev, &(struct mpdev_dirty_range){ 0, 1ull << 33 }, 1, 4096);
+	mpdev_dirty_report(dev, 0, 1ull << 33, 4096, dirty, sizeof(dirty));
+	mpdev_dirty_stop(dev);
 	(void)mpdev_last_error(dev);
 	transport_close_fds(efd, 3);
 	close(reg.fd);

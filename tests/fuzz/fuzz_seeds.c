@@ -602,6 +602,75 @@ static void native_memtable(void)
 	finish("session-memtable");
 }
 
+static void dirty_start(uint64_t start, uint64_t last, uint64_t start2, uint64_t last2, size_t n,
+			uint64_t page_size)
+{
+	Mpdev__Envelope env;
+	Mpdev__DirtyStart ds = MPDEV__DIRTY_START__INIT;
+	Mpdev__IovaRange r[2] = { MPDEV__IOVA_RANGE__INIT, MPDEV__IOVA_RANGE__INIT };
+	Mpdev__IovaRange *ptrs[2] = { &r[0], &r[1] };
+
+	r[0].start = start;
+	r[0].last = last;
+	r[1].start = start2;
+	r[1].last = last2;
+	ds.ranges = ptrs;
+	ds.n_ranges = n;
+	ds.page_size = page_size;
+	env_init(&env, next_id++, MPDEV__KIND__KIND_REQUEST);
+	env.body_case = MPDEV__ENVELOPE__BODY_DIRTY_START;
+	env.dirty_start = &ds;
+	envelope(0, NULL, 0, &env, 0);
+}
+
+static void dirty_report(uint64_t iova, uint64_t size, uint64_t page_size)
+{
+	Mpdev__Envelope env;
+	Mpdev__DirtyReport dr = MPDEV__DIRTY_REPORT__INIT;
+
+	dr.iova = iova;
+	dr.size = size;
+	dr.page_size = page_size;
+	env_init(&env, next_id++, MPDEV__KIND__KIND_REQUEST);
+	env.body_case = MPDEV__ENVELOPE__BODY_DIRTY_REPORT;
+	env.dirty_report = &dr;
+	envelope(0, NULL, 0, &env, 0);
+}
+
+/* test_bad_input.c: dirty_start_table and dirty_report_table (a few of each) */
+static void native_dirty(void)
+{
+	const uint64_t P = 0x1000, base = 0x10000, size = 1ull << 32;
+
+	native_begin();
+	hello();
+	dirty_report(base, P, P); /* not started */
+	dirty_start(0, P - 1, 0, 0, 1, 0);
+	dirty_start(0, 3 * P - 1, 0, 0, 1, 3 * P);
+	dirty_start(2 * P, P - 1, 0, 0, 1, P);
+	dirty_start(0, UINT64_MAX, 0, 0, 1, P);
+	dirty_start(0x800, 0x17ff, 0, 0, 1, P);
+	dirty_start(0, (1ull << 44) - 1, 0, 0, 1, P);
+	dirty_start(0x10000, 0x1ffff, 0, 0x10fff, 2, P);
+	dirty_start(0, 0, 0, 0, 0, P);
+	dirty_start(base, base + size - 1, 0, 0, 1, P);
+	dirty_start(1ull << 40, (1ull << 40) + P - 1, 0, 0, 1, P); /* busy */
+	dirty_report(base, 0, P);
+	dirty_report(base + 1, P, P);
+	dirty_report(base, 0x10000, 0x10000);
+	dirty_report(base, size, P);
+	dirty_report(base, UINT64_MAX & ~(P - 1), P);
+	dirty_report(0, P, P);
+	dirty_report(base + size - P, 2 * P, P);
+	dirty_report(UINT64_MAX & ~(P - 1), 2 * P, P);
+	dirty_report(base, MPDEV_DIRTY_REPORT_MAX_PAGES * P, P);
+	dirty_report(base + size - P, P, P);
+	simple(MPDEV__ENVELOPE__BODY_DIRTY_STOP, 0);
+	simple(MPDEV__ENVELOPE__BODY_DIRTY_STOP, 0);
+	ping();
+	finish("dirty-tables");
+}
+
 static void write_native(const char *root)
 {
 	open_dir(root, "native");
@@ -614,6 +683,7 @@ static void write_native(const char *root)
 	native_intx();
 	native_set_irqs();
 	native_memtable();
+	native_dirty();
 }
 
 /* ---- mpqemu: test_mpqemu.c's messages, good and bad ---- */

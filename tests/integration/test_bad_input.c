@@ -389,7 +389,6 @@ START_TEST(features_not_negotiated_refused)
 {
 	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
 	Mpdev__MigSetState mig = MPDEV__MIG_SET_STATE__INIT;
-	Mpdev__DirtyStop stop = MPDEV__DIRTY_STOP__INIT;
 
 	/* A session of its own that asks for neither feature. */
 	remote_stop(&rem);
@@ -407,13 +406,172 @@ START_TEST(features_not_negotiated_refused)
 	send_env(&env, 0, NULL, 0);
 	expect_reply(env.id, ENOTSUP, "not negotiated");
 	expect_alive();
+}
+END_TEST
 
+/* ---- dirty tracking: malformed starts and reports (edu: the remote's own tracker) ---- */
+
+#define DPAGE 0x1000ull
+
+static void dirty_start_raw(const Mpdev__IovaRange *const *ranges, size_t n, uint64_t page_size,
+			    int status, const char *words)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__DirtyStart ds = MPDEV__DIRTY_START__INIT;
+
+	ds.ranges = (Mpdev__IovaRange **)ranges;
+	ds.n_ranges = n;
+	ds.page_size = page_size;
 	env.id = rem.next_id++;
-	env.body_case = MPDEV__ENVELOPE__BODY_DIRTY_STOP;
-	env.dirty_stop = &stop;
+	env.kind = MPDEV__KIND__KIND_REQUEST;
+	env.body_case = MPDEV__ENVELOPE__BODY_DIRTY_START;
+	env.dirty_start = &ds;
 	send_env(&env, 0, NULL, 0);
-	expect_reply(env.id, ENOTSUP, "not negotiated");
+	expect_reply(env.id, status, words);
 	expect_alive();
+}
+
+static void dirty_start1(uint64_t start, uint64_t last, uint64_t page_size, int status,
+			 const char *words)
+{
+	Mpdev__IovaRange r = MPDEV__IOVA_RANGE__INIT;
+	const Mpdev__IovaRange *v[] = { &r };
+
+	r.start = start;
+	r.last = last;
+	dirty_start_raw(v, 1, page_size, status, words);
+}
+
+struct dirty_start_case {
+	const char *what;
+	uint64_t start, last, page_size;
+	int status;
+	const char *words;
+};
+
+static const struct dirty_start_case dirty_start_cases[] = {
+	{ "page size 0", 0, DPAGE - 1, 0, EINVAL, "power of two" },
+	{ "page size 2048", 0, DPAGE - 1, 2048, EINVAL, "power of two" },
+	{ "page size 12288", 0, 3 * DPAGE - 1, 3 * DPAGE, EINVAL, "power of two" },
+	{ "page size 2^63 + 4096", 0, DPAGE - 1, (1ull << 63) | DPAGE, EINVAL, "power of two" },
+	{ "last before start", 2 * DPAGE, DPAGE - 1, DPAGE, EINVAL, "range 0" },
+	{ "all of the space", 0, UINT64_MAX, DPAGE, EINVAL, "range 0" },
+	{ "unaligned start", 0x800, 0x17ff, DPAGE, EINVAL, "multiples" },
+	{ "unaligned end", 0, 0x17ff, DPAGE, EINVAL, "multiples" },
+	{ "aligned to 4K, not to 64K", DPAGE, 0x10fff, 0x10000, EINVAL, "multiples" },
+	{ "16 TiB at 4K: 512 MiB of bitmap", 0, (1ull << 44) - 1, DPAGE, E2BIG, "bitmap" },
+};
+
+START_TEST(dirty_start_table)
+{
+	Mpdev__IovaRange a = MPDEV__IOVA_RANGE__INIT, b = MPDEV__IOVA_RANGE__INIT;
+	const Mpdev__IovaRange *two[] = { &a, &b };
+	Mpdev__IovaRange **many;
+	size_t n_many = 1025;
+
+	for (size_t i = 0; i < sizeof(dirty_start_cases) / sizeof(dirty_start_cases[0]); i++) {
+		const struct dirty_start_case *c = &dirty_start_cases[i];
+
+		dirty_start1(c->start, c->last, c->page_size, c->status, c->words);
+	}
+	/* Overlapping by one page, listed in reverse. */
+	a.start = 0x10000;
+	a.last = 0x1ffff;
+	b.start = 0;
+	b.last = 0x10fff;
+	dirty_start_raw(two, 2, DPAGE, EINVAL, "overlaps");
+	dirty_start_raw(NULL, 0, DPAGE, EINVAL, "no ranges");
+	/* More ranges than allowed, each fine on its own. */
+	many = calloc(n_many, sizeof(*many));
+	ck_assert_ptr_nonnull(many);
+	for (size_t i = 0; i < n_many; i++) {
+		many[i] = calloc(1, sizeof(**many));
+		ck_assert_ptr_nonnull(many[i]);
+		mpdev__iova_range__init(many[i]);
+		many[i]->start = i * 2 * DPAGE;
+		many[i]->last = many[i]->start + DPAGE - 1;
+	}
+	dirty_start_raw((const Mpdev__IovaRange *const *)many, n_many, DPAGE, ENOSPC, "at most");
+	for (size_t i = 0; i < n_many; i++)
+		free(many[i]);
+	free(many);
+	/* After all that, a good start works, and a second one is refused. */
+	dirty_start1(0, (1ull << 30) - 1, DPAGE, 0, NULL);
+	dirty_start1(1ull << 32, (1ull << 32) + DPAGE - 1, DPAGE, EBUSY, "already started");
+}
+END_TEST
+
+static void dirty_report_raw(uint64_t iova, uint64_t size, uint64_t page_size, int status,
+			     const char *words)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__DirtyReport dr = MPDEV__DIRTY_REPORT__INIT;
+
+	dr.iova = iova;
+	dr.size = size;
+	dr.page_size = page_size;
+	env.id = rem.next_id++;
+	env.kind = MPDEV__KIND__KIND_REQUEST;
+	env.body_case = MPDEV__ENVELOPE__BODY_DIRTY_REPORT;
+	env.dirty_report = &dr;
+	send_env(&env, 0, NULL, 0);
+	if (status) {
+		expect_reply(env.id, status, words);
+	} else {
+		struct wire_msg m;
+
+		native_recv(rem.sock, &m);
+		ck_assert_uint_eq(m.env->id, env.id);
+		ck_assert_uint_eq(m.env->status, 0);
+		ck_assert_int_eq(m.env->body_case, MPDEV__ENVELOPE__BODY_DIRTY_BITMAP);
+		ck_assert_uint_eq(m.env->dirty_bitmap->bitmap.len, (size / page_size + 7) / 8);
+		wire_msg_release(&m);
+	}
+	expect_alive();
+}
+
+struct dirty_report_case {
+	const char *what;
+	uint64_t iova, size, page_size;
+	int status;
+	const char *words;
+};
+
+/* Tracking [64 KiB, 64 KiB + 4 GiB) at 4 KiB pages. */
+#define DBASE 0x10000ull
+#define DSIZE (1ull << 32)
+
+static const struct dirty_report_case dirty_report_cases[] = {
+	{ "size 0", DBASE, 0, DPAGE, EINVAL, "multiples" },
+	{ "unaligned iova", DBASE + 1, DPAGE, DPAGE, EINVAL, "multiples" },
+	{ "unaligned size", DBASE, DPAGE + 1, DPAGE, EINVAL, "multiples" },
+	{ "page size 0", DBASE, DPAGE, 0, EINVAL, "power of two" },
+	{ "page size 3", DBASE, DPAGE, 3, EINVAL, "power of two" },
+	{ "page size other than started", DBASE, 0x10000, 0x10000, EINVAL, "started with" },
+	{ "all of the range: too big for a reply", DBASE, DSIZE, DPAGE, E2BIG, "at most" },
+	{ "huge size", DBASE, UINT64_MAX & ~(DPAGE - 1), DPAGE, E2BIG, "at most" },
+	{ "before the range", 0, DPAGE, DPAGE, EINVAL, "within one started range" },
+	{ "straddles the start", DBASE - DPAGE, 2 * DPAGE, DPAGE, EINVAL, "within one" },
+	{ "straddles the end", DBASE + DSIZE - DPAGE, 2 * DPAGE, DPAGE, EINVAL, "within one" },
+	{ "after the range", DBASE + DSIZE, DPAGE, DPAGE, EINVAL, "within one" },
+	{ "wraps around", UINT64_MAX & ~(DPAGE - 1), 2 * DPAGE, DPAGE, EINVAL, "wrapping" },
+	/* The limit exactly fits; one page more does not. */
+	{ "the most pages a reply holds", DBASE, MPDEV_DIRTY_REPORT_MAX_PAGES *DPAGE, DPAGE, 0,
+	  NULL },
+	{ "one page more", DBASE, (MPDEV_DIRTY_REPORT_MAX_PAGES + 1) * DPAGE, DPAGE, E2BIG,
+	  "at most" },
+	{ "one page, at the end", DBASE + DSIZE - DPAGE, DPAGE, DPAGE, 0, NULL },
+};
+
+START_TEST(dirty_report_table)
+{
+	dirty_report_raw(DBASE, DPAGE, DPAGE, EINVAL, "not started");
+	dirty_start1(DBASE, DBASE + DSIZE - 1, DPAGE, 0, NULL);
+	for (size_t i = 0; i < sizeof(dirty_report_cases) / sizeof(dirty_report_cases[0]); i++) {
+		const struct dirty_report_case *c = &dirty_report_cases[i];
+
+		dirty_report_raw(c->iova, c->size, c->page_size, c->status, c->words);
+	}
 }
 END_TEST
 
@@ -507,6 +665,8 @@ static Suite *bad_input_suite(void)
 	tcase_add_test(tc, second_hello_refused);
 	tcase_add_test(tc, request_id_zero_refused);
 	tcase_add_test(tc, features_not_negotiated_refused);
+	tcase_add_test(tc, dirty_start_table);
+	tcase_add_test(tc, dirty_report_table);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("handshake");

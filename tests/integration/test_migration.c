@@ -155,7 +155,14 @@ static bool eventfd_fires(int efd, int ms)
 
 /* ---- every pair of states ---- */
 
-/* Drives a fresh device (reset: RUNNING) to s; ERROR through a stream it refuses. */
+/* A whole stream of the device, for RESUMING to have something to leave with. */
+static uint8_t walk_stream[STREAM_MAX];
+static size_t walk_len;
+
+/*
+ * Drives a fresh device (reset: RUNNING) to s: RESUMING with a good stream
+ * loaded (leaving RESUMING checks it), ERROR through a stream it refuses.
+ */
 static void drive_to(struct vm_dev *d, unsigned s)
 {
 	static const uint8_t garbage[64] = { 0xde, 0xad, 0xbe, 0xef };
@@ -166,6 +173,8 @@ static void drive_to(struct vm_dev *d, unsigned s)
 		ck_assert_int_lt(mpdev_mig_write(d->rem.dev, garbage, sizeof(garbage)), 0);
 	} else {
 		set_ok(d, s);
+		if (s == MPDEV_MIG_RESUMING)
+			ck_assert_int_eq(mpdev_mig_write(d->rem.dev, walk_stream, walk_len), 0);
 	}
 	ck_assert_uint_eq(state_of(d), s);
 }
@@ -189,6 +198,8 @@ START_TEST(every_pair_of_states)
 	ck_assert_int_eq(mpdev_get_device_info(d.rem.dev, &info), 0);
 	ck_assert_uint_eq(info.migration_flags,
 			  MPDEV_MIG_FLAG_STOP_COPY | MPDEV_MIG_FLAG_P2P | MPDEV_MIG_FLAG_PRE_COPY);
+	set_ok(&d, MPDEV_MIG_STOP_COPY);
+	walk_len = read_stream(&d, walk_stream, sizeof(walk_stream));
 	for (unsigned from = 0; from < 8; from++) {
 		for (unsigned to = 0; to < 8; to++) {
 			enum backend_mig_state path[MIG_FSM_MAX_PATH];
