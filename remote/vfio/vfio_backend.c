@@ -38,6 +38,7 @@ struct vfio_backend {
 	/* Dirty tracking: the device's own DMA logging first (as QEMU prefers), else the IOMMU's.
 	 */
 	bool iommu_dirty;
+	char dirty_why[MPDEV_ERROR_MSG_MAX + 64]; /* why the IOMMU cannot, from realize */
 	enum { DIRTY_OFF, DIRTY_DEVICE, DIRTY_IOMMU } dirty;
 	bool shares_iommu; /* the VM's IOMMU (backend_config.shared_iommu): not ours to destroy */
 	bool prefer_routed;
@@ -185,13 +186,9 @@ static int vb_dirty_start(struct backend *b, const struct backend_dirty_range *r
 			vb->dirty = DIRTY_DEVICE;
 		return r;
 	}
-	if (!vb->iommu_dirty) {
-		/* The probe again, for the reason in the error. */
-		r = vb->iommu->ops->dirty_probe ? vb->iommu->ops->dirty_probe(vb->iommu, err) : 0;
-		return r < 0 ? r
-			     : mpdev_error_set(err, ENOTSUP, "%s IOMMU: no dirty tracking",
-					       vb->iommu->ops->name);
-	}
+	/* The reason from realize: probing again would be a call the sandbox forbids. */
+	if (!vb->iommu_dirty)
+		return mpdev_error_set(err, ENOTSUP, "%.200s", vb->dirty_why);
 	/* The IOMMU tracks every mapping of the container: the ranges add nothing. */
 	r = vb->iommu->ops->dirty_start(vb->iommu, page_size, err);
 	if (r == 0)
@@ -696,12 +693,13 @@ static void probe_iommu_dirty(struct vfio_backend *vb)
 
 	vb->iommu_dirty =
 		vb->iommu->ops->dirty_probe && vb->iommu->ops->dirty_probe(vb->iommu, &err) == 0;
+	snprintf(vb->dirty_why, sizeof(vb->dirty_why), "the %s IOMMU cannot track dirty pages: %s",
+		 vb->iommu->ops->name, err.msg[0] ? err.msg : "no probe");
 	if (vb->iommu_dirty)
 		log_info(COMP, "%s: the %s IOMMU can track dirty pages", vb->bdf,
 			 vb->iommu->ops->name);
 	else
-		log_info(COMP, "%s: the %s IOMMU cannot track dirty pages: %s", vb->bdf,
-			 vb->iommu->ops->name, err.msg[0] ? err.msg : "no probe");
+		log_info(COMP, "%s: %s", vb->bdf, vb->dirty_why);
 	log_info(COMP, "%s: DirtyStart uses %s", vb->bdf,
 		 vb->mig.dma_logging ? "the device's DMA logging"
 		 : vb->iommu_dirty   ? "the IOMMU"
