@@ -8,10 +8,13 @@
  * transition itself, and what type1's dirty bitmap says for a container
  * holding only a mediated device.
  *
- *   vfio_lab_mtty_probe [UUID]   (default: $LAB_MTTY2_UUID)
+ *   vfio_lab_mtty_probe [--blocked-arc] [UUID]   (default: $LAB_MTTY2_UUID)
  *
- * Never asked: STOP_COPY -> PRE_COPY, which 6.12's vfio_mig_get_next_state
- * never returns from (see docs/vfio.md).
+ * Never asked by default: STOP_COPY -> PRE_COPY, which 6.12's
+ * vfio_mig_get_next_state never returns from (see docs/vfio.md).
+ * --blocked-arc asks it anyway, in a child, and reports whether the child
+ * is still inside the ioctl after 3 s: a demonstration, not a ctest (the
+ * child's CPU stays busy until the guest powers off).
  *
  * Output: "probe: ..." lines, then "LAB RESULT: PASS" or "LAB RESULT: FAIL".
  */
@@ -19,12 +22,14 @@
 #include <fcntl.h>
 #include <linux/vfio.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "vfio_mig_uapi.h"
@@ -166,9 +171,43 @@ static void type1_dirty(int container)
 	munmap(buf, size);
 }
 
+/* SET PRE_COPY from STOP_COPY in a child; 0 if it is still in the kernel after 3 s. */
+static int blocked_arc(void)
+{
+	char path[64], stat[256] = { 0 };
+	int fd = -1, st = 0, r = set_state(VFIO_DEVICE_STATE_STOP_COPY, &fd);
+	pid_t child;
+	FILE *f;
+
+	fact(r == 0 && get_state() == VFIO_DEVICE_STATE_STOP_COPY, "in STOP_COPY");
+	child = fork();
+	if (child == 0) {
+		int fd2;
+
+		r = set_state(MPDEV_VFIO_DEVICE_STATE_PRE_COPY, &fd2);
+		printf("probe: the blocked arc returned: %s\n", r ? strerror(-r) : "ok");
+		_exit(0);
+	}
+	for (int i = 0; i < 30 && waitpid(child, &st, WNOHANG) == 0; i++)
+		usleep(100000);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)child);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(stat, sizeof(stat), f))
+			stat[0] = '\0';
+		fclose(f);
+	}
+	fact(f != NULL, "SET STOP_COPY -> PRE_COPY: after 3 s the child is %s (/proc stat: %.60s)",
+	     f ? "still inside the ioctl" : "gone: the kernel answered", stat);
+	if (fd >= 0)
+		close(fd);
+	return f ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
-	const char *uuid = argc > 1 ? argv[1] : getenv("LAB_MTTY2_UUID");
+	bool blocked = argc > 1 && !strcmp(argv[1], "--blocked-arc");
+	const char *uuid = argc > 1 + blocked ? argv[1 + blocked] : getenv("LAB_MTTY2_UUID");
 	struct vfio_device_info info = { .argsz = sizeof(info) };
 	struct vfio_device_feature_migration mig = { 0 };
 	struct vfio_device_feature_mig_data_size size = { 0 };
@@ -185,6 +224,12 @@ int main(int argc, char **argv)
 	if (device < 0) {
 		printf("LAB RESULT: FAIL opening %s: %s\n", uuid, strerror(errno));
 		return 1;
+	}
+	if (blocked) {
+		r = blocked_arc();
+		printf("LAB RESULT: %s\n",
+		       r == 0 && !failures ? "PASS" : "FAIL the kernel answered");
+		return r;
 	}
 	ioctl(device, VFIO_DEVICE_GET_INFO, &info);
 	fact(info.flags == VFIO_DEVICE_FLAGS_PCI,
