@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "fail_nth.h"
 #include "iohub.h"
 #include "testutil.h"
 #include "vfio.h"
@@ -489,6 +490,141 @@ START_TEST(dirty_device_logging)
 }
 END_TEST
 
+/*
+ * Every kernel call of a whole migration fails in turn (create, the arcs,
+ * the stream, precopy info, teardown): the backend never crashes, what it
+ * says about the state is what the kernel's GET would say (or ERROR), and
+ * no data_fd outlives the backend.
+ */
+struct sweep {
+	struct rig r;
+	const char *iommu;
+};
+
+static void sweep_setup(struct fail_nth *f)
+{
+	struct sweep *q = f->ctx;
+
+	rig_init(&q->r, ALL_FLAGS, ALL_FLAGS);
+	f->inj = q->r.model;
+}
+
+/* One arc; a failure must leave *now where the model's device is (or ERROR). */
+static int sweep_arc(struct sweep *q, struct backend *be, const char *bdf,
+		     enum backend_mig_state *cur, enum backend_mig_state to)
+{
+	enum backend_mig_state now = S_RUN;
+	struct mpdev_error err = { 0 };
+	int r = be->ops->mig_arc(be, *cur, to, &now, &err);
+
+	ck_assert_msg(now == to || r < 0, "arc succeeded but now is %d", now);
+	ck_assert_msg(r == 0 || now == S_ERROR || (int)now == vfio_model_mig_state(q->r.model, bdf),
+		      "after a failed arc the backend says %d, the device is in %d", now,
+		      vfio_model_mig_state(q->r.model, bdf));
+	*cur = now;
+	return r;
+}
+
+static int sweep_run(struct fail_nth *f)
+{
+	struct sweep *q = f->ctx;
+	enum backend_mig_state a = S_RUN, b = S_RUN;
+	struct mpdev_error err = { 0 };
+	uint8_t stream[128];
+	uint64_t initial, dirty;
+	size_t n = 0;
+	ssize_t got;
+	int r;
+
+	fail_nth_step(f, "create");
+	{
+		char dev[64];
+		struct backend_config cfg = { .device = dev,
+					      .iommu = q->iommu,
+					      .sys = vfio_model_sys(q->r.model) };
+
+		snprintf(dev, sizeof(dev), "vfio:%s", BDF);
+		r = vfio_backend_create(&cfg, q->r.base, &q->r.host, &q->r.be, &err);
+		if (r < 0)
+			return r;
+		snprintf(dev, sizeof(dev), "vfio:%s", BDF2);
+		r = vfio_backend_create(&cfg, q->r.base, &q->r.host, &q->r.be2, &err);
+		if (r < 0)
+			return r;
+	}
+	fail_nth_step(f, "save");
+	if ((r = sweep_arc(q, q->r.be, BDF, &a, S_PC)) < 0)
+		return r;
+	if ((r = q->r.be->ops->mig_precopy_info(q->r.be, &initial, &dirty, &err)) < 0)
+		return r;
+	while ((got = q->r.be->ops->mig_save(q->r.be, stream + n, sizeof(stream) - n, &err)) > 0)
+		n += (size_t)got;
+	if (got < 0)
+		return (int)got;
+	if ((r = sweep_arc(q, q->r.be, BDF, &a, S_PCP2P)) < 0 ||
+	    (r = sweep_arc(q, q->r.be, BDF, &a, S_SC)) < 0)
+		return r;
+	while ((got = q->r.be->ops->mig_save(q->r.be, stream + n, sizeof(stream) - n, &err)) > 0)
+		n += (size_t)got;
+	if (got < 0)
+		return (int)got;
+	if ((r = sweep_arc(q, q->r.be, BDF, &a, S_STOP)) < 0)
+		return r;
+	fail_nth_step(f, "load");
+	if ((r = sweep_arc(q, q->r.be2, BDF2, &b, S_RP2P)) < 0 ||
+	    (r = sweep_arc(q, q->r.be2, BDF2, &b, S_STOP)) < 0 ||
+	    (r = sweep_arc(q, q->r.be2, BDF2, &b, S_RES)) < 0)
+		return r;
+	if ((r = q->r.be2->ops->mig_load(q->r.be2, stream, n, &err)) < 0)
+		return r;
+	if ((r = sweep_arc(q, q->r.be2, BDF2, &b, S_STOP)) < 0 ||
+	    (r = sweep_arc(q, q->r.be2, BDF2, &b, S_RP2P)) < 0 ||
+	    (r = sweep_arc(q, q->r.be2, BDF2, &b, S_RUN)) < 0)
+		return r;
+	ck_assert_uint_eq(n, STREAM);
+	fail_nth_step(f, "teardown");
+	q->r.be->ops->destroy(q->r.be);
+	q->r.be = NULL;
+	q->r.be2->ops->destroy(q->r.be2);
+	q->r.be2 = NULL;
+	return 0;
+}
+
+static void sweep_check(struct fail_nth *f, int ret)
+{
+	if (!f->hit || !f->n)
+		ck_assert_int_eq(ret, 0);
+}
+
+static void sweep_teardown(struct fail_nth *f)
+{
+	struct sweep *q = f->ctx;
+
+	rig_free(&q->r); /* no data_fd, model fd or real fd left */
+}
+
+START_TEST(every_kernel_call_fails_in_turn)
+{
+	static const int errs[] = { EIO, ENOMEM };
+	char name[64];
+	struct sweep q = { .iommu = kinds[_i] };
+	struct fail_nth f = {
+		.name = name,
+		.injector = &vfio_model_fail_nth_injector,
+		.errs = errs,
+		.n_errs = 2,
+		.setup = sweep_setup,
+		.run = sweep_run,
+		.check = sweep_check,
+		.teardown = sweep_teardown,
+		.ctx = &q,
+	};
+
+	snprintf(name, sizeof(name), "migration: every kernel call fails in turn (%s)", q.iommu);
+	ck_assert_uint_gt(fail_nth_sweep(&f), 20);
+}
+END_TEST
+
 static Suite *vfio_mig_suite(void)
 {
 	Suite *s = suite_create("vfio_mig");
@@ -504,6 +640,7 @@ static Suite *vfio_mig_suite(void)
 	tcase_add_test(tc, dirty_type1);
 	tcase_add_test(tc, dirty_iommufd_refused);
 	tcase_add_loop_test(tc, dirty_device_logging, 0, 2);
+	tcase_add_loop_test(tc, every_kernel_call_fails_in_turn, 0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
