@@ -217,7 +217,8 @@ static void check_reset(struct mpdev *d)
  * the memory table of check_dma in force. type1 cannot see the device's
  * writes: it reports every page mapped for an IOMMU-backed group as dirty,
  * every time, and a report must not split a mapping. iommufd's auto domain
- * has no dirty tracking (QEMU's VT-d has no SLADS): refused, with why.
+ * has no dirty tracking (QEMU's VT-d has no SLADS): refused, with why; so
+ * is iommufd's vfio-compat container, which lacks type1's MIGRATION cap.
  */
 static void check_dirty(struct mpdev *d, const char *iommu)
 {
@@ -228,6 +229,16 @@ static void check_dirty(struct mpdev *d, const char *iommu)
 	int r;
 
 	mpdev_get_iommu_info(d, &ii);
+	/* iommufd's vfio-compat container (the compat kernel) has no type1 module and no MIGRATION
+	 * cap. */
+	if (!strcmp(iommu, "container") && access("/sys/module/vfio_iommu_type1", F_OK) != 0) {
+		r = mpdev_dirty_start(d, &rg, 1, 4096);
+		check(!ii.dirty_tracking && r == -ENOTSUP &&
+			      strstr(mpdev_last_error(d), "no MIGRATION capability"),
+		      "vfio-compat container: no dirty tracking offered, DirtyStart refused",
+		      "%d %d: %s", ii.dirty_tracking, r, mpdev_last_error(d));
+		return;
+	}
 	if (strcmp(iommu, "container")) {
 		r = mpdev_dirty_start(d, &rg, 1, 4096);
 		check(!ii.dirty_tracking && r == -ENOTSUP,
