@@ -86,18 +86,31 @@ int type1_dirty_stop(const struct vfio_sys *sys, int container_fd, struct type1_
 	return 0;
 }
 
-int type1_dirty_report(const struct vfio_sys *sys, int container_fd, struct type1_dirty *d,
-		       uint64_t iova, uint64_t size, uint64_t page_size, uint8_t *bitmap,
-		       size_t len, struct mpdev_error *err)
+/* [*lo, *hi) grown to the whole mappings its ends fall inside. */
+static void widen(const struct type1_map *maps, size_t n, uint64_t *lo, uint64_t *hi)
 {
-	struct vfio_iommu_type1_dirty_bitmap_get get = { .iova = iova, .size = size };
-	uint64_t pages, bytes;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t end = maps[i].iova + maps[i].size;
+
+		if (maps[i].iova < *lo && *lo < end)
+			*lo = maps[i].iova;
+		if (maps[i].iova < *hi && *hi < end)
+			*hi = end;
+	}
+}
+
+int type1_dirty_report(const struct vfio_sys *sys, int container_fd, struct type1_dirty *d,
+		       const struct type1_map *maps, size_t n, uint64_t iova, uint64_t size,
+		       uint64_t page_size, uint8_t *bitmap, size_t len, struct mpdev_error *err)
+{
+	struct vfio_iommu_type1_dirty_bitmap_get get;
+	uint64_t pages, all, bytes, lo = iova, hi = iova + size, skip;
 	uint64_t *words;
 	int r;
 
 	if (!d->started)
 		return mpdev_error_set(err, EINVAL, "dirty-page tracking is not started");
-	if (page_size != d->pgsize || !size || (iova | size) % d->pgsize)
+	if (page_size != d->pgsize || !size || (iova | size) % d->pgsize || hi < iova)
 		return mpdev_error_set(err, EINVAL,
 				       "the container reports [0x%llx, +0x%llx) only by %llu-byte "
 				       "pages, aligned to them",
@@ -107,32 +120,39 @@ int type1_dirty_report(const struct vfio_sys *sys, int container_fd, struct type
 	if (len < (pages + 7) / 8)
 		return mpdev_error_set(err, EINVAL, "a bitmap of %zu bytes for %llu pages", len,
 				       (unsigned long long)pages);
+	widen(maps, n, &lo, &hi);
+	all = (hi - lo) / page_size;
+	skip = (iova - lo) / page_size;
 	/* verify_bitmap_size(): whole u64 words, at most max_dirty_bitmap_size. */
-	bytes = (pages + 63) / 64 * 8;
+	bytes = (all + 63) / 64 * 8;
 	if (d->max_bitmap && bytes > d->max_bitmap)
 		return mpdev_error_set(err, E2BIG,
 				       "%llu pages need a %llu-byte bitmap; the kernel takes %llu "
 				       "at a time",
-				       (unsigned long long)pages, (unsigned long long)bytes,
+				       (unsigned long long)all, (unsigned long long)bytes,
 				       (unsigned long long)d->max_bitmap);
 	words = calloc(1, (size_t)bytes); /* the kernel ORs into it: zeroed */
 	if (!words)
 		return mpdev_error_set(err, ENOMEM, "out of memory");
-	get.bitmap.pgsize = page_size;
-	get.bitmap.size = bytes;
-	get.bitmap.data = (__u64 *)words;
+	get = (struct vfio_iommu_type1_dirty_bitmap_get){
+		.iova = lo,
+		.size = hi - lo,
+		.bitmap = { .pgsize = page_size, .size = bytes, .data = (__u64 *)words },
+	};
 	r = dirty_ioctl(sys, container_fd, VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP, &get,
 			sizeof(get));
 	if (r == 0) {
 		memset(bitmap, 0, len);
-		memcpy(bitmap, words, (size_t)((pages + 7) / 8));
+		for (uint64_t i = 0; i < pages; i++)
+			if (words[(skip + i) / 64] >> ((skip + i) % 64) & 1)
+				bitmap[i / 8] |= (uint8_t)(1u << (i % 8));
 	}
 	free(words);
 	if (r < 0)
 		return mpdev_error_set(err, -r,
 				       "VFIO_IOMMU_DIRTY_PAGES GET_BITMAP [0x%llx, +0x%llx): "
 				       "%s%s",
-				       (unsigned long long)iova, (unsigned long long)size,
+				       (unsigned long long)lo, (unsigned long long)(hi - lo),
 				       strerror(-r),
 				       r == -EINVAL ? " (the range must begin and end on mapping "
 						      "boundaries)"

@@ -20,6 +20,11 @@
 #include "error.h"
 #include "vfio_sys.h"
 
+/* One VFIO_IOMMU_MAP_DMA of the container: reports are widened to whole ones. */
+struct type1_map {
+	uint64_t iova, size;
+};
+
 struct type1_dirty {
 	bool available; /* the MIGRATION capability is there */
 	bool started;
@@ -34,9 +39,15 @@ int type1_dirty_start(const struct vfio_sys *sys, int container_fd, struct type1
 		      uint64_t page_size, struct mpdev_error *err);
 int type1_dirty_stop(const struct vfio_sys *sys, int container_fd, struct type1_dirty *d,
 		     struct mpdev_error *err);
-/* bitmap: len bytes, bit i = page i of [iova, iova + size) (little-endian u64 words). */
+/*
+ * bitmap: len bytes, bit i = page i of [iova, iova + size). The kernel
+ * takes only ranges that split no mapping; a range that does is widened to
+ * the mappings (maps[0..n)) it cuts, and the caller gets its own pages.
+ * Reading more loses nothing: type1 marks every pinned page dirty again
+ * after each read.
+ */
 int type1_dirty_report(const struct vfio_sys *sys, int container_fd, struct type1_dirty *d,
-		       uint64_t iova, uint64_t size, uint64_t page_size, uint8_t *bitmap,
-		       size_t len, struct mpdev_error *err);
+		       const struct type1_map *maps, size_t n, uint64_t iova, uint64_t size,
+		       uint64_t page_size, uint8_t *bitmap, size_t len, struct mpdev_error *err);
 
 #endif
