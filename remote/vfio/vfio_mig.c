@@ -335,6 +335,7 @@ void vfio_mig_release(struct vfio_mig *m)
 {
 	struct vfio_device_feature_mig_state st = { .device_state = BACKEND_MIG_RUNNING,
 						    .data_fd = -1 };
+	enum backend_mig_state now;
 	struct mpdev_error err;
 	int r;
 
@@ -343,25 +344,36 @@ void vfio_mig_release(struct vfio_mig *m)
 		log_warn(COMP, "%s: %s", m->name, err.msg);
 	if (!m->flags || m->state == BACKEND_MIG_RUNNING)
 		return;
-	if (m->state == BACKEND_MIG_ERROR) {
-		/* Only VFIO_DEVICE_RESET leaves ERROR; the disconnect's reset does that. */
-		log_warn(COMP, "%s: released in ERROR", m->name);
-		return;
-	}
 	/*
 	 * Cleanup, not the FSM API: one SET to RUNNING lets the kernel walk
 	 * the path, so the next proxy finds a running device even where there
 	 * is no VFIO_DEVICE_RESET.
 	 */
-	r = feature(m, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &st,
-		    sizeof(st));
+	/* From ERROR the kernel WARNs and refuses: only the reset below leaves it. */
+	r = m->state == BACKEND_MIG_ERROR
+		    ? -EINVAL
+		    : feature(m, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
+			      &st, sizeof(st));
 	if (st.data_fd >= 0)
 		m->sys->close(m->sys->opaque, st.data_fd);
-	if (r < 0)
-		log_warn(COMP, "%s: returning to RUNNING from %s: %s", m->name,
-			 vfio_mig_state_name(m->state), strerror(-r));
-	else
+	if (r == 0) {
 		m->state = BACKEND_MIG_RUNNING;
+		return;
+	}
+	/*
+	 * RESUMING with a partial stream cannot reach STOP, ERROR cannot be
+	 * left by an arc. The next session
+	 * starts from RUNNING, so try VFIO_DEVICE_RESET even where the device
+	 * does not advertise it (mtty handles it all the same; vfio-pci says
+	 * EINVAL without a reset method), and say where the device is.
+	 */
+	log_warn(COMP, "%s: returning to RUNNING from %s: %s; trying VFIO_DEVICE_RESET", m->name,
+		 vfio_mig_state_name(m->state), strerror(-r));
+	if (m->sys->ioctl(m->sys->opaque, m->device_fd, VFIO_DEVICE_RESET, NULL) < 0)
+		log_warn(COMP, "%s: VFIO_DEVICE_RESET: %s", m->name, strerror(errno));
+	if (vfio_mig_get_state(m, &now, &err) < 0 || now != BACKEND_MIG_RUNNING)
+		log_error(COMP, "%s: left in %s: the next proxy will find it there", m->name,
+			  vfio_mig_state_name(m->state));
 }
 
 void vfio_mig_close(struct vfio_mig *m)

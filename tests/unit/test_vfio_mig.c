@@ -396,7 +396,12 @@ START_TEST(short_and_long_streams)
 	ck_assert_int_eq(r.be2->ops->mig_arc(r.be2, S_RES, S_STOP, &now, &err), -EINVAL);
 	ck_assert_int_eq(now, S_RES);
 	ck_assert_int_eq(vfio_model_migfs(r.model), 1);
-	/* destroy with the session open closes it (rig_free counts). */
+	/* The proxy leaves: RESUMING cannot reach RUNNING by arcs, so the backend resets. */
+	r.be2->ops->release(r.be2);
+	ck_assert_int_eq(vfio_model_mig_state(r.model, BDF2), S_RUN);
+	ck_assert_int_eq(vfio_model_migfs(r.model), 0);
+	/* destroy with a session open closes it too (rig_free counts). */
+	arc_ok(&r, r.be, BDF, S_STOP, S_RES, 1);
 	rig_free(&r);
 }
 END_TEST

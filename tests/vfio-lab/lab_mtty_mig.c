@@ -320,6 +320,32 @@ void run_mtty_migrate(const char *uuid, const char *uuid2, const char *iommu)
 	t_run = now_ms();
 	check_target(dst);
 
+	/*
+	 * A refused stream: mtty says EFAULT to a bad header and stays in
+	 * RESUMING, which no arc can leave with a partial stream. When the
+	 * proxy goes, the remote resets the device (mtty handles the reset it
+	 * does not advertise), so the next proxy finds it RUNNING.
+	 */
+	if (to_state(dst, MPDEV_MIG_RESUMING, "target (bad stream)")) {
+		uint8_t zeros[MTTY_HDR] = { 0 };
+
+		r = mpdev_mig_write(dst, zeros, sizeof(zeros));
+		check(r < 0, "a stream with a bad header is refused", "%d: %s", r,
+		      mpdev_last_error(dst));
+		mpdev_close(dst);
+		dst = NULL;
+		for (int i = 0; i < 100 && count_mig_fds(b) != 0; i++)
+			usleep(20000);
+		dst = connect_remote(pb, b);
+		if (dst && to_state(dst, MPDEV_MIG_PRE_COPY, "target (next proxy)")) {
+			r = mpdev_mig_precopy_info(dst, &initial, &dirty);
+			check(r == 0 && initial == MTTY_HDR,
+			      "after a refused stream the next proxy finds the device RUNNING",
+			      "%d: initial_bytes %llu", r, (unsigned long long)initial);
+			to_state(dst, MPDEV_MIG_RUNNING, "target (next proxy)");
+		}
+	}
+
 	/* The source can go on where it stopped (a migration abandoned late). */
 	if (to_state(src, MPDEV_MIG_RUNNING, "source (resumes)"))
 		check(bar_rd(src, 0, UART_LSR) & 1 && bar_rd(src, 0, UART_RBR_THR) == 'm',
