@@ -18,6 +18,7 @@
 
 #include "efdio.h"
 #include "iommufd_uapi.h"
+#include "vfio_mig_uapi.h"
 
 struct allow {
 	const char *name;
@@ -101,19 +102,36 @@ static const struct allow sanitizer[] = {
 
 /* VFIO and iommufd requests the serving loop makes, and only those. */
 static const unsigned long ioctls[] = {
-	VFIO_DEVICE_SET_IRQS,	  VFIO_DEVICE_RESET,
-	VFIO_DEVICE_GET_INFO,	  VFIO_DEVICE_GET_REGION_INFO,
-	VFIO_DEVICE_GET_IRQ_INFO, VFIO_IOMMU_MAP_DMA,
-	VFIO_IOMMU_UNMAP_DMA,	  VFIO_IOMMU_GET_INFO,
-	IOMMU_IOAS_MAP,		  IOMMU_IOAS_UNMAP,
-	IOMMU_IOAS_COPY,	  IOMMU_IOAS_IOVA_RANGES,
+	VFIO_DEVICE_SET_IRQS,
+	VFIO_DEVICE_RESET,
+	VFIO_DEVICE_GET_INFO,
+	VFIO_DEVICE_GET_REGION_INFO,
+	VFIO_DEVICE_GET_IRQ_INFO,
+	VFIO_IOMMU_MAP_DMA,
+	VFIO_IOMMU_UNMAP_DMA,
+	VFIO_IOMMU_GET_INFO,
+	IOMMU_IOAS_MAP,
+	IOMMU_IOAS_UNMAP,
+	IOMMU_IOAS_COPY,
+	IOMMU_IOAS_IOVA_RANGES,
 	/*
 	 * Shutdown destroys the IOAS objects of the remote's own iommufd
 	 * (the real kernel killed a remote that lacked it: the model has no
 	 * seccomp).
 	 */
 	IOMMU_DESTROY,
+	/*
+	 * Migration: MIG_DEVICE_STATE arcs, DMA logging start/stop/report on
+	 * the device fd; the same number is VFIO_IOMMU_DIRTY_PAGES on the
+	 * container (type1 dirty tracking), hence one entry for both.
+	 */
+	VFIO_DEVICE_FEATURE,
+	/* PRE_COPY's size estimates, on the migration data_fd. */
+	VFIO_MIG_GET_PRECOPY_INFO,
 };
+
+_Static_assert(VFIO_DEVICE_FEATURE == VFIO_IOMMU_DIRTY_PAGES,
+	       "one allow-list entry covers both requests");
 
 #define N_PLAIN	 ((int)(sizeof(plain) / sizeof(plain[0])))
 #define N_AIO	 ((int)(sizeof(efdio_aio) / sizeof(efdio_aio[0])))

@@ -15,6 +15,7 @@
 #include "vfio.h"
 #include "vfio_device.h"
 #include "vfio_iommu.h"
+#include "vfio_mig.h"
 
 #define COMP "vfio"
 
@@ -33,6 +34,12 @@ struct vfio_backend {
 	struct vfio_dev dev;
 	struct backend_device_info info;
 	struct vfio_iommu_info iinfo; /* read once: ranges and the initial budget */
+	struct vfio_mig mig;
+	/* Dirty tracking: the device's own DMA logging first (as QEMU prefers), else the IOMMU's.
+	 */
+	bool iommu_dirty;
+	char dirty_why[MPDEV_ERROR_MSG_MAX + 64]; /* why the IOMMU cannot, from realize */
+	enum { DIRTY_OFF, DIRTY_DEVICE, DIRTY_IOMMU } dirty;
 	bool shares_iommu; /* the VM's IOMMU (backend_config.shared_iommu): not ours to destroy */
 	bool prefer_routed;
 	bool intx_auto; /* --intx auto: direct, or routed where the device cannot do direct */
@@ -125,7 +132,94 @@ static int vb_region_write(struct backend *b, uint32_t index, uint64_t offset, c
 
 static int vb_reset(struct backend *b, struct mpdev_error *err)
 {
-	return vfio_dev_reset(&to_vb(b)->dev, err);
+	struct vfio_backend *vb = to_vb(b);
+	int r = vfio_dev_reset(&vb->dev, err);
+
+	/* The kernel puts the device back to RUNNING and disables the session's file. */
+	if (r == 0)
+		vfio_mig_after_reset(&vb->mig);
+	return r;
+}
+
+/* --- migration (vfio_mig.c) --- */
+
+static uint32_t vb_mig_flags(struct backend *b)
+{
+	return to_vb(b)->mig.flags;
+}
+
+static int vb_mig_arc(struct backend *b, enum backend_mig_state from, enum backend_mig_state to,
+		      enum backend_mig_state *now, struct mpdev_error *err)
+{
+	return vfio_mig_arc(&to_vb(b)->mig, from, to, now, err);
+}
+
+static ssize_t vb_mig_save(struct backend *b, void *buf, size_t len, struct mpdev_error *err)
+{
+	return vfio_mig_save(&to_vb(b)->mig, buf, len, err);
+}
+
+static int vb_mig_load(struct backend *b, const void *buf, size_t len, struct mpdev_error *err)
+{
+	return vfio_mig_load(&to_vb(b)->mig, buf, len, err);
+}
+
+static int vb_mig_precopy_info(struct backend *b, uint64_t *initial_bytes, uint64_t *dirty_bytes,
+			       struct mpdev_error *err)
+{
+	return vfio_mig_precopy_info(&to_vb(b)->mig, initial_bytes, dirty_bytes, err);
+}
+
+/* --- dirty tracking --- */
+
+static int vb_dirty_start(struct backend *b, const struct backend_dirty_range *ranges, size_t n,
+			  uint64_t page_size, struct mpdev_error *err)
+{
+	struct vfio_backend *vb = to_vb(b);
+	int r;
+
+	if (vb->dirty != DIRTY_OFF)
+		return mpdev_error_set(err, EBUSY, "dirty tracking is started already");
+	if (vb->mig.dma_logging) {
+		r = vfio_mig_log_start(&vb->mig, ranges, n, page_size, err);
+		if (r == 0)
+			vb->dirty = DIRTY_DEVICE;
+		return r;
+	}
+	/* The reason from realize: probing again would be a call the sandbox forbids. */
+	if (!vb->iommu_dirty)
+		return mpdev_error_set(err, ENOTSUP, "%.200s", vb->dirty_why);
+	/* The IOMMU tracks every mapping of the container: the ranges add nothing. */
+	r = vb->iommu->ops->dirty_start(vb->iommu, page_size, err);
+	if (r == 0)
+		vb->dirty = DIRTY_IOMMU;
+	return r;
+}
+
+static int vb_dirty_stop(struct backend *b, struct mpdev_error *err)
+{
+	struct vfio_backend *vb = to_vb(b);
+	int r = 0;
+
+	if (vb->dirty == DIRTY_DEVICE)
+		r = vfio_mig_log_stop(&vb->mig, err);
+	else if (vb->dirty == DIRTY_IOMMU)
+		r = vb->iommu->ops->dirty_stop(vb->iommu, err);
+	vb->dirty = DIRTY_OFF;
+	return r;
+}
+
+static int vb_dirty_report(struct backend *b, uint64_t iova, uint64_t size, uint64_t page_size,
+			   uint8_t *bitmap, size_t len, struct mpdev_error *err)
+{
+	struct vfio_backend *vb = to_vb(b);
+
+	if (vb->dirty == DIRTY_DEVICE)
+		return vfio_mig_log_report(&vb->mig, iova, size, page_size, bitmap, len, err);
+	if (vb->dirty == DIRTY_IOMMU)
+		return vb->iommu->ops->dirty_report(vb->iommu, iova, size, page_size, bitmap, len,
+						    err);
+	return mpdev_error_set(err, EINVAL, "dirty tracking is not started");
 }
 
 /* The usable IOVA ranges, in words, for error messages. */
@@ -208,6 +302,7 @@ static int vb_iommu_info(struct backend *b, struct backend_iommu_info *info,
 		info->ranges[i].last = ii->ranges[i].last;
 	}
 	info->mappings_used = vb->iommu->mappings;
+	info->dirty_tracking = vb->mig.dma_logging || vb->iommu_dirty;
 	info->dma_avail =
 		ii->dma_avail == UINT32_MAX ? UINT32_MAX : ii->dma_avail - vb->iommu->mappings;
 	return 0;
@@ -510,6 +605,9 @@ static void vb_release(struct backend *b)
 	struct vfio_backend *vb = to_vb(b);
 	struct mpdev_error err;
 
+	if (vb_dirty_stop(b, &err) < 0)
+		log_warn(COMP, "%s", err.msg);
+	vfio_mig_release(&vb->mig);
 	intx_off(vb);
 	for (uint32_t i = 0; i < BACKEND_NUM_IRQS; i++) {
 		if (!vb->enabled[i])
@@ -525,6 +623,7 @@ static void vb_destroy(struct backend *b)
 	struct vfio_backend *vb = to_vb(b);
 
 	vb_release(b);
+	vfio_mig_close(&vb->mig);
 	vfio_dev_close(&vb->dev);
 	if (vb->iommu && !vb->shares_iommu)
 		vb->iommu->ops->destroy(vb->iommu);
@@ -542,6 +641,14 @@ static const struct backend_ops vfio_backend_ops = {
 	.iommu_info = vb_iommu_info,
 	.set_irqs = vb_set_irqs,
 	.set_intx_irqfd = vb_set_intx_irqfd,
+	.mig_flags = vb_mig_flags,
+	.mig_arc = vb_mig_arc,
+	.mig_save = vb_mig_save,
+	.mig_load = vb_mig_load,
+	.mig_precopy_info = vb_mig_precopy_info,
+	.dirty_start = vb_dirty_start,
+	.dirty_stop = vb_dirty_stop,
+	.dirty_report = vb_dirty_report,
 	.release = vb_release,
 	.destroy = vb_destroy,
 };
@@ -577,6 +684,26 @@ static int create_iommu(const struct backend_config *cfg, const struct vfio_sys 
 		}
 	}
 	return r;
+}
+
+/* What the VMM gets for DirtyStart: said once, at realize. */
+static void probe_iommu_dirty(struct vfio_backend *vb)
+{
+	struct mpdev_error err = { 0 };
+
+	vb->iommu_dirty =
+		vb->iommu->ops->dirty_probe && vb->iommu->ops->dirty_probe(vb->iommu, &err) == 0;
+	snprintf(vb->dirty_why, sizeof(vb->dirty_why), "the %s IOMMU cannot track dirty pages: %s",
+		 vb->iommu->ops->name, err.msg[0] ? err.msg : "no probe");
+	if (vb->iommu_dirty)
+		log_info(COMP, "%s: the %s IOMMU can track dirty pages", vb->bdf,
+			 vb->iommu->ops->name);
+	else
+		log_info(COMP, "%s: %s", vb->bdf, vb->dirty_why);
+	log_info(COMP, "%s: DirtyStart uses %s", vb->bdf,
+		 vb->mig.dma_logging ? "the device's DMA logging"
+		 : vb->iommu_dirty   ? "the IOMMU"
+				     : "nothing: it is refused");
 }
 
 /* 8-4-4-4-12 hex digits, as the kernel names mediated devices. */
@@ -623,6 +750,7 @@ int vfio_backend_create(const struct backend_config *cfg, struct event_base *bas
 	vb->be.host = host;
 	vb->sys = cfg->sys ? cfg->sys : &vfio_sys_kernel;
 	vb->dev.fd = -1;
+	vb->mig.data_fd = -1;
 	vb->intx.trigger = -1;
 	vb->prefer_routed = cfg->intx && !strcmp(cfg->intx, "routed");
 	vb->intx_auto = !cfg->intx || !strcmp(cfg->intx, "auto");
@@ -652,6 +780,10 @@ int vfio_backend_create(const struct backend_config *cfg, struct event_base *bas
 	if (r < 0)
 		goto fail;
 	build_info(vb);
+	r = vfio_mig_init(&vb->mig, vb->sys, vb->dev.fd, vb->bdf, err);
+	if (r < 0)
+		goto fail;
+	probe_iommu_dirty(vb);
 	log_info(COMP, "%s: %04x:%04x, %s IOMMU, %zu usable IOVA range(s), dma_avail %u", vb->bdf,
 		 vb->info.vendor_id, vb->info.device_id, vb->iommu->ops->name, vb->iinfo.n_ranges,
 		 vb->iinfo.dma_avail);

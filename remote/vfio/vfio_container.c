@@ -10,6 +10,7 @@
 #include "log.h"
 #include "vfio_caps.h"
 #include "vfio_iommu.h"
+#include "vfio_type1_dirty.h"
 
 #define COMP		     "vfio"
 #define CONTAINER_MAX_GROUPS 8
@@ -24,6 +25,9 @@ struct container {
 	} groups[CONTAINER_MAX_GROUPS];
 	size_t n_groups;
 	uint64_t pinned; /* bytes mapped, for the memlock check */
+	struct type1_dirty dirty;
+	struct type1_map *maps; /* what MAP_DMA holds, for widening dirty reports */
+	size_t n_maps, cap_maps;
 };
 
 static struct container *to_container(struct vfio_iommu *io)
@@ -140,11 +144,22 @@ static int container_map(struct vfio_iommu *io, uint64_t iova, uint64_t size, vo
 
 	if (r < 0)
 		return r;
+	/* Room to remember it first: nothing may fail after the kernel said yes. */
+	if (c->n_maps == c->cap_maps) {
+		size_t cap = c->cap_maps ? c->cap_maps * 2 : 16;
+		struct type1_map *p = realloc(c->maps, cap * sizeof(*p));
+
+		if (!p)
+			return mpdev_error_set(err, ENOMEM, "out of memory");
+		c->maps = p;
+		c->cap_maps = cap;
+	}
 	if (sys_ioctl(c, c->fd, VFIO_IOMMU_MAP_DMA, &map) < 0)
 		return mpdev_error_set(err, errno, "VFIO_IOMMU_MAP_DMA [0x%llx, 0x%llx): %s",
 				       (unsigned long long)iova, (unsigned long long)(iova + size),
 				       strerror(errno));
 	c->pinned += size;
+	c->maps[c->n_maps++] = (struct type1_map){ iova, size };
 	return 0;
 }
 
@@ -169,6 +184,11 @@ static int container_unmap(struct vfio_iommu *io, uint64_t iova, uint64_t size,
 			(unsigned long long)iova, (unsigned long long)(iova + size),
 			(unsigned long long)unmap.size);
 	c->pinned -= size < c->pinned ? size : c->pinned;
+	for (size_t i = 0; i < c->n_maps; i++)
+		if (c->maps[i].iova == iova && c->maps[i].size == size) {
+			c->maps[i] = c->maps[--c->n_maps];
+			break;
+		}
 	return 0;
 }
 
@@ -225,6 +245,37 @@ static int container_get_info(struct vfio_iommu *io, struct vfio_iommu_info *inf
 	return 0;
 }
 
+static int container_dirty_probe(struct vfio_iommu *io, struct mpdev_error *err)
+{
+	struct container *c = to_container(io);
+
+	return type1_dirty_probe(io->sys, c->fd, &c->dirty, err);
+}
+
+static int container_dirty_start(struct vfio_iommu *io, uint64_t page_size, struct mpdev_error *err)
+{
+	struct container *c = to_container(io);
+
+	return type1_dirty_start(io->sys, c->fd, &c->dirty, page_size, err);
+}
+
+static int container_dirty_stop(struct vfio_iommu *io, struct mpdev_error *err)
+{
+	struct container *c = to_container(io);
+
+	return type1_dirty_stop(io->sys, c->fd, &c->dirty, err);
+}
+
+static int container_dirty_report(struct vfio_iommu *io, uint64_t iova, uint64_t size,
+				  uint64_t page_size, uint8_t *bitmap, size_t len,
+				  struct mpdev_error *err)
+{
+	struct container *c = to_container(io);
+
+	return type1_dirty_report(io->sys, c->fd, &c->dirty, c->maps, c->n_maps, iova, size,
+				  page_size, bitmap, len, err);
+}
+
 static void container_destroy(struct vfio_iommu *io)
 {
 	struct container *c = to_container(io);
@@ -234,6 +285,7 @@ static void container_destroy(struct vfio_iommu *io)
 		io->sys->close(io->sys->opaque, c->groups[i].fd);
 	if (c->fd >= 0)
 		io->sys->close(io->sys->opaque, c->fd);
+	free(c->maps);
 	free(c);
 }
 
@@ -243,6 +295,10 @@ static const struct vfio_iommu_ops container_ops = {
 	.map = container_map,
 	.unmap = container_unmap,
 	.get_info = container_get_info,
+	.dirty_probe = container_dirty_probe,
+	.dirty_start = container_dirty_start,
+	.dirty_stop = container_dirty_stop,
+	.dirty_report = container_dirty_report,
 	.destroy = container_destroy,
 };
 

@@ -53,6 +53,17 @@ struct vfio_iommu_ops {
 	int (*unmap)(struct vfio_iommu *io, uint64_t iova, uint64_t size, struct mpdev_error *err);
 	int (*get_info)(struct vfio_iommu *io, struct vfio_iommu_info *info,
 			struct mpdev_error *err);
+	/*
+	 * Dirty tracking of the DMA this IOMMU translates, for every mapping at
+	 * once. dirty_probe: 0 where the kernel can, else -ENOTSUP and why.
+	 * The others fail with that reason where it cannot.
+	 */
+	int (*dirty_probe)(struct vfio_iommu *io, struct mpdev_error *err);
+	int (*dirty_start)(struct vfio_iommu *io, uint64_t page_size, struct mpdev_error *err);
+	int (*dirty_stop)(struct vfio_iommu *io, struct mpdev_error *err);
+	/* bitmap: len bytes, bit i = page i of [iova, iova + size). Clears what it reports. */
+	int (*dirty_report)(struct vfio_iommu *io, uint64_t iova, uint64_t size, uint64_t page_size,
+			    uint8_t *bitmap, size_t len, struct mpdev_error *err);
 	/* Detaches and closes everything (the device fds are the caller's to close first). */
 	void (*destroy)(struct vfio_iommu *io);
 };

@@ -34,9 +34,12 @@
 
 #include "iommufd_uapi.h"
 #include "log.h"
+#include "vfio_mig_uapi.h"
 #include "vfio_iommu.h"
 
 #define COMP "vfio"
+
+#define IOFD_MAX_DEVS 16
 
 struct iofd_map {
 	uint64_t iova, size;
@@ -52,7 +55,9 @@ struct iofd {
 	unsigned n_devs;
 	struct iofd_map *maps; /* what every IOAS holds */
 	size_t n_maps, cap_maps;
-	uint64_t pinned; /* bytes mapped: copies share pages, so counted once */
+	uint64_t pinned;		/* bytes mapped: copies share pages, so counted once */
+	uint32_t devids[IOFD_MAX_DEVS]; /* n_devs of them: for IOMMU_GET_HW_INFO */
+	char dirty_why[160];		/* why there is no dirty tracking */
 };
 
 static struct iofd *to_iofd(struct vfio_iommu *io)
@@ -285,6 +290,8 @@ static int iofd_open_device(struct vfio_iommu *io, const char *bdf, int *device_
 	}
 	if (new_ioas)
 		f->ioas[f->n_ioas++] = ioas_id;
+	if (f->n_devs < IOFD_MAX_DEVS)
+		f->devids[f->n_devs] = bind.out_devid;
 	f->n_devs++;
 	log_info(COMP, "%s: %s bound to iommufd as device %u, IOAS %u (page table %u)", bdf, cdev,
 		 bind.out_devid, ioas_id, attach.pt_id);
@@ -506,6 +513,77 @@ static int iofd_get_info(struct vfio_iommu *io, struct vfio_iommu_info *info,
 	return 0;
 }
 
+/* --- dirty tracking --- */
+
+/*
+ * iommufd tracks dirty pages per HWPT, and only in one allocated with
+ * IOMMU_HWPT_ALLOC_DIRTY_TRACKING on an IOMMU that reports
+ * IOMMU_HW_CAP_DIRTY_TRACKING (VT-d: second-stage A/D bits, ecap SSADS).
+ * The remote attaches devices to the IOAS, i.e. to the auto domain the
+ * kernel allocates without that flag; so even on capable hardware this
+ * backend cannot track yet. The probe tells the two cases apart.
+ */
+static int iofd_dirty_probe(struct vfio_iommu *io, struct mpdev_error *err)
+{
+	struct iofd *f = to_iofd(io);
+	unsigned n = f->n_devs < IOFD_MAX_DEVS ? f->n_devs : IOFD_MAX_DEVS;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct iommu_hw_info_vtd vtd = { 0 };
+		struct iommu_hw_info hw = {
+			.size = sizeof(hw),
+			.dev_id = f->devids[i],
+			.data_len = sizeof(vtd),
+			.data_uptr = (uintptr_t)&vtd,
+		};
+
+		if (sys_ioctl(f, f->fd, IOMMU_GET_HW_INFO, &hw) < 0) {
+			snprintf(f->dirty_why, sizeof(f->dirty_why),
+				 "IOMMU_GET_HW_INFO of device %u: %s", f->devids[i],
+				 strerror(errno));
+			break;
+		}
+		if (hw.out_data_type == IOMMU_HW_INFO_TYPE_INTEL_VTD)
+			log_info(COMP,
+				 "iommufd device %u: VT-d cap 0x%llx ecap 0x%llx, capabilities "
+				 "0x%llx",
+				 f->devids[i], (unsigned long long)vtd.cap_reg,
+				 (unsigned long long)vtd.ecap_reg,
+				 (unsigned long long)hw.out_capabilities);
+		if (!(hw.out_capabilities & IOMMU_HW_CAP_DIRTY_TRACKING)) {
+			snprintf(f->dirty_why, sizeof(f->dirty_why),
+				 "the IOMMU of iommufd device %u has no dirty tracking "
+				 "(IOMMU_GET_HW_INFO capabilities 0x%llx)",
+				 f->devids[i], (unsigned long long)hw.out_capabilities);
+			break;
+		}
+		snprintf(f->dirty_why, sizeof(f->dirty_why),
+			 "the IOMMU can track dirty pages, but the remote attaches to the IOAS's "
+			 "auto domain, allocated without IOMMU_HWPT_ALLOC_DIRTY_TRACKING "
+			 "(not implemented)");
+	}
+	if (!n)
+		snprintf(f->dirty_why, sizeof(f->dirty_why), "iommufd: no device attached");
+	return mpdev_error_set(err, ENOTSUP, "%s", f->dirty_why);
+}
+
+static int iofd_dirty_start(struct vfio_iommu *io, uint64_t page_size, struct mpdev_error *err)
+{
+	return mpdev_error_set(err, ENOTSUP, "%s", to_iofd(io)->dirty_why);
+}
+
+static int iofd_dirty_stop(struct vfio_iommu *io, struct mpdev_error *err)
+{
+	return 0; /* never started */
+}
+
+static int iofd_dirty_report(struct vfio_iommu *io, uint64_t iova, uint64_t size,
+			     uint64_t page_size, uint8_t *bitmap, size_t len,
+			     struct mpdev_error *err)
+{
+	return mpdev_error_set(err, ENOTSUP, "%s", to_iofd(io)->dirty_why);
+}
+
 /* --- lifetime --- */
 
 static void iofd_destroy(struct vfio_iommu *io)
@@ -535,6 +613,10 @@ static const struct vfio_iommu_ops iofd_ops = {
 	.map = iofd_map,
 	.unmap = iofd_unmap,
 	.get_info = iofd_get_info,
+	.dirty_probe = iofd_dirty_probe,
+	.dirty_start = iofd_dirty_start,
+	.dirty_stop = iofd_dirty_stop,
+	.dirty_report = iofd_dirty_report,
 	.destroy = iofd_destroy,
 };
 

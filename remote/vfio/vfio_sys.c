@@ -30,6 +30,16 @@ static ssize_t k_pwrite(void *opaque, int fd, const void *buf, size_t len, off_t
 	return pwrite(fd, buf, len, offset);
 }
 
+static ssize_t k_read(void *opaque, int fd, void *buf, size_t len)
+{
+	return read(fd, buf, len);
+}
+
+static ssize_t k_write(void *opaque, int fd, const void *buf, size_t len)
+{
+	return write(fd, buf, len);
+}
+
 static void *k_mmap(void *opaque, void *addr, size_t len, int prot, int flags, int fd, off_t offset)
 {
 	return mmap(addr, len, prot, flags, fd, offset);
@@ -46,6 +56,8 @@ const struct vfio_sys vfio_sys_kernel = {
 	.ioctl = k_ioctl,
 	.pread = k_pread,
 	.pwrite = k_pwrite,
+	.read = k_read,
+	.write = k_write,
 	.mmap = k_mmap,
 	.munmap = k_munmap,
 	.opaque = NULL,

@@ -16,6 +16,9 @@ struct vfio_sys {
 	int (*ioctl)(void *opaque, int fd, unsigned long request, void *arg);
 	ssize_t (*pread)(void *opaque, int fd, void *buf, size_t len, off_t offset);
 	ssize_t (*pwrite)(void *opaque, int fd, const void *buf, size_t len, off_t offset);
+	/* A migration data_fd is a stream (the kernel's ESPIPE for pread): read and write. */
+	ssize_t (*read)(void *opaque, int fd, void *buf, size_t len);
+	ssize_t (*write)(void *opaque, int fd, const void *buf, size_t len);
 	void *(*mmap)(void *opaque, void *addr, size_t len, int prot, int flags, int fd,
 		      off_t offset);
 	int (*munmap)(void *opaque, void *addr, size_t len);

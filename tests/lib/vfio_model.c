@@ -97,6 +97,9 @@ void vfio_model_free(struct vfio_model *m)
 	for (int i = 0; i < MAX_MMAPS; i++)
 		if (m->mmaps[i].addr)
 			munmap(m->mmaps[i].addr, m->mmaps[i].len);
+	for (int i = 0; i < MAX_MIGF; i++)
+		if (m->migfs[i].used)
+			vfm_migf_close(&m->migfs[i]);
 	for (int i = 0; i < MAX_DEVICES; i++)
 		if (m->devs[i].used)
 			for (int k = 0; k < VFIO_PCI_NUM_IRQS; k++)
@@ -368,4 +371,78 @@ int vfio_model_device_irq(struct vfio_model *m, const char *bdf, uint32_t status
 		return -ENOENT;
 	vfm_device_irq(d, status, raise);
 	return 0;
+}
+
+int vfio_model_set_migration(struct vfio_model *m, const char *bdf, uint32_t flags)
+{
+	struct mdev *d = dev_by_bdf(m, bdf);
+
+	if (!d)
+		return -ENOENT;
+	d->mig_flags = flags;
+	d->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	return 0;
+}
+
+int vfio_model_set_dma_logging(struct vfio_model *m, const char *bdf, bool present)
+{
+	struct mdev *d = dev_by_bdf(m, bdf);
+
+	if (!d)
+		return -ENOENT;
+	d->dma_logging = present;
+	return 0;
+}
+
+int vfio_model_mig_fail_next(struct vfio_model *m, const char *bdf, int err, bool to_error)
+{
+	struct mdev *d = dev_by_bdf(m, bdf);
+
+	if (!d)
+		return -ENOENT;
+	d->mig_fail_err = err;
+	d->mig_fail_error = to_error;
+	return 0;
+}
+
+int vfio_model_mig_state(const struct vfio_model *m, const char *bdf)
+{
+	const struct mdev *d = dev_by_bdf(m, bdf);
+
+	return d ? (int)d->mig_state : -ENOENT;
+}
+
+int vfio_model_migfs(const struct vfio_model *m)
+{
+	int n = 0;
+
+	for (int i = 0; i < MAX_MIGF; i++)
+		n += m->migfs[i].used;
+	return n;
+}
+
+int vfio_model_device_dirty(struct vfio_model *m, const char *bdf, uint64_t iova)
+{
+	struct mdev *d = dev_by_bdf(m, bdf);
+
+	if (!d)
+		return -ENOENT;
+	if (d->logging && d->n_dirty < sizeof(d->dirty_pages) / sizeof(d->dirty_pages[0]))
+		d->dirty_pages[d->n_dirty++] = iova & ~(d->log_page_size - 1);
+	return 0;
+}
+
+bool vfio_model_device_logging(const struct vfio_model *m, const char *bdf)
+{
+	const struct mdev *d = dev_by_bdf(m, bdf);
+
+	return d && d->logging;
+}
+
+bool vfio_model_container_dirty_tracking(const struct vfio_model *m)
+{
+	for (int i = 0; i < MAX_CONTAINERS; i++)
+		if (m->cont[i] && m->cont[i]->dirty_tracking)
+			return true;
+	return false;
 }

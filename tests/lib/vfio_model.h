@@ -18,7 +18,9 @@
  *    IOMMU_GET_INFO with its capability chain, MAP_DMA/UNMAP_DMA (type1 v2);
  *  - the device: QEMU's edu (1234:11e8) as vfio-pci presents it: device,
  *    region and IRQ info, SET_IRQS (recorded, and eventfds signalled when
- *    edu raises an interrupt), RESET, pread/pwrite of BAR0 and config space.
+ *    edu raises an interrupt), RESET, pread/pwrite of BAR0 and config space;
+ *    optionally migration v2 and DMA logging (VFIO_DEVICE_FEATURE, a
+ *    data_fd per session) and type1's VFIO_IOMMU_DIRTY_PAGES.
  *
  * Every call through the table is counted; vfio_model_fail_nth() makes one
  * of them fail with a chosen errno before it has any effect (a failing close
@@ -136,5 +138,25 @@ int vfio_model_device_state(const struct vfio_model *m, const char *bdf,
 			    struct vfio_model_device *out);
 /* Makes edu raise (or lower) its interrupt status bits, as its DMA/factorial do. */
 int vfio_model_device_irq(struct vfio_model *m, const char *bdf, uint32_t status, bool raise);
+
+/*
+ * Migration (vfio_model_mig.c): a small migration driver for edu with the
+ * kernel's FSM. flags: VFIO_MIGRATION_* (0, the default: no mig_ops). The
+ * stream carries edu's registers (liveness among them).
+ */
+int vfio_model_set_migration(struct vfio_model *m, const char *bdf, uint32_t flags);
+/* The device's DMA logging (log_ops). */
+int vfio_model_set_dma_logging(struct vfio_model *m, const char *bdf, bool present);
+/* The driver's next FSM step fails with err, leaving the device in ERROR if to_error. */
+int vfio_model_mig_fail_next(struct vfio_model *m, const char *bdf, int err, bool to_error);
+/* The device's migration state (VFIO numbering), -ENOENT without such a device. */
+int vfio_model_mig_state(const struct vfio_model *m, const char *bdf);
+/* Migration files still open (each is a real descriptor, a memfd). */
+int vfio_model_migfs(const struct vfio_model *m);
+/* The device wrote the page at iova (what DMA logging reports next). */
+int vfio_model_device_dirty(struct vfio_model *m, const char *bdf, uint64_t iova);
+bool vfio_model_device_logging(const struct vfio_model *m, const char *bdf);
+/* Whether some container has VFIO_IOMMU_DIRTY_PAGES tracking started. */
+bool vfio_model_container_dirty_tracking(const struct vfio_model *m);
 
 #endif

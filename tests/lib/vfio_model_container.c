@@ -56,6 +56,7 @@ static void group_detach(struct vfio_model *m, struct mgroup *g)
 	g->c = NULL;
 	if (--c->ngroups == 0) {
 		c->n_dmas = 0; /* unmap_unpin_all */
+		c->dirty_tracking = false;
 		c->iommu = 0;
 	}
 	vfm_container_maybe_free(m, c);
@@ -292,6 +293,70 @@ static int type1_get_info(struct container *c, struct vfio_iommu_type1_info *arg
 	return 0;
 }
 
+/*
+ * VFIO_IOMMU_DIRTY_PAGES (vfio_iommu_type1_dirty_pages): one flag at a time;
+ * GET_BITMAP only at the smallest page size, aligned, while tracking, for a
+ * range that splits no mapping. The model's groups are IOMMU-backed (not
+ * pinned_page_dirty_scope), so every mapped page is reported dirty.
+ */
+static int type1_dirty_pages(struct container *c, struct vfio_iommu_type1_dirty_bitmap *arg)
+{
+	const uint32_t mask = VFIO_IOMMU_DIRTY_PAGES_FLAG_START | VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP |
+			      VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP;
+	struct vfio_iommu_type1_dirty_bitmap_get *g;
+	uint64_t npages, last;
+	ssize_t i;
+
+	if (!arg)
+		return -EFAULT;
+	if (c->iommu != VFIO_TYPE1v2_IOMMU)
+		return -EACCES;
+	if (arg->argsz < 8 || (arg->flags & ~mask) || !arg->flags ||
+	    (arg->flags & (arg->flags - 1)))
+		return -EINVAL;
+	if (arg->flags & VFIO_IOMMU_DIRTY_PAGES_FLAG_START) {
+		c->dirty_tracking = true;
+		return 0;
+	}
+	if (arg->flags & VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) {
+		c->dirty_tracking = false;
+		return 0;
+	}
+	if (arg->argsz - 8 < sizeof(*g))
+		return -EINVAL;
+	g = (void *)arg->data;
+	if (g->iova + g->size < g->iova || !g->bitmap.pgsize)
+		return -EINVAL;
+	npages = g->size / g->bitmap.pgsize;
+	/* verify_bitmap_size() */
+	if (!npages || !g->bitmap.size || g->bitmap.size > (256ull << 20) ||
+	    npages > g->bitmap.size * 8)
+		return -EINVAL;
+	if (g->bitmap.pgsize != PG || (g->iova & (PG - 1)) || !g->size || (g->size & (PG - 1)))
+		return -EINVAL;
+	if (!c->dirty_tracking)
+		return -EINVAL;
+	last = g->iova + g->size - 1;
+	i = dma_find(c, g->iova, g->iova);
+	if (i >= 0 && c->dmas[i].iova != g->iova)
+		return -EINVAL;
+	i = dma_find(c, last, last);
+	if (i >= 0 && c->dmas[i].iova + c->dmas[i].size - 1 != last)
+		return -EINVAL;
+	for (size_t k = 0; k < c->n_dmas; k++) {
+		const struct dma *d = &c->dmas[k];
+
+		if (d->iova < g->iova || d->iova > last)
+			continue;
+		for (uint64_t p = 0; p < d->size / PG; p++) {
+			uint64_t bit = (d->iova - g->iova) / PG + p;
+
+			g->bitmap.data[bit / 64] |= 1ull << (bit % 64);
+		}
+	}
+	return 0;
+}
+
 int vfm_container_ioctl(struct vfio_model *m, struct container *c, unsigned long req, void *arg)
 {
 	uintptr_t v = (uintptr_t)arg;
@@ -324,6 +389,8 @@ int vfm_container_ioctl(struct vfio_model *m, struct container *c, unsigned long
 		return arg ? type1_map(m, c, arg) : -EFAULT;
 	case VFIO_IOMMU_UNMAP_DMA:
 		return arg ? type1_unmap(c, arg) : -EFAULT;
+	case VFIO_IOMMU_DIRTY_PAGES:
+		return type1_dirty_pages(c, arg);
 	default:
 		return -ENOTTY;
 	}

@@ -231,8 +231,11 @@ static int m_close(void *opaque, int fd)
 	struct vfio_model *m = opaque;
 	int e = vfm_tick(m);
 	struct mfd *f = vfm_fd_get(m, fd);
+	struct migf *mf = vfm_migf_get(m, fd);
 
-	if (f)
+	if (mf)
+		vfm_migf_close(mf);
+	else if (f)
 		vfm_close_fd(m, f);
 	else if (vfm_fd_in_range(fd))
 		return fail(EBADF);
@@ -251,6 +254,12 @@ static int m_ioctl(void *opaque, int fd, unsigned long req, void *arg)
 		return fail(e);
 	f = vfm_fd_get(m, fd);
 	if (!f) {
+		struct migf *mf = vfm_migf_get(m, fd);
+
+		if (mf) {
+			r = vfm_migf_ioctl(mf, req, arg);
+			return r < 0 ? fail(-r) : r;
+		}
 		if (vfm_fd_in_range(fd))
 			return fail(EBADF);
 		return ioctl(fd, req, arg);
@@ -291,6 +300,35 @@ static ssize_t m_rw(struct vfio_model *m, int fd, void *buf, size_t len, off_t o
 		return fail(EINVAL);
 	r = vfm_dev_rw(f->p, buf, len, off, write);
 	return r < 0 ? fail((int)-r) : r;
+}
+
+/* read / write: the stream of a migration data_fd; other descriptors as the kernel's. */
+static ssize_t m_stream(struct vfio_model *m, int fd, void *buf, size_t len, bool wr)
+{
+	int e = vfm_tick(m);
+	struct migf *mf;
+	ssize_t r;
+
+	if (e)
+		return fail(e);
+	mf = vfm_migf_get(m, fd);
+	if (!mf) {
+		if (vfm_fd_get(m, fd) || vfm_fd_in_range(fd))
+			return fail(EINVAL);
+		return wr ? write(fd, buf, len) : read(fd, buf, len);
+	}
+	r = vfm_migf_rw(mf, buf, len, wr);
+	return r < 0 ? fail((int)-r) : r;
+}
+
+static ssize_t m_read(void *opaque, int fd, void *buf, size_t len)
+{
+	return m_stream(opaque, fd, buf, len, false);
+}
+
+static ssize_t m_write(void *opaque, int fd, const void *buf, size_t len)
+{
+	return m_stream(opaque, fd, (void *)buf, len, true);
 }
 
 static ssize_t m_pread(void *opaque, int fd, void *buf, size_t len, off_t off)
@@ -379,6 +417,8 @@ void vfm_sys_init(struct vfio_model *m)
 		.ioctl = m_ioctl,
 		.pread = m_pread,
 		.pwrite = m_pwrite,
+		.read = m_read,
+		.write = m_write,
 		.mmap = m_mmap,
 		.munmap = m_munmap,
 		.opaque = m,

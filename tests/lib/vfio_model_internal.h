@@ -30,6 +30,8 @@
  *   [pci]     drivers/vfio/pci/vfio_pci_core.c    device info, regions, irqs
  *   [intrs]   drivers/vfio/pci/vfio_pci_intrs.c   SET_IRQS
  *   [edu]     QEMU hw/misc/edu.c                  the device's registers
+ *   [mig]     drivers/vfio/vfio_main.c            VFIO_DEVICE_FEATURE, the migration FSM
+ *   [mtty]    samples/vfio-mdev/mtty.c            a migration driver: arcs, data_fd
  */
 #ifndef MPDEV_VFIO_MODEL_INTERNAL_H
 #define MPDEV_VFIO_MODEL_INTERNAL_H
@@ -56,6 +58,7 @@
 #define MAX_OBJS       64
 #define MAX_MMAPS      32
 #define EDU_IDENT      0x010000edu
+#define MAX_MIGF       8
 #define REGION_SHIFT   40	     /* VFIO_PCI_OFFSET_SHIFT, [pci] */
 #define TYPE1_PGSIZES  0x40201000ull /* 4K | 2M | 1G, VT-d with superpages */
 
@@ -130,6 +133,31 @@ struct mdev {
 	int unmask_hold;
 	struct vfio_model_irq irqs[5];
 	unsigned resets;
+	/* migration [mig] [mtty]: flags 0 = no mig_ops */
+	uint32_t mig_flags;
+	uint32_t mig_state;
+	struct migf *saving, *resuming;
+	int mig_fail_err;    /* the driver's next arc fails with this */
+	bool mig_fail_error; /* ... and leaves the device in ERROR */
+	/* DMA logging (log_ops) */
+	bool dma_logging, logging;
+	uint64_t log_page_size;
+	uint64_t dirty_pages[8]; /* IOVAs of pages the device wrote since the last report */
+	size_t n_dirty;
+};
+
+/*
+ * A migration file (the driver's anon inode behind a data_fd). Its descriptor
+ * is a real one (a memfd) so that a leak shows in /proc/self/fd; its bytes
+ * live here. The device forgets it when disabled; it lives until closed.
+ */
+struct migf {
+	bool used;
+	int fd;
+	struct mdev *dev; /* NULL once disabled */
+	bool save;
+	uint8_t data[128];
+	size_t filled, pos;
 };
 
 struct dfile {
@@ -163,6 +191,7 @@ struct container {
 	size_t n_dmas, cap_dmas;
 	uint32_t dma_avail;
 	unsigned long serial;
+	bool dirty_tracking; /* VFIO_IOMMU_DIRTY_PAGES START */
 };
 
 enum fd_kind { FD_FREE, FD_IOMMUFD, FD_CONTAINER, FD_GROUP, FD_DEVICE };
@@ -194,6 +223,7 @@ struct vfio_model {
 		void *addr;
 		size_t len;
 	} mmaps[MAX_MMAPS];
+	struct migf migfs[MAX_MIGF];
 };
 
 static inline int fail(int e)
@@ -293,6 +323,15 @@ void vfm_edu_config_init(struct mdev *d);
 uint64_t vfm_edu_read(struct mdev *d, uint64_t addr, unsigned size);
 void vfm_edu_write(struct mdev *d, uint64_t addr, uint64_t val, unsigned size);
 void vfm_edu_reset(struct mdev *d);
+
+/* ---- vfio_model_mig.c: VFIO_DEVICE_FEATURE, the FSM, a migration driver ([mig], [mtty]) ---- */
+
+int vfm_dev_feature(struct vfio_model *m, struct mdev *d, struct vfio_device_feature *arg);
+void vfm_mig_reset(struct vfio_model *m, struct mdev *d);
+struct migf *vfm_migf_get(struct vfio_model *m, int fd);
+void vfm_migf_close(struct migf *f);
+ssize_t vfm_migf_rw(struct migf *f, void *buf, size_t len, bool write);
+int vfm_migf_ioctl(struct migf *f, unsigned long req, void *arg);
 
 /* ---- vfio_model_fops.c: descriptors and the vfio_sys table (the file_operations of each node)
  * ---- */

@@ -166,6 +166,7 @@ void vfm_dev_close_file(struct vfio_model *m, struct dfile *df)
 		for (int i = 0; i < VFIO_PCI_NUM_IRQS; i++)
 			vfm_irq_release(d, i);
 		d->irq_type = IRQ_NONE;
+		vfm_mig_reset(m, d); /* close_device: the driver drops its migration files */
 	}
 	free(df);
 }
@@ -206,7 +207,10 @@ int vfm_dev_ioctl(struct vfio_model *m, struct dfile *df, unsigned long req, voi
 		return vfm_dev_set_irqs(d, arg);
 	case VFIO_DEVICE_RESET:
 		vfm_edu_reset(d);
+		vfm_mig_reset(m, d); /* mtty_reset(): RUNNING, files disabled */
 		return 0;
+	case VFIO_DEVICE_FEATURE:
+		return vfm_dev_feature(m, d, arg);
 	default:
 		return -ENOTTY;
 	}

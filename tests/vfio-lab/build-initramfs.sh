@@ -266,16 +266,21 @@ done
 if [ -n "$cdev" ]; then say "edu VFIO cdev: $cdev"; else say "edu VFIO cdev: none (kernel without VFIO_DEVICE_CDEV)"; fi
 say "ulimit -l: $(ulimit -l)"
 
-# The lab kernel has the mtty sample: one 2-port mediated device for the driver.
+# The lab kernel has the mtty sample: two 2-port mediated devices for the
+# driver (the second is a migration target).
 mtty=
+mtty2=
 if [ -d /sys/class/mdev_bus/mtty ]; then
 	mtty=83b8f4f2-509f-382f-3c1e-e6bfe0fa1001
-	echo $mtty >/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2/create ||
-		die "cannot create the mtty mediated device"
-	say "mtty mediated device: $mtty (group $(readlink /sys/bus/mdev/devices/$mtty/iommu_group | sed 's,.*/,,'))"
+	mtty2=83b8f4f2-509f-382f-3c1e-e6bfe0fa1002
+	for u in $mtty $mtty2; do
+		echo $u >/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2/create ||
+			die "cannot create the mtty mediated device $u"
+		say "mtty mediated device: $u (group $(readlink /sys/bus/mdev/devices/$u/iommu_group | sed 's,.*/,,'))"
+	done
 fi
 
-export LAB_EDU_BDF=$edu LAB_EDU2_BDF=$edu2 LAB_IOMMU_GROUP=$group LAB_VFIO_GROUP_DEV=/dev/vfio/$group LAB_VFIO_CDEV=$cdev LAB_MTTY_UUID=$mtty
+export LAB_EDU_BDF=$edu LAB_EDU2_BDF=$edu2 LAB_IOMMU_GROUP=$group LAB_VFIO_GROUP_DEV=/dev/vfio/$group LAB_VFIO_CDEV=$cdev LAB_MTTY_UUID=$mtty LAB_MTTY2_UUID=$mtty2
 cd /tmp
 eval "set -- $(cat /lab/cmd)"
 echo "=== LAB DRIVER BEGIN at $(up) s: $* ==="
