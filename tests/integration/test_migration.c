@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bar_access.h"
+#include "edu.h"
 #include "libmpdev.h"
 #include "mig_fsm.h"
 #include "remote_fixture.h"
@@ -28,24 +29,6 @@
 #define RAM_GPA	 0x100000u
 #define RAM_SIZE (1u << 20)
 
-/* edu's BAR0 (remote/emu/edu.h, QEMU's hw/misc/edu.c). */
-#define EDU_LIVENESS	 0x04
-#define EDU_FACTORIAL	 0x08
-#define EDU_STATUS	 0x20
-#define EDU_IRQ_STATUS	 0x24
-#define EDU_IRQ_ACK	 0x64
-#define EDU_DMA_SRC	 0x80
-#define EDU_DMA_DST	 0x88
-#define EDU_DMA_COUNT	 0x90
-#define EDU_DMA_CMD	 0x98
-#define EDU_CMD_RUN	 0x1u
-#define EDU_CMD_TO_RAM	 0x2u
-#define EDU_CMD_IRQ	 0x4u
-#define EDU_STATUS_BUSY	 0x01u
-#define EDU_STATUS_IRQ	 0x80u
-#define EDU_IRQ_FACT	 0x001u
-#define EDU_IRQ_DMA	 0x100u
-#define EDU_DMA_BUF	 0x40000u
 #define PCI_COMMAND	 0x04
 #define PCI_BAR0	 0x10
 #define PCI_COMMAND_MEMB 0x0006u
@@ -117,24 +100,25 @@ static size_t read_stream(struct vm_dev *d, uint8_t *buf, size_t cap)
 
 static void wait_fact_done(struct vm_dev *d)
 {
-	for (int i = 0; i < 2000 && (bar_rd32(d->rem.dev, EDU_STATUS) & EDU_STATUS_BUSY); i++)
+	for (int i = 0; i < 2000 && (bar_rd32(d->rem.dev, EDU_REG_STATUS) & EDU_STATUS_COMPUTING);
+	     i++)
 		usleep(1000);
-	ck_assert(!(bar_rd32(d->rem.dev, EDU_STATUS) & EDU_STATUS_BUSY));
+	ck_assert(!(bar_rd32(d->rem.dev, EDU_REG_STATUS) & EDU_STATUS_COMPUTING));
 }
 
 static void wait_dma_done(struct vm_dev *d)
 {
-	for (int i = 0; i < 2000 && (bar_rd64(d->rem.dev, EDU_DMA_CMD) & EDU_CMD_RUN); i++)
+	for (int i = 0; i < 2000 && (bar_rd64(d->rem.dev, EDU_REG_DMA_CMD) & EDU_DMA_CMD_RUN); i++)
 		usleep(1000);
-	ck_assert(!(bar_rd64(d->rem.dev, EDU_DMA_CMD) & EDU_CMD_RUN));
+	ck_assert(!(bar_rd64(d->rem.dev, EDU_REG_DMA_CMD) & EDU_DMA_CMD_RUN));
 }
 
 static void start_dma(struct vm_dev *d, uint64_t src, uint64_t dst, uint64_t cnt, uint64_t cmd)
 {
-	bar_wr64(d->rem.dev, EDU_DMA_SRC, src);
-	bar_wr64(d->rem.dev, EDU_DMA_DST, dst);
-	bar_wr64(d->rem.dev, EDU_DMA_COUNT, cnt);
-	bar_wr64(d->rem.dev, EDU_DMA_CMD, cmd | EDU_CMD_RUN | EDU_CMD_IRQ);
+	bar_wr64(d->rem.dev, EDU_REG_DMA_SRC, src);
+	bar_wr64(d->rem.dev, EDU_REG_DMA_DST, dst);
+	bar_wr64(d->rem.dev, EDU_REG_DMA_COUNT, cnt);
+	bar_wr64(d->rem.dev, EDU_REG_DMA_CMD, cmd | EDU_DMA_CMD_RUN | EDU_DMA_CMD_IRQ);
 }
 
 static void pattern(uint8_t *p, size_t len, unsigned seed)
@@ -283,44 +267,44 @@ START_TEST(edu_moves_mid_factorial_and_mid_dma)
 	dev_start(&dst, -1);
 	ck_assert_int_eq(mpdev_config_write(src.rem.dev, PCI_BAR0, 4, 0xfe000000u), 0);
 	ck_assert_int_eq(mpdev_config_write(src.rem.dev, PCI_COMMAND, 2, PCI_COMMAND_MEMB), 0);
-	bar_wr32(src.rem.dev, EDU_LIVENESS, 0x12345678);
+	bar_wr32(src.rem.dev, EDU_REG_LIVENESS, 0x12345678);
 	/* The device buffer gets 1 KiB of RAM while running. */
 	pattern(src.ram, sizeof(want), 7);
 	memcpy(want, src.ram, sizeof(want));
-	start_dma(&src, RAM_GPA, EDU_DMA_BUF, sizeof(want), 0);
+	start_dma(&src, RAM_GPA, EDU_DMA_BUF_ADDR, sizeof(want), 0);
 	wait_dma_done(&src);
-	bar_wr32(src.rem.dev, EDU_IRQ_ACK, EDU_IRQ_DMA);
+	bar_wr32(src.rem.dev, EDU_REG_IRQ_ACK, EDU_IRQ_DMA);
 
 	/* Quiesced: work the guest starts now is accepted and held. */
 	set_ok(&src, MPDEV_MIG_RUNNING_P2P);
-	bar_wr32(src.rem.dev, EDU_STATUS, EDU_STATUS_IRQ);
-	bar_wr32(src.rem.dev, EDU_FACTORIAL, 10);
-	start_dma(&src, EDU_DMA_BUF, RAM_GPA + 0x8000, sizeof(want), EDU_CMD_TO_RAM);
+	bar_wr32(src.rem.dev, EDU_REG_STATUS, EDU_STATUS_IRQFACT);
+	bar_wr32(src.rem.dev, EDU_REG_FACTORIAL, 10);
+	start_dma(&src, EDU_DMA_BUF_ADDR, RAM_GPA + 0x8000, sizeof(want), EDU_DMA_CMD_TO_RAM);
 	usleep(20000);
-	ck_assert(bar_rd32(src.rem.dev, EDU_STATUS) & EDU_STATUS_BUSY);
-	ck_assert(bar_rd64(src.rem.dev, EDU_DMA_CMD) & EDU_CMD_RUN);
-	ck_assert_uint_eq(bar_rd32(src.rem.dev, EDU_LIVENESS), ~0x12345678u);
+	ck_assert(bar_rd32(src.rem.dev, EDU_REG_STATUS) & EDU_STATUS_COMPUTING);
+	ck_assert(bar_rd64(src.rem.dev, EDU_REG_DMA_CMD) & EDU_DMA_CMD_RUN);
+	ck_assert_uint_eq(bar_rd32(src.rem.dev, EDU_REG_LIVENESS), ~0x12345678u);
 	for (size_t i = 0; i < sizeof(want); i++)
 		ck_assert_uint_eq(src.ram[0x8000 + i], 0);
 
 	migrate(&src, &dst, precopy, &len);
 	/* The target's interrupts are wired before it runs, as a VMM does. */
 	ck_assert_int_eq(mpdev_set_intx_irqfd(dst.rem.dev, 0, 0, efd, rfd), 0);
-	ck_assert_uint_eq(bar_rd32(dst.rem.dev, EDU_LIVENESS), ~0x12345678u);
+	ck_assert_uint_eq(bar_rd32(dst.rem.dev, EDU_REG_LIVENESS), ~0x12345678u);
 	ck_assert_int_eq(mpdev_config_read(dst.rem.dev, PCI_BAR0, 4, &bar0), 0);
 	ck_assert_uint_eq(bar0 & ~0xfu, 0xfe000000u);
 	ck_assert_int_eq(mpdev_config_read(dst.rem.dev, PCI_COMMAND, 2, &cmd), 0);
 	ck_assert_uint_eq(cmd & PCI_COMMAND_MEMB, PCI_COMMAND_MEMB);
 	/* Still held on the target in RUNNING_P2P: nothing has landed. */
-	ck_assert(bar_rd32(dst.rem.dev, EDU_STATUS) & EDU_STATUS_BUSY);
+	ck_assert(bar_rd32(dst.rem.dev, EDU_REG_STATUS) & EDU_STATUS_COMPUTING);
 	for (size_t i = 0; i < sizeof(want); i++)
 		ck_assert_uint_eq(dst.ram[0x8000 + i], 0);
 
 	set_ok(&dst, MPDEV_MIG_RUNNING);
 	wait_fact_done(&dst);
 	wait_dma_done(&dst);
-	ck_assert_uint_eq(bar_rd32(dst.rem.dev, EDU_FACTORIAL), 3628800);
-	ck_assert_uint_eq(bar_rd32(dst.rem.dev, EDU_IRQ_STATUS), EDU_IRQ_FACT | EDU_IRQ_DMA);
+	ck_assert_uint_eq(bar_rd32(dst.rem.dev, EDU_REG_FACTORIAL), 3628800);
+	ck_assert_uint_eq(bar_rd32(dst.rem.dev, EDU_REG_IRQ_STATUS), EDU_IRQ_FACT | EDU_IRQ_DMA);
 	ck_assert_mem_eq(dst.ram + 0x8000, want, sizeof(want));
 	ck_assert_msg(eventfd_fires(efd, 2000), "no INTx on the target");
 	/* The source stayed stopped: its copy never happened. */
@@ -353,9 +337,9 @@ static void expect_refused(struct vm_dev *dst, const uint8_t *s, size_t len, con
 	ck_assert_int_eq(mpdev_mig_set_state(dst->rem.dev, MPDEV_MIG_RUNNING, NULL), -EINVAL);
 	ck_assert_int_eq(mpdev_reset(dst->rem.dev), 0);
 	ck_assert_uint_eq(state_of(dst), MPDEV_MIG_RUNNING);
-	bar_wr32(dst->rem.dev, EDU_FACTORIAL, 5);
+	bar_wr32(dst->rem.dev, EDU_REG_FACTORIAL, 5);
 	wait_fact_done(dst);
-	ck_assert_uint_eq(bar_rd32(dst->rem.dev, EDU_FACTORIAL), 120);
+	ck_assert_uint_eq(bar_rd32(dst->rem.dev, EDU_REG_FACTORIAL), 120);
 }
 
 START_TEST(bad_streams_refused_target_usable)
@@ -369,7 +353,7 @@ START_TEST(bad_streams_refused_target_usable)
 	ck_assert_ptr_nonnull(bad);
 	dev_start(&src, -1);
 	dev_start(&dst, -1);
-	bar_wr32(src.rem.dev, EDU_LIVENESS, 0xa5a5a5a5);
+	bar_wr32(src.rem.dev, EDU_REG_LIVENESS, 0xa5a5a5a5);
 	set_ok(&src, MPDEV_MIG_STOP_COPY);
 	len = read_stream(&src, good, STREAM_MAX);
 	ck_assert_uint_gt(len, 64);
@@ -395,7 +379,7 @@ START_TEST(bad_streams_refused_target_usable)
 	set_ok(&dst, MPDEV_MIG_RESUMING);
 	ck_assert_int_eq(mpdev_mig_write(dst.rem.dev, good, len), 0);
 	set_ok(&dst, MPDEV_MIG_RUNNING);
-	ck_assert_uint_eq(bar_rd32(dst.rem.dev, EDU_LIVENESS), ~0xa5a5a5a5u);
+	ck_assert_uint_eq(bar_rd32(dst.rem.dev, EDU_REG_LIVENESS), ~0xa5a5a5a5u);
 	free(good);
 	free(bad);
 	dev_stop(&src);
@@ -417,7 +401,7 @@ START_TEST(requests_outside_their_states)
 	ck_assert_int_eq(mpdev_mig_set_state(d.rem.dev, MPDEV_MIG_ERROR, NULL), -EINVAL);
 	set_ok(&d, MPDEV_MIG_STOP);
 	/* Stopped: the device changes nothing, so it takes no register writes. */
-	ck_assert_int_eq(mpdev_region_write(d.rem.dev, 0, EDU_FACTORIAL, &(uint32_t){ 4 }, 4),
+	ck_assert_int_eq(mpdev_region_write(d.rem.dev, 0, EDU_REG_FACTORIAL, &(uint32_t){ 4 }, 4),
 			 -EBUSY);
 	ck_assert_int_eq(mpdev_mig_precopy_info(d.rem.dev, &a, &b), -EINVAL);
 	set_ok(&d, MPDEV_MIG_RUNNING);
@@ -452,7 +436,8 @@ static void on_step(void *opaque, size_t index, enum mpdev_mig_state from, enum 
 	log->n++;
 	/* Device 0 is quiesced, device 1 still runs: the guest starts a DMA on device 0. */
 	if (log->start_dma_in_window && index == 0 && to == MPDEV_MIG_RUNNING_P2P) {
-		start_dma(&log->devs[0], EDU_DMA_BUF, RAM_GPA + 0x4000, 512, EDU_CMD_TO_RAM);
+		start_dma(&log->devs[0], EDU_DMA_BUF_ADDR, RAM_GPA + 0x4000, 512,
+			  EDU_DMA_CMD_TO_RAM);
 		log->start_dma_in_window = false;
 	}
 }
@@ -497,7 +482,7 @@ START_TEST(set_quiesces_all_before_any_stops)
 		ck_assert_int_eq(mpdev_config_write(h[i], PCI_COMMAND, 2, PCI_COMMAND_MEMB), 0);
 	pattern(devs[0].ram, sizeof(want), 3);
 	memcpy(want, devs[0].ram, sizeof(want));
-	start_dma(&devs[0], RAM_GPA, EDU_DMA_BUF, sizeof(want), 0);
+	start_dma(&devs[0], RAM_GPA, EDU_DMA_BUF_ADDR, sizeof(want), 0);
 	wait_dma_done(&devs[0]);
 
 	ck_assert_int_eq(mpdev_mig_set_state_all(h, 2, MPDEV_MIG_STOP, &so, &failed), 0);
