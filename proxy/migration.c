@@ -109,7 +109,9 @@ int mpdev_mig_read(struct mpdev *dev, void *buf, size_t len)
 					    "remote sent %zu stream bytes for %u asked",
 					    d->data.len, body.max_bytes);
 		} else {
-			memcpy(buf, d->data.data, d->data.len);
+			/* An empty bytes field decodes as a NULL pointer. */
+			if (d->data.len)
+				memcpy(buf, d->data.data, d->data.len);
 			r = (int)d->data.len;
 		}
 	}
