@@ -30,11 +30,8 @@
 
 #define COMP "vfio"
 
-/* A VFIO_DEVICE_FEATURE argument: the header and up to 32 bytes of data. */
-struct feature_buf {
-	struct vfio_device_feature hdr;
-	uint64_t data[4];
-};
+/* Data bytes a VFIO_DEVICE_FEATURE argument carries after its header, at most. */
+#define FEATURE_DATA_MAX 32
 
 static const char *const state_names[BACKEND_MIG_NUM_STATES] = {
 	[BACKEND_MIG_ERROR] = "ERROR",	     [BACKEND_MIG_STOP] = "STOP",
@@ -80,19 +77,22 @@ static bool in_session(enum backend_mig_state s)
 
 static int feature(struct vfio_mig *m, uint32_t flags, void *data, size_t len)
 {
-	struct feature_buf f = { .hdr = { .argsz = (uint32_t)(sizeof(f.hdr) + len),
-					  .flags = flags } };
+	/* The header's data[] is a flexible array: the argument is built in a buffer. */
+	uint64_t buf[(sizeof(struct vfio_device_feature) + FEATURE_DATA_MAX) / 8] = { 0 };
+	struct vfio_device_feature *f = (struct vfio_device_feature *)buf;
 	int r;
 
-	if (len > sizeof(f.data))
+	if (len > FEATURE_DATA_MAX)
 		return -EINVAL;
+	f->argsz = (uint32_t)(sizeof(*f) + len);
+	f->flags = flags;
 	if (len)
-		memcpy(f.data, data, len);
-	r = m->sys->ioctl(m->sys->opaque, m->device_fd, VFIO_DEVICE_FEATURE, &f);
+		memcpy(f->data, data, len);
+	r = m->sys->ioctl(m->sys->opaque, m->device_fd, VFIO_DEVICE_FEATURE, f);
 	if (r < 0)
 		return -errno;
 	if (len)
-		memcpy(data, f.data, len);
+		memcpy(data, f->data, len);
 	return r;
 }
 

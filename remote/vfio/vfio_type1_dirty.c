@@ -42,14 +42,19 @@ int type1_dirty_probe(const struct vfio_sys *sys, int container_fd, struct type1
 
 static int dirty_ioctl(const struct vfio_sys *sys, int fd, uint32_t flags, void *data, size_t len)
 {
-	struct {
-		struct vfio_iommu_type1_dirty_bitmap hdr;
-		struct vfio_iommu_type1_dirty_bitmap_get get;
-	} a = { .hdr = { .argsz = (uint32_t)(sizeof(a.hdr) + len), .flags = flags } };
+	/* The header's data[] is a flexible array: the argument is built in a buffer. */
+	uint64_t buf[(sizeof(struct vfio_iommu_type1_dirty_bitmap) +
+		      sizeof(struct vfio_iommu_type1_dirty_bitmap_get) + 7) /
+		     8] = { 0 };
+	struct vfio_iommu_type1_dirty_bitmap *a = (struct vfio_iommu_type1_dirty_bitmap *)buf;
 
+	if (len > sizeof(struct vfio_iommu_type1_dirty_bitmap_get))
+		return -EINVAL;
+	a->argsz = (uint32_t)(sizeof(*a) + len);
+	a->flags = flags;
 	if (len)
-		memcpy(&a.get, data, sizeof(a.get));
-	return sys->ioctl(sys->opaque, fd, VFIO_IOMMU_DIRTY_PAGES, &a) < 0 ? -errno : 0;
+		memcpy(a->data, data, len);
+	return sys->ioctl(sys->opaque, fd, VFIO_IOMMU_DIRTY_PAGES, a) < 0 ? -errno : 0;
 }
 
 int type1_dirty_start(const struct vfio_sys *sys, int container_fd, struct type1_dirty *d,
