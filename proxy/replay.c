@@ -309,7 +309,7 @@ int client_no_retry(struct mpdev *dev, int r, const char *what)
 		return rr;
 	return mpdev_error_set(&dev->err, ECONNRESET,
 			       "the remote restarted and was reconnected and replayed, but this %s "
-			       "was not sent again: a region access may have side effects, and the "
-			       "device's registers were reset",
+			       "was not sent again: it may have side effects, and the device was "
+			       "reset (its registers, and any migration state)",
 			       what);
 }

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "mig_fsm.h"
 #include "vfio_mig_uapi.h"
 
 #define COMP "vfio"
@@ -33,46 +34,16 @@
 /* Data bytes a VFIO_DEVICE_FEATURE argument carries after its header, at most. */
 #define FEATURE_DATA_MAX 32
 
-static const char *const state_names[BACKEND_MIG_NUM_STATES] = {
-	[BACKEND_MIG_ERROR] = "ERROR",	     [BACKEND_MIG_STOP] = "STOP",
-	[BACKEND_MIG_RUNNING] = "RUNNING",   [BACKEND_MIG_STOP_COPY] = "STOP_COPY",
-	[BACKEND_MIG_RESUMING] = "RESUMING", [BACKEND_MIG_RUNNING_P2P] = "RUNNING_P2P",
-	[BACKEND_MIG_PRE_COPY] = "PRE_COPY", [BACKEND_MIG_PRE_COPY_P2P] = "PRE_COPY_P2P",
-};
-
-const char *vfio_mig_state_name(enum backend_mig_state s)
-{
-	return (unsigned)s < BACKEND_MIG_NUM_STATES ? state_names[s] : "?";
-}
-
-static bool saving(enum backend_mig_state s)
-{
-	return s == BACKEND_MIG_STOP_COPY || s == BACKEND_MIG_PRE_COPY ||
-	       s == BACKEND_MIG_PRE_COPY_P2P;
-}
-
-/* vfio_mig_get_next_state()'s state_flags_table: what a state needs of the device. */
+/* The kernel's own FSM: which states a device with these flags has (mig_fsm.c). */
 static bool state_supported(const struct vfio_mig *m, enum backend_mig_state s)
 {
-	static const uint32_t need[BACKEND_MIG_NUM_STATES] = {
-		[BACKEND_MIG_STOP] = BACKEND_MIG_FLAG_STOP_COPY,
-		[BACKEND_MIG_RUNNING] = BACKEND_MIG_FLAG_STOP_COPY,
-		[BACKEND_MIG_STOP_COPY] = BACKEND_MIG_FLAG_STOP_COPY,
-		[BACKEND_MIG_RESUMING] = BACKEND_MIG_FLAG_STOP_COPY,
-		[BACKEND_MIG_RUNNING_P2P] = BACKEND_MIG_FLAG_STOP_COPY | BACKEND_MIG_FLAG_P2P,
-		[BACKEND_MIG_PRE_COPY] = BACKEND_MIG_FLAG_STOP_COPY | BACKEND_MIG_FLAG_PRE_COPY,
-		[BACKEND_MIG_PRE_COPY_P2P] = BACKEND_MIG_FLAG_STOP_COPY | BACKEND_MIG_FLAG_P2P |
-					     BACKEND_MIG_FLAG_PRE_COPY,
-	};
-
-	return (unsigned)s < BACKEND_MIG_NUM_STATES && s != BACKEND_MIG_ERROR &&
-	       (need[s] & m->flags) == need[s];
+	return s != BACKEND_MIG_ERROR && mig_fsm_state_supported(s, m->flags);
 }
 
 /* The states a data_fd belongs to. */
 static bool in_session(enum backend_mig_state s)
 {
-	return saving(s) || s == BACKEND_MIG_RESUMING;
+	return mig_fsm_is_saving(s) || s == BACKEND_MIG_RESUMING;
 }
 
 static int feature(struct vfio_mig *m, uint32_t flags, void *data, size_t len)
@@ -184,7 +155,7 @@ int vfio_mig_init(struct vfio_mig *m, const struct vfio_sys *sys, int device_fd,
 		m->stop_copy_length = size.stop_copy_length;
 	log_info(COMP, "%s: migration flags 0x%x (%s%s%s), state %s, stop-copy size %llu bytes",
 		 name, m->flags, "STOP_COPY", m->flags & BACKEND_MIG_FLAG_P2P ? " P2P" : "",
-		 m->flags & BACKEND_MIG_FLAG_PRE_COPY ? " PRE_COPY" : "", vfio_mig_state_name(st),
+		 m->flags & BACKEND_MIG_FLAG_PRE_COPY ? " PRE_COPY" : "", mig_fsm_state_name(st),
 		 (unsigned long long)m->stop_copy_length);
 	return 0;
 }
@@ -202,7 +173,7 @@ int vfio_mig_arc(struct vfio_mig *m, enum backend_mig_state from, enum backend_m
 	if ((unsigned)to >= BACKEND_MIG_NUM_STATES || to == BACKEND_MIG_ERROR ||
 	    !state_supported(m, to))
 		return mpdev_error_set(err, EINVAL, "%s has no migration state %s", m->name,
-				       vfio_mig_state_name(to));
+				       mig_fsm_state_name(to));
 	/*
 	 * Never ask the kernel for these: in ERROR, vfio_mig_get_next_state
 	 * WARNs; for STOP_COPY -> PRE_COPY(_P2P), a blocked arc, its loop never
@@ -217,7 +188,7 @@ int vfio_mig_arc(struct vfio_mig *m, enum backend_mig_state from, enum backend_m
 	if (from == BACKEND_MIG_STOP_COPY &&
 	    (to == BACKEND_MIG_PRE_COPY || to == BACKEND_MIG_PRE_COPY_P2P))
 		return mpdev_error_set(err, EINVAL, "STOP_COPY -> %s is not an arc of the FSM",
-				       vfio_mig_state_name(to));
+				       mig_fsm_state_name(to));
 	r = feature(m, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, &st,
 		    sizeof(st));
 	if (r >= 0) {
@@ -229,7 +200,7 @@ int vfio_mig_arc(struct vfio_mig *m, enum backend_mig_state from, enum backend_m
 			fcntl(m->data_fd, F_SETFL, O_NONBLOCK);
 		} else if (in_session(to) && !in_session(from)) {
 			log_warn(COMP, "%s: %s -> %s returned no data_fd", m->name,
-				 vfio_mig_state_name(from), vfio_mig_state_name(to));
+				 mig_fsm_state_name(from), mig_fsm_state_name(to));
 		}
 		m->state = to;
 		*now = to;
@@ -249,17 +220,17 @@ int vfio_mig_arc(struct vfio_mig *m, enum backend_mig_state from, enum backend_m
 	return mpdev_error_set(err, e,
 			       "VFIO_DEVICE_FEATURE SET MIG_DEVICE_STATE %s -> %s: %s; "
 			       "the device is in %s",
-			       vfio_mig_state_name(from), vfio_mig_state_name(to), strerror(e),
-			       vfio_mig_state_name(*now));
+			       mig_fsm_state_name(from), mig_fsm_state_name(to), strerror(e),
+			       mig_fsm_state_name(*now));
 }
 
 ssize_t vfio_mig_save(struct vfio_mig *m, void *buf, size_t len, struct mpdev_error *err)
 {
 	ssize_t n;
 
-	if (m->data_fd < 0 || !saving(m->state))
+	if (m->data_fd < 0 || !mig_fsm_is_saving(m->state))
 		return mpdev_error_set(err, EBADFD, "%s is not saving (state %s)", m->name,
-				       vfio_mig_state_name(m->state));
+				       mig_fsm_state_name(m->state));
 	do
 		n = m->sys->read(m->sys->opaque, m->data_fd, buf, len);
 	while (n < 0 && errno == EINTR);
@@ -269,7 +240,7 @@ ssize_t vfio_mig_save(struct vfio_mig *m, void *buf, size_t len, struct mpdev_er
 	if ((errno == ENOMSG && m->state != BACKEND_MIG_STOP_COPY) || errno == EAGAIN)
 		return 0;
 	return mpdev_error_set(err, errno, "reading %s's migration stream in %s: %s", m->name,
-			       vfio_mig_state_name(m->state), strerror(errno));
+			       mig_fsm_state_name(m->state), strerror(errno));
 }
 
 int vfio_mig_load(struct vfio_mig *m, const void *buf, size_t len, struct mpdev_error *err)
@@ -279,7 +250,7 @@ int vfio_mig_load(struct vfio_mig *m, const void *buf, size_t len, struct mpdev_
 
 	if (m->data_fd < 0 || m->state != BACKEND_MIG_RESUMING)
 		return mpdev_error_set(err, EBADFD, "%s is not resuming (state %s)", m->name,
-				       vfio_mig_state_name(m->state));
+				       mig_fsm_state_name(m->state));
 	while (done < len) {
 		ssize_t n = m->sys->write(m->sys->opaque, m->data_fd, p + done, len - done);
 
@@ -306,7 +277,7 @@ int vfio_mig_precopy_info(struct vfio_mig *m, uint64_t *initial_bytes, uint64_t 
 	if (m->data_fd < 0 ||
 	    (m->state != BACKEND_MIG_PRE_COPY && m->state != BACKEND_MIG_PRE_COPY_P2P))
 		return mpdev_error_set(err, EINVAL, "%s is not in PRE_COPY (state %s)", m->name,
-				       vfio_mig_state_name(m->state));
+				       mig_fsm_state_name(m->state));
 	if (m->sys->ioctl(m->sys->opaque, m->data_fd, VFIO_MIG_GET_PRECOPY_INFO, &info) < 0)
 		return mpdev_error_set(err, errno, "VFIO_MIG_GET_PRECOPY_INFO: %s",
 				       strerror(errno));
@@ -328,7 +299,7 @@ void vfio_mig_after_reset(struct vfio_mig *m)
 		log_warn(COMP, "%s: after reset: %s", m->name, err.msg);
 	else if (st != BACKEND_MIG_RUNNING)
 		log_warn(COMP, "%s: in %s after VFIO_DEVICE_RESET", m->name,
-			 vfio_mig_state_name(st));
+			 mig_fsm_state_name(st));
 }
 
 void vfio_mig_release(struct vfio_mig *m)
@@ -368,12 +339,12 @@ void vfio_mig_release(struct vfio_mig *m)
 	 * EINVAL without a reset method), and say where the device is.
 	 */
 	log_warn(COMP, "%s: returning to RUNNING from %s: %s; trying VFIO_DEVICE_RESET", m->name,
-		 vfio_mig_state_name(m->state), strerror(-r));
+		 mig_fsm_state_name(m->state), strerror(-r));
 	if (m->sys->ioctl(m->sys->opaque, m->device_fd, VFIO_DEVICE_RESET, NULL) < 0)
 		log_warn(COMP, "%s: VFIO_DEVICE_RESET: %s", m->name, strerror(errno));
 	if (vfio_mig_get_state(m, &now, &err) < 0 || now != BACKEND_MIG_RUNNING)
 		log_error(COMP, "%s: left in %s: the next proxy will find it there", m->name,
-			  vfio_mig_state_name(m->state));
+			  mig_fsm_state_name(m->state));
 }
 
 void vfio_mig_close(struct vfio_mig *m)

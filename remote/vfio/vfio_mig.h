@@ -66,6 +66,4 @@ int vfio_mig_log_stop(struct vfio_mig *m, struct mpdev_error *err);
 int vfio_mig_log_report(struct vfio_mig *m, uint64_t iova, uint64_t size, uint64_t page_size,
 			uint8_t *bitmap, size_t len, struct mpdev_error *err);
 
-const char *vfio_mig_state_name(enum backend_mig_state s);
-
 #endif
