@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "mig_fsm.h"
 #include "pci_config.h"
 
 #define EDU_LOG "edu"
@@ -413,7 +414,7 @@ static int edu_region_write(struct backend *b, uint32_t index, uint64_t offset, 
 			return mpdev_error_set(err, EBUSY,
 					       "edu is in migration state %s: BAR0 writes are "
 					       "refused until it runs again",
-					       edu_mig_state_name(edu->mig_state));
+					       mig_fsm_state_name(edu->mig_state));
 		edu_mmio_write(edu, offset, load_le(data, size), size);
 		return 0;
 	}

@@ -82,6 +82,5 @@ int edu_mig_precopy_info(struct backend *b, uint64_t *initial_bytes, uint64_t *d
 			 struct mpdev_error *err);
 /* Drops any stream and puts the device back in RUNNING (reset). */
 void edu_mig_reset(struct edu *edu);
-const char *edu_mig_state_name(enum backend_mig_state s);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "edu_internal.h"
 #include "log.h"
+#include "mig_fsm.h"
 #include "mig_stream.h"
 
 #define EDU_LOG "edu"
@@ -65,18 +66,6 @@ static const struct mig_stream_id edu_stream_id = {
 static struct edu *to_edu(struct backend *b)
 {
 	return (struct edu *)b;
-}
-
-const char *edu_mig_state_name(enum backend_mig_state s)
-{
-	static const char *const names[BACKEND_MIG_NUM_STATES] = {
-		[BACKEND_MIG_ERROR] = "ERROR",	     [BACKEND_MIG_STOP] = "STOP",
-		[BACKEND_MIG_RUNNING] = "RUNNING",   [BACKEND_MIG_STOP_COPY] = "STOP_COPY",
-		[BACKEND_MIG_RESUMING] = "RESUMING", [BACKEND_MIG_RUNNING_P2P] = "RUNNING_P2P",
-		[BACKEND_MIG_PRE_COPY] = "PRE_COPY", [BACKEND_MIG_PRE_COPY_P2P] = "PRE_COPY_P2P",
-	};
-
-	return (unsigned)s < BACKEND_MIG_NUM_STATES ? names[s] : "(unknown)";
 }
 
 uint32_t edu_mig_flags(struct backend *b)
@@ -362,12 +351,6 @@ static int edu_load_apply(struct edu *edu, struct mpdev_error *err)
 	return 0;
 }
 
-static bool edu_saving(enum backend_mig_state s)
-{
-	return s == BACKEND_MIG_STOP_COPY || s == BACKEND_MIG_PRE_COPY ||
-	       s == BACKEND_MIG_PRE_COPY_P2P;
-}
-
 static void edu_mig_fail(struct edu *edu, const struct mpdev_error *err)
 {
 	log_warn(EDU_LOG, "migration: %s; device is in ERROR until reset", err ? err->msg : "");
@@ -432,7 +415,7 @@ static int edu_do_arc(struct edu *edu, enum backend_mig_state from, enum backend
 	}
 	}
 	return mpdev_error_set(err, EINVAL, "edu: %s -> %s is not a migration arc",
-			       edu_mig_state_name(from), edu_mig_state_name(to));
+			       mig_fsm_state_name(from), mig_fsm_state_name(to));
 }
 
 int edu_mig_arc(struct backend *b, enum backend_mig_state from, enum backend_mig_state to,
@@ -444,8 +427,8 @@ int edu_mig_arc(struct backend *b, enum backend_mig_state from, enum backend_mig
 	*now = edu->mig_state;
 	if (from != edu->mig_state)
 		return mpdev_error_set(err, EINVAL, "edu: arc %s -> %s asked of a device in %s",
-				       edu_mig_state_name(from), edu_mig_state_name(to),
-				       edu_mig_state_name(edu->mig_state));
+				       mig_fsm_state_name(from), mig_fsm_state_name(to),
+				       mig_fsm_state_name(edu->mig_state));
 	r = edu_do_arc(edu, from, to, err);
 	/* Arcs that can fail half-way (a stream refused or not written) leave ERROR. */
 	if (r < 0 && edu->mig_state != from)
@@ -458,9 +441,9 @@ ssize_t edu_mig_save(struct backend *b, void *buf, size_t len, struct mpdev_erro
 {
 	struct edu *edu = to_edu(b);
 
-	if (!edu_saving(edu->mig_state) || !edu->mig)
+	if (!mig_fsm_is_saving(edu->mig_state) || !edu->mig)
 		return mpdev_error_set(err, EINVAL, "edu: no stream to save in state %s",
-				       edu_mig_state_name(edu->mig_state));
+				       mig_fsm_state_name(edu->mig_state));
 	return (ssize_t)mig_writer_take(&edu->mig->w, buf, len);
 }
 
@@ -471,7 +454,7 @@ int edu_mig_load(struct backend *b, const void *buf, size_t len, struct mpdev_er
 
 	if (edu->mig_state != BACKEND_MIG_RESUMING || !edu->mig)
 		return mpdev_error_set(err, EINVAL, "edu: cannot load a stream in state %s",
-				       edu_mig_state_name(edu->mig_state));
+				       mig_fsm_state_name(edu->mig_state));
 	r = mig_reader_feed(&edu->mig->r, buf, len, err);
 	if (r < 0)
 		edu_mig_fail(edu, err);
@@ -489,7 +472,7 @@ int edu_mig_precopy_info(struct backend *b, uint64_t *initial_bytes, uint64_t *d
 	     edu->mig_state != BACKEND_MIG_PRE_COPY_P2P) ||
 	    !m)
 		return mpdev_error_set(err, EINVAL, "edu: no precopy in state %s",
-				       edu_mig_state_name(edu->mig_state));
+				       mig_fsm_state_name(edu->mig_state));
 	*initial_bytes = m->w.read_off < m->precopy_end ? m->precopy_end - m->w.read_off : 0;
 	/* Exactly what the final pass will add: it resends only what differs from the first. */
 	if (edu_cfg_dirty(edu))
