@@ -1,7 +1,7 @@
 /*
  * QEMU's mpqemu messages built by hand, byte for byte, for the tests of
  * mpdev-proxy: written down from QEMU's layout (LP64) independently of
- * proxy/mpqemu.h, so that a mistake there cannot hide in the tests.
+ * proto/mpqemu/mpqemu.h, so that a mistake there cannot hide in the tests.
  */
 #ifndef MPDEV_MPQEMU_RAW_H
 #define MPDEV_MPQEMU_RAW_H

@@ -1,10 +1,10 @@
 /*
- * QEMU's mpqemu message format (proxy/mpqemu.c) against hand-built byte
+ * QEMU's mpqemu message format (proto/mpqemu/mpqemu.c) against hand-built byte
  * streams: the layout QEMU puts on the wire, RET as QEMU reads it, and every
  * malformed message QEMU would never send — truncated, oversize, wrong data
  * sizes, wrong descriptor counts, bad widths — each refused with every
  * received descriptor closed; the same decoding without a socket
- * (mpqemu_decode). And the BAR window (proxy/bar_window.c) that
+ * (mpqemu_decode). And the BAR window (proto/mpqemu/bar_window.c) that
  * turns QEMU's absolute BAR addresses into BAR and offset.
  */
 #include <check.h>
