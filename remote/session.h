@@ -9,7 +9,9 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "devops.h"
 #include "dma.h"
+#include "face.h"
 #include "host.h"
 #include "server.h"
 #include "wire.h"
@@ -38,6 +40,10 @@ struct session_pending_table {
 
 struct session {
 	int fd;
+	/* The wire protocol this connection speaks, and what that face keeps for it. */
+	const struct face *face;
+	void *face_state;
+	/* Handshake done (a face without one sets it in conn_init). */
 	bool greeted;
 	uint64_t features;
 	struct backend *backend;
@@ -50,9 +56,11 @@ struct session {
 	enum backend_mig_state mig_state;
 	/* Descriptors a chunked memory table may hold until its last chunk arrives. */
 	unsigned max_table_fds;
-	/* A reply the socket had no room for: flushed before anything more is read. */
+	/* Output the socket had no room for: flushed before anything more is read. */
 	uint8_t *out;
-	size_t out_len;
+	size_t out_len, out_cap;
+	int out_fds[MPDEV_MAX_FDS_PER_MSG]; /* dup'd; sent with the first byte of out */
+	size_t out_nfds;
 };
 
 /* Default for max_table_fds; the server sets it from the descriptor budget. */
@@ -71,6 +79,15 @@ void session_release(struct session *s);
 bool session_output_blocked(const struct session *s);
 /* 0: nothing is kept any more; -EAGAIN: still no room; another negative errno: gone. */
 int session_flush(struct session *s);
+
+/*
+ * The one place every face's output leaves: len bytes (one packet on a
+ * SEQPACKET socket, bytes of the stream otherwise) with nfds descriptors
+ * (borrowed, sent with the first byte). Never waits: what the socket has no
+ * room for is kept (descriptors dup'd) and flushed before anything more is
+ * read. Returns 0 or a negative errno (the connection must end).
+ */
+int session_output(struct session *s, const void *buf, size_t len, const int *fds, size_t nfds);
 
 /*
  * Handles one received message (taking its descriptors where used).
