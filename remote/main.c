@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "closer.h"
+#include "face.h"
 #include "efdio.h"
 #include "fdident.h"
 #include "guest_mem.h"
@@ -52,7 +53,13 @@ static void usage(FILE *f)
 		"                        RLIMIT_MEMLOCK, as the container does)\n"
 		"  -x, --intx MODE       vfio: auto/direct (the proxy's irqfd is VFIO's trigger,\n"
 		"                        its resamplefd VFIO's unmask) or routed (IOHUB)\n"
-		"  -s, --socket PATH     listen on a SOCK_SEQPACKET Unix socket at PATH\n"
+		"  -s, --socket PATH     listen on a Unix socket at PATH (of the face's type)\n"
+		"      --face NAME       the wire protocol of the socket: native (mpdev's own,\n"
+		"                        SOCK_SEQPACKET; the default), mpqemu (stock QEMU's\n"
+		"                        -device x-pci-proxy-dev,fd=N; SOCK_STREAM) or\n"
+		"                        vfio-user (QEMU 10.1+'s vfio-user-pci and other\n"
+		"                        vfio-user clients; SOCK_STREAM); once for every\n"
+		"                        device or once per device, in order (docs/qemu.md)\n"
 		"  -f, --fd N            use inherited socket N: listening (accept on it) or\n"
 		"                        connected (serve it, exit when it closes)\n"
 		"                        without --socket/--fd: the socket systemd passes\n"
@@ -133,6 +140,8 @@ struct remote_options {
 	struct sandbox_config sandbox;
 	const char *paths[REMOTE_MAX_DEVICES];
 	unsigned n_paths;
+	const struct face *faces[REMOTE_MAX_DEVICES];
+	unsigned n_faces;
 	long fds[REMOTE_MAX_DEVICES];
 	unsigned n_fds;
 	bool sandbox_off;
@@ -150,12 +159,14 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 		OPT_EVENTFD_IO,
 		OPT_IOAS_PER_DEVICE,
 		OPT_PIN_ACCOUNTING,
+		OPT_FACE,
 	};
 	static const struct option opts[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "iommu", required_argument, NULL, 'i' },
 		{ "intx", required_argument, NULL, 'x' },
 		{ "socket", required_argument, NULL, 's' },
+		{ "face", required_argument, NULL, OPT_FACE },
 		{ "fd", required_argument, NULL, 'f' },
 		{ "allow-uid", required_argument, NULL, 'u' },
 		{ "allow-gid", required_argument, NULL, 'g' },
@@ -246,6 +257,17 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 		case OPT_IOAS_PER_DEVICE:
 			o->ioas_per_device = true;
 			break;
+		case OPT_FACE:
+			if (o->n_faces == REMOTE_MAX_DEVICES || !face_by_name(optarg)) {
+				fprintf(stderr,
+					"mpdev-remote: bad or too many --face '%s' (native, "
+					"mpqemu, "
+					"vfio-user)\n",
+					optarg);
+				return 2;
+			}
+			o->faces[o->n_faces++] = face_by_name(optarg);
+			break;
 		case OPT_PIN_ACCOUNTING:
 			o->backend.pin_accounting = optarg;
 			break;
@@ -278,6 +300,12 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 			"mpdev-remote: %u devices need %u sockets (one --socket or --fd each, in "
 			"the same order)\n",
 			o->n_devices, o->n_devices);
+		return 2;
+	}
+	if (o->n_faces > 1 && o->n_faces != o->n_devices) {
+		fprintf(stderr,
+			"mpdev-remote: %u devices and %u --face: give one for all, or one each\n",
+			o->n_devices, o->n_faces);
 		return 2;
 	}
 	o->backend.device = o->devices[0];
@@ -378,6 +406,7 @@ static int device_open(struct remote_options *o, unsigned i, struct event_base *
 	}
 	if (i == 0)
 		set_fd_budget(o, d->backend, o->n_devices);
+	o->server.face = !o->n_faces ? &face_native : o->faces[o->n_faces == 1 ? 0 : i];
 	if (server_create(base, d->backend, &d->host, &o->server, &d->srv, err) < 0 ||
 	    open_socket(d->srv, o, i, n_listen, err) < 0)
 		return -err->code;
