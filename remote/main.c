@@ -142,6 +142,7 @@ struct remote_options {
 	unsigned n_paths;
 	const struct face *faces[REMOTE_MAX_DEVICES];
 	unsigned n_faces;
+	char **listen_names; /* FileDescriptorName= of the sockets systemd passed */
 	long fds[REMOTE_MAX_DEVICES];
 	unsigned n_fds;
 	bool sandbox_off;
@@ -383,6 +384,27 @@ struct device_slot {
 	struct server *srv;
 };
 
+/*
+ * Device i's face: --face, or the FileDescriptorName= of the socket unit
+ * systemd passed (a face name there selects it; anything else, such as
+ * systemd's default, the unit's name, says nothing), or native. The two
+ * must agree when both are given.
+ */
+static int choose_face(struct remote_options *o, unsigned i, int n_listen, struct mpdev_error *err)
+{
+	const struct face *given = o->n_faces ? o->faces[o->n_faces == 1 ? 0 : i] : NULL;
+	const struct face *named = NULL;
+
+	if (n_listen == (int)o->n_devices && o->listen_names && o->listen_names[i])
+		named = face_by_name(o->listen_names[i]);
+	if (given && named && given != named)
+		return mpdev_error_set(err, EINVAL,
+				       "socket %u is named for the %s face but --face says %s", i,
+				       named->name, given->name);
+	o->server.face = given ? given : named ? named : &face_native;
+	return 0;
+}
+
 /* Opens device i and its socket; the VM's memory and IOMMU are shared by all. */
 static int device_open(struct remote_options *o, unsigned i, struct event_base *base,
 		       struct guest_mem *gm, struct vfio_iommu **iommu, int n_listen,
@@ -406,7 +428,8 @@ static int device_open(struct remote_options *o, unsigned i, struct event_base *
 	}
 	if (i == 0)
 		set_fd_budget(o, d->backend, o->n_devices);
-	o->server.face = !o->n_faces ? &face_native : o->faces[o->n_faces == 1 ? 0 : i];
+	if (choose_face(o, i, n_listen, err) < 0)
+		return -err->code;
 	if (server_create(base, d->backend, &d->host, &o->server, &d->srv, err) < 0 ||
 	    open_socket(d->srv, o, i, n_listen, err) < 0)
 		return -err->code;
@@ -466,7 +489,7 @@ int main(int argc, char **argv)
 			 "will refuse every interrupt eventfd",
 			 strerror(-rc));
 	rc = 1;
-	n_listen = (o.n_paths || o.n_fds) ? 0 : sd_listen_fds(1);
+	n_listen = (o.n_paths || o.n_fds) ? 0 : sd_listen_fds_with_names(1, &o.listen_names);
 	/* Everything privileged happens here, before the drop: the devices, the sockets. */
 	for (unsigned i = 0; i < o.n_devices; i++) {
 		if (device_open(&o, i, base, &gm, &iommu, n_listen, &devs[i], &err) < 0) {
@@ -514,5 +537,8 @@ out:
 	closer_stop(1000);
 	efdio_shutdown();
 	event_base_free(base);
+	for (char **n = o.listen_names; n && *n; n++)
+		free(*n);
+	free(o.listen_names);
 	return rc;
 }
