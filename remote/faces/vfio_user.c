@@ -287,8 +287,13 @@ static int vfu_readable(struct session *s)
 		if (r < 0)
 			return r;
 		if (r == 1) {
+			/*
+			 * After an answer the client usually waits for it, so with nothing
+			 * buffered, back to the loop rather than paying for a recv that says
+			 * EAGAIN; what is buffered the server comes back for.
+			 */
 			if (answered)
-				return 1;
+				return c->in.len || c->skip ? 1 : 0;
 			continue;
 		}
 		if (c->in.eof)

@@ -17,6 +17,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -525,6 +526,102 @@ START_TEST(split_message_waits_for_its_rest)
 }
 END_TEST
 
+/*
+ * A client may pipeline (QEMU sends DMA maps "nowait" in a burst): requests
+ * that arrived in one read must all be answered, in order, although the
+ * socket has nothing more to say.
+ */
+START_TEST(pipelined_requests_all_answered)
+{
+	enum { N = 300 };
+	size_t one = VFU_HDR_SIZE + VFU_REGION_ACCESS_SIZE;
+	uint8_t *buf = malloc(N * one);
+	struct vfu_region_access a = { .offset = EDU_REG_IDENT, .region = BAR0, .count = 4 };
+
+	ck_assert_ptr_nonnull(buf);
+	for (int i = 0; i < N; i++) {
+		struct vfu_hdr h = { .msg_id = (uint16_t)(1000 + i),
+				     .cmd = VFU_CMD_REGION_READ,
+				     .size = (uint32_t)one };
+
+		vfu_hdr_put(buf + i * one, &h);
+		memcpy(buf + i * one + VFU_HDR_SIZE, &a, sizeof(a));
+	}
+	ck_assert_int_eq(vfu_client_send_bytes(&cl, buf, N * one, NULL, 0), 0);
+	for (int i = 0; i < N; i++) {
+		struct vfu_hdr h;
+		uint8_t rep[32];
+		size_t n = 0;
+		uint32_t v;
+
+		ck_assert_msg(vfu_client_recv(&cl, &h, rep, sizeof(rep), &n, NULL, 0, NULL, 2000) ==
+				      0,
+			      "reply %d of %d did not come", i, N);
+		ck_assert_uint_eq(h.msg_id, 1000 + i);
+		ck_assert_uint_eq(n, 20);
+		memcpy(&v, rep + 16, 4);
+		ck_assert_uint_eq(v, EDU_IDENT);
+	}
+	free(buf);
+}
+END_TEST
+
+struct flood {
+	uint8_t *buf;
+	size_t len;
+	int r;
+};
+
+static void *flood_send(void *arg)
+{
+	struct flood *f = arg;
+	struct vfu_client c = cl;
+
+	c.timeout_ms = 20000;
+	f->r = vfu_client_send_bytes(&c, f->buf, f->len, NULL, 0);
+	return NULL;
+}
+
+/*
+ * A client that does not read its replies for a while: the remote's output
+ * fills, it stops taking input, and once the client reads again every
+ * request, including those already in the face's buffer, is answered.
+ */
+START_TEST(replies_resume_after_output_blocks)
+{
+	enum { N = 40000 };
+	size_t one = VFU_HDR_SIZE + VFU_REGION_ACCESS_SIZE;
+	struct flood f = { .buf = malloc(N * one), .len = N * one };
+	struct vfu_region_access a = { .offset = EDU_REG_IDENT, .region = BAR0, .count = 4 };
+	pthread_t th;
+
+	ck_assert_ptr_nonnull(f.buf);
+	for (int i = 0; i < N; i++) {
+		struct vfu_hdr h = { .msg_id = (uint16_t)i,
+				     .cmd = VFU_CMD_REGION_READ,
+				     .size = (uint32_t)one };
+
+		vfu_hdr_put(f.buf + i * one, &h);
+		memcpy(f.buf + i * one + VFU_HDR_SIZE, &a, sizeof(a));
+	}
+	ck_assert_int_eq(pthread_create(&th, NULL, flood_send, &f), 0);
+	usleep(300000);
+	for (int i = 0; i < N; i++) {
+		struct vfu_hdr h;
+		uint8_t rep[32];
+		size_t n = 0;
+
+		ck_assert_msg(vfu_client_recv(&cl, &h, rep, sizeof(rep), &n, NULL, 0, NULL, 3000) ==
+				      0,
+			      "reply %d of %d did not come", i, N);
+		ck_assert_uint_eq(h.msg_id, (uint16_t)i);
+	}
+	pthread_join(th, NULL);
+	ck_assert_int_eq(f.r, 0);
+	free(f.buf);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("vfio_user");
@@ -545,6 +642,8 @@ static Suite *suite(void)
 	tcase_add_test(t, msi_eventfd_mask_unmask);
 	tcase_add_test(t, reset_back_to_power_on);
 	tcase_add_test(t, split_message_waits_for_its_rest);
+	tcase_add_test(t, pipelined_requests_all_answered);
+	tcase_add_test(t, replies_resume_after_output_blocks);
 	suite_add_tcase(s, t);
 	return s;
 }

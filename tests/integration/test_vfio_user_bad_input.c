@@ -63,18 +63,21 @@ static void expect_alive(void)
 }
 
 /* The next message is the error reply to id with errno want. */
+static const char *row_name = "";
+
 static void expect_error(uint16_t id, uint16_t cmd, int want)
 {
 	struct vfu_hdr h;
 	size_t n = 0;
 	int r = vfu_client_recv(&cl, &h, NULL, 0, &n, NULL, 0, NULL, 2000);
 
-	ck_assert_msg(r == 0, "no reply: %s", strerror(-r));
+	ck_assert_msg(r == 0, "%s: no reply: %s", row_name, strerror(-r));
 	ck_assert_uint_eq(h.msg_id, id);
 	ck_assert_uint_eq(h.cmd, cmd);
-	ck_assert_uint_eq(h.flags, VFU_TYPE_REPLY | VFU_FLAG_ERROR);
-	ck_assert_msg(h.error_no == (uint32_t)want, "errno %u (%s), expected %d (%s)", h.error_no,
-		      strerror((int)h.error_no), want, strerror(want));
+	ck_assert_msg(h.flags == (VFU_TYPE_REPLY | VFU_FLAG_ERROR), "%s: flags 0x%x", row_name,
+		      h.flags);
+	ck_assert_msg(h.error_no == (uint32_t)want, "%s: errno %u (%s), expected %d (%s)", row_name,
+		      h.error_no, strerror((int)h.error_no), want, strerror(want));
 	/* An error reply is only the header. */
 	ck_assert_uint_eq(h.size, VFU_HDR_SIZE);
 	ck_assert_uint_eq(n, 0);
@@ -95,7 +98,8 @@ enum fdkind {
 struct msg {
 	uint16_t cmd;
 	uint32_t flags;
-	uint32_t size; /* 0: header + len */
+	uint32_t size; /* with size_set; else header + len */
+	bool size_set;
 	uint8_t p[256];
 	size_t len;
 	enum fdkind fds;
@@ -142,8 +146,10 @@ struct row {
 
 /* X(name, expected errno, premap, body building *m) */
 #define ROWS(X)                                                                                    \
-	X(size_below_header, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_INFO; m->size = 8;)        \
-	X(size_zero, EINVAL, false, m->cmd = VFU_CMD_DEVICE_RESET; m->size = 0;)                   \
+	X(size_below_header, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_INFO; m->size = 8;         \
+	  m->size_set = true;)                                                                     \
+	X(size_zero, EINVAL, false, m->cmd = VFU_CMD_DEVICE_RESET; m->size = 0;                    \
+	  m->size_set = true;)                                                                     \
 	X(unknown_command, ENOSYS, false, m->cmd = 99;)                                            \
 	X(command_zero, ENOSYS, false, m->cmd = 0;)                                                \
 	X(command_past_table, ENOSYS, false, m->cmd = 0xffff;)                                     \
@@ -241,7 +247,7 @@ struct row {
 	  DMAMAP(m, RW, MAP_SIZE, GPA, MAP_SIZE); m->fds = FDS_MEMFD;)                             \
 	X(dma_map_offset_without_fd, EINVAL, false, m->cmd = VFU_CMD_DMA_MAP;                      \
 	  DMAMAP(m, RW, 0x1000, GPA, MAP_SIZE);)                                                   \
-	X(dma_unmap_mismatch, ENOENT, true, m->cmd = VFU_CMD_DMA_UNMAP;                            \
+	X(dma_unmap_size_mismatch, EINVAL, true, m->cmd = VFU_CMD_DMA_UNMAP;                       \
 	  DMAUNMAP(m, 0, GPA, MAP_SIZE / 2);)                                                      \
 	X(dma_unmap_nothing, ENOENT, false, m->cmd = VFU_CMD_DMA_UNMAP;                            \
 	  DMAUNMAP(m, 0, GPA, MAP_SIZE);)                                                          \
@@ -348,6 +354,8 @@ static size_t make_fds(enum fdkind k, int *fds)
 START_TEST(bad_input_row)
 {
 	const struct row *row = &rows[_i];
+
+	row_name = row->name;
 	struct msg m = { 0 };
 	uint8_t buf[VFU_HDR_SIZE + sizeof(m.p)];
 	int fds[16];
@@ -365,10 +373,10 @@ START_TEST(bad_input_row)
 	nfds = make_fds(m.fds, fds);
 	h = (struct vfu_hdr){ .msg_id = 0x4242,
 			      .cmd = m.cmd,
-			      .size = m.size ? m.size : (uint32_t)(VFU_HDR_SIZE + m.len),
+			      .size = m.size_set ? m.size : (uint32_t)(VFU_HDR_SIZE + m.len),
 			      .flags = m.flags };
 	/* A size below the header claims the header alone: that is what goes. */
-	if (m.size && m.size < VFU_HDR_SIZE)
+	if (m.size_set && m.size < VFU_HDR_SIZE)
 		m.len = 0;
 	vfu_hdr_put(buf, &h);
 	memcpy(buf + VFU_HDR_SIZE, m.p, m.len);
