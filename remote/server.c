@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -210,6 +211,15 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!srv->paused)
 		conn_resume(srv);
+}
+
+void server_input_pending(struct session *s)
+{
+	struct server *srv = (struct server *)((char *)s - offsetof(struct server, session));
+
+	/* Blocked output or a pause resume input themselves (conn_resume). */
+	if (srv->conn_fd >= 0 && srv->conn_ev && !srv->paused && !session_output_blocked(s))
+		event_active(srv->conn_ev, EV_READ, 0);
 }
 
 static void conn_readable(evutil_socket_t fd, short what, void *arg)

@@ -215,7 +215,7 @@ static int refuse_framing(struct session *s, struct vfu_conn *c, const struct vf
 	return send_reply(s, c, h, rc, &r);
 }
 
-static int skip_bytes(struct vfu_conn *c)
+int vfu_skip_bytes(struct vfu_conn *c)
 {
 	size_t n = c->in.len < c->skip ? c->in.len : (size_t)c->skip;
 	size_t nfds = 0;
@@ -232,14 +232,14 @@ static int skip_bytes(struct vfu_conn *c)
  * taken (answered says whether it was replied to), 0 when more bytes are
  * needed, or a negative errno to end the connection.
  */
-static int take_one(struct session *s, struct vfu_conn *c, bool *answered)
+int vfu_take_one(struct session *s, struct vfu_conn *c, bool *answered)
 {
 	struct vfu_hdr h;
 	int r;
 
 	*answered = false;
 	if (c->skip)
-		return skip_bytes(c);
+		return vfu_skip_bytes(c);
 	if (c->in.len < VFU_HDR_SIZE)
 		return 0;
 	vfu_hdr_get(c->in.buf, &h);
@@ -251,7 +251,7 @@ static int take_one(struct session *s, struct vfu_conn *c, bool *answered)
 			    vfu_cmd_name(h.cmd));
 		s->stats->protocol_errors++;
 		c->skip = h.size;
-		skip_bytes(c);
+		vfu_skip_bytes(c);
 		return 1;
 	}
 	r = vfu_hdr_check_command(&h, VFU_MAX_MSG);
@@ -282,8 +282,10 @@ static int vfu_readable(struct session *s)
 	bool answered;
 	int r;
 
+	if (c->fatal)
+		return c->fatal;
 	for (;;) {
-		r = take_one(s, c, &answered);
+		r = vfu_take_one(s, c, &answered);
 		if (r < 0)
 			return r;
 		if (r == 1) {
@@ -322,16 +324,24 @@ static int vfu_conn_init(struct session *s)
 	}
 	c->msg = malloc(VFU_MAX_MSG);
 	c->out = malloc(VFU_MAX_MSG);
-	if (!c->msg || !c->out) {
+	c->dma_buf = malloc(VFU_MAX_MSG);
+	if (!c->msg || !c->out || !c->dma_buf) {
 		stream_in_release(&c->in);
 		free(c->msg);
 		free(c->out);
+		free(c->dma_buf);
 		free(c);
 		return -ENOMEM;
 	}
 	vfu_caps_default(&c->peer);
+	c->next_id = 1;
 	s->face_state = c;
 	s->greeted = false;
+	/* The device's DMA to ranges this client serves by message comes here. */
+	if (s->host) {
+		s->host->dma_msg = vfu_dma_msg;
+		s->host->dma_msg_opaque = s;
+	}
 	return 0;
 }
 
@@ -341,10 +351,15 @@ static void vfu_conn_release(struct session *s)
 
 	if (!c)
 		return;
+	if (s->host && s->host->dma_msg_opaque == s) {
+		s->host->dma_msg = NULL;
+		s->host->dma_msg_opaque = NULL;
+	}
 	vfu_dma_release(c);
 	stream_in_release(&c->in);
 	free(c->msg);
 	free(c->out);
+	free(c->dma_buf);
 	free(c);
 	s->face_state = NULL;
 }

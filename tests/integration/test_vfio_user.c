@@ -622,6 +622,150 @@ START_TEST(replies_resume_after_output_blocks)
 }
 END_TEST
 
+#define MSG_GPA	 0x200000u
+#define MSG_SIZE 0x10000u
+
+/* Programs one edu DMA of a page; the reply to the command comes before the DMA itself. */
+static void edu_dma(uint64_t src, uint64_t dst, uint32_t cmd)
+{
+	wr64(EDU_REG_DMA_SRC, src);
+	wr64(EDU_REG_DMA_DST, dst);
+	wr64(EDU_REG_DMA_COUNT, EDU_DMA_BUF_SIZE);
+	wr64(EDU_REG_DMA_CMD, EDU_DMA_CMD_RUN | cmd);
+}
+
+/* The next message must be the remote's DMA request; returns its id. */
+static uint16_t take_dma_request(uint16_t cmd, uint64_t addr, uint64_t count, uint8_t *data)
+{
+	uint8_t *p = malloc(VFU_DMA_ACCESS_SIZE + EDU_DMA_BUF_SIZE);
+	struct vfu_dma_access a;
+	struct vfu_hdr h;
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(vfu_client_recv(&cl, &h, p, VFU_DMA_ACCESS_SIZE + EDU_DMA_BUF_SIZE, &n,
+					 NULL, 0, NULL, 2000),
+			 0);
+	ck_assert_uint_eq(h.cmd, cmd);
+	ck_assert_uint_eq(h.flags, VFU_TYPE_COMMAND);
+	memcpy(&a, p, sizeof(a));
+	ck_assert_uint_eq(a.addr, addr);
+	ck_assert_uint_eq(a.count, count);
+	ck_assert_uint_eq(n, VFU_DMA_ACCESS_SIZE + (cmd == VFU_CMD_DMA_WRITE ? count : 0));
+	if (cmd == VFU_CMD_DMA_WRITE)
+		memcpy(data, p + VFU_DMA_ACCESS_SIZE, count);
+	free(p);
+	return h.msg_id;
+}
+
+static void answer_dma(uint16_t id, uint16_t cmd, uint64_t addr, uint64_t count,
+		       const uint8_t *data)
+{
+	uint8_t *p = malloc(VFU_HDR_SIZE + VFU_DMA_ACCESS_SIZE + count);
+	struct vfu_hdr h = { .msg_id = id, .cmd = cmd, .flags = VFU_TYPE_REPLY };
+	struct vfu_dma_access a = { .addr = addr, .count = count };
+	size_t len = VFU_HDR_SIZE + VFU_DMA_ACCESS_SIZE + (cmd == VFU_CMD_DMA_READ ? count : 0);
+
+	ck_assert_ptr_nonnull(p);
+	h.size = (uint32_t)len;
+	vfu_hdr_put(p, &h);
+	memcpy(p + VFU_HDR_SIZE, &a, sizeof(a));
+	if (cmd == VFU_CMD_DMA_READ)
+		memcpy(p + VFU_HDR_SIZE + VFU_DMA_ACCESS_SIZE, data, count);
+	ck_assert_int_eq(vfu_client_send_bytes(&cl, p, len, NULL, 0), 0);
+	free(p);
+}
+
+START_TEST(dma_by_message_both_ways)
+{
+	static uint8_t mem[MSG_SIZE];
+	uint16_t id;
+
+	for (unsigned i = 0; i < MSG_SIZE; i++)
+		mem[i] = (uint8_t)(i * 13 + 1);
+	ck_assert_int_eq(vfu_client_dma_map(&cl, MSG_GPA, MSG_SIZE, -1, 0,
+					    VFU_DMA_FLAG_READ | VFU_DMA_FLAG_WRITE),
+			 0);
+	wr(CONFIG, PCI_COMMAND, 2, rd(CONFIG, PCI_COMMAND, 2) | PCI_COMMAND_MASTER);
+	for (int round = 0; round < 3; round++) {
+		uint64_t from = MSG_GPA + 0x1000 * (round + 1), to = MSG_GPA + 0x8000;
+
+		edu_dma(from, EDU_DMA_BUF_ADDR, 0);
+		id = take_dma_request(VFU_CMD_DMA_READ, from, EDU_DMA_BUF_SIZE, NULL);
+		answer_dma(id, VFU_CMD_DMA_READ, from, EDU_DMA_BUF_SIZE, mem + (from - MSG_GPA));
+		dma_wait();
+		edu_dma(EDU_DMA_BUF_ADDR, to, EDU_DMA_CMD_TO_RAM);
+		id = take_dma_request(VFU_CMD_DMA_WRITE, to, EDU_DMA_BUF_SIZE,
+				      mem + (to - MSG_GPA));
+		answer_dma(id, VFU_CMD_DMA_WRITE, to, EDU_DMA_BUF_SIZE, NULL);
+		dma_wait();
+		ck_assert_int_eq(memcmp(mem + 0x8000, mem + (from - MSG_GPA), EDU_DMA_BUF_SIZE), 0);
+	}
+	ck_assert_int_eq(vfu_client_dma_unmap(&cl, MSG_GPA, MSG_SIZE, 0), 0);
+	remote_expect_fds(&rem, rem.baseline_fds);
+}
+END_TEST
+
+/*
+ * Commands the client sends while the remote waits for its DMA reply are
+ * answered after it, in order; a refused or unanswered request fails only
+ * that DMA (bounded), and a read-only range is never written.
+ */
+START_TEST(dma_by_message_waits_errors_bounds)
+{
+	static uint8_t mem[EDU_DMA_BUF_SIZE];
+	struct vfu_region_access a = { .offset = EDU_REG_IDENT, .region = BAR0, .count = 4 };
+	struct vfu_hdr h;
+	uint8_t rep[32];
+	uint16_t id, rid;
+	size_t n = 0;
+	uint32_t v;
+
+	ck_assert_int_eq(vfu_client_dma_map(&cl, MSG_GPA, MSG_SIZE, -1, 0, VFU_DMA_FLAG_READ), 0);
+	wr(CONFIG, PCI_COMMAND, 2, rd(CONFIG, PCI_COMMAND, 2) | PCI_COMMAND_MASTER);
+
+	edu_dma(MSG_GPA, EDU_DMA_BUF_ADDR, 0);
+	id = take_dma_request(VFU_CMD_DMA_READ, MSG_GPA, EDU_DMA_BUF_SIZE, NULL);
+	/* Our command first, then the reply: the command waits behind the DMA. */
+	ck_assert_int_eq(vfu_client_send(&cl, VFU_CMD_REGION_READ, 0, &a, sizeof(a), NULL, 0, &rid),
+			 0);
+	ck_assert(vfu_client_quiet(&cl, 100));
+	answer_dma(id, VFU_CMD_DMA_READ, MSG_GPA, EDU_DMA_BUF_SIZE, mem);
+	ck_assert_int_eq(vfu_client_recv(&cl, &h, rep, sizeof(rep), &n, NULL, 0, NULL, 2000), 0);
+	ck_assert_uint_eq(h.msg_id, rid);
+	memcpy(&v, rep + 16, 4);
+	ck_assert_uint_eq(v, EDU_IDENT);
+	dma_wait();
+
+	/* An error reply fails the DMA; the device finishes and answers. */
+	edu_dma(MSG_GPA, EDU_DMA_BUF_ADDR, 0);
+	id = take_dma_request(VFU_CMD_DMA_READ, MSG_GPA, EDU_DMA_BUF_SIZE, NULL);
+	h = (struct vfu_hdr){ .msg_id = id,
+			      .cmd = VFU_CMD_DMA_READ,
+			      .size = VFU_HDR_SIZE,
+			      .flags = VFU_TYPE_REPLY | VFU_FLAG_ERROR,
+			      .error_no = EIO };
+	vfu_hdr_put(rep, &h);
+	ck_assert_int_eq(vfu_client_send_bytes(&cl, rep, VFU_HDR_SIZE, NULL, 0), 0);
+	dma_wait();
+
+	/* No reply at all: the remote gives up after its bound and carries on. */
+	edu_dma(MSG_GPA, EDU_DMA_BUF_ADDR, 0);
+	id = take_dma_request(VFU_CMD_DMA_READ, MSG_GPA, EDU_DMA_BUF_SIZE, NULL);
+	usleep(1200 * 1000);
+	dma_wait();
+	/* The late reply answers nothing now: dropped. */
+	answer_dma(id, VFU_CMD_DMA_READ, MSG_GPA, EDU_DMA_BUF_SIZE, mem);
+	ck_assert_uint_eq(rd(BAR0, EDU_REG_IDENT, 4), EDU_IDENT);
+
+	/* Read-only: the device's write never becomes a request. */
+	edu_dma(EDU_DMA_BUF_ADDR, MSG_GPA, EDU_DMA_CMD_TO_RAM);
+	ck_assert(vfu_client_quiet(&cl, QUIET_MS));
+	dma_wait();
+	remote_expect_fds(&rem, rem.baseline_fds);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("vfio_user");
@@ -636,6 +780,8 @@ static Suite *suite(void)
 	tcase_add_test(t, posted_and_multi_writes_in_order);
 	tcase_add_test(t, dma_through_memfd_byte_for_byte);
 	tcase_add_test(t, dma_overlap_message_ranges_unmap_all);
+	tcase_add_test(t, dma_by_message_both_ways);
+	tcase_add_test(t, dma_by_message_waits_errors_bounds);
 	tcase_add_test(t, intx_trigger_ack_unmask_repeatedly);
 	tcase_add_test(t, intx_unmask_reasserts_held_line);
 	tcase_add_test(t, intx_unmask_by_eventfd_and_bool);
