@@ -160,10 +160,10 @@ static int handle_message(struct session *s, struct vfu_conn *c, const struct vf
 	int fds[STREAM_IN_MAX_FDS];
 	size_t nfds = 0;
 	struct vfu_req r = { .hdr = *h };
-	int taken, rc, out;
+	int got, rc, out;
 
 	memcpy(c->msg, c->in.buf, h->size);
-	taken = stream_in_consume(&c->in, h->size, fds, STREAM_IN_MAX_FDS, &nfds);
+	got = stream_in_consume(&c->in, h->size, fds, STREAM_IN_MAX_FDS, &nfds);
 	s->stats->messages++;
 	r.payload = c->msg + VFU_HDR_SIZE;
 	r.len = h->size - VFU_HDR_SIZE;
@@ -172,7 +172,7 @@ static int handle_message(struct session *s, struct vfu_conn *c, const struct vf
 	r.reply = c->out + VFU_HDR_SIZE;
 	r.room = VFU_MAX_MSG - VFU_HDR_SIZE;
 	r.reply_fds[0] = -1;
-	if (taken < 0)
+	if (got < 0)
 		rc = vfu_fail(&r, EINVAL, "more than %u descriptors with one message",
 			      STREAM_IN_MAX_FDS);
 	else
@@ -227,6 +227,12 @@ int vfu_skip_bytes(struct vfu_conn *c)
 	return 1;
 }
 
+/* A message was taken (1), unless sending its answer ended the connection. */
+static int taken(int r)
+{
+	return r < 0 ? r : 1;
+}
+
 /*
  * The message at the front of the buffer, if whole. Returns 1 when one was
  * taken (answered says whether it was replied to), 0 when more bytes are
@@ -246,7 +252,7 @@ int vfu_take_one(struct session *s, struct vfu_conn *c, bool *answered)
 	if ((h.flags & VFU_FLAG_TYPE_MASK) == VFU_TYPE_REPLY) {
 		/* We send no requests, so no reply is expected: dropped whole. */
 		if (h.size < VFU_HDR_SIZE || h.size > VFU_MAX_MSG)
-			return refuse_framing(s, c, &h, -EINVAL, answered);
+			return taken(refuse_framing(s, c, &h, -EINVAL, answered));
 		log_info_rl(COMP, "unexpected reply id %u (%s) dropped", h.msg_id,
 			    vfu_cmd_name(h.cmd));
 		s->stats->protocol_errors++;
@@ -256,7 +262,7 @@ int vfu_take_one(struct session *s, struct vfu_conn *c, bool *answered)
 	}
 	r = vfu_hdr_check_command(&h, VFU_MAX_MSG);
 	if (r < 0 && (h.size < VFU_HDR_SIZE || h.size > VFU_MAX_MSG))
-		return refuse_framing(s, c, &h, r, answered);
+		return taken(refuse_framing(s, c, &h, r, answered));
 	if (c->in.len < h.size)
 		return 0;
 	if (r < 0) {
@@ -270,10 +276,9 @@ int vfu_take_one(struct session *s, struct vfu_conn *c, bool *answered)
 		log_info_rl(COMP, "message id %u (%s): flags 0x%x refused", h.msg_id,
 			    vfu_cmd_name(h.cmd), h.flags);
 		*answered = true;
-		return send_reply(s, c, &h, -EINVAL, &req);
+		return taken(send_reply(s, c, &h, -EINVAL, &req));
 	}
-	r = handle_message(s, c, &h, answered);
-	return r < 0 ? r : 1;
+	return taken(handle_message(s, c, &h, answered));
 }
 
 static int vfu_readable(struct session *s)

@@ -507,6 +507,40 @@ START_TEST(descriptor_flood_ends_connection)
 }
 END_TEST
 
+/* Refused framing and flags in one write with a good command: each answered, in order. */
+START_TEST(refusals_pipelined_with_a_command)
+{
+	uint8_t buf[4 * VFU_HDR_SIZE + VFU_DEVICE_INFO_SIZE + 8] = { 0 };
+	struct vfu_hdr h = { .msg_id = 1, .cmd = VFU_CMD_DEVICE_RESET, .size = 4 };
+	struct vfu_device_info d = { .argsz = 16 };
+	size_t off = 0;
+
+	vfu_hdr_put(buf + off, &h); /* size below the header: its 16 bytes go */
+	off += VFU_HDR_SIZE;
+	h = (struct vfu_hdr){ .msg_id = 2, .cmd = VFU_CMD_DEVICE_RESET, .size = 16, .flags = 0x40 };
+	vfu_hdr_put(buf + off, &h);
+	off += VFU_HDR_SIZE;
+	h = (struct vfu_hdr){
+		.msg_id = 3, .cmd = VFU_CMD_DMA_READ, .size = 24, .flags = VFU_TYPE_REPLY
+	};
+	vfu_hdr_put(buf + off, &h); /* a stray reply, dropped */
+	off += 24;
+	h = (struct vfu_hdr){ .msg_id = 4, .cmd = VFU_CMD_DEVICE_GET_INFO, .size = 32 };
+	vfu_hdr_put(buf + off, &h);
+	memcpy(buf + off + VFU_HDR_SIZE, &d, sizeof(d));
+	off += 32;
+	ck_assert_uint_eq(off, sizeof(buf));
+	ck_assert_int_eq(vfu_client_send_bytes(&cl, buf, off, NULL, 0), 0);
+	expect_error(1, VFU_CMD_DEVICE_RESET, EINVAL);
+	expect_error(2, VFU_CMD_DEVICE_RESET, EINVAL);
+	ck_assert_int_eq(vfu_client_recv(&cl, &h, &d, sizeof(d), NULL, NULL, 0, NULL, 2000), 0);
+	ck_assert_uint_eq(h.msg_id, 4);
+	ck_assert_uint_eq(h.flags, VFU_TYPE_REPLY);
+	ck_assert_uint_eq(d.num_regions, 9);
+	expect_alive();
+}
+END_TEST
+
 /* --- before VERSION --- */
 
 static void ungreeted_setup(void)
@@ -561,6 +595,7 @@ static Suite *suite(void)
 	tcase_add_test(u, truncated_header_waits);
 	tcase_add_test(u, truncated_then_hangup);
 	tcase_add_test(u, descriptor_flood_ends_connection);
+	tcase_add_test(u, refusals_pipelined_with_a_command);
 	suite_add_tcase(s, u);
 	tcase_set_timeout(v, 60);
 	tcase_add_checked_fixture(v, ungreeted_setup, teardown);
