@@ -44,7 +44,6 @@ struct vfu_conn {
 	uint8_t *out; /* the reply being built */
 	struct vfu_range ranges[VFU_MAX_MSG_RANGES];
 	size_t nranges;
-	uint64_t mapped; /* DMA_MAP entries in the memory table */
 	/* Our own requests (DMA_READ / DMA_WRITE): ids, and their buffer. */
 	uint16_t next_id;
 	uint8_t *dma_buf;
