@@ -132,6 +132,33 @@ START_TEST(version_answers_qemu)
 }
 END_TEST
 
+/*
+ * QEMU reads a reply into the buffer of its request (hw/vfio-user/proxy.c:
+ * a larger reply is "reply larger than recv buffer"), so our VERSION reply
+ * must be no longer than its proposal, and end in the NUL it checks for.
+ */
+START_TEST(version_reply_fits_qemus_buffer)
+{
+	uint8_t req[4 + sizeof(VFU_CLIENT_QEMU_CAPS)] = { 0 }, rep[512];
+	size_t n = 0;
+
+	teardown();
+	remote_start(&rem, &(struct remote_opts){
+				   .listen = true,
+				   .greet = REMOTE_UNGREETED,
+				   .args = (const char *const[]){ "--face", "vfio-user", NULL } });
+	ck_assert_int_eq(vfu_client_connect(&cl, rem.path), 0);
+	memcpy(req + 4, VFU_CLIENT_QEMU_CAPS, sizeof(VFU_CLIENT_QEMU_CAPS));
+	ck_assert_int_eq(vfu_client_call(&cl, VFU_CMD_VERSION, req, sizeof(req), NULL, 0, rep,
+					 sizeof(rep), &n),
+			 0);
+	ck_assert_uint_le(n, sizeof(req));
+	ck_assert_uint_gt(n, 4);
+	ck_assert_uint_eq(rep[n - 1], 0);
+	remote_take_baseline(&rem);
+}
+END_TEST
+
 START_TEST(version_without_caps)
 {
 	uint8_t req[8 + 24] = { 0 };
@@ -775,6 +802,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, version_answers_qemu);
 	tcase_add_test(t, version_without_caps);
+	tcase_add_test(t, version_reply_fits_qemus_buffer);
 	tcase_add_test(t, device_region_irq_info);
 	tcase_add_test(t, edu_identity_liveness_factorial);
 	tcase_add_test(t, posted_and_multi_writes_in_order);
