@@ -617,6 +617,33 @@ START_TEST(before_version)
 }
 END_TEST
 
+/* No VERSION within the deadline: dropped, even after refused commands; the next client is served.
+ */
+START_TEST(no_version_dropped_at_deadline)
+{
+	static const char *const args[] = { "--face", "vfio-user", "--handshake-timeout", "300",
+					    NULL };
+	struct vfu_device_info d;
+	struct vfu_hdr h;
+
+	teardown();
+	remote_start(&rem, &(struct remote_opts){ .listen = true,
+						  .greet = REMOTE_UNGREETED,
+						  .capture_stderr = true,
+						  .args = args });
+	ck_assert_int_eq(vfu_client_connect(&cl, rem.path), 0);
+	ck_assert_int_eq(vfu_client_device_info(&cl, &d), EINVAL);
+	ck_assert_int_eq(vfu_client_recv(&cl, &h, NULL, 0, NULL, NULL, 0, NULL, 2000), -ECONNRESET);
+	vfu_client_close(&cl);
+	ck_assert_int_eq(vfu_client_connect(&cl, rem.path), 0);
+	ck_assert_int_eq(vfu_client_version(&cl, VFU_CLIENT_QEMU_CAPS), 0);
+	remote_take_baseline(&rem);
+	/* Greeted in time: the deadline is gone. */
+	usleep(500 * 1000);
+	expect_alive();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("vfio_user_bad_input");
@@ -640,6 +667,7 @@ static Suite *suite(void)
 	tcase_set_timeout(v, 60);
 	tcase_add_checked_fixture(v, ungreeted_setup, teardown);
 	tcase_add_test(v, before_version);
+	tcase_add_test(v, no_version_dropped_at_deadline);
 	suite_add_tcase(s, v);
 	return s;
 }
