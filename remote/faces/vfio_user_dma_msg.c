@@ -178,7 +178,8 @@ static int round_trip(struct session *s, struct vfu_conn *c, bool write, uint64_
 				       strerror(-r));
 	/* The reply lands in dma_buf: the request is out and no longer needed. */
 	r = wait_reply(s, c, id, cmd, deadline, &rh, c->dma_buf, room, &len);
-	if (c->in.len)
+	/* Commands that came meanwhile, or an end to report: the server calls the face again. */
+	if (c->in.len || c->fatal || c->in.eof)
 		server_input_pending(s);
 	if (r < 0)
 		return mpdev_error_set(err, r == -ETIMEDOUT ? ETIMEDOUT : -r,
