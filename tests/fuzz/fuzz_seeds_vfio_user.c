@@ -234,7 +234,8 @@ static void feature(uint32_t flags, const void *data, size_t dlen)
 	struct vfu_device_feature f = { .argsz = sizeof(buf), .flags = flags };
 
 	memcpy(buf, &f, sizeof(f));
-	memcpy(buf + sizeof(f), data, dlen);
+	if (dlen)
+		memcpy(buf + sizeof(f), data, dlen);
 	msg(VFU_CMD_DEVICE_FEATURE, buf, sizeof(f) + dlen);
 }
 

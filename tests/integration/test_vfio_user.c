@@ -799,7 +799,8 @@ static int feature(uint32_t flags, const void *data, size_t dlen, void *out, siz
 	struct vfu_device_feature f = { .argsz = sizeof(req), .flags = flags };
 
 	memcpy(req, &f, sizeof(f));
-	memcpy(req + sizeof(f), data, dlen);
+	if (dlen)
+		memcpy(req + sizeof(f), data, dlen);
 	return vfu_client_call(&cl, VFU_CMD_DEVICE_FEATURE, req, sizeof(f) + dlen, NULL, 0, out,
 			       room, n);
 }
