@@ -14,6 +14,12 @@
  * (QEMU does, when its vCPU waits on a BAR access that starts a DMA) cannot
  * answer in time: the DMA fails after the bound, the remote carries on.
  * Twin-socket mode would lift this and is not done yet.
+ *
+ * Layout: the spec's and libvfio-user's (address u64, count u64, data at
+ * 16). QEMU 10.1/11.1 (hw/vfio-user/protocol.h, VFIOUserDMARW) still has the
+ * older 4-byte count with data at 12, so its client would misplace the data
+ * by 4 bytes; QEMU gives guest RAM as descriptors (memory-backend-memfd,
+ * share=on), which never comes here.
  */
 #include <errno.h>
 #include <poll.h>
@@ -190,7 +196,12 @@ static int round_trip(struct session *s, struct vfu_conn *c, bool write, uint64_
 		return mpdev_error_set(err, rh.error_no ? (int)rh.error_no : EIO,
 				       "%s at 0x%llx: the client answered errno %u",
 				       vfu_cmd_name(cmd), (unsigned long long)addr, rh.error_no);
-	/* The spec's DMA_WRITE reply has a 4-byte count; libvfio-user's an 8-byte one. */
+	/*
+	 * A DMA_WRITE reply is the access (the spec's has a 4-byte count,
+	 * libvfio-user's an 8-byte one) or, from QEMU, the bare header.
+	 */
+	if (write && len == 0)
+		return 0;
 	if (len < (write ? 12u : VFU_DMA_ACCESS_SIZE))
 		return mpdev_error_set(err, EPROTO, "%s reply of %zu bytes", vfu_cmd_name(cmd),
 				       len);
