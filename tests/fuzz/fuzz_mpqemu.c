@@ -8,10 +8,10 @@
  * more, as one byte stream with the records' descriptors attached, through
  * mpqemu_recv() on a stream socket, as far as mpdev-proxy would read it.
  *
- * The dispatch to the remote is not here: mpdev-proxy sends what it
- * translates as native requests, whose dispatch fuzz_native covers. When the
- * remote hosts the mpqemu face itself (a later issue), its dispatch gets
- * fuzzed in-process the way fuzz_native does the native one.
+ * The translation is proto/mpqemu/'s, which mpdev-proxy and the remote's
+ * mpqemu face share: the BAR window (bar_window_config_written,
+ * bar_window_resolve) and SYNC_SYSMEM's whole-page regions (sysmem.h).
+ * What follows it (native requests, devops calls) fuzz_native covers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,7 @@
 #include "fuzz_input.h"
 #include "log.h"
 #include "mpqemu.h"
+#include "sysmem.h"
 #include "transport.h"
 
 #define TARGET "fuzz_mpqemu"
@@ -65,21 +66,25 @@ static uint32_t config_dword(const struct device_view *v, uint32_t off)
 	       (uint32_t)v->config[off + 2] << 16 | (uint32_t)v->config[off + 3] << 24;
 }
 
-/* What mpdev-proxy's on_bar() asks of the window, and what its answer must satisfy. */
+static int read_register(void *opaque, uint32_t offset, uint32_t *val)
+{
+	*val = config_dword(opaque, offset);
+	return 0;
+}
+
+/* What both sides (mpdev-proxy, the remote's mpqemu face) ask of the window, and its answer. */
 static void bar_access(struct device_view *v, const struct mpqemu_bar_access *b)
 {
-	uint32_t regs[BAR_WINDOW_NUM_BARS];
 	uint64_t off = 0;
+	bool loaded;
 	int bar;
 
-	if (!v->bars.valid) {
-		for (unsigned i = 0; i < BAR_WINDOW_NUM_BARS; i++)
-			regs[i] = config_dword(v, BAR_WINDOW_CONFIG_FIRST + 4 * i);
-		bar_window_load(&v->bars, regs);
-	}
-	bar = bar_window_lookup(&v->bars, b->addr, b->size, b->memory, &off);
-	if (bar < 0)
+	bar = bar_window_resolve(&v->bars, b->addr, b->size, b->memory, read_register, v, &off,
+				 &loaded);
+	if (bar == -ENXIO)
 		return;
+	if (bar < 0)
+		fuzz_fail(TARGET, "resolve failed although config space always reads", NULL);
 	if (bar >= BAR_WINDOW_NUM_BARS || !v->bars.size[bar] || !v->bars.base[bar])
 		fuzz_fail(TARGET, "lookup hit a BAR that is not placed", NULL);
 	if (v->bars.io[bar] == (b->memory != 0))
@@ -87,6 +92,29 @@ static void bar_access(struct device_view *v, const struct mpqemu_bar_access *b)
 	if (b->addr - v->bars.base[bar] != off || off > v->bars.size[bar] ||
 	    b->size > v->bars.size[bar] - off)
 		fuzz_fail(TARGET, "lookup's offset is outside the BAR", NULL);
+}
+
+/* The regions both sides install from SYNC_SYSMEM: whole pages inside their entries. */
+static void sysmem(const struct mpqemu_msg *m)
+{
+	const struct mpqemu_sync_sysmem *s = &m->data.sync_sysmem;
+	struct mpqemu_ram out[MPQEMU_MAX_FDS];
+	uint32_t left_out;
+	size_t n = mpqemu_sysmem_regions(m, 4096, out, &left_out);
+
+	for (size_t k = 0; k < n; k++) {
+		const struct mpqemu_ram *r = &out[k];
+		int i = r->entry;
+
+		if (i < 0 || i >= m->num_fds || (left_out & (1u << i)) || r->fd != m->fds[i])
+			fuzz_fail(TARGET, "a region of no (or a left-out) entry", NULL);
+		if ((r->gpa | r->size | r->fd_offset) & 4095 || !r->size)
+			fuzz_fail(TARGET, "a region of no whole pages", NULL);
+		if (r->gpa < s->gpas[i] || r->size > s->sizes[i] ||
+		    r->gpa - s->gpas[i] > s->sizes[i] - r->size ||
+		    r->fd_offset - (uint64_t)s->offsets[i] != r->gpa - s->gpas[i])
+			fuzz_fail(TARGET, "a region outside its entry", NULL);
+	}
 }
 
 static void translate(struct device_view *v, const struct mpqemu_msg *m)
@@ -98,8 +126,10 @@ static void translate(struct device_view *v, const struct mpqemu_msg *m)
 		/* mpqemu_validate bounds it: the write fits config space. */
 		for (int i = 0; i < c->len; i++)
 			v->config[c->addr + (uint32_t)i] = (uint8_t)(c->val >> (8 * i));
-		if (bar_window_config_overlaps(c->addr, (uint32_t)c->len))
-			bar_window_invalidate(&v->bars);
+		bar_window_config_written(&v->bars, c->addr, (uint32_t)c->len);
+		break;
+	case MPQEMU_CMD_SYNC_SYSMEM:
+		sysmem(m);
 		break;
 	case MPQEMU_CMD_BAR_READ:
 	case MPQEMU_CMD_BAR_WRITE:
