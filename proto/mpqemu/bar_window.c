@@ -98,16 +98,21 @@ int bar_window_refresh(struct bar_window *w, bar_window_read_fn read, void *opaq
 }
 
 int bar_window_resolve(struct bar_window *w, uint64_t addr, uint32_t len, bool memory,
-		       bar_window_read_fn read, void *opaque, uint64_t *offset, bool *loaded)
+		       bar_window_read_fn read, void *opaque, uint64_t *offset, bool *moved)
 {
+	uint64_t before[BAR_WINDOW_NUM_BARS];
+	bool io_before[BAR_WINDOW_NUM_BARS];
 	int bar, r;
 
-	*loaded = false;
+	*moved = false;
 	if (!w->valid) {
+		memcpy(before, w->base, sizeof(before));
+		memcpy(io_before, w->io, sizeof(io_before));
 		r = bar_window_refresh(w, read, opaque);
 		if (r < 0)
 			return r;
-		*loaded = true;
+		*moved = memcmp(before, w->base, sizeof(before)) ||
+			 memcmp(io_before, w->io, sizeof(io_before));
 	}
 	bar = bar_window_lookup(w, addr, len, memory, offset);
 	return bar < 0 ? -ENXIO : bar;

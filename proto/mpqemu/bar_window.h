@@ -60,11 +60,13 @@ int bar_window_refresh(struct bar_window *w, bar_window_read_fn read, void *opaq
  * What both sides of QEMU's BAR_READ/BAR_WRITE do with its absolute address:
  * refreshes the bases if a config write (or a reset) made them stale, then
  * looks the access up. Returns the BAR index with *offset set, -ENXIO when
- * no BAR of that kind holds [addr, addr + len), or read's error. *loaded
- * says whether the bases were read again (to log where the BARs are).
+ * no BAR of that kind holds [addr, addr + len), or read's error. *moved says
+ * whether the bases were read again and a BAR is somewhere else now (to log
+ * where the BARs are; the bases are read again after every command register
+ * write, which rarely moves anything).
  */
 int bar_window_resolve(struct bar_window *w, uint64_t addr, uint32_t len, bool memory,
-		       bar_window_read_fn read, void *opaque, uint64_t *offset, bool *loaded);
+		       bar_window_read_fn read, void *opaque, uint64_t *offset, bool *moved);
 
 /* Logs the placed BARs ("BAR0: memory at 0x..., N bytes") at info level under comp. */
 void bar_window_log(const struct bar_window *w, const char *comp);

@@ -74,13 +74,13 @@ static int on_bar(struct proxy *p, const struct mpqemu_msg *m)
 	const struct mpqemu_bar_access *b = &m->data.bar_access;
 	bool write = m->cmd == MPQEMU_CMD_BAR_WRITE;
 	uint64_t off = 0, le;
-	bool loaded;
+	bool moved;
 	int bar, r;
 
 	check_table_seen(p);
 	bar = bar_window_resolve(&p->bars, b->addr, b->size, b->memory, read_bar_register, p, &off,
-				 &loaded);
-	if (loaded)
+				 &moved);
+	if (moved)
 		bar_window_log(&p->bars, COMP);
 	if (bar == -EIO) {
 		if (remote_lost(p))

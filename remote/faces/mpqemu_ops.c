@@ -103,16 +103,14 @@ static int on_bar(struct session *s, struct mpqemu_face *f, const struct mpqemu_
 	const struct mpqemu_bar_access *b = &m->data.bar_access;
 	bool write = m->cmd == MPQEMU_CMD_BAR_WRITE;
 	struct mpdev_error err = { 0 };
-	uint64_t off = 0, le = 0, old_base[BAR_WINDOW_NUM_BARS];
-	bool loaded;
+	uint64_t off = 0, le = 0;
+	bool moved;
 	int bar, r;
 
 	check_table_seen(f);
-	memcpy(old_base, f->bars.base, sizeof(old_base));
 	bar = bar_window_resolve(&f->bars, b->addr, b->size, b->memory, read_bar_register, s, &off,
-				 &loaded);
-	/* Reloaded after every command register write too: said only when a BAR moved. */
-	if (loaded && memcmp(old_base, f->bars.base, sizeof(old_base)))
+				 &moved);
+	if (moved)
 		bar_window_log(&f->bars, COMP);
 	if (bar < 0) {
 		/* Like a PCI master abort: reads all-ones, writes dropped. */

@@ -206,11 +206,11 @@ static int read_register(void *opaque, uint32_t offset, uint32_t *val)
 static void bar_access(struct device_view *v, const struct mpqemu_bar_access *b)
 {
 	uint64_t off = 0;
-	bool loaded;
+	bool moved;
 	int bar;
 
 	bar = bar_window_resolve(&v->bars, b->addr, b->size, b->memory, read_register, v, &off,
-				 &loaded);
+				 &moved);
 	if (bar == -ENXIO)
 		return;
 	if (bar < 0)
