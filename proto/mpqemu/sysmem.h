@@ -18,6 +18,22 @@
 
 #include "mpqemu.h"
 
+/*
+ * What both sides tell a user whose QEMU cannot share its RAM: QEMU hands
+ * the device its RAM as descriptors, and only a memfd backend has them.
+ */
+#define MPQEMU_SHAREABLE_RAM_HINT                                                                  \
+	"start QEMU with -object memory-backend-memfd,id=RAM,size=<RAM size>,share=on "            \
+	"-machine memory-backend=RAM (and -m equal to that size)"
+/* QEMU sends its table while it realizes the device: a first message of another kind means it
+ * could not. */
+#define MPQEMU_NO_TABLE_WARNING                                                                    \
+	"QEMU sent no guest memory table (SYNC_SYSMEM) before other messages: its guest RAM is "   \
+	"not shareable, so the device cannot reach guest memory (DMA); " MPQEMU_SHAREABLE_RAM_HINT
+#define MPQEMU_EMPTY_TABLE_WARNING                                                                 \
+	"QEMU sent a memory table without guest RAM: the device cannot reach guest memory "        \
+	"(DMA); " MPQEMU_SHAREABLE_RAM_HINT
+
 struct mpqemu_ram {
 	uint64_t gpa, size, fd_offset; /* page-aligned, size > 0 */
 	int fd;			       /* the message's: borrowed */

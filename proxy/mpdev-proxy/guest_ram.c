@@ -46,8 +46,7 @@ int on_sync_sysmem(struct proxy *p, struct mpqemu_msg *m)
 	p->table_seen = true;
 	if (m->num_fds == 0 && !p->warned_empty_table) {
 		p->warned_empty_table = true;
-		log_warn(COMP, "QEMU sent a memory table without guest RAM: the device cannot "
-			       "reach guest memory (DMA); " SHAREABLE_RAM_HINT);
+		log_warn(COMP, MPQEMU_EMPTY_TABLE_WARNING);
 	}
 	for (int i = 0; i < m->num_fds; i++)
 		log_debug(COMP, "guest RAM entry %d: 0x%llx+0x%llx at file offset 0x%llx", i,
@@ -132,7 +131,7 @@ int on_sync_sysmem(struct proxy *p, struct mpqemu_msg *m)
 				  (unsigned long long)r.gpa, (unsigned long long)r.size,
 				  mpdev_last_error(p->dev), problem ? " (" : "",
 				  problem ? problem : "",
-				  problem ? "; " SHAREABLE_RAM_HINT ")" : "");
+				  problem ? "; " MPQEMU_SHAREABLE_RAM_HINT ")" : "");
 			failed++;
 			continue;
 		}

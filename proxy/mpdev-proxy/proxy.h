@@ -20,6 +20,7 @@
 #include "bar_window.h"
 #include "libmpdev.h"
 #include "mpqemu.h"
+#include "sysmem.h"
 
 #define COMP		   "proxy"
 #define DEFAULT_TIMEOUT_MS 5000
@@ -30,9 +31,6 @@
 #define POSTED_SYNC_IDLE_MS  50
 #define MAX_REMOTE_ARGS	     16
 #define BAR_MISSES_LOGGED    10
-#define SHAREABLE_RAM_HINT                                                                         \
-	"start QEMU with -object memory-backend-memfd,id=RAM,size=<RAM size>,share=on "            \
-	"-machine memory-backend=RAM (and -m equal to that size)"
 
 struct options {
 	long qemu_fd;

@@ -21,10 +21,7 @@ void check_table_seen(struct proxy *p)
 	if (p->table_seen || p->warned_no_table)
 		return;
 	p->warned_no_table = true;
-	log_warn(COMP,
-		 "QEMU sent no guest memory table (SYNC_SYSMEM) before other messages: its guest "
-		 "RAM is not shareable, so the device cannot reach guest memory "
-		 "(DMA); " SHAREABLE_RAM_HINT);
+	log_warn(COMP, MPQEMU_NO_TABLE_WARNING);
 }
 
 /* ---- config space ---------------------------------------------------------- */

@@ -19,9 +19,6 @@
 #define COMP MPQEMU_FACE_COMP
 
 #define CONFIG_INTERRUPT_PIN 0x3du
-#define SHAREABLE_RAM_HINT                                                                         \
-	"start QEMU with -object memory-backend-memfd,id=RAM,size=<RAM size>,share=on "            \
-	"-machine memory-backend=RAM (and -m equal to that size)"
 
 /*
  * QEMU sends its memory table while it realizes the device, before anything
@@ -32,10 +29,7 @@ static void check_table_seen(struct mpqemu_face *f)
 	if (f->table_seen || f->warned_no_table)
 		return;
 	f->warned_no_table = true;
-	log_warn(COMP,
-		 "QEMU sent no guest memory table (SYNC_SYSMEM) before other messages: its guest "
-		 "RAM is not shareable, so the device cannot reach guest memory "
-		 "(DMA); " SHAREABLE_RAM_HINT);
+	log_warn(COMP, MPQEMU_NO_TABLE_WARNING);
 }
 
 static uint32_t le_bytes(const uint8_t *b, size_t n)
@@ -164,8 +158,7 @@ static int on_sync_sysmem(struct session *s, struct mpqemu_face *f, struct mpqem
 	f->table_seen = true;
 	if (m->num_fds == 0 && !f->warned_empty_table) {
 		f->warned_empty_table = true;
-		log_warn(COMP, "QEMU sent a memory table without guest RAM: the device cannot "
-			       "reach guest memory (DMA); " SHAREABLE_RAM_HINT);
+		log_warn(COMP, MPQEMU_EMPTY_TABLE_WARNING);
 	}
 	n = mpqemu_sysmem_regions(m, f->page, ram, &left_out);
 	for (int i = 0; i < m->num_fds; i++)
@@ -191,7 +184,7 @@ static int on_sync_sysmem(struct session *s, struct mpqemu_face *f, struct mpqem
 			    devops_mem_set(s, NULL, 0, &e2) < 0
 				    ? "the old table could not be dropped either"
 				    : "the device has no guest memory until QEMU sends one that "
-				      "works (" SHAREABLE_RAM_HINT ")");
+				      "works (" MPQEMU_SHAREABLE_RAM_HINT ")");
 	} else {
 		uint64_t maps = s->host->dma.stats.mmaps - before.mmaps,
 			 unmaps = s->host->dma.stats.munmaps - before.munmaps;
