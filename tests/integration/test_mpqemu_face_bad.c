@@ -12,11 +12,13 @@
  *             connection, resets the device and serves the next one.
  * After each, every descriptor the case sent is closed in the remote: its
  * count is back at the baseline taken when the connection was served. And
- * half a message followed by silence stalls only its own connection.
+ * half a message followed by silence, or a peer that sends requests and
+ * never reads the answers, stalls only its own connection.
  */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -325,6 +327,72 @@ START_TEST(half_a_message_stalls_only_its_own_connection)
 }
 END_TEST
 
+/* ---- a peer that never reads its answers ---- */
+
+static bool wait_writable(int fd, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	return poll(&p, 1, ms) == 1;
+}
+
+START_TEST(a_peer_that_reads_no_answers_stalls_only_itself)
+{
+	/* Alternating requests, so that the answers show their order. */
+	struct raw req[2] = { raw_cfg(CMD_PCI_CFGREAD, 0x00, 0, 2),
+			      raw_cfg(CMD_PCI_CFGREAD, 0x02, 0, 2) };
+	const uint64_t want[2] = { EDU_VENDOR_ID, EDU_DEVICE_ID };
+	size_t len = req[0].len, whole = 0, part = 0;
+	int second, fl = fcntl(mq.q, F_GETFL);
+	uint64_t v;
+
+	/* Requests until neither direction's buffers take more: the remote's answers wait. */
+	ck_assert_int_eq(fcntl(mq.q, F_SETFL, fl | O_NONBLOCK), 0);
+	while (wait_writable(mq.q, 200)) {
+		ssize_t n = send(mq.q, req[whole % 2].b + part, len - part, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		ck_assert_msg(n > 0, "send: %s", strerror(errno));
+		part += (size_t)n;
+		if (part == len) {
+			whole++;
+			part = 0;
+		}
+		ck_assert_uint_lt(whole, 1000000);
+	}
+	ck_assert_uint_gt(whole, 100); /* each send its own skb: a few hundred fill the buffers */
+	/* The loop is the remote's, not this peer's: the listening socket answers at once. */
+	second = mpq_connect_raw(&mq);
+	mpq_expect_closed(second);
+	close(second);
+	/*
+	 * Reading again, every answer comes, in order; then the cut message
+	 * completes. The last requests were read into the face's buffer before
+	 * the output blocked and are no longer on the socket: the server must
+	 * run the face again once the output drains (and when its budget ends),
+	 * not wait for the socket to become readable.
+	 */
+	ck_assert_int_eq(fcntl(mq.q, F_SETFL, fl), 0);
+	for (size_t i = 0; i < whole; i++) {
+		ck_assert_msg(mpq_try_ret(mq.q, MPQ_WAIT_MS, &v) == 0, "answer %zu of %zu missing",
+			      i, whole);
+		ck_assert_msg(v == want[i % 2], "answer %zu is 0x%llx", i, (unsigned long long)v);
+		if (i == 0 && part)
+			ck_assert_int_eq(
+				send(mq.q, req[whole % 2].b + part, len - part, MSG_NOSIGNAL),
+				(ssize_t)(len - part));
+	}
+	if (part) {
+		ck_assert_int_eq(mpq_try_ret(mq.q, MPQ_WAIT_MS, &v), 0);
+		ck_assert_uint_eq(v, want[whole % 2]);
+	}
+	ck_assert_int_eq(mpq_try_ret(mq.q, 0, &v), -ETIMEDOUT);
+	ck_assert_uint_eq(mpq_cfg_read(&mq, 0x00, 2), EDU_VENDOR_ID);
+	remote_expect_fds(&mq.rem, mq.rem.baseline_fds);
+}
+END_TEST
+
 /* A remote with a stalled half message still ends when told to. */
 START_TEST(half_a_message_does_not_hold_up_shutdown)
 {
@@ -359,6 +427,7 @@ static Suite *bad_suite(void)
 	tcase_add_checked_fixture(tc, start, stop);
 	tcase_add_loop_test(tc, bad_input, 0, NUM_CASES);
 	tcase_add_test(tc, half_a_message_stalls_only_its_own_connection);
+	tcase_add_test(tc, a_peer_that_reads_no_answers_stalls_only_itself);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("shutdown");
