@@ -123,10 +123,11 @@ static int take_message(struct session *s, struct mpqemu_face *f, size_t n)
 static int mpqemu_readable(struct session *s)
 {
 	struct mpqemu_face *f = s->face_state;
+	int one_way = 0;
 
 	for (;;) {
 		ssize_t n = mpqemu_frame(f->in.buf, f->in.len);
-		int r;
+		int cmd, r;
 
 		if (n < 0) {
 			s->stats->protocol_errors++;
@@ -137,8 +138,20 @@ static int mpqemu_readable(struct session *s)
 			return -EMSGSIZE;
 		}
 		if (n > 0) {
+			memcpy(&cmd, f->in.buf, sizeof(cmd));
 			r = take_message(s, f, (size_t)n);
-			return r < 0 ? r : 1;
+			if (r < 0)
+				return r;
+			/*
+			 * QEMU sends SYNC_SYSMEM and SET_IRQFD in bursts without
+			 * waiting, then a request it waits on: all of them in this
+			 * call, so that a request never waits in our buffer for a
+			 * wakeup the socket will not give (its bytes are read).
+			 */
+			if (mpqemu_cmd_wants_ret(cmd) || session_output_blocked(s) ||
+			    ++one_way == MPQEMU_FACE_ONE_WAY_BUDGET)
+				return 1;
+			continue;
 		}
 		if (f->in.eof) {
 			if (f->in.len)

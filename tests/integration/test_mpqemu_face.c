@@ -26,6 +26,7 @@
 #include "edu.h"
 #include "mpqemu_direct.h"
 #include "testutil.h"
+#include "transport.h"
 
 #define BAR0_ADDR  0xfea00000u
 #define BAR0_ADDR2 0xfd000000u
@@ -370,6 +371,38 @@ START_TEST(messages_in_pieces_and_back_to_back)
 }
 END_TEST
 
+/*
+ * QEMU sends its memory table on every commit without waiting, then a request
+ * it waits on: however long the burst (the server's loop stops after 64
+ * rounds), the request is answered.
+ */
+START_TEST(a_burst_of_tables_then_a_request)
+{
+	struct raw t = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
+	struct raw r = raw_cfg(CMD_PCI_CFGREAD, 0x02, 0, 2);
+	static uint8_t burst[200 * (HDR + SZ_SYNC_SYSMEM) + HDR + SZ_PCI_CONF];
+	uint64_t v;
+
+	for (int n = 56; n <= 200; n += (n < 72 ? 1 : 64)) {
+		size_t len = 0;
+
+		for (int i = 0; i < n; i++) {
+			memcpy(burst + len, t.b, t.len);
+			len += t.len;
+		}
+		memcpy(burst + len, r.b, r.len);
+		len += r.len;
+		ck_assert_int_eq(transport_send(mq.q, burst, len, NULL, 0, 1000), 0);
+		ck_assert_msg(mpq_try_ret(mq.q, MPQ_WAIT_MS, &v) == 0,
+			      "no RET after %d tables and a request", n);
+		ck_assert_uint_eq(v, EDU_DEVICE_ID);
+	}
+	ck_assert(remote_wait_log(&mq.rem, "QEMU sent a memory table without guest RAM",
+				  MPQ_WAIT_MS));
+	remote_expect_fds(&mq.rem, mq.rem.baseline_fds);
+}
+END_TEST
+
 static Suite *face_suite(void)
 {
 	Suite *s = suite_create("mpqemu_face");
@@ -386,6 +419,7 @@ static Suite *face_suite(void)
 	tcase_add_test(tc, device_reset);
 	tcase_add_test(tc, one_connection_at_a_time_and_a_fresh_device_for_the_next);
 	tcase_add_test(tc, messages_in_pieces_and_back_to_back);
+	tcase_add_test(tc, a_burst_of_tables_then_a_request);
 	suite_add_tcase(s, tc);
 	return s;
 }
