@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,9 +56,12 @@ void mpq_stop(struct mpq *m)
 int mpq_connect_raw(const struct mpq *m)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	/* A blocking send to a remote that reads nothing fails the test instead of hanging it. */
+	struct timeval tv = { .tv_sec = MPQ_WAIT_MS / 1000 * 2 };
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)), 0);
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", m->rem.path);
 	ck_assert_msg(connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to %s: %s",
 		      m->rem.path, strerror(errno));
