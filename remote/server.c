@@ -138,23 +138,16 @@ static bool must_pause(struct server *srv)
 	return backlog > srv->cfg.max_pending_closes;
 }
 
-/*
- * Reading from the connection again. A stream face may already hold whole
- * messages in its buffer that no readable event will announce (the socket
- * has nothing more to say), so the face is called once now as well.
- */
-static void conn_resume(struct server *srv)
-{
-	event_add(srv->conn_ev, NULL);
-	event_active(srv->conn_ev, EV_READ, 0);
-}
-
 static void input_enable(struct server *srv, bool on)
 {
 	if (srv->listen_ev)
 		on ? event_add(srv->listen_ev, NULL) : event_del(srv->listen_ev);
-	if (srv->conn_ev && !session_output_blocked(&srv->session))
-		on ? conn_resume(srv) : (void)event_del(srv->conn_ev);
+	if (srv->conn_ev && !session_output_blocked(&srv->session)) {
+		on ? event_add(srv->conn_ev, NULL) : event_del(srv->conn_ev);
+		/* What a stream face buffered before the pause is not on the socket any more. */
+		if (on)
+			event_active(srv->conn_ev, EV_READ, 0);
+	}
 }
 
 static void pause_check(evutil_socket_t fd, short what, void *arg)
@@ -209,15 +202,18 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
 		conn_close(srv);
 		return;
 	}
-	if (!srv->paused)
-		conn_resume(srv);
+	if (!srv->paused) {
+		event_add(srv->conn_ev, NULL);
+		/* A stream face may hold whole requests it read before the output blocked. */
+		event_active(srv->conn_ev, EV_READ, 0);
+	}
 }
 
 void server_input_pending(struct session *s)
 {
 	struct server *srv = (struct server *)((char *)s - offsetof(struct server, session));
 
-	/* Blocked output or a pause resume input themselves (conn_resume). */
+	/* Blocked output or a pause resume input themselves (conn_writable, input_enable). */
 	if (srv->conn_fd >= 0 && srv->conn_ev && !srv->paused && !session_output_blocked(s))
 		event_active(srv->conn_ev, EV_READ, 0);
 }
@@ -256,8 +252,8 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
 		if (r == 0)
 			return;
 	}
-	/* Out of budget, with more perhaps buffered in the face: again after the other events. */
-	if (srv->conn_fd >= 0)
+	/* Out of budget with more to do, perhaps only in a stream face's buffer: come back. */
+	if (srv->conn_fd >= 0 && !srv->paused)
 		event_active(srv->conn_ev, EV_READ, 0);
 }
 
