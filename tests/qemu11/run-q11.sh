@@ -24,6 +24,7 @@
 # Environment:
 #   Q11_TIMEOUT       hard limit for the guest, seconds (default 150)
 #   Q11_REMOTE_ARGS   extra mpdev-remote arguments (word-split), e.g. --no-sandbox
+#   Q11_STRICT        1: also fail when QEMU logged error replies from the server
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -106,10 +107,8 @@ say "QEMU: $(cat "$kit/qemu-version"); guest kernel $(cat "$kit/kernel-version")
 remote_bin=$build_dir/bin/mpdev-remote
 if [ "$target" != qemu-edu ]; then
 	[ -x "$remote_bin" ] || fail "no $remote_bin (build first)"
-	"$remote_bin" --help 2>&1 | grep -q -- '--face' ||
-		skip "this mpdev-remote has no --face option (no vfio-user face yet)"
-	"$remote_bin" --help 2>&1 | grep -q 'vfio-user' ||
-		skip "this mpdev-remote has no vfio-user face"
+	"$remote_bin" --face vfio-user --help >/dev/null 2>&1 ||
+		skip "this mpdev-remote has no vfio-user face ($remote_bin --face vfio-user refused)"
 fi
 
 # --- the guest image -------------------------------------------------------------
@@ -241,6 +240,14 @@ if [ -s "$remote_log" ] && grep -q ': error: ' "$remote_log"; then
 	echo "--- mpdev-remote errors ($remote_log):"
 	grep ': error: ' "$remote_log" | tail -n 20
 	why="${why:+$why; }mpdev-remote logged errors"
+fi
+# Error replies QEMU's client logged: the guest may still have passed (a
+# refused map of a ROM alias costs nothing it checks), but a server that
+# refuses what a stock client sends is wrong. Q11_STRICT=1 fails on them.
+n_err=$(grep -c 'error reply' "$qemu_log" 2>/dev/null || true)
+if [ "${n_err:-0}" -gt 0 ]; then
+	say "WARN: QEMU logged $n_err error replies from the server; first: $(grep -m1 'error reply' "$qemu_log")"
+	[ "${Q11_STRICT:-0}" = 0 ] || why="${why:+$why; }$n_err error replies to QEMU (Q11_STRICT)"
 fi
 n_checks=$(grep -c '^Q11 CHECK .*: PASS' "$log" || true)
 if [ -n "$why" ]; then
