@@ -82,7 +82,7 @@ if [ ! -f "$root/.complete" ]; then
 		k=$(apt-cache depends linux-image-amd64 | sed -n "s/^ *Depends: \(linux-image-[0-9].*\)/\1/p" | head -n 1) &&
 		[ -n "$k" ] && apt-get download -q "$k" busybox-static >/dev/null &&
 		echo "$k" >kernel-package'
-	if ! mmdebstrap --variant=apt --mode=root --quiet \
+	if ! mmdebstrap --variant=apt --mode=root \
 		--aptopt='APT::Install-Recommends "false"' \
 		--setup-hook='mkdir -p "$1/etc/apt/preferences.d" && printf "Package: '"$qemu_pin"'\nPin: release n=trixie-backports\nPin-Priority: 990\n" >"$1/etc/apt/preferences.d/qemu11"' \
 		--include="$root_packages" \
@@ -91,7 +91,7 @@ if [ ! -f "$root/.complete" ]; then
 		>"$cache/mmdebstrap.log" 2>&1; then
 		rm -rf "$tmp"
 		# No mirror is a machine that cannot do this; anything else is a bug here.
-		if grep -q -E "Temporary failure resolving|Could not resolve|Failed to fetch|Unable to connect" \
+		if grep -q -E "Temporary failure resolving|Could not resolve|Failed to fetch|Unable to connect|E: apt-get update .*failed" \
 			"$cache/mmdebstrap.log"; then
 			skip "mmdebstrap cannot reach $mirror (see $cache/mmdebstrap.log)"
 		fi

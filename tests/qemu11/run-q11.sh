@@ -186,7 +186,14 @@ rc=0
 wait "$qemu_pid" || rc=$?
 qemu_pid=
 t_guest=$(elapsed "$t0")
+remote_died=
 if [ -n "$remote_pid" ]; then
+	# QEMU 11.1's client aborts when its server goes away: say which one went first.
+	if ! kill -0 "$remote_pid" 2>/dev/null; then
+		rrc=0
+		wait "$remote_pid" || rrc=$?
+		remote_died="mpdev-remote exited (status $rrc) while QEMU ran"
+	fi
 	stop "$remote_pid"
 	remote_pid=
 fi
@@ -234,6 +241,7 @@ elif ! grep -q '^q11-init: reached /init' "$log"; then
 elif ! grep -q '^Q11 DONE' "$log"; then
 	why="the guest's /init did not finish"
 fi
+if [ -n "$remote_died" ]; then why="${why:+$why; }$remote_died"; fi
 if [ ${#failed[@]} -gt 0 ]; then why="${why:+$why; }failed: ${failed[*]}"; fi
 if [ ${#missing[@]} -gt 0 ]; then why="${why:+$why; }missing: ${missing[*]}"; fi
 if [ -s "$remote_log" ] && grep -q ': error: ' "$remote_log"; then
