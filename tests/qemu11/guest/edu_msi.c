@@ -126,10 +126,7 @@ out:
 	return -ENODEV;
 }
 
-static const struct pci_device_id edu_msi_ids[] = {
-	{ PCI_DEVICE(0x1234, 0x11e8) },
-	{}
-};
+static const struct pci_device_id edu_msi_ids[] = { { PCI_DEVICE(0x1234, 0x11e8) }, {} };
 MODULE_DEVICE_TABLE(pci, edu_msi_ids);
 
 static struct pci_driver edu_msi_driver = {

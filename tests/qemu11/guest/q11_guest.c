@@ -26,17 +26,17 @@
 #include <unistd.h>
 
 /* edu's BAR0 registers (remote/emu/edu.h, QEMU's hw/misc/edu.c). */
-#define EDU_REG_IDENT	   0x00
-#define EDU_REG_LIVENESS   0x04
-#define EDU_REG_FACTORIAL  0x08
-#define EDU_REG_STATUS	   0x20
-#define EDU_REG_IRQ_STATUS 0x24
-#define EDU_REG_IRQ_RAISE  0x60
-#define EDU_REG_IRQ_ACK	   0x64
-#define EDU_REG_DMA_SRC	   0x80
-#define EDU_REG_DMA_DST	   0x88
-#define EDU_REG_DMA_COUNT  0x90
-#define EDU_REG_DMA_CMD	   0x98
+#define EDU_REG_IDENT	     0x00
+#define EDU_REG_LIVENESS     0x04
+#define EDU_REG_FACTORIAL    0x08
+#define EDU_REG_STATUS	     0x20
+#define EDU_REG_IRQ_STATUS   0x24
+#define EDU_REG_IRQ_RAISE    0x60
+#define EDU_REG_IRQ_ACK	     0x64
+#define EDU_REG_DMA_SRC	     0x80
+#define EDU_REG_DMA_DST	     0x88
+#define EDU_REG_DMA_COUNT    0x90
+#define EDU_REG_DMA_CMD	     0x98
 #define EDU_STATUS_COMPUTING 0x01u
 #define EDU_DMA_RUN	     0x1u
 #define EDU_DMA_TO_RAM	     0x2u
@@ -45,15 +45,15 @@
 /* edu's DMA mask: RAM addresses above 28 bits are cut off by the device. */
 #define EDU_DMA_LIMIT (UINT64_C(1) << 28)
 
-#define PCI_COMMAND		0x04
-#define PCI_STATUS		0x06
-#define PCI_COMMAND_MEMORY	0x0002
-#define PCI_COMMAND_MASTER	0x0004
+#define PCI_COMMAND		 0x04
+#define PCI_STATUS		 0x06
+#define PCI_COMMAND_MEMORY	 0x0002
+#define PCI_COMMAND_MASTER	 0x0004
 #define PCI_COMMAND_INTX_DISABLE 0x0400
-#define PCI_STATUS_INTERRUPT	0x0008
+#define PCI_STATUS_INTERRUPT	 0x0008
 
-#define WAIT_MS	 3000 /* an interrupt or a device operation, under TCG */
-#define QUIET_MS 300  /* how long "no interrupt" must hold */
+#define WAIT_MS	    3000 /* an interrupt or a device operation, under TCG */
+#define QUIET_MS    300	 /* how long "no interrupt" must hold */
 #define INTX_ROUNDS 20
 
 static const char *label = "?";
@@ -209,7 +209,9 @@ static void check_factorial(void)
 {
 	static const struct {
 		uint32_t n, f;
-	} cases[] = { { 0, 1 }, { 5, 120 }, { 10, 3628800 }, { 12, 479001600 }, { 13, 1932053504 } };
+	} cases[] = {
+		{ 0, 1 }, { 5, 120 }, { 10, 3628800 }, { 12, 479001600 }, { 13, 1932053504 }
+	};
 	bool ok = true;
 	uint32_t got = 0;
 	unsigned i;
@@ -276,24 +278,28 @@ static void check_dma(void)
 	pdst = phys_of(dst);
 	if (!psrc || !pdst || psrc + EDU_DMA_BUF_SIZE > EDU_DMA_LIMIT ||
 	    pdst + EDU_DMA_BUF_SIZE > EDU_DMA_LIMIT) {
-		result("dma", false, "buffers at 0x%" PRIx64 "/0x%" PRIx64 " (none, or past edu's 28-bit mask)",
+		result("dma", false,
+		       "buffers at 0x%" PRIx64 "/0x%" PRIx64 " (none, or past edu's 28-bit mask)",
 		       psrc, pdst);
 		return;
 	}
 	cfg_write(PCI_COMMAND, 2, command() | PCI_COMMAND_MASTER);
 	if (!dma_run((uint32_t)psrc, EDU_DMA_BUF_ADDR, 0)) {
-		result("dma", false, "RAM 0x%" PRIx64 " -> device did not finish in %d ms", psrc, WAIT_MS);
+		result("dma", false, "RAM 0x%" PRIx64 " -> device did not finish in %d ms", psrc,
+		       WAIT_MS);
 		return;
 	}
 	if (!dma_run(EDU_DMA_BUF_ADDR, (uint32_t)pdst, EDU_DMA_TO_RAM)) {
-		result("dma", false, "device -> RAM 0x%" PRIx64 " did not finish in %d ms", pdst, WAIT_MS);
+		result("dma", false, "device -> RAM 0x%" PRIx64 " did not finish in %d ms", pdst,
+		       WAIT_MS);
 		return;
 	}
 	for (i = 0; i < EDU_DMA_BUF_SIZE; i++) {
 		if (dst[i] != src[i] && !bad++)
 			first = i;
 	}
-	result("dma", !bad, "%u bytes RAM 0x%" PRIx64 " -> device -> RAM 0x%" PRIx64 ", %zu differ%s",
+	result("dma", !bad,
+	       "%u bytes RAM 0x%" PRIx64 " -> device -> RAM 0x%" PRIx64 ", %zu differ%s",
 	       EDU_DMA_BUF_SIZE, psrc, pdst, bad, bad ? " (first shown in the log)" : "");
 	if (bad)
 		fprintf(stderr, "q11-guest: dma: byte %zu: 0x%02x, expected 0x%02x\n", first,
@@ -338,7 +344,8 @@ static bool uio_reenable(void)
 		return true;
 	if (errno != ENOSYS)
 		return false;
-	reenable_how = "clearing Interrupt Disable in config space (uio_pci_generic has no irqcontrol)";
+	reenable_how =
+		"clearing Interrupt Disable in config space (uio_pci_generic has no irqcontrol)";
 	return cfg_write(PCI_COMMAND, 2, command() & ~PCI_COMMAND_INTX_DISABLE);
 }
 
@@ -377,7 +384,8 @@ static void check_intx(const char *bdf)
 	int i;
 
 	if (open_uio(bdf) < 0) {
-		result("intx_repeat", false, "no /dev/uioN for %s (uio_pci_generic not bound?)", bdf);
+		result("intx_repeat", false, "no /dev/uioN for %s (uio_pci_generic not bound?)",
+		       bdf);
 		return;
 	}
 	/* The line starts quiet and unmasked. */
@@ -394,14 +402,16 @@ static void check_intx(const char *bdf)
 		t0 = now_ms();
 		wr(EDU_REG_IRQ_RAISE, val);
 		if (!uio_wait(WAIT_MS)) {
-			result("intx_repeat", false, "round %d: no interrupt within %d ms", i, WAIT_MS);
+			result("intx_repeat", false, "round %d: no interrupt within %d ms", i,
+			       WAIT_MS);
 			return;
 		}
 		lat[i] = now_ms() - t0;
 		masked = command() & PCI_COMMAND_INTX_DISABLE;
 		pending = intx_status();
 		/* Exactly one event per raise: no storm, no spurious second call. */
-		if (uio_count != before + 1 || !masked || !pending || rd(EDU_REG_IRQ_STATUS) != val) {
+		if (uio_count != before + 1 || !masked || !pending ||
+		    rd(EDU_REG_IRQ_STATUS) != val) {
 			result("intx_repeat", false,
 			       "round %d: count %u->%u, Interrupt Disable %d, Interrupt Status %d, "
 			       "edu status 0x%x (raised 0x%x)",
@@ -410,11 +420,13 @@ static void check_intx(const char *bdf)
 		}
 		wr(EDU_REG_IRQ_ACK, val);
 		if (intx_status()) {
-			result("intx_repeat", false, "round %d: Interrupt Status still set after the ack", i);
+			result("intx_repeat", false,
+			       "round %d: Interrupt Status still set after the ack", i);
 			return;
 		}
 		if (!uio_reenable()) {
-			result("intx_repeat", false, "round %d: re-enable failed: %s", i, strerror(errno));
+			result("intx_repeat", false, "round %d: re-enable failed: %s", i,
+			       strerror(errno));
 			return;
 		}
 	}
@@ -422,12 +434,13 @@ static void check_intx(const char *bdf)
 	result("intx_repeat", true,
 	       "%d interrupts woke read() on /dev/uio, one event each (count %u); raise to wake "
 	       "min/median/max %.2f/%.2f/%.2f ms; re-enabled by %s",
-	       INTX_ROUNDS, uio_count, lat[0], lat[INTX_ROUNDS / 2], lat[INTX_ROUNDS - 1], reenable_how);
+	       INTX_ROUNDS, uio_count, lat[0], lat[INTX_ROUNDS / 2], lat[INTX_ROUNDS - 1],
+	       reenable_how);
 
 	/* Acknowledged and re-enabled, the line must stay quiet. */
 	before = uio_count;
-	result("intx_quiet", !uio_wait(QUIET_MS), "no interrupt for %d ms after ack (count %u -> %u)",
-	       QUIET_MS, before, uio_count);
+	result("intx_quiet", !uio_wait(QUIET_MS),
+	       "no interrupt for %d ms after ack (count %u -> %u)", QUIET_MS, before, uio_count);
 
 	/*
 	 * Re-enabling while the device still holds its line must deliver again:
@@ -443,7 +456,8 @@ static void check_intx(const char *bdf)
 	uio_reenable();
 	if (!uio_wait(WAIT_MS)) {
 		result("intx_reassert", false,
-		       "re-enabled with the line still asserted: no interrupt within %d ms", WAIT_MS);
+		       "re-enabled with the line still asserted: no interrupt within %d ms",
+		       WAIT_MS);
 		return;
 	}
 	wr(EDU_REG_IRQ_ACK, 0x8000);
@@ -467,15 +481,16 @@ static void check_intx(const char *bdf)
 	}
 	cfg_write(PCI_COMMAND, 2, command() & ~PCI_COMMAND_INTX_DISABLE);
 	if (!uio_wait(WAIT_MS)) {
-		result("intx_disable", false, "clearing Interrupt Disable delivered nothing in %d ms",
-		       WAIT_MS);
+		result("intx_disable", false,
+		       "clearing Interrupt Disable delivered nothing in %d ms", WAIT_MS);
 		wr(EDU_REG_IRQ_ACK, ~0u);
 		return;
 	}
 	wr(EDU_REG_IRQ_ACK, 0x4000);
 	uio_reenable();
 	result("intx_disable", !intx_status(),
-	       "held off while disabled with Interrupt Status set, delivered once cleared (count %u)",
+	       "held off while disabled with Interrupt Status set, delivered once cleared (count "
+	       "%u)",
 	       uio_count);
 }
 
