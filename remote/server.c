@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -137,12 +138,23 @@ static bool must_pause(struct server *srv)
 	return backlog > srv->cfg.max_pending_closes;
 }
 
+/*
+ * Reading from the connection again. A stream face may already hold whole
+ * messages in its buffer that no readable event will announce (the socket
+ * has nothing more to say), so the face is called once now as well.
+ */
+static void conn_resume(struct server *srv)
+{
+	event_add(srv->conn_ev, NULL);
+	event_active(srv->conn_ev, EV_READ, 0);
+}
+
 static void input_enable(struct server *srv, bool on)
 {
 	if (srv->listen_ev)
 		on ? event_add(srv->listen_ev, NULL) : event_del(srv->listen_ev);
 	if (srv->conn_ev && !session_output_blocked(&srv->session))
-		on ? event_add(srv->conn_ev, NULL) : event_del(srv->conn_ev);
+		on ? conn_resume(srv) : (void)event_del(srv->conn_ev);
 }
 
 static void pause_check(evutil_socket_t fd, short what, void *arg)
@@ -198,7 +210,16 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (!srv->paused)
-		event_add(srv->conn_ev, NULL);
+		conn_resume(srv);
+}
+
+void server_input_pending(struct session *s)
+{
+	struct server *srv = (struct server *)((char *)s - offsetof(struct server, session));
+
+	/* Blocked output or a pause resume input themselves (conn_resume). */
+	if (srv->conn_fd >= 0 && srv->conn_ev && !srv->paused && !session_output_blocked(s))
+		event_active(srv->conn_ev, EV_READ, 0);
 }
 
 static void conn_readable(evutil_socket_t fd, short what, void *arg)
@@ -235,6 +256,9 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
 		if (r == 0)
 			return;
 	}
+	/* Out of budget, with more perhaps buffered in the face: again after the other events. */
+	if (srv->conn_fd >= 0)
+		event_active(srv->conn_ev, EV_READ, 0);
 }
 
 /* A client of an allowed uid may still not sit on the device without a hello. */

@@ -160,10 +160,10 @@ static int handle_message(struct session *s, struct vfu_conn *c, const struct vf
 	int fds[STREAM_IN_MAX_FDS];
 	size_t nfds = 0;
 	struct vfu_req r = { .hdr = *h };
-	int taken, rc, out;
+	int got, rc, out;
 
 	memcpy(c->msg, c->in.buf, h->size);
-	taken = stream_in_consume(&c->in, h->size, fds, STREAM_IN_MAX_FDS, &nfds);
+	got = stream_in_consume(&c->in, h->size, fds, STREAM_IN_MAX_FDS, &nfds);
 	s->stats->messages++;
 	r.payload = c->msg + VFU_HDR_SIZE;
 	r.len = h->size - VFU_HDR_SIZE;
@@ -172,7 +172,7 @@ static int handle_message(struct session *s, struct vfu_conn *c, const struct vf
 	r.reply = c->out + VFU_HDR_SIZE;
 	r.room = VFU_MAX_MSG - VFU_HDR_SIZE;
 	r.reply_fds[0] = -1;
-	if (taken < 0)
+	if (got < 0)
 		rc = vfu_fail(&r, EINVAL, "more than %u descriptors with one message",
 			      STREAM_IN_MAX_FDS);
 	else
@@ -215,7 +215,7 @@ static int refuse_framing(struct session *s, struct vfu_conn *c, const struct vf
 	return send_reply(s, c, h, rc, &r);
 }
 
-static int skip_bytes(struct vfu_conn *c)
+int vfu_skip_bytes(struct vfu_conn *c)
 {
 	size_t n = c->in.len < c->skip ? c->in.len : (size_t)c->skip;
 	size_t nfds = 0;
@@ -227,36 +227,42 @@ static int skip_bytes(struct vfu_conn *c)
 	return 1;
 }
 
+/* A message was taken (1), unless sending its answer ended the connection. */
+static int taken(int r)
+{
+	return r < 0 ? r : 1;
+}
+
 /*
  * The message at the front of the buffer, if whole. Returns 1 when one was
  * taken (answered says whether it was replied to), 0 when more bytes are
  * needed, or a negative errno to end the connection.
  */
-static int take_one(struct session *s, struct vfu_conn *c, bool *answered)
+int vfu_take_one(struct session *s, struct vfu_conn *c, bool *answered)
 {
 	struct vfu_hdr h;
 	int r;
 
 	*answered = false;
 	if (c->skip)
-		return skip_bytes(c);
+		return vfu_skip_bytes(c);
 	if (c->in.len < VFU_HDR_SIZE)
 		return 0;
 	vfu_hdr_get(c->in.buf, &h);
 	if ((h.flags & VFU_FLAG_TYPE_MASK) == VFU_TYPE_REPLY) {
 		/* We send no requests, so no reply is expected: dropped whole. */
 		if (h.size < VFU_HDR_SIZE || h.size > VFU_MAX_MSG)
-			return refuse_framing(s, c, &h, -EINVAL, answered);
+			return taken(refuse_framing(s, c, &h, -EINVAL, answered));
 		log_info_rl(COMP, "unexpected reply id %u (%s) dropped", h.msg_id,
 			    vfu_cmd_name(h.cmd));
 		s->stats->protocol_errors++;
 		c->skip = h.size;
-		skip_bytes(c);
+		vfu_skip_bytes(c);
 		return 1;
 	}
 	r = vfu_hdr_check_command(&h, VFU_MAX_MSG);
 	if (r < 0 && (h.size < VFU_HDR_SIZE || h.size > VFU_MAX_MSG))
-		return refuse_framing(s, c, &h, r, answered);
+		return taken(refuse_framing(s, c, &h, r, answered));
 	if (c->in.len < h.size)
 		return 0;
 	if (r < 0) {
@@ -270,10 +276,9 @@ static int take_one(struct session *s, struct vfu_conn *c, bool *answered)
 		log_info_rl(COMP, "message id %u (%s): flags 0x%x refused", h.msg_id,
 			    vfu_cmd_name(h.cmd), h.flags);
 		*answered = true;
-		return send_reply(s, c, &h, -EINVAL, &req);
+		return taken(send_reply(s, c, &h, -EINVAL, &req));
 	}
-	r = handle_message(s, c, &h, answered);
-	return r < 0 ? r : 1;
+	return taken(handle_message(s, c, &h, answered));
 }
 
 static int vfu_readable(struct session *s)
@@ -282,13 +287,20 @@ static int vfu_readable(struct session *s)
 	bool answered;
 	int r;
 
+	if (c->fatal)
+		return c->fatal;
 	for (;;) {
-		r = take_one(s, c, &answered);
+		r = vfu_take_one(s, c, &answered);
 		if (r < 0)
 			return r;
 		if (r == 1) {
+			/*
+			 * After an answer the client usually waits for it, so with nothing
+			 * buffered, back to the loop rather than paying for a recv that says
+			 * EAGAIN; what is buffered the server comes back for.
+			 */
 			if (answered)
-				return 1;
+				return c->in.len || c->skip ? 1 : 0;
 			continue;
 		}
 		if (c->in.eof)
@@ -317,16 +329,24 @@ static int vfu_conn_init(struct session *s)
 	}
 	c->msg = malloc(VFU_MAX_MSG);
 	c->out = malloc(VFU_MAX_MSG);
-	if (!c->msg || !c->out) {
+	c->dma_buf = malloc(VFU_MAX_MSG);
+	if (!c->msg || !c->out || !c->dma_buf) {
 		stream_in_release(&c->in);
 		free(c->msg);
 		free(c->out);
+		free(c->dma_buf);
 		free(c);
 		return -ENOMEM;
 	}
 	vfu_caps_default(&c->peer);
+	c->next_id = 1;
 	s->face_state = c;
 	s->greeted = false;
+	/* The device's DMA to ranges this client serves by message comes here. */
+	if (s->host) {
+		s->host->dma_msg = vfu_dma_msg;
+		s->host->dma_msg_opaque = s;
+	}
 	return 0;
 }
 
@@ -336,10 +356,15 @@ static void vfu_conn_release(struct session *s)
 
 	if (!c)
 		return;
+	if (s->host && s->host->dma_msg_opaque == s) {
+		s->host->dma_msg = NULL;
+		s->host->dma_msg_opaque = NULL;
+	}
 	vfu_dma_release(c);
 	stream_in_release(&c->in);
 	free(c->msg);
 	free(c->out);
+	free(c->dma_buf);
 	free(c);
 	s->face_state = NULL;
 }

@@ -63,8 +63,8 @@ int vfu_handle_dma_map(struct session *s, struct vfu_conn *c, struct vfu_req *r)
 	int rc;
 
 	if (vfu_decode_dma_map(r->payload, r->len, &m) < 0)
-		return vfu_fail(r, EINVAL, "DMA_MAP: %zu bytes, argsz %u or flags 0x%x wrong",
-				r->len, r->len >= 8 ? m.argsz : 0, r->len >= 8 ? m.flags : 0);
+		return vfu_fail(r, EINVAL, "DMA_MAP: %zu bytes (32), or argsz or flags wrong",
+				r->len);
 	if ((rc = check_range(r, m.addr, m.size)) < 0)
 		return rc;
 	if (range_overlap(c, m.addr, m.size))
@@ -78,10 +78,7 @@ int vfu_handle_dma_map(struct session *s, struct vfu_conn *c, struct vfu_req *r)
 				      .read_only = !(m.flags & VFU_DMA_FLAG_WRITE),
 				      .fd = r->fds[0] };
 	/* The descriptor stays ours (borrowed) and is closed with the message. */
-	rc = devops_mem_add(s, &nr, &r->err);
-	if (rc == 0)
-		c->mapped++;
-	return rc;
+	return devops_mem_add(s, &nr, &r->err);
 }
 
 int vfu_handle_dma_unmap(struct session *s, struct vfu_conn *c, struct vfu_req *r)
@@ -96,7 +93,6 @@ int vfu_handle_dma_unmap(struct session *s, struct vfu_conn *c, struct vfu_req *
 		if (rc < 0)
 			return rc;
 		c->nranges = 0;
-		c->mapped = 0;
 	} else {
 		size_t i;
 
@@ -111,8 +107,6 @@ int vfu_handle_dma_unmap(struct session *s, struct vfu_conn *c, struct vfu_req *
 			rc = devops_mem_remove(s, u.addr, u.size, &r->err);
 			if (rc < 0)
 				return rc;
-			if (c->mapped)
-				c->mapped--;
 		}
 	}
 	/* The reply is the request's entry, as the spec says. */
@@ -124,5 +118,4 @@ int vfu_handle_dma_unmap(struct session *s, struct vfu_conn *c, struct vfu_req *
 void vfu_dma_release(struct vfu_conn *c)
 {
 	c->nranges = 0;
-	c->mapped = 0;
 }

@@ -44,7 +44,11 @@ struct vfu_conn {
 	uint8_t *out; /* the reply being built */
 	struct vfu_range ranges[VFU_MAX_MSG_RANGES];
 	size_t nranges;
-	uint64_t mapped; /* DMA_MAP entries in the memory table */
+	/* Our own requests (DMA_READ / DMA_WRITE): ids, and their buffer. */
+	uint16_t next_id;
+	uint8_t *dma_buf;
+	/* Set when the connection must end at the next readable call. */
+	int fatal;
 };
 
 /* One request as a handler sees it. */
@@ -69,6 +73,23 @@ int vfu_handle_dma_map(struct session *s, struct vfu_conn *c, struct vfu_req *r)
 int vfu_handle_dma_unmap(struct session *s, struct vfu_conn *c, struct vfu_req *r);
 /* The disconnect: client-served ranges go (the memory table is the server's to clear). */
 void vfu_dma_release(struct vfu_conn *c);
+
+/*
+ * The device's DMA to a range the client serves (remote_host.dma_msg):
+ * DMA_READ / DMA_WRITE requests of at most the client's max_data_xfer_size,
+ * each waited for at most VFU_DMA_MSG_TIMEOUT_MS (vfio_user_dma_msg.c).
+ */
+#define VFU_DMA_MSG_TIMEOUT_MS 1000
+int vfu_dma_msg(void *opaque, bool write, uint64_t gpa, void *buf, size_t len,
+		struct mpdev_error *err);
+
+/*
+ * vfio_user.c's framing, for the wait above: the message at the front of
+ * the stream, if whole (1: taken, 0: more bytes needed, < 0: the end).
+ */
+int vfu_take_one(struct session *s, struct vfu_conn *c, bool *answered);
+/* Drops the bytes of a message being skipped that are buffered; 1 if any were. */
+int vfu_skip_bytes(struct vfu_conn *c);
 
 int vfu_handle_device_info(struct session *s, struct vfu_conn *c, struct vfu_req *r);
 int vfu_handle_region_info(struct session *s, struct vfu_conn *c, struct vfu_req *r);
