@@ -61,6 +61,19 @@ root=$cache/root-$root_key
 kit_key=$(cat "$0" "$here/guest/edu_msi.c" "$here/guest/Kbuild" | sha256sum | cut -c1-12)
 kit=$cache/kit-$kit_key
 
+# A root mmdebstrap was killed in may still have /proc, /sys or /dev mounted
+# inside: never delete through a mount point.
+safe_rm() { # DIR...
+	local d
+	for d in "$@"; do
+		[ -e "$d" ] || continue
+		if awk -v p="$(realpath "$d")/" 'index($2 "/", p) == 1 { found = 1 } END { exit !found }' /proc/mounts; then
+			die "$d still has file systems mounted inside; unmount them, then remove it"
+		fi
+		rm -rf --one-file-system "$d"
+	done
+}
+
 in_root() { # runs a command inside the root, /build bound to $1
 	local dir=$1
 	shift
@@ -71,9 +84,9 @@ in_root() { # runs a command inside the root, /build bound to $1
 # --- the root -------------------------------------------------------------------
 if [ ! -f "$root/.complete" ]; then
 	# Older roots of this script are of no further use.
-	rm -rf "$cache"/root-* "$cache"/kit-*
+	safe_rm "$cache"/root-* "$cache"/kit-*
 	tmp=$cache/root-$root_key.tmp
-	rm -rf "$tmp"
+	safe_rm "$tmp"
 	t0=$(date +%s)
 	say "building the trixie root (QEMU 11.1 from trixie-backports) in $tmp"
 	# The guest's kernel and busybox are downloaded, not installed: a kernel
@@ -82,14 +95,19 @@ if [ ! -f "$root/.complete" ]; then
 		k=$(apt-cache depends linux-image-amd64 | sed -n "s/^ *Depends: \(linux-image-[0-9].*\)/\1/p" | head -n 1) &&
 		[ -n "$k" ] && apt-get download -q "$k" busybox-static >/dev/null &&
 		echo "$k" >kernel-package'
-	if ! mmdebstrap --variant=apt --mode=root \
+	# Bounded: a mirror that stalls is a machine that cannot do this now.
+	mrc=0
+	timeout -k 10 300 mmdebstrap --variant=apt --mode=root \
 		--aptopt='APT::Install-Recommends "false"' \
 		--setup-hook='mkdir -p "$1/etc/apt/preferences.d" && printf "Package: '"$qemu_pin"'\nPin: release n=trixie-backports\nPin-Priority: 990\n" >"$1/etc/apt/preferences.d/qemu11"' \
 		--include="$root_packages" \
 		--customize-hook="chroot \"\$1\" sh -c '$guest_get'" \
 		trixie "$tmp" "deb $mirror trixie main" "deb $mirror trixie-backports main" \
-		>"$cache/mmdebstrap.log" 2>&1; then
-		rm -rf "$tmp"
+		>"$cache/mmdebstrap.log" 2>&1 || mrc=$?
+	if [ $mrc -ne 0 ]; then
+		safe_rm "$tmp"
+		[ $mrc -ne 124 ] && [ $mrc -ne 137 ] ||
+			skip "mmdebstrap did not finish within 300 s (a slow mirror? see $cache/mmdebstrap.log)"
 		# No mirror is a machine that cannot do this; anything else is a bug here.
 		if grep -q -E "Temporary failure resolving|Could not resolve|Failed to fetch|Unable to connect|E: apt-get update .*failed" \
 			"$cache/mmdebstrap.log"; then
@@ -101,7 +119,7 @@ if [ ! -f "$root/.complete" ]; then
 	version=$(bwrap --bind "$tmp" / --proc /proc --dev /dev qemu-system-x86_64 --version | head -n 1)
 	case $version in
 	*"version 11."*) ;;
-	*) rm -rf "$tmp" && die "the root's QEMU is not 11.x: $version" ;;
+	*) safe_rm "$tmp" && die "the root's QEMU is not 11.x: $version" ;;
 	esac
 	echo "$version" >"$tmp/.qemu-version"
 	touch "$tmp/.complete"
@@ -111,9 +129,9 @@ fi
 
 # --- the guest kit ----------------------------------------------------------------
 if [ ! -f "$kit/.complete" ]; then
-	rm -rf "$cache"/kit-*
+	safe_rm "$cache"/kit-*
 	tmp=$kit.tmp
-	rm -rf "$tmp"
+	safe_rm "$tmp"
 	mkdir -p "$tmp/x" "$tmp/modules" "$tmp/msi"
 	t0=$(date +%s)
 	kpkg=$(cat "$root/opt/guest/kernel-package")
