@@ -67,7 +67,7 @@ elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'
 
 # Every child is ours to end, on every way out: QEMU and mpdev-remote run in
 # the background with a parent-death signal and are reaped here.
-qemu_pid= remote_pid=
+qemu_pid='' remote_pid=''
 stop() { # PID
 	local pid=$1
 	[ -n "$pid" ] || return 0
@@ -140,6 +140,7 @@ devs=() qdev=()
 # Fixed slots, so the guest finds each device by its address.
 if [ "$target" != mpdev ]; then
 	devs+=(qemu-edu@0000:00:05.0)
+	# shellcheck disable=SC2054 # commas are QEMU option syntax
 	qdev+=(-device edu,addr=05.0)
 fi
 remote_log=$out/remote.log
