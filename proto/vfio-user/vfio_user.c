@@ -272,3 +272,45 @@ int vfu_encode_region_info(const struct vfu_region_info *r,
 	memcpy(o, &info, VFU_REGION_INFO_SIZE);
 	return (int)need;
 }
+
+int vfu_decode_device_feature(const void *p, size_t len, struct vfu_device_feature *f,
+			      const uint8_t **data, size_t *dlen)
+{
+	uint32_t ops;
+
+	if (len < VFU_DEVICE_FEATURE_SIZE)
+		return -EINVAL;
+	memcpy(f, p, sizeof(*f));
+	*data = (const uint8_t *)p + VFU_DEVICE_FEATURE_SIZE;
+	*dlen = len - VFU_DEVICE_FEATURE_SIZE;
+	ops = f->flags & ~VFU_FEATURE_MASK;
+	if (ops & ~(VFU_FEATURE_GET | VFU_FEATURE_SET | VFU_FEATURE_PROBE) || !ops)
+		return -EINVAL;
+	/* GET and SET together only ask whether both would work. */
+	if ((ops & VFU_FEATURE_GET) && (ops & VFU_FEATURE_SET) && !(ops & VFU_FEATURE_PROBE))
+		return -EINVAL;
+	return f->argsz < VFU_DEVICE_FEATURE_SIZE ? -EINVAL : 0;
+}
+
+int vfu_decode_mig_data_read(const void *p, size_t len, uint32_t max_xfer, struct vfu_mig_data *m)
+{
+	if (len != VFU_MIG_DATA_SIZE)
+		return -EINVAL;
+	memcpy(m, p, sizeof(*m));
+	if (m->size == 0 || m->size > max_xfer || m->argsz < VFU_MIG_DATA_SIZE + (uint64_t)m->size)
+		return -EINVAL;
+	return 0;
+}
+
+int vfu_decode_mig_data_write(const void *p, size_t len, uint32_t max_xfer, struct vfu_mig_data *m,
+			      const uint8_t **data)
+{
+	if (len < VFU_MIG_DATA_SIZE)
+		return -EINVAL;
+	memcpy(m, p, sizeof(*m));
+	*data = (const uint8_t *)p + VFU_MIG_DATA_SIZE;
+	if (m->size == 0 || m->size > max_xfer || len - VFU_MIG_DATA_SIZE != m->size ||
+	    m->argsz < VFU_MIG_DATA_SIZE)
+		return -EINVAL;
+	return 0;
+}

@@ -66,10 +66,11 @@ struct vfu_version {
 #define VFU_VERSION_SIZE 4u
 
 /* linux/vfio.h's numbers, which vfio-user reuses. */
-#define VFU_DMA_FLAG_READ      1u
-#define VFU_DMA_FLAG_WRITE     2u
-#define VFU_DMA_UNMAP_FLAG_ALL 2u /* VFIO_DMA_UNMAP_FLAG_ALL: QEMU sends it with iova = size = 0   \
-				   */
+#define VFU_DMA_FLAG_READ  1u
+#define VFU_DMA_FLAG_WRITE 2u
+#define VFU_DMA_UNMAP_FLAG_ALL                                                                     \
+	2u /* VFIO_DMA_UNMAP_FLAG_ALL: QEMU sends it with iova = size = 0                          \
+	    */
 #define VFU_DEVICE_FLAGS_RESET	    1u
 #define VFU_DEVICE_FLAGS_PCI	    2u
 #define VFU_REGION_FLAG_READ	    1u
@@ -159,6 +160,33 @@ struct vfu_write_one {
 };
 #define VFU_WRITE_ONE_SIZE	 24u
 #define VFU_WRITE_MULTI_HDR_SIZE 8u /* wr_cnt */
+
+/* DEVICE_FEATURE: struct vfio_device_feature, with VFIO's feature numbers. */
+struct vfu_device_feature {
+	uint32_t argsz, flags;
+	/* then the feature's data */
+};
+#define VFU_DEVICE_FEATURE_SIZE	     8u
+#define VFU_FEATURE_MASK	     0xffffu
+#define VFU_FEATURE_GET		     (1u << 16)
+#define VFU_FEATURE_SET		     (1u << 17)
+#define VFU_FEATURE_PROBE	     (1u << 18)
+#define VFU_FEATURE_MIGRATION	     1u /* data: u64 VFIO_MIGRATION_* flags */
+#define VFU_FEATURE_MIG_DEVICE_STATE 2u /* data: u32 device_state, u32 data_fd (unused) */
+#define VFU_MIGRATION_STOP_COPY	     1u
+#define VFU_MIGRATION_P2P	     2u
+#define VFU_MIGRATION_PRE_COPY	     4u
+
+struct vfu_mig_state {
+	uint32_t device_state, data_fd;
+};
+
+/* MIG_DATA_READ / MIG_DATA_WRITE. */
+struct vfu_mig_data {
+	uint32_t argsz, size;
+	/* then size bytes (read reply, write request) */
+};
+#define VFU_MIG_DATA_SIZE 8u
 
 /* --- capabilities (VERSION's JSON) --- */
 
@@ -250,6 +278,18 @@ int vfu_decode_region_write(const void *p, size_t len, uint32_t max_xfer,
  */
 int vfu_decode_write_multi(const void *p, size_t len, uint64_t *n);
 void vfu_write_multi_get(const void *p, uint64_t i, struct vfu_write_one *w);
+/*
+ * DEVICE_FEATURE: the header (*f) and its data (*data, *dlen). The feature
+ * operations are VFIO's: GET or SET, either with PROBE, or PROBE alone; no
+ * other flag bits; argsz at least the header.
+ */
+int vfu_decode_device_feature(const void *p, size_t len, struct vfu_device_feature *f,
+			      const uint8_t **data, size_t *dlen);
+/* MIG_DATA_READ: exactly argsz and size; size 1..max_xfer, argsz room for it. */
+int vfu_decode_mig_data_read(const void *p, size_t len, uint32_t max_xfer, struct vfu_mig_data *m);
+/* MIG_DATA_WRITE: size 1..max_xfer bytes following exactly, argsz at least the header. */
+int vfu_decode_mig_data_write(const void *p, size_t len, uint32_t max_xfer, struct vfu_mig_data *m,
+			      const uint8_t **data);
 /* A DMA_READ / DMA_WRITE reply to our request (addr, count as asked). */
 int vfu_decode_dma_access(const void *p, size_t len, struct vfu_dma_access *a);
 

@@ -34,6 +34,9 @@ static const struct row rows[VFU_CMD_MAX] = {
 	[VFU_CMD_REGION_WRITE] = { vfu_handle_region_write, 0 },
 	[VFU_CMD_REGION_WRITE_MULTI] = { vfu_handle_write_multi, 0 },
 	[VFU_CMD_DEVICE_RESET] = { vfu_handle_reset, 0 },
+	[VFU_CMD_DEVICE_FEATURE] = { vfu_handle_device_feature, 0 },
+	[VFU_CMD_MIG_DATA_READ] = { vfu_handle_mig_data_read, 0 },
+	[VFU_CMD_MIG_DATA_WRITE] = { vfu_handle_mig_data_write, 0 },
 };
 
 static struct vfu_conn *conn_of(struct session *s)
@@ -113,7 +116,7 @@ static int dispatch(struct session *s, struct vfu_conn *c, struct vfu_req *r)
 		return handle_version(s, c, r);
 	}
 	if (!row || !row->fn) {
-		/* Known but not served here (IO_FDS, dirty pages, migration, server-to-client). */
+		/* Known but not served here (IO_FDS, dirty pages, server-to-client). */
 		if (cmd < VFU_CMD_MAX && cmd != 0)
 			return vfu_fail(r, ENOTSUP, "%s is not supported", vfu_cmd_name(cmd));
 		return vfu_fail(r, ENOSYS, "unknown command %u", cmd);

@@ -8,8 +8,11 @@
 #include <errno.h>
 #include <string.h>
 
+#include "log.h"
 #include "memtable.h"
 #include "vfio_user_internal.h"
+
+#define COMP "vfio-user"
 
 static bool overlaps(uint64_t a, uint64_t an, uint64_t b, uint64_t bn)
 {
@@ -50,6 +53,15 @@ static int map_by_message(struct session *s, struct vfu_conn *c, struct vfu_req 
 	if (c->nranges == VFU_MAX_MSG_RANGES)
 		return vfu_fail(r, ENOSPC, "%u ranges served by message already",
 				VFU_MAX_MSG_RANGES);
+	/*
+	 * Kept, so that the client's unmaps and overlaps stay consistent; but a
+	 * device behind an IOMMU (vfio) does its DMA without us and cannot
+	 * reach memory that exists only as messages.
+	 */
+	if (s->backend->ops->dma_map)
+		log_warn_rl(COMP,
+			    "0x%llx+0x%llx has no descriptor: the device's own DMA cannot reach it",
+			    (unsigned long long)m->addr, (unsigned long long)m->size);
 	c->ranges[c->nranges++] = (struct vfu_range){
 		.addr = m->addr, .size = m->size, .read_only = !(m->flags & VFU_DMA_FLAG_WRITE)
 	};

@@ -6,6 +6,8 @@
  *   vfio_user_info.c   DEVICE_GET_INFO, GET_REGION_INFO, GET_IRQ_INFO
  *   vfio_user_irq.c    DEVICE_SET_IRQS
  *   vfio_user_access.c REGION_READ / WRITE / WRITE_MULTI, DEVICE_RESET
+ *   vfio_user_mig.c    DEVICE_FEATURE (migration), MIG_DATA_READ / WRITE
+ *   vfio_user_dma_msg.c the device's DMA to memory the client serves by message
  * Handlers decode with proto/vfio-user and call devops.h; every check of a
  * device fact (index, bounds, descriptor kind) is devops' own.
  */
@@ -101,6 +103,10 @@ int vfu_handle_region_read(struct session *s, struct vfu_conn *c, struct vfu_req
 int vfu_handle_region_write(struct session *s, struct vfu_conn *c, struct vfu_req *r);
 int vfu_handle_write_multi(struct session *s, struct vfu_conn *c, struct vfu_req *r);
 int vfu_handle_reset(struct session *s, struct vfu_conn *c, struct vfu_req *r);
+
+int vfu_handle_device_feature(struct session *s, struct vfu_conn *c, struct vfu_req *r);
+int vfu_handle_mig_data_read(struct session *s, struct vfu_conn *c, struct vfu_req *r);
+int vfu_handle_mig_data_write(struct session *s, struct vfu_conn *c, struct vfu_req *r);
 
 /* Sets r->err and returns -code; the words go to the log (vfio-user replies carry only errno). */
 #define vfu_fail(r, code, ...) mpdev_error_set(&(r)->err, code, __VA_ARGS__)

@@ -2,7 +2,7 @@
  * fuzz_seeds' vfio-user part: OUTDIR/vfio_user/seed-*, for fuzz_vfio_user.
  * Whole sessions the way QEMU's vfio-user-pci talks (VERSION, info, DMA_MAP
  * of a memfd, edu's DMA, INTx with unmask, MSI, posted and multi writes,
- * reset), the same cut at odd places across records, and the kinds of
+ * reset; migration), the same cut at odd places across records, and the kinds of
  * message tests/integration/test_vfio_user_bad_input.c refuses.
  */
 #include <errno.h>
@@ -228,6 +228,48 @@ static void session(void)
 	dma_unmap(0, 0, VFU_DMA_UNMAP_FLAG_ALL);
 }
 
+static void feature(uint32_t flags, const void *data, size_t dlen)
+{
+	uint8_t buf[64];
+	struct vfu_device_feature f = { .argsz = sizeof(buf), .flags = flags };
+
+	memcpy(buf, &f, sizeof(f));
+	memcpy(buf + sizeof(f), data, dlen);
+	msg(VFU_CMD_DEVICE_FEATURE, buf, sizeof(f) + dlen);
+}
+
+static void mig_state(uint32_t state)
+{
+	struct vfu_mig_state ms = { .device_state = state };
+
+	feature(VFU_FEATURE_SET | VFU_FEATURE_MIG_DEVICE_STATE, &ms, sizeof(ms));
+}
+
+/* Save in STOP_COPY, and a resume of a stream the fuzzer may then mutate. */
+static void migration(void)
+{
+	struct vfu_mig_data rdq = { .argsz = 8 + 4096, .size = 4096 };
+	uint8_t w[8 + 64] = { 0 };
+	struct vfu_mig_data wrq = { .argsz = 8, .size = 64 };
+
+	version(qemu_caps);
+	feature(VFU_FEATURE_GET | VFU_FEATURE_MIGRATION, NULL, 0);
+	feature(VFU_FEATURE_GET | VFU_FEATURE_MIG_DEVICE_STATE, NULL, 0);
+	wr(BAR0, EDU_REG_LIVENESS, 4, 7);
+	mig_state(3); /* STOP_COPY */
+	msg(VFU_CMD_MIG_DATA_READ, &rdq, sizeof(rdq));
+	msg(VFU_CMD_MIG_DATA_READ, &rdq, sizeof(rdq));
+	mig_state(1);
+	mig_state(4); /* RESUMING */
+	memcpy(w, &wrq, sizeof(wrq));
+	msg(VFU_CMD_MIG_DATA_WRITE, w, sizeof(w));
+	mig_state(1); /* refused: the zeros above put the device in ERROR */
+	msg(VFU_CMD_DEVICE_RESET, NULL, 0);
+	mig_state(6); /* PRE_COPY */
+	msg(VFU_CMD_MIG_DATA_READ, &rdq, sizeof(rdq));
+	mig_state(2);
+}
+
 static void bad(void)
 {
 	static const uint8_t ev9[9] = { EVENTFD, EVENTFD, EVENTFD, EVENTFD, EVENTFD,
@@ -281,6 +323,9 @@ void write_vfio_user(const char *root)
 	begin();
 	bad();
 	finish("bad");
+	begin();
+	migration();
+	finish("migration");
 	begin();
 	version("{\"capabilities\":{\"max_msg_fds\":\"8\"}}");
 	version("{\"capabilities\":{}}x");

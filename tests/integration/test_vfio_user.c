@@ -132,6 +132,33 @@ START_TEST(version_answers_qemu)
 }
 END_TEST
 
+/*
+ * QEMU reads a reply into the buffer of its request (hw/vfio-user/proxy.c:
+ * a larger reply is "reply larger than recv buffer"), so our VERSION reply
+ * must be no longer than its proposal, and end in the NUL it checks for.
+ */
+START_TEST(version_reply_fits_qemus_buffer)
+{
+	uint8_t req[4 + sizeof(VFU_CLIENT_QEMU_CAPS)] = { 0 }, rep[512];
+	size_t n = 0;
+
+	teardown();
+	remote_start(&rem, &(struct remote_opts){
+				   .listen = true,
+				   .greet = REMOTE_UNGREETED,
+				   .args = (const char *const[]){ "--face", "vfio-user", NULL } });
+	ck_assert_int_eq(vfu_client_connect(&cl, rem.path), 0);
+	memcpy(req + 4, VFU_CLIENT_QEMU_CAPS, sizeof(VFU_CLIENT_QEMU_CAPS));
+	ck_assert_int_eq(vfu_client_call(&cl, VFU_CMD_VERSION, req, sizeof(req), NULL, 0, rep,
+					 sizeof(rep), &n),
+			 0);
+	ck_assert_uint_le(n, sizeof(req));
+	ck_assert_uint_gt(n, 4);
+	ck_assert_uint_eq(rep[n - 1], 0);
+	remote_take_baseline(&rem);
+}
+END_TEST
+
 START_TEST(version_without_caps)
 {
 	uint8_t req[8 + 24] = { 0 };
@@ -766,6 +793,140 @@ START_TEST(dma_by_message_waits_errors_bounds)
 }
 END_TEST
 
+static int feature(uint32_t flags, const void *data, size_t dlen, void *out, size_t room, size_t *n)
+{
+	uint8_t req[64];
+	struct vfu_device_feature f = { .argsz = sizeof(req), .flags = flags };
+
+	memcpy(req, &f, sizeof(f));
+	memcpy(req + sizeof(f), data, dlen);
+	return vfu_client_call(&cl, VFU_CMD_DEVICE_FEATURE, req, sizeof(f) + dlen, NULL, 0, out,
+			       room, n);
+}
+
+static uint32_t mig_state(void)
+{
+	uint8_t rep[64];
+	struct vfu_mig_state ms;
+	size_t n = 0;
+
+	ck_assert_int_eq(feature(VFU_FEATURE_GET | VFU_FEATURE_MIG_DEVICE_STATE, NULL, 0, rep,
+				 sizeof(rep), &n),
+			 0);
+	ck_assert_uint_eq(n, 16);
+	memcpy(&ms, rep + 8, sizeof(ms));
+	return ms.device_state;
+}
+
+static void mig_set(uint32_t state)
+{
+	struct vfu_mig_state ms = { .device_state = state };
+	uint8_t rep[64];
+	size_t n = 0;
+
+	ck_assert_int_eq(feature(VFU_FEATURE_SET | VFU_FEATURE_MIG_DEVICE_STATE, &ms, sizeof(ms),
+				 rep, sizeof(rep), &n),
+			 0);
+	ck_assert_uint_eq(mig_state(), state);
+}
+
+/* The whole stream in pieces of 1 KiB: a short piece is the end. */
+static size_t mig_read_all(uint8_t *buf, size_t cap)
+{
+	size_t len = 0;
+
+	for (;;) {
+		struct vfu_mig_data m = { .argsz = 8 + 1024, .size = 1024 };
+		uint8_t rep[8 + 1024];
+		size_t n = 0;
+
+		ck_assert_int_eq(vfu_client_call(&cl, VFU_CMD_MIG_DATA_READ, &m, sizeof(m), NULL, 0,
+						 rep, sizeof(rep), &n),
+				 0);
+		memcpy(&m, rep, sizeof(m));
+		ck_assert_uint_eq(n, 8 + m.size);
+		ck_assert_uint_eq(m.argsz, 8 + m.size);
+		ck_assert_uint_le(len + m.size, cap);
+		memcpy(buf + len, rep + 8, m.size);
+		len += m.size;
+		if (m.size < 1024)
+			return len;
+	}
+}
+
+static void mig_write_all(const uint8_t *buf, size_t len)
+{
+	for (size_t off = 0; off < len; off += 700) {
+		size_t k = len - off < 700 ? len - off : 700;
+		uint8_t req[8 + 700];
+		struct vfu_mig_data m = { .argsz = 8, .size = (uint32_t)k };
+
+		memcpy(req, &m, sizeof(m));
+		memcpy(req + 8, buf + off, k);
+		ck_assert_int_eq(vfu_client_call(&cl, VFU_CMD_MIG_DATA_WRITE, req, 8 + k, NULL, 0,
+						 NULL, 0, NULL),
+				 0);
+	}
+}
+
+static void factorial(uint32_t n)
+{
+	int left = POLL_MS;
+
+	wr(BAR0, EDU_REG_FACTORIAL, 4, n);
+	while ((rd(BAR0, EDU_REG_STATUS, 4) & EDU_STATUS_COMPUTING) && left-- > 0)
+		usleep(1000);
+}
+
+/*
+ * Migration through DEVICE_FEATURE and MIG_DATA_*: edu's state saved in
+ * STOP_COPY, the device reset and changed, the state loaded in RESUMING,
+ * and the device running as it was.
+ */
+START_TEST(migration_round_trip)
+{
+	static uint8_t stream[256 * 1024];
+	uint8_t rep[64];
+	uint64_t flags;
+	size_t n = 0, len;
+
+	ck_assert_int_eq(
+		feature(VFU_FEATURE_GET | VFU_FEATURE_MIGRATION, NULL, 0, rep, sizeof(rep), &n), 0);
+	ck_assert_uint_eq(n, 16);
+	memcpy(&flags, rep + 8, sizeof(flags));
+	ck_assert(flags & VFU_MIGRATION_STOP_COPY);
+	ck_assert(!(flags & VFU_MIGRATION_P2P)); /* not used in vfio-user */
+	ck_assert_int_eq(feature(VFU_FEATURE_PROBE | VFU_FEATURE_GET | VFU_FEATURE_SET |
+					 VFU_FEATURE_MIG_DEVICE_STATE,
+				 NULL, 0, rep, sizeof(rep), &n),
+			 0);
+	ck_assert_uint_eq(n, 8);
+	ck_assert_uint_eq(mig_state(), BACKEND_MIG_RUNNING);
+
+	wr(BAR0, EDU_REG_LIVENESS, 4, 0x1111);
+	factorial(6);
+	mig_set(BACKEND_MIG_STOP_COPY);
+	len = mig_read_all(stream, sizeof(stream));
+	ck_assert_uint_gt(len, 0);
+	mig_set(BACKEND_MIG_STOP);
+
+	ck_assert_int_eq(vfu_client_reset(&cl), 0);
+	ck_assert_uint_eq(mig_state(), BACKEND_MIG_RUNNING);
+	wr(BAR0, EDU_REG_LIVENESS, 4, 0x2222);
+	factorial(3);
+	ck_assert_uint_eq(rd(BAR0, EDU_REG_FACTORIAL, 4), 6);
+
+	mig_set(BACKEND_MIG_STOP);
+	mig_set(BACKEND_MIG_RESUMING);
+	mig_write_all(stream, len);
+	mig_set(BACKEND_MIG_STOP);
+	mig_set(BACKEND_MIG_RUNNING);
+	ck_assert_uint_eq(rd(BAR0, EDU_REG_LIVENESS, 4), ~0x1111u);
+	ck_assert_uint_eq(rd(BAR0, EDU_REG_FACTORIAL, 4), 720);
+	remote_expect_fds(&rem, rem.baseline_fds);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("vfio_user");
@@ -775,6 +936,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_add_test(t, version_answers_qemu);
 	tcase_add_test(t, version_without_caps);
+	tcase_add_test(t, version_reply_fits_qemus_buffer);
 	tcase_add_test(t, device_region_irq_info);
 	tcase_add_test(t, edu_identity_liveness_factorial);
 	tcase_add_test(t, posted_and_multi_writes_in_order);
@@ -787,6 +949,7 @@ static Suite *suite(void)
 	tcase_add_test(t, intx_unmask_by_eventfd_and_bool);
 	tcase_add_test(t, msi_eventfd_mask_unmask);
 	tcase_add_test(t, reset_back_to_power_on);
+	tcase_add_test(t, migration_round_trip);
 	tcase_add_test(t, split_message_waits_for_its_rest);
 	tcase_add_test(t, pipelined_requests_all_answered);
 	tcase_add_test(t, replies_resume_after_output_blocks);

@@ -109,6 +109,10 @@ struct msg {
 struct three_u32 {
 	uint32_t a[3];
 };
+struct feat_state {
+	struct vfu_device_feature f;
+	struct vfu_mig_state ms;
+};
 struct one_multi {
 	uint64_t n;
 	struct vfu_write_one w;
@@ -142,7 +146,11 @@ struct row {
 		       .argsz = 32, .flags = (fl), .offset = (off), .addr = (a), .size = (sz) })
 #define DMAUNMAP(m, fl, a, sz)                                                                     \
 	PUT(m, (struct vfu_dma_unmap){ .argsz = 24, .flags = (fl), .addr = (a), .size = (sz) })
-#define RW (VFU_DMA_FLAG_READ | VFU_DMA_FLAG_WRITE)
+#define RW		 (VFU_DMA_FLAG_READ | VFU_DMA_FLAG_WRITE)
+#define FEAT(m, asz, fl) PUT(m, (struct vfu_device_feature){ .argsz = (asz), .flags = (fl) })
+#define FEATSTATE(m, st)                                                                           \
+	PUT(m, (struct feat_state){ { 16, VFU_FEATURE_SET | VFU_FEATURE_MIG_DEVICE_STATE },        \
+				    { (st), 0 } })
 
 /* X(name, expected errno, premap, body building *m) */
 #define ROWS(X)                                                                                    \
@@ -155,7 +163,39 @@ struct row {
 	X(command_past_table, ENOSYS, false, m->cmd = 0xffff;)                                     \
 	X(dirty_pages_unsupported, ENOTSUP, false, m->cmd = VFU_CMD_DIRTY_PAGES;)                  \
 	X(dma_read_from_client, ENOTSUP, false, m->cmd = VFU_CMD_DMA_READ;)                        \
-	X(feature_unsupported, ENOTSUP, false, m->cmd = VFU_CMD_DEVICE_FEATURE;)                   \
+	X(feature_empty, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE;)                          \
+	X(feature_unknown, ENOTTY, false, m->cmd = VFU_CMD_DEVICE_FEATURE;                         \
+	  FEAT(m, 16, VFU_FEATURE_GET | 6);)                                                       \
+	X(feature_get_and_set, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE;                     \
+	  FEAT(m, 16, VFU_FEATURE_GET | VFU_FEATURE_SET | 1);)                                     \
+	X(feature_no_operation, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE; FEAT(m, 16, 1);)   \
+	X(feature_unknown_bit, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE;                     \
+	  FEAT(m, 16, (1u << 19) | VFU_FEATURE_GET | 1);)                                          \
+	X(feature_argsz_below_header, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE;              \
+	  FEAT(m, 4, VFU_FEATURE_GET | 1);)                                                        \
+	X(feature_migration_set, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE;                   \
+	  FEAT(m, 16, VFU_FEATURE_SET | 1);)                                                       \
+	X(feature_migration_argsz_short, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE;           \
+	  FEAT(m, 8, VFU_FEATURE_GET | 1);)                                                        \
+	X(feature_state_to_error, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE;                  \
+	  FEATSTATE(m, 0);)                                                                        \
+	X(feature_state_to_p2p, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE; FEATSTATE(m, 5);)  \
+	X(feature_state_past_end, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE;                  \
+	  FEATSTATE(m, 99);)                                                                       \
+	X(feature_state_short_data, EINVAL, false, m->cmd = VFU_CMD_DEVICE_FEATURE;                \
+	  FEATSTATE(m, 1); m->len -= 4;)                                                           \
+	X(mig_read_while_running, EINVAL, false, m->cmd = VFU_CMD_MIG_DATA_READ;                   \
+	  PUT(m, (struct vfu_mig_data){ .argsz = 24, .size = 16 });)                               \
+	X(mig_read_size_zero, EINVAL, false, m->cmd = VFU_CMD_MIG_DATA_READ;                       \
+	  PUT(m, (struct vfu_mig_data){ .argsz = 24, .size = 0 });)                                \
+	X(mig_read_argsz_short, EINVAL, false, m->cmd = VFU_CMD_MIG_DATA_READ;                     \
+	  PUT(m, (struct vfu_mig_data){ .argsz = 8, .size = 16 });)                                \
+	X(mig_read_past_max, EINVAL, false, m->cmd = VFU_CMD_MIG_DATA_READ;                        \
+	  PUT(m, (struct vfu_mig_data){ .argsz = 0xffffffffu, .size = (1u << 20) + 1 });)          \
+	X(mig_write_not_resuming, EINVAL, false, m->cmd = VFU_CMD_MIG_DATA_WRITE;                  \
+	  PUT(m, (struct vfu_mig_data){ .argsz = 8, .size = 4 }); m->len += 4;)                    \
+	X(mig_write_size_mismatch, EINVAL, false, m->cmd = VFU_CMD_MIG_DATA_WRITE;                 \
+	  PUT(m, (struct vfu_mig_data){ .argsz = 8, .size = 8 }); m->len += 4;)                    \
 	X(io_fds_unsupported, ENOTSUP, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;)          \
 	X(type_two, EINVAL, false, m->cmd = VFU_CMD_DEVICE_RESET; m->flags = 2;)                   \
 	X(error_bit_on_command, EINVAL, false, m->cmd = VFU_CMD_DEVICE_RESET;                      \
@@ -577,6 +617,33 @@ START_TEST(before_version)
 }
 END_TEST
 
+/* No VERSION within the deadline: dropped, even after refused commands; the next client is served.
+ */
+START_TEST(no_version_dropped_at_deadline)
+{
+	static const char *const args[] = { "--face", "vfio-user", "--handshake-timeout", "300",
+					    NULL };
+	struct vfu_device_info d;
+	struct vfu_hdr h;
+
+	teardown();
+	remote_start(&rem, &(struct remote_opts){ .listen = true,
+						  .greet = REMOTE_UNGREETED,
+						  .capture_stderr = true,
+						  .args = args });
+	ck_assert_int_eq(vfu_client_connect(&cl, rem.path), 0);
+	ck_assert_int_eq(vfu_client_device_info(&cl, &d), EINVAL);
+	ck_assert_int_eq(vfu_client_recv(&cl, &h, NULL, 0, NULL, NULL, 0, NULL, 2000), -ECONNRESET);
+	vfu_client_close(&cl);
+	ck_assert_int_eq(vfu_client_connect(&cl, rem.path), 0);
+	ck_assert_int_eq(vfu_client_version(&cl, VFU_CLIENT_QEMU_CAPS), 0);
+	remote_take_baseline(&rem);
+	/* Greeted in time: the deadline is gone. */
+	usleep(500 * 1000);
+	expect_alive();
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("vfio_user_bad_input");
@@ -600,6 +667,7 @@ static Suite *suite(void)
 	tcase_set_timeout(v, 60);
 	tcase_add_checked_fixture(v, ungreeted_setup, teardown);
 	tcase_add_test(v, before_version);
+	tcase_add_test(v, no_version_dropped_at_deadline);
 	suite_add_tcase(s, v);
 	return s;
 }

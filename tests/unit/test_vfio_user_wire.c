@@ -313,6 +313,55 @@ START_TEST(region_info_encode)
 }
 END_TEST
 
+START_TEST(feature_and_mig_payloads)
+{
+	uint8_t buf[64] = { 0 };
+	struct vfu_device_feature f = { .argsz = 16, .flags = VFU_FEATURE_GET | 1 }, o;
+	struct vfu_mig_data m = { .argsz = 24, .size = 16 }, mo;
+	const uint8_t *data;
+	size_t n;
+
+	memcpy(buf, &f, 8);
+	ck_assert_int_eq(vfu_decode_device_feature(buf, 8, &o, &data, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(vfu_decode_device_feature(buf, 16, &o, &data, &n), 0);
+	ck_assert_uint_eq(n, 8);
+	ck_assert_ptr_eq(data, buf + 8);
+	ck_assert_int_eq(vfu_decode_device_feature(buf, 7, &o, &data, &n), -EINVAL);
+	f.flags = VFU_FEATURE_GET | VFU_FEATURE_SET | 2;
+	memcpy(buf, &f, 8);
+	ck_assert_int_eq(vfu_decode_device_feature(buf, 8, &o, &data, &n), -EINVAL);
+	f.flags |= VFU_FEATURE_PROBE;
+	memcpy(buf, &f, 8);
+	ck_assert_int_eq(vfu_decode_device_feature(buf, 8, &o, &data, &n), 0);
+	f.flags = 2;
+	memcpy(buf, &f, 8);
+	ck_assert_int_eq(vfu_decode_device_feature(buf, 8, &o, &data, &n), -EINVAL);
+	f.flags = (1u << 20) | VFU_FEATURE_GET | 2;
+	memcpy(buf, &f, 8);
+	ck_assert_int_eq(vfu_decode_device_feature(buf, 8, &o, &data, &n), -EINVAL);
+	f = (struct vfu_device_feature){ .argsz = 7, .flags = VFU_FEATURE_GET | 2 };
+	memcpy(buf, &f, 8);
+	ck_assert_int_eq(vfu_decode_device_feature(buf, 8, &o, &data, &n), -EINVAL);
+
+	memcpy(buf, &m, 8);
+	ck_assert_int_eq(vfu_decode_mig_data_read(buf, 8, 1024, &mo), 0);
+	ck_assert_int_eq(vfu_decode_mig_data_read(buf, 9, 1024, &mo), -EINVAL);
+	ck_assert_int_eq(vfu_decode_mig_data_read(buf, 8, 8, &mo), -EINVAL);
+	m.argsz = 23;
+	memcpy(buf, &m, 8);
+	ck_assert_int_eq(vfu_decode_mig_data_read(buf, 8, 1024, &mo), -EINVAL);
+	m = (struct vfu_mig_data){ .argsz = 8, .size = 4 };
+	memcpy(buf, &m, 8);
+	ck_assert_int_eq(vfu_decode_mig_data_write(buf, 12, 1024, &mo, &data), 0);
+	ck_assert_ptr_eq(data, buf + 8);
+	ck_assert_int_eq(vfu_decode_mig_data_write(buf, 13, 1024, &mo, &data), -EINVAL);
+	m.size = 0;
+	memcpy(buf, &m, 8);
+	ck_assert_int_eq(vfu_decode_mig_data_write(buf, 8, 1024, &mo, &data), -EINVAL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("vfio_user_wire");
@@ -329,6 +378,7 @@ static Suite *suite(void)
 	tcase_add_test(t, access_payloads);
 	tcase_add_test(t, write_multi_payloads);
 	tcase_add_test(t, region_info_encode);
+	tcase_add_test(t, feature_and_mig_payloads);
 	suite_add_tcase(s, t);
 	return s;
 }
