@@ -535,11 +535,17 @@ static int start_echo(struct path *p)
 	}
 	if (p->pid == 0) {
 		child_common();
-		close(sv[0]);
+		/*
+		 * Forked, not exec'd: drop every other descriptor of the bench
+		 * (the other paths' sockets among them), or a server would keep
+		 * another's peer open and that one would never see its EOF.
+		 */
+		if (dup2(sv[1], 3) < 0 || close_range(4, ~0u, 0) < 0)
+			_exit(126);
 		if (p->wire == WIRE_NATIVE_RAW)
-			serve_native(sv[1]);
+			serve_native(3);
 		else
-			serve_stream(sv[1], p->wire);
+			serve_stream(3, p->wire);
 		_exit(0);
 	}
 	close(sv[1]);
@@ -573,7 +579,7 @@ static int start_exec(struct path *p, const char *const *argv, int type, const c
 		return e;
 	}
 	if (p->pid == 0) {
-		int null = open("/dev/null", O_RDONLY);
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
 		child_common();
 		/* dup2 clears close-on-exec on 0-3; every other fd of ours has it. */
