@@ -815,14 +815,20 @@ static void start_path(enum path_id id)
 
 /* ---- runs and report -------------------------------------------------------------------- */
 
-static void run(int cpu, int rounds, int iters)
+static void run(int cpu, int rounds, int iters, const char *only)
 {
 	int order[NPATHS];
 
 	/* Children inherit the affinity: all of them, and all their threads, land on cpu. */
 	bench_pin(0, cpu);
-	for (int i = 0; i < NPATHS; i++)
-		start_path((enum path_id)i);
+	for (int i = 0; i < NPATHS; i++) {
+		if (strchr(only, paths[i].label[1])) {
+			start_path((enum path_id)i);
+		} else {
+			snprintf(paths[i].why, sizeof(paths[i].why), "not selected (-p)");
+			paths[i].pid = paths[i].sock = paths[i].log_fd = -1;
+		}
+	}
 	for (int i = 0; i < NPATHS; i++)
 		for (int op = 0; op < NOPS; op++)
 			if (!paths[i].why[0])
@@ -975,12 +981,13 @@ static void find_qemu_version(void)
 int main(int argc, char **argv)
 {
 	int rounds = DEFAULT_ROUNDS, iters = DEFAULT_ITERS, c, modes = 3;
+	const char *only = "abcdef";
 	struct result pinned = { 0 }, unpinned = { 0 };
 	char la0[32], la1[32], date[64];
 	struct utsname u;
 	time_t now = time(NULL);
 
-	while ((c = getopt(argc, argv, "r:n:m:h")) != -1) {
+	while ((c = getopt(argc, argv, "r:n:m:p:h")) != -1) {
 		switch (c) {
 		case 'r':
 			rounds = atoi(optarg);
@@ -988,16 +995,25 @@ int main(int argc, char **argv)
 		case 'n':
 			iters = atoi(optarg);
 			break;
+		case 'p':
+			only = optarg; /* for profiling one path: the (a) rows always run */
+			break;
 		case 'm':
 			modes = !strcmp(optarg, "pinned") ? 1 : !strcmp(optarg, "unpinned") ? 2 : 3;
 			break;
 		default:
 			fprintf(stderr,
 				"usage: bench_faces [-r ROUNDS] [-n OPS_PER_ROUND] "
-				"[-m pinned|unpinned|both]\n"
+				"[-m pinned|unpinned|both] [-p abcdef]\n"
 				"  $MPDEV_REMOTE, $MPDEV_PROXY, $MPDEV_QEMU name the binaries\n");
 			return c == 'h' ? 0 : 2;
 		}
+	}
+	if (!strchr(only, 'a')) {
+		static char with_a[16];
+
+		snprintf(with_a, sizeof(with_a), "a%.14s", only);
+		only = with_a;
 	}
 	if (rounds < 1 || rounds > MAX_ROUNDS || iters < 1) {
 		fprintf(stderr, "bench_faces: 1 <= rounds <= %d, ops >= 1\n", MAX_ROUNDS);
@@ -1020,10 +1036,10 @@ int main(int argc, char **argv)
 	}
 	loadavg(la0, sizeof(la0));
 	if (modes & 1)
-		run(0, rounds, iters);
+		run(0, rounds, iters, only);
 	save(&pinned);
 	if (modes & 2)
-		run(-1, rounds, iters);
+		run(-1, rounds, iters, only);
 	save(&unpinned);
 	loadavg(la1, sizeof(la1));
 
