@@ -55,8 +55,8 @@ int devops_mem_set(struct session *s, const struct dma_new_region *v, size_t n,
  * INTx as QEMU's SET_IRQFD: pin's line goes to IOHUB pirq with irqfd and
  * resamplefd (both taken; irqfd -1 removes the route).
  */
-int devops_set_intx_irqfd(struct session *s, uint32_t pin, uint32_t pirq, int irqfd,
-			  int resamplefd, struct mpdev_error *err);
+int devops_set_intx_irqfd(struct session *s, uint32_t pin, uint32_t pirq, int irqfd, int resamplefd,
+			  struct mpdev_error *err);
 /*
  * VFIO_DEVICE_SET_IRQS semantics for INTx/MSI/MSI-X/ERR/REQ: req->fds
  * (count entries, -1 for none) are taken; req->values borrowed. count is

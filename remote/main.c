@@ -14,6 +14,7 @@
 
 #include "backend.h"
 #include "closer.h"
+#include "face.h"
 #include "efdio.h"
 #include "fdident.h"
 #include "guest_mem.h"
@@ -52,7 +53,13 @@ static void usage(FILE *f)
 		"                        RLIMIT_MEMLOCK, as the container does)\n"
 		"  -x, --intx MODE       vfio: auto/direct (the proxy's irqfd is VFIO's trigger,\n"
 		"                        its resamplefd VFIO's unmask) or routed (IOHUB)\n"
-		"  -s, --socket PATH     listen on a SOCK_SEQPACKET Unix socket at PATH\n"
+		"  -s, --socket PATH     listen on a Unix socket at PATH (of the face's type)\n"
+		"      --face NAME       the wire protocol of the socket: native (mpdev's own,\n"
+		"                        SOCK_SEQPACKET; the default), mpqemu (stock QEMU's\n"
+		"                        -device x-pci-proxy-dev,fd=N; SOCK_STREAM) or\n"
+		"                        vfio-user (QEMU 10.1+'s vfio-user-pci and other\n"
+		"                        vfio-user clients; SOCK_STREAM); once for every\n"
+		"                        device or once per device, in order (docs/qemu.md)\n"
 		"  -f, --fd N            use inherited socket N: listening (accept on it) or\n"
 		"                        connected (serve it, exit when it closes)\n"
 		"                        without --socket/--fd: the socket systemd passes\n"
@@ -133,6 +140,9 @@ struct remote_options {
 	struct sandbox_config sandbox;
 	const char *paths[REMOTE_MAX_DEVICES];
 	unsigned n_paths;
+	const struct face *faces[REMOTE_MAX_DEVICES];
+	unsigned n_faces;
+	char **listen_names; /* FileDescriptorName= of the sockets systemd passed */
 	long fds[REMOTE_MAX_DEVICES];
 	unsigned n_fds;
 	bool sandbox_off;
@@ -150,12 +160,14 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 		OPT_EVENTFD_IO,
 		OPT_IOAS_PER_DEVICE,
 		OPT_PIN_ACCOUNTING,
+		OPT_FACE,
 	};
 	static const struct option opts[] = {
 		{ "device", required_argument, NULL, 'd' },
 		{ "iommu", required_argument, NULL, 'i' },
 		{ "intx", required_argument, NULL, 'x' },
 		{ "socket", required_argument, NULL, 's' },
+		{ "face", required_argument, NULL, OPT_FACE },
 		{ "fd", required_argument, NULL, 'f' },
 		{ "allow-uid", required_argument, NULL, 'u' },
 		{ "allow-gid", required_argument, NULL, 'g' },
@@ -246,6 +258,17 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 		case OPT_IOAS_PER_DEVICE:
 			o->ioas_per_device = true;
 			break;
+		case OPT_FACE:
+			if (o->n_faces == REMOTE_MAX_DEVICES || !face_by_name(optarg)) {
+				fprintf(stderr,
+					"mpdev-remote: bad or too many --face '%s' (native, "
+					"mpqemu, "
+					"vfio-user)\n",
+					optarg);
+				return 2;
+			}
+			o->faces[o->n_faces++] = face_by_name(optarg);
+			break;
 		case OPT_PIN_ACCOUNTING:
 			o->backend.pin_accounting = optarg;
 			break;
@@ -278,6 +301,12 @@ static int parse_options(int argc, char **argv, struct remote_options *o)
 			"mpdev-remote: %u devices need %u sockets (one --socket or --fd each, in "
 			"the same order)\n",
 			o->n_devices, o->n_devices);
+		return 2;
+	}
+	if (o->n_faces > 1 && o->n_faces != o->n_devices) {
+		fprintf(stderr,
+			"mpdev-remote: %u devices and %u --face: give one for all, or one each\n",
+			o->n_devices, o->n_faces);
 		return 2;
 	}
 	o->backend.device = o->devices[0];
@@ -355,6 +384,27 @@ struct device_slot {
 	struct server *srv;
 };
 
+/*
+ * Device i's face: --face, or the FileDescriptorName= of the socket unit
+ * systemd passed (a face name there selects it; anything else, such as
+ * systemd's default, the unit's name, says nothing), or native. The two
+ * must agree when both are given.
+ */
+static int choose_face(struct remote_options *o, unsigned i, int n_listen, struct mpdev_error *err)
+{
+	const struct face *given = o->n_faces ? o->faces[o->n_faces == 1 ? 0 : i] : NULL;
+	const struct face *named = NULL;
+
+	if (n_listen == (int)o->n_devices && o->listen_names && o->listen_names[i])
+		named = face_by_name(o->listen_names[i]);
+	if (given && named && given != named)
+		return mpdev_error_set(err, EINVAL,
+				       "socket %u is named for the %s face but --face says %s", i,
+				       named->name, given->name);
+	o->server.face = given ? given : named ? named : &face_native;
+	return 0;
+}
+
 /* Opens device i and its socket; the VM's memory and IOMMU are shared by all. */
 static int device_open(struct remote_options *o, unsigned i, struct event_base *base,
 		       struct guest_mem *gm, struct vfio_iommu **iommu, int n_listen,
@@ -378,6 +428,8 @@ static int device_open(struct remote_options *o, unsigned i, struct event_base *
 	}
 	if (i == 0)
 		set_fd_budget(o, d->backend, o->n_devices);
+	if (choose_face(o, i, n_listen, err) < 0)
+		return -err->code;
 	if (server_create(base, d->backend, &d->host, &o->server, &d->srv, err) < 0 ||
 	    open_socket(d->srv, o, i, n_listen, err) < 0)
 		return -err->code;
@@ -437,7 +489,7 @@ int main(int argc, char **argv)
 			 "will refuse every interrupt eventfd",
 			 strerror(-rc));
 	rc = 1;
-	n_listen = (o.n_paths || o.n_fds) ? 0 : sd_listen_fds(1);
+	n_listen = (o.n_paths || o.n_fds) ? 0 : sd_listen_fds_with_names(1, &o.listen_names);
 	/* Everything privileged happens here, before the drop: the devices, the sockets. */
 	for (unsigned i = 0; i < o.n_devices; i++) {
 		if (device_open(&o, i, base, &gm, &iommu, n_listen, &devs[i], &err) < 0) {
@@ -485,5 +537,8 @@ out:
 	closer_stop(1000);
 	efdio_shutdown();
 	event_base_free(base);
+	for (char **n = o.listen_names; n && *n; n++)
+		free(*n);
+	free(o.listen_names);
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "closer.h"
+#include "face.h"
 #include "fdrelease.h"
 #include "log.h"
 #include "session.h"
@@ -54,6 +55,14 @@ struct server {
 	bool paused;
 	struct event *pause_ev;
 };
+
+/* Only the native face has notifications; other faces' peers just see the socket close. */
+static void notify(const struct server *srv, int fd, Mpdev__NotifyType type, int status,
+		   const char *msg)
+{
+	if (srv->cfg.face == &face_native)
+		wire_send_notify(fd, type, status, msg);
+}
 
 static void free_event(struct event **ev)
 {
@@ -195,49 +204,35 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
 static void conn_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
-	struct mpdev_error err = { 0 };
-	struct wire_msg m;
+	struct session *s = &srv->session;
 	int r;
 
 	/*
-	 * After a request the peer is waiting for our reply, so nothing else is
-	 * queued: go back to the loop instead of paying for a recv that says
-	 * EAGAIN. Posted writes come in bursts: drain those (with a budget so
-	 * one peer cannot starve the loop's other events).
+	 * The face handles at most one request that waits for an answer per
+	 * call; one-way messages (posted writes, QEMU's SYNC_SYSMEM) come in
+	 * bursts and are drained, with a budget so that one peer cannot
+	 * starve the loop's other events.
 	 */
 	for (int budget = 64; budget > 0 && srv->conn_fd >= 0; budget--) {
-		bool posted;
-
 		if (pause_if_needed(srv))
 			return;
-		r = wire_recv(fd, &m, &err, 0);
-		if (r == -EAGAIN) {
-			wire_msg_release(&m);
-			return;
-		}
-		if (r == 0 || r == -ECONNRESET) {
-			wire_msg_release(&m);
+		r = s->face->readable(s);
+		if (r == -ECONNRESET) {
 			conn_close(srv);
 			return;
 		}
-		posted = r > 0 && m.env->kind == MPDEV__KIND__KIND_POSTED;
-		if (r < 0)
-			r = session_handle_bad_packet(&srv->session, &m, &err);
-		else
-			r = session_handle(&srv->session, &m);
-		wire_msg_release(&m);
 		if (r < 0) {
 			log_warn_rl(COMP, "dropping connection: %s", strerror(-r));
 			conn_close(srv);
 			return;
 		}
-		if (srv->session.greeted && srv->handshake_ev)
+		if (s->greeted && srv->handshake_ev)
 			evtimer_del(srv->handshake_ev);
-		if (session_output_blocked(&srv->session)) {
+		if (session_output_blocked(s)) {
 			wait_for_room(srv);
 			return;
 		}
-		if (!posted)
+		if (r == 0)
 			return;
 	}
 }
@@ -252,8 +247,8 @@ static void handshake_expired(evutil_socket_t fd, short what, void *arg)
 	srv->stats.handshake_timeouts++;
 	log_warn_rl(COMP, "dropping a peer that sent no hello within %d ms",
 		    srv->cfg.handshake_timeout_ms);
-	wire_send_notify(srv->conn_fd, MPDEV__NOTIFY_TYPE__NOTIFY_HANDSHAKE_TIMEOUT, ETIMEDOUT,
-			 "no hello within the remote's handshake deadline");
+	notify(srv, srv->conn_fd, MPDEV__NOTIFY_TYPE__NOTIFY_HANDSHAKE_TIMEOUT, ETIMEDOUT,
+	       "no handshake within the remote's deadline");
 	conn_close(srv);
 }
 
@@ -266,7 +261,7 @@ static int conn_start(struct server *srv, int fd, struct mpdev_error *err)
 	if (r < 0) {
 		srv->stats.refused_peers++;
 		log_warn_rl(COMP, "refusing connection: %s", err->msg);
-		wire_send_notify(fd, MPDEV__NOTIFY_TYPE__NOTIFY_ACCESS_DENIED, -r, err->msg);
+		notify(srv, fd, MPDEV__NOTIFY_TYPE__NOTIFY_ACCESS_DENIED, -r, err->msg);
 		fd_release(fd);
 		return r;
 	}
@@ -286,13 +281,21 @@ static int conn_start(struct server *srv, int fd, struct mpdev_error *err)
 		return mpdev_error_set(err, ENOMEM, "event_new failed");
 	}
 	srv->conn_fd = fd;
-	session_init(&srv->session, fd, srv->backend, srv->host, &srv->stats);
+	session_init(&srv->session, fd, srv->cfg.face, srv->backend, srv->host, &srv->stats);
 	srv->session.max_table_fds = srv->cfg.max_table_fds;
+	if (srv->cfg.face->conn_init && (r = srv->cfg.face->conn_init(&srv->session)) < 0) {
+		mpdev_error_set(err, -r, "%s face: cannot set up the connection: %s",
+				srv->cfg.face->name, strerror(-r));
+		log_warn_rl(COMP, "%s", err->msg);
+		conn_close(srv);
+		return r;
+	}
 	if (!srv->paused)
 		event_add(srv->conn_ev, NULL);
-	evtimer_add(srv->handshake_ev, &tv);
+	if (srv->cfg.face->handshake)
+		evtimer_add(srv->handshake_ev, &tv);
 	srv->stats.connections++;
-	log_info(COMP, "proxy connected");
+	log_info(COMP, "peer connected (%s face)", srv->cfg.face->name);
 	sd_notify(0, "STATUS=serving a proxy");
 	return 0;
 }
@@ -342,8 +345,8 @@ static void listen_readable(evutil_socket_t lfd, short what, void *arg)
 		/* Tell the second proxy why instead of leaving it hanging in the backlog. */
 		srv->stats.busy_refusals++;
 		log_warn_rl(COMP, "refusing a second proxy: one is already connected");
-		wire_send_notify(fd, MPDEV__NOTIFY_TYPE__NOTIFY_BUSY, EBUSY,
-				 "another proxy is connected to this remote");
+		notify(srv, fd, MPDEV__NOTIFY_TYPE__NOTIFY_BUSY, EBUSY,
+		       "another proxy is connected to this remote");
 		fd_release(fd);
 		return;
 	}
@@ -361,6 +364,8 @@ int server_create(struct event_base *base, struct backend *backend, struct remot
 	srv->backend = backend;
 	srv->host = host;
 	srv->cfg = *cfg;
+	if (!srv->cfg.face)
+		srv->cfg.face = &face_native;
 	if (srv->cfg.handshake_timeout_ms <= 0)
 		srv->cfg.handshake_timeout_ms = SERVER_HANDSHAKE_TIMEOUT_MS;
 	if (!srv->cfg.max_table_fds)
@@ -385,8 +390,8 @@ void server_destroy(struct server *srv)
 		return;
 	srv->exit_after_conn = false;
 	if (srv->conn_fd >= 0)
-		wire_send_notify(srv->conn_fd, MPDEV__NOTIFY_TYPE__NOTIFY_SHUTDOWN, 0,
-				 "the remote is shutting down");
+		notify(srv, srv->conn_fd, MPDEV__NOTIFY_TYPE__NOTIFY_SHUTDOWN, 0,
+		       "the remote is shutting down");
 	conn_close(srv);
 	free_event(&srv->listen_ev);
 	free_event(&srv->accept_retry_ev);
@@ -418,16 +423,17 @@ static int start_listening(struct server *srv, int fd, struct mpdev_error *err)
  * through (or finds the backlog full) means it is live; ECONNREFUSED means
  * the file outlived its process.
  */
-static int socket_is_live(const struct sockaddr_un *addr)
+static int socket_is_live(const struct sockaddr_un *addr, int type)
 {
-	int probe = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), r;
+	int probe = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), r;
 
 	if (probe < 0)
 		return -errno;
 	r = connect(probe, (const struct sockaddr *)addr, sizeof(*addr));
-	r = r == 0 || errno == EAGAIN || errno == EINPROGRESS ? 1
-	    : errno == ECONNREFUSED || errno == ENOENT	      ? 0
-							      : -errno;
+	/* EPROTOTYPE: a live socket of another face's type (it would refuse us anyway). */
+	r = r == 0 || errno == EAGAIN || errno == EINPROGRESS || errno == EPROTOTYPE ? 1
+	    : errno == ECONNREFUSED || errno == ENOENT				     ? 0
+										     : -errno;
 	close(probe);
 	return r;
 }
@@ -474,7 +480,7 @@ int server_listen_path(struct server *srv, const char *path, struct mpdev_error 
 			r = mpdev_error_set(err, EEXIST, "%s exists and is not a socket", path);
 			goto out;
 		}
-		r = socket_is_live(&addr);
+		r = socket_is_live(&addr, srv->cfg.face->sock_type);
 		if (r != 0) {
 			r = mpdev_error_set(
 				err, EADDRINUSE,
@@ -486,7 +492,7 @@ int server_listen_path(struct server *srv, const char *path, struct mpdev_error 
 		}
 		unlink(path);
 	}
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	fd = socket(AF_UNIX, srv->cfg.face->sock_type | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		r = mpdev_error_set(err, errno, "socket: %s", strerror(errno));
 		goto out;
@@ -506,7 +512,7 @@ int server_listen_path(struct server *srv, const char *path, struct mpdev_error 
 	}
 	fd = -1;
 	srv->listen_path = strdup(path);
-	log_info(COMP, "listening on %s", path);
+	log_info(COMP, "listening on %s (%s face)", path, srv->cfg.face->name);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -525,8 +531,11 @@ int server_adopt_fd(struct server *srv, int fd, struct mpdev_error *err)
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
 		return mpdev_error_set(err, errno, "fd %d is not a socket: %s", fd,
 				       strerror(errno));
-	if (type != SOCK_SEQPACKET)
-		return mpdev_error_set(err, EPROTOTYPE, "fd %d is not a SOCK_SEQPACKET socket", fd);
+	if (type != srv->cfg.face->sock_type)
+		return mpdev_error_set(
+			err, EPROTOTYPE, "fd %d is not a %s socket, which the %s face needs", fd,
+			srv->cfg.face->sock_type == SOCK_STREAM ? "SOCK_STREAM" : "SOCK_SEQPACKET",
+			srv->cfg.face->name);
 	len = sizeof(listening);
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
 		return mpdev_error_set(err, errno, "SO_ACCEPTCONN: %s", strerror(errno));

@@ -12,7 +12,6 @@
 #include "backend.h"
 #include "error.h"
 #include "host.h"
-#include "host.h"
 #include "peercred.h"
 
 struct event_base;
@@ -31,13 +30,17 @@ struct server_stats {
 	uint64_t resets;
 	uint64_t handshake_timeouts;
 	uint64_t accept_errors;
-	uint64_t input_pauses; /* times reading stopped: too many descriptors waiting to close */
+	uint64_t input_pauses;	  /* times reading stopped: too many descriptors waiting to close */
 	uint64_t mig_transitions; /* MigSetState requests carried out */
 	uint64_t mig_bytes_saved, mig_bytes_loaded;
 };
 
+struct face;
+
 struct server_config {
 	struct peercred_allow allow;
+	/* The wire protocol its socket speaks (NULL: face_native). */
+	const struct face *face;
 	/* Leave the listening socket's file in place at exit (the sandbox forbids unlink). */
 	bool keep_socket_file;
 	/* A peer that has not said hello by then is dropped (0: SERVER_HANDSHAKE_TIMEOUT_MS). */

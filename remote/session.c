@@ -1,13 +1,22 @@
+/*
+ * The native face's request table (docs/protocol.md): one row per request
+ * body says what it needs (a feature, descriptors, whether it may be
+ * posted) and which handler fills its reply; dispatch() checks the row and
+ * sends the one reply. A new message is one row and one handler.
+ */
 #include "session.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "closer.h"
 #include "efdio.h"
+#include "fdrelease.h"
 #include "log.h"
 #include "session_handlers.h"
 #include "transport.h"
@@ -16,12 +25,15 @@
 
 /* Below this a peer could not even receive a device info reply. */
 #define SESSION_MIN_PEER_MSG_SIZE 4096u
+/* The reply arena: every message of one reply, which fits one packet. */
+#define SESSION_REPLY_ARENA (2u * MPDEV_MAX_MSG_SIZE)
 
-void session_init(struct session *s, int fd, struct backend *backend, struct remote_host *host,
-		  struct server_stats *stats)
+void session_init(struct session *s, int fd, const struct face *face, struct backend *backend,
+		  struct remote_host *host, struct server_stats *stats)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
+	s->face = face;
 	s->backend = backend;
 	s->host = host;
 	s->stats = stats;
@@ -30,73 +42,158 @@ void session_init(struct session *s, int fd, struct backend *backend, struct rem
 	session_mig_init(s);
 }
 
+static void out_drop_fds(struct session *s)
+{
+	for (size_t i = 0; i < s->out_nfds; i++)
+		close(s->out_fds[i]); /* our own dups: closing them cannot block */
+	s->out_nfds = 0;
+}
+
+void session_release(struct session *s)
+{
+	if (s->face && s->face->conn_release)
+		s->face->conn_release(s);
+	s->face_state = NULL;
+	session_mem_release(s);
+	out_drop_fds(s);
+	free(s->out);
+	s->out = NULL;
+	s->out_len = s->out_cap = 0;
+}
+
 bool session_output_blocked(const struct session *s)
 {
 	return s->out_len != 0;
 }
 
-int session_flush(struct session *s)
+/* One attempt: the bytes sent (a stream may take part), or a negative errno. */
+static ssize_t out_send(struct session *s, const void *buf, size_t len, const int *fds, size_t nfds)
 {
 	int r;
 
-	if (!s->out_len)
-		return 0;
-	r = transport_send(s->fd, s->out, s->out_len, NULL, 0, 0);
-	if (r == -ETIMEDOUT || r == -EAGAIN)
-		return -EAGAIN;
-	s->out_len = 0;
-	return r;
+	if (s->face->sock_type == SOCK_SEQPACKET) {
+		r = transport_send(s->fd, buf, len, fds, nfds, 0);
+		if (r == -ETIMEDOUT)
+			r = -EAGAIN;
+		return r < 0 ? r : (ssize_t)len;
+	}
+	{
+		struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * MPDEV_MAX_FDS_PER_MSG)];
+			struct cmsghdr align;
+		} u;
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		ssize_t n;
+
+		if (nfds) {
+			struct cmsghdr *c;
+
+			mh.msg_control = u.buf;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+			c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+			memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+		}
+		n = sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0)
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		return n;
+	}
 }
 
-/* Sends env now if the socket has room, else keeps it; never waits. */
-static int session_send(struct session *s, Mpdev__Envelope *env)
+int session_output(struct session *s, const void *buf, size_t len, const int *fds, size_t nfds)
 {
-	static uint8_t buf[MPDEV_MAX_MSG_SIZE];
-	size_t len = wire_pack(env, 0, buf, sizeof(buf));
-	int r;
+	ssize_t n;
 
-	if (!len)
-		return -EMSGSIZE;
-	/* The server reads nothing while a reply is kept, so there is never a second. */
+	if (nfds > MPDEV_MAX_FDS_PER_MSG)
+		return -EINVAL;
+	/* The server reads nothing while output is kept, so a face never stacks a second. */
 	if (s->out_len)
 		return -ENOBUFS;
-	r = transport_send(s->fd, buf, len, NULL, 0, 0);
-	if (r != -ETIMEDOUT && r != -EAGAIN)
-		return r;
-	if (!s->out) {
-		s->out = malloc(MPDEV_MAX_MSG_SIZE);
-		if (!s->out)
+	n = out_send(s, buf, len, fds, nfds);
+	if (n < 0 && n != -EAGAIN)
+		return (int)n;
+	if (n == (ssize_t)len)
+		return 0;
+	if (n < 0)
+		n = 0;
+	if (len - (size_t)n > s->out_cap) {
+		uint8_t *nb = realloc(s->out, len - (size_t)n);
+
+		if (!nb)
 			return -ENOMEM;
+		s->out = nb;
+		s->out_cap = len - (size_t)n;
 	}
-	memcpy(s->out, buf, len);
-	s->out_len = len;
+	memcpy(s->out, (const uint8_t *)buf + n, len - (size_t)n);
+	s->out_len = len - (size_t)n;
+	/* Descriptors went with the first byte; only an untouched message keeps them. */
+	for (size_t i = 0; n == 0 && i < nfds; i++) {
+		int d = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+
+		if (d < 0) {
+			out_drop_fds(s);
+			s->out_len = 0;
+			return -errno;
+		}
+		s->out_fds[s->out_nfds++] = d;
+	}
 	return 0;
 }
 
-int session_send_reply(struct session *s, uint64_t id, Mpdev__Envelope *rep)
+int session_flush(struct session *s)
 {
-	int r;
+	ssize_t n;
 
-	rep->id = id;
-	rep->kind = MPDEV__KIND__KIND_REPLY;
-	r = session_send(s, rep);
-	if (r < 0)
-		log_warn_rl(COMP, "cannot send reply to request %llu: %s", (unsigned long long)id,
-			    strerror(-r));
-	return r;
+	if (!s->out_len)
+		return 0;
+	n = out_send(s, s->out, s->out_len, s->out_fds, s->out_nfds);
+	if (n == -EAGAIN)
+		return -EAGAIN;
+	if (n < 0) {
+		out_drop_fds(s);
+		s->out_len = 0;
+		return (int)n;
+	}
+	out_drop_fds(s);
+	memmove(s->out, s->out + n, s->out_len - (size_t)n);
+	s->out_len -= (size_t)n;
+	return s->out_len ? -EAGAIN : 0;
 }
 
-/* An error reply that also carries a body (a failed MigSetState says where the device is). */
-int session_send_error_reply(struct session *s, uint64_t id, const struct mpdev_error *e,
-			     Mpdev__Envelope *rep)
+static int send_envelope(struct session *s, Mpdev__Envelope *env)
 {
-	s->stats->error_replies++;
-	rep->status = (uint32_t)e->code;
-	rep->error = (char *)e->msg;
-	return session_send_reply(s, id, rep);
+	static uint8_t buf[MPDEV_MAX_MSG_SIZE];
+	size_t len = wire_pack(env, 0, buf, sizeof(buf));
+
+	if (!len)
+		return -EMSGSIZE;
+	return session_output(s, buf, len, NULL, 0);
 }
 
-static int send_status(struct session *s, uint64_t id, const struct mpdev_error *e)
+static struct {
+	size_t used;
+	_Alignas(max_align_t) uint8_t mem[SESSION_REPLY_ARENA];
+} arena;
+
+void *session_reply_alloc(struct session_reply *rep, size_t size)
+{
+	size_t at = (arena.used + _Alignof(max_align_t) - 1) & ~(_Alignof(max_align_t) - 1);
+	void *p;
+
+	if (at > sizeof(arena.mem) || size > sizeof(arena.mem) - at)
+		return NULL;
+	p = arena.mem + at;
+	memset(p, 0, size);
+	arena.used = at + size;
+	return p;
+}
+
+static void send_status(struct session *s, uint64_t id, const struct mpdev_error *e,
+			struct session_reply *rep, int *ret)
 {
 	Mpdev__Envelope env;
 	int r;
@@ -104,26 +201,27 @@ static int send_status(struct session *s, uint64_t id, const struct mpdev_error 
 	s->stats->error_replies++;
 	log_info_rl(COMP, "request %llu failed: %s (%s)", (unsigned long long)id, e->msg,
 		    strerror(e->code));
-	wire_init_error(&env, id, e->code, e->msg);
-	r = session_send(s, &env);
+	if (rep && rep->body_on_error) {
+		rep->env.id = id;
+		rep->env.kind = MPDEV__KIND__KIND_REPLY;
+		rep->env.status = (uint32_t)e->code;
+		rep->env.error = (char *)e->msg;
+		r = send_envelope(s, &rep->env);
+	} else {
+		wire_init_error(&env, id, e->code, e->msg);
+		r = send_envelope(s, &env);
+	}
 	if (r < 0)
 		log_warn_rl(COMP, "cannot send error reply: %s", strerror(-r));
-	return r;
+	*ret = r;
 }
 
-int session_send_ok(struct session *s, uint64_t id)
+static int handle_hello(struct session *s, struct wire_msg *m, struct session_reply *rep,
+			struct mpdev_error *err)
 {
-	Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
-
-	return session_send_reply(s, id, &rep);
-}
-
-static int handle_hello(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)
-{
-	const Mpdev__Hello *h = req->hello;
-	Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
-	Mpdev__HelloReply hr = MPDEV__HELLO_REPLY__INIT;
-	Mpdev__Limits lim = MPDEV__LIMITS__INIT;
+	const Mpdev__Hello *h = m->env->hello;
+	Mpdev__HelloReply *hr = session_reply_alloc(rep, sizeof(*hr));
+	Mpdev__Limits *lim = session_reply_alloc(rep, sizeof(*lim));
 
 	if (s->greeted)
 		return mpdev_error_set(err, EPROTO, "handshake already done on this connection");
@@ -138,24 +236,28 @@ static int handle_hello(struct session *s, const Mpdev__Envelope *req, struct mp
 			"peer's max message size %u is below the %u bytes replies need",
 			h->limits->max_msg_size, SESSION_MIN_PEER_MSG_SIZE);
 
+	if (!hr || !lim)
+		return mpdev_error_set(err, ENOMEM, "reply too large");
+	mpdev__hello_reply__init(hr);
+	mpdev__limits__init(lim);
 	s->greeted = true;
 	s->features = h->features & SESSION_FEATURES;
 	if (!session_dirty_supported(s))
 		s->features &= ~(uint64_t)MPDEV__FEATURE__FEATURE_DIRTY_TRACKING;
-	lim.max_msg_size = MPDEV_MAX_MSG_SIZE;
-	lim.max_fds_per_msg = MPDEV_MAX_FDS_PER_MSG;
-	lim.max_mem_regions = MPDEV_MAX_MEM_REGIONS;
-	hr.version = MPDEV_PROTO_VERSION;
-	hr.features = s->features;
-	hr.limits = &lim;
-	hr.name = (char *)"mpdev-remote " MPDEV_VERSION_STRING;
-	rep.body_case = MPDEV__ENVELOPE__BODY_HELLO_REPLY;
-	rep.hello_reply = &hr;
+	lim->max_msg_size = MPDEV_MAX_MSG_SIZE;
+	lim->max_fds_per_msg = MPDEV_MAX_FDS_PER_MSG;
+	lim->max_mem_regions = MPDEV_MAX_MEM_REGIONS;
+	hr->version = MPDEV_PROTO_VERSION;
+	hr->features = s->features;
+	hr->limits = lim;
+	hr->name = (char *)"mpdev-remote " MPDEV_VERSION_STRING;
+	rep->env.body_case = MPDEV__ENVELOPE__BODY_HELLO_REPLY;
+	rep->env.hello_reply = hr;
 	log_info(COMP, "handshake with '%s': features 0x%llx%s", h->name ? h->name : "",
 		 (unsigned long long)s->features, h->resume ? ", resuming a session" : "");
 	if (h->resume && s->backend->ops->resumed)
 		s->backend->ops->resumed(s->backend);
-	return session_send_reply(s, req->id, &rep);
+	return 0;
 }
 
 static void fill_region(Mpdev__RegionInfo *ri, Mpdev__MmapArea *areas, Mpdev__MmapArea **area_ptrs,
@@ -176,19 +278,21 @@ static void fill_region(Mpdev__RegionInfo *ri, Mpdev__MmapArea *areas, Mpdev__Mm
 	}
 }
 
-static int handle_device_info(struct session *s, const Mpdev__Envelope *req)
+static int handle_device_info(struct session *s, struct wire_msg *m, struct session_reply *rep,
+			      struct mpdev_error *err)
 {
 	const struct backend_device_info *di = &s->info;
-	Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
-	Mpdev__DeviceInfo info = MPDEV__DEVICE_INFO__INIT;
-	Mpdev__RegionInfo regions[BACKEND_NUM_REGIONS];
-	Mpdev__RegionInfo *region_ptrs[BACKEND_NUM_REGIONS];
-	Mpdev__MmapArea areas[BACKEND_NUM_REGIONS][BACKEND_MAX_MMAP_AREAS];
-	Mpdev__MmapArea *area_ptrs[BACKEND_NUM_REGIONS][BACKEND_MAX_MMAP_AREAS];
-	Mpdev__IrqInfo irqs[BACKEND_NUM_IRQS];
-	Mpdev__IrqInfo *irq_ptrs[BACKEND_NUM_IRQS];
+	/* Static: the reply points into them until it is sent, before the next request. */
+	static Mpdev__DeviceInfo info;
+	static Mpdev__RegionInfo regions[BACKEND_NUM_REGIONS];
+	static Mpdev__RegionInfo *region_ptrs[BACKEND_NUM_REGIONS];
+	static Mpdev__MmapArea areas[BACKEND_NUM_REGIONS][BACKEND_MAX_MMAP_AREAS];
+	static Mpdev__MmapArea *area_ptrs[BACKEND_NUM_REGIONS][BACKEND_MAX_MMAP_AREAS];
+	static Mpdev__IrqInfo irqs[BACKEND_NUM_IRQS];
+	static Mpdev__IrqInfo *irq_ptrs[BACKEND_NUM_IRQS];
 	size_t nr = 0, ni = 0;
 
+	mpdev__device_info__init(&info);
 	info.name = (char *)di->name;
 	info.vendor_id = di->vendor_id;
 	info.device_id = di->device_id;
@@ -221,178 +325,105 @@ static int handle_device_info(struct session *s, const Mpdev__Envelope *req)
 	info.regions = region_ptrs;
 	info.n_irqs = ni;
 	info.irqs = irq_ptrs;
-	rep.body_case = MPDEV__ENVELOPE__BODY_DEVICE_INFO;
-	rep.device_info = &info;
-	return session_send_reply(s, req->id, &rep);
-}
-
-static bool valid_width(uint64_t size)
-{
-	return size == 1 || size == 2 || size == 4 || size == 8;
-}
-
-static int check_access(const struct session *s, uint32_t index, uint64_t offset, uint64_t size,
-			bool write, struct mpdev_error *err)
-{
-	const struct backend_region_info *r;
-
-	if (index >= BACKEND_NUM_REGIONS || !s->info.regions[index].size)
-		return mpdev_error_set(err, EINVAL, "region %u does not exist on this device",
-				       index);
-	r = &s->info.regions[index];
-	if (!valid_width(size))
-		return mpdev_error_set(err, EINVAL,
-				       "access width %llu: region accesses are 1, 2, 4 or 8 bytes",
-				       (unsigned long long)size);
-	/* PCI config cycles are at most a dword; say so before any range check. */
-	if (index == BACKEND_REGION_CONFIG && size == 8)
-		return mpdev_error_set(err, EINVAL,
-				       "access width 8: config space accesses are 1, 2 or 4 bytes");
-	if (offset > r->size || size > r->size - offset)
-		return mpdev_error_set(
-			err, ERANGE,
-			"%llu bytes at offset 0x%llx are outside region %u (size 0x%llx)",
-			(unsigned long long)size, (unsigned long long)offset, index,
-			(unsigned long long)r->size);
-	if (!(r->flags & (write ? BACKEND_REGION_WRITE : BACKEND_REGION_READ)))
-		return mpdev_error_set(err, EACCES, "region %u is not %s", index,
-				       write ? "writable" : "readable");
+	rep->env.body_case = MPDEV__ENVELOPE__BODY_DEVICE_INFO;
+	rep->env.device_info = &info;
 	return 0;
 }
 
-static int handle_region_read(struct session *s, const Mpdev__Envelope *req,
+static int handle_region_read(struct session *s, struct wire_msg *m, struct session_reply *rep,
 			      struct mpdev_error *err)
 {
-	const Mpdev__RegionRead *rr = req->region_read;
-	Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
-	Mpdev__RegionReadReply data = MPDEV__REGION_READ_REPLY__INIT;
-	uint8_t buf[8];
+	static uint8_t buf[8];
+	const Mpdev__RegionRead *rr = m->env->region_read;
+	Mpdev__RegionReadReply *data = session_reply_alloc(rep, sizeof(*data));
 	int r;
 
-	r = check_access(s, rr->index, rr->offset, rr->size, false, err);
+	/* The native protocol reads what one CPU access reads; devops takes any length. */
+	if (rr->size != 1 && rr->size != 2 && rr->size != 4 && rr->size != 8)
+		return mpdev_error_set(err, EINVAL,
+				       "access width %u: region accesses are 1, 2, 4 or 8 bytes",
+				       rr->size);
+	if (rr->index == BACKEND_REGION_CONFIG && rr->size == 8)
+		return mpdev_error_set(err, EINVAL,
+				       "access width 8: config space accesses are 1, 2 or 4 bytes");
+	r = devops_region_read(s, rr->index, rr->offset, buf, rr->size, err);
 	if (r < 0)
 		return r;
-	r = s->backend->ops->region_read(s->backend, rr->index, rr->offset, buf, rr->size, err);
-	if (r < 0)
-		return r;
-	s->stats->region_reads++;
-	data.data.data = buf;
-	data.data.len = rr->size;
-	rep.body_case = MPDEV__ENVELOPE__BODY_REGION_READ_REPLY;
-	rep.region_read_reply = &data;
-	return session_send_reply(s, req->id, &rep);
+	mpdev__region_read_reply__init(data);
+	data->data.data = buf;
+	data->data.len = rr->size;
+	rep->env.body_case = MPDEV__ENVELOPE__BODY_REGION_READ_REPLY;
+	rep->env.region_read_reply = data;
+	return 0;
 }
 
-static int handle_region_write(struct session *s, const Mpdev__Envelope *req, bool posted,
+static int handle_region_write(struct session *s, struct wire_msg *m, struct session_reply *rep,
 			       struct mpdev_error *err)
 {
-	const Mpdev__RegionWrite *rw = req->region_write;
-	int r;
+	const Mpdev__RegionWrite *rw = m->env->region_write;
+	size_t len = rw->data.len;
 
-	r = check_access(s, rw->index, rw->offset, rw->data.len, true, err);
-	if (r < 0)
-		return r;
-	r = s->backend->ops->region_write(s->backend, rw->index, rw->offset, rw->data.data,
-					  (uint32_t)rw->data.len, err);
-	if (r < 0)
-		return r;
-	s->stats->region_writes++;
-	if (posted) {
-		s->stats->posted_writes++;
-		return 0;
-	}
-	return session_send_ok(s, req->id);
+	if (len != 1 && len != 2 && len != 4 && len != 8)
+		return mpdev_error_set(err, EINVAL,
+				       "access width %zu: region accesses are 1, 2, 4 or 8 bytes",
+				       len);
+	if (rw->index == BACKEND_REGION_CONFIG && len == 8)
+		return mpdev_error_set(err, EINVAL,
+				       "access width 8: config space accesses are 1, 2 or 4 bytes");
+	return devops_region_write(s, rw->index, rw->offset, rw->data.data, len, err);
 }
 
-static int handle_reset(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)
+static int handle_reset(struct session *s, struct wire_msg *m, struct session_reply *rep,
+			struct mpdev_error *err)
 {
-	int r;
-
-	if (!s->info.reset_supported)
-		return mpdev_error_set(err, ENOTTY, "device '%s' does not support reset",
-				       s->info.name);
-	r = s->backend->ops->reset(s->backend, err);
-	if (r < 0)
-		return r;
-	/* The way out of ERROR, and back to RUNNING from anywhere, as VFIO_DEVICE_RESET. */
-	s->mig_state = BACKEND_MIG_RUNNING;
-	s->stats->resets++;
-	return session_send_ok(s, req->id);
+	return devops_reset(s, err);
 }
 
-static int handle_stats(struct session *s, const Mpdev__Envelope *req)
+static int handle_ping(struct session *s, struct wire_msg *m, struct session_reply *rep,
+		       struct mpdev_error *err)
 {
-	const struct server_stats *st = s->stats;
-	const struct dma_stats *dma = &s->host->dma.stats;
-	const struct iohub_stats *hub = iohub_get_stats(s->host->hub);
-	const struct virq_stats *irq = &s->host->virq.stats;
-	const struct efdio_stats *efd = efdio_get_stats();
-	/* clang-format off: one counter a line, in the order docs/protocol.md lists them */
-	const struct {
-		const char *name;
-		uint64_t value;
-	} src[] = {
-		{ "connections", st->connections },
-		{ "refused_peers", st->refused_peers },
-		{ "busy_refusals", st->busy_refusals },
-		{ "messages", st->messages },
-		{ "error_replies", st->error_replies },
-		{ "protocol_errors", st->protocol_errors },
-		{ "region_reads", st->region_reads },
-		{ "region_writes", st->region_writes },
-		{ "posted_writes", st->posted_writes },
-		{ "resets", st->resets },
-		{ "handshake_timeouts", st->handshake_timeouts },
-		{ "accept_errors", st->accept_errors },
-		{ "input_pauses", st->input_pauses },
-		{ "mig_transitions", st->mig_transitions },
-		{ "mig_bytes_saved", st->mig_bytes_saved },
-		{ "mig_bytes_loaded", st->mig_bytes_loaded },
-		{ "closes_pending", closer_backlog() },
-		{ "mem_regions", s->host->dma.map.n },
-		{ "dma_mmaps", dma->mmaps },
-		{ "dma_munmaps", dma->munmaps },
-		{ "dma_backend_maps", dma->backend_maps },
-		{ "dma_backend_unmaps", dma->backend_unmaps },
-		{ "dma_reads", dma->reads },
-		{ "dma_writes", dma->writes },
-		{ "dma_bytes_read", dma->bytes_read },
-		{ "dma_bytes_written", dma->bytes_written },
-		{ "dma_faults", dma->faults },
-		{ "intx_changes", hub->source_changes },
-		{ "iohub_irqfd_signals", hub->irqfd_signals },
-		{ "iohub_resamples", hub->resamples },
-		{ "iohub_reasserts", hub->reasserts },
-		{ "iohub_lost_asserts", hub->lost_asserts },
-		{ "vfio_intx_signals", irq->vfio_intx_signals },
-		{ "vector_signals", irq->vector_signals },
-		{ "vector_pending", irq->vector_pending },
-		{ "vector_dropped", irq->vector_dropped },
-		{ "eventfd_signals", efd->signals },
-		{ "eventfd_signals_coalesced", efd->coalesced },
-		{ "eventfd_signal_failures", efd->failures },
-		{ "dirty_pages_marked", s->host->dma.dirty.stats.pages_marked },
-		{ "dirty_reports", s->host->dma.dirty.stats.reports },
-	};
-	/* clang-format on */
-	enum { N = sizeof(src) / sizeof(src[0]) };
-	Mpdev__Counter counters[N];
-	Mpdev__Counter *ptrs[N];
-	Mpdev__Stats stats = MPDEV__STATS__INIT;
-	Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
-
-	for (size_t i = 0; i < N; i++) {
-		mpdev__counter__init(&counters[i]);
-		counters[i].name = (char *)src[i].name;
-		counters[i].value = src[i].value;
-		ptrs[i] = &counters[i];
-	}
-	stats.n_counters = N;
-	stats.counters = ptrs;
-	rep.body_case = MPDEV__ENVELOPE__BODY_STATS;
-	rep.stats = &stats;
-	return session_send_reply(s, req->id, &rep);
+	return 0;
 }
+
+/* What a request body needs before its handler runs. */
+#define REQ_TAKES_FDS	 0x1u /* may carry descriptors (all others must carry none) */
+#define REQ_POSTABLE	 0x2u /* may be sent posted (no reply) */
+#define REQ_BEFORE_HELLO 0x4u
+
+struct native_request {
+	uint64_t feature; /* 0: always available */
+	unsigned flags;
+	session_handler_fn *handle;
+};
+
+#define ROW(body, feat, fl, fn) [MPDEV__ENVELOPE__BODY_##body] = { (feat), (fl), (fn) }
+#define F(x)			MPDEV__FEATURE__FEATURE_##x
+
+/* clang-format off: one request a row */
+static const struct native_request requests[] = {
+	ROW(HELLO, 0, 0, handle_hello),
+	ROW(DEVICE_INFO_REQUEST, 0, 0, handle_device_info),
+	ROW(REGION_READ, 0, 0, handle_region_read),
+	ROW(REGION_WRITE, 0, REQ_POSTABLE, handle_region_write),
+	ROW(RESET, 0, 0, handle_reset),
+	ROW(PING, 0, 0, handle_ping),
+	ROW(STATS_REQUEST, F(STATS), 0, handle_stats),
+	ROW(MEM_TABLE_SET, F(MEMORY_TABLE), REQ_TAKES_FDS, handle_mem_table_set),
+	ROW(MEM_REGION_ADD, F(MEMORY_TABLE), REQ_TAKES_FDS, handle_mem_region_add),
+	ROW(MEM_REGION_REMOVE, F(MEMORY_TABLE), 0, handle_mem_region_remove),
+	ROW(SET_INTX_IRQFD, F(INTX_IRQFD), REQ_TAKES_FDS, handle_set_intx_irqfd),
+	ROW(SET_IRQS, F(SET_IRQS), REQ_TAKES_FDS, handle_set_irqs),
+	ROW(IOMMU_INFO_REQUEST, F(IOMMU_INFO), 0, handle_iommu_info),
+	ROW(MIG_GET_STATE, F(MIGRATION), 0, handle_mig_get_state),
+	ROW(MIG_SET_STATE, F(MIGRATION), 0, handle_mig_set_state),
+	ROW(MIG_DATA_READ, F(MIGRATION), 0, handle_mig_data_read),
+	ROW(MIG_DATA, F(MIGRATION), 0, handle_mig_data),
+	ROW(MIG_PRECOPY_INFO_REQUEST, F(MIGRATION), 0, handle_mig_precopy_info),
+	ROW(DIRTY_START, F(DIRTY_TRACKING), 0, handle_dirty_start),
+	ROW(DIRTY_STOP, F(DIRTY_TRACKING), 0, handle_dirty_stop),
+	ROW(DIRTY_REPORT, F(DIRTY_TRACKING), 0, handle_dirty_report),
+};
+/* clang-format on */
 
 /* Bodies that are answers, never requests: a peer sending one is confused. */
 static bool is_reply_body(Mpdev__Envelope__BodyCase c)
@@ -413,123 +444,46 @@ static bool is_reply_body(Mpdev__Envelope__BodyCase c)
 	}
 }
 
-/* The feature a request needs; 0 if it is always available. */
-static uint64_t required_feature(Mpdev__Envelope__BodyCase c)
+/* The row for a request body, after every check the row implies; NULL with err set. */
+static const struct native_request *check_request(const struct session *s, const struct wire_msg *m,
+						  bool posted, struct mpdev_error *err)
 {
-	switch (c) {
-	case MPDEV__ENVELOPE__BODY_MEM_TABLE_SET:
-	case MPDEV__ENVELOPE__BODY_MEM_REGION_ADD:
-	case MPDEV__ENVELOPE__BODY_MEM_REGION_REMOVE:
-		return MPDEV__FEATURE__FEATURE_MEMORY_TABLE;
-	case MPDEV__ENVELOPE__BODY_SET_INTX_IRQFD:
-		return MPDEV__FEATURE__FEATURE_INTX_IRQFD;
-	case MPDEV__ENVELOPE__BODY_SET_IRQS:
-		return MPDEV__FEATURE__FEATURE_SET_IRQS;
-	case MPDEV__ENVELOPE__BODY_IOMMU_INFO_REQUEST:
-		return MPDEV__FEATURE__FEATURE_IOMMU_INFO;
-	case MPDEV__ENVELOPE__BODY_MIG_SET_STATE:
-	case MPDEV__ENVELOPE__BODY_MIG_DATA_READ:
-	case MPDEV__ENVELOPE__BODY_MIG_DATA:
-	case MPDEV__ENVELOPE__BODY_MIG_PRECOPY_INFO_REQUEST:
-	case MPDEV__ENVELOPE__BODY_MIG_GET_STATE:
-		return MPDEV__FEATURE__FEATURE_MIGRATION;
-	case MPDEV__ENVELOPE__BODY_DIRTY_START:
-	case MPDEV__ENVELOPE__BODY_DIRTY_STOP:
-	case MPDEV__ENVELOPE__BODY_DIRTY_REPORT:
-		return MPDEV__FEATURE__FEATURE_DIRTY_TRACKING;
-	case MPDEV__ENVELOPE__BODY_STATS_REQUEST:
-		return MPDEV__FEATURE__FEATURE_STATS;
-	default:
-		return 0;
-	}
-}
-
-/* Bodies that may carry descriptors; every other body must carry none. */
-static bool takes_fds(Mpdev__Envelope__BodyCase c)
-{
-	return c == MPDEV__ENVELOPE__BODY_MEM_TABLE_SET ||
-	       c == MPDEV__ENVELOPE__BODY_MEM_REGION_ADD ||
-	       c == MPDEV__ENVELOPE__BODY_SET_INTX_IRQFD || c == MPDEV__ENVELOPE__BODY_SET_IRQS;
-}
-
-static int dispatch(struct session *s, struct wire_msg *m, bool posted, struct mpdev_error *err)
-{
-	const Mpdev__Envelope *env = m->env;
-	Mpdev__Envelope__BodyCase c = env->body_case;
-	const char *name = wire_body_name(env);
-	uint64_t feature;
+	Mpdev__Envelope__BodyCase c = m->env->body_case;
+	const char *name = wire_body_name(m->env);
+	const struct native_request *row =
+		(size_t)c < sizeof(requests) / sizeof(requests[0]) ? &requests[c] : NULL;
 
 	if (c == MPDEV__ENVELOPE__BODY__NOT_SET)
-		return mpdev_error_set(err, EOPNOTSUPP, "unknown or missing message body");
+		return mpdev_error_set(err, EOPNOTSUPP, "unknown or missing message body"), NULL;
 	if (is_reply_body(c))
-		return mpdev_error_set(err, EPROTO, "'%s' is a reply, not a request", name);
+		return mpdev_error_set(err, EPROTO, "'%s' is a reply, not a request", name), NULL;
+	if (!row || !row->handle)
+		return mpdev_error_set(err, ENOTSUP, "'%s' is not implemented by this remote",
+				       name),
+		       NULL;
 	if (!s->greeted && c != MPDEV__ENVELOPE__BODY_HELLO)
 		return mpdev_error_set(err, EPROTO, "'%s' before the handshake: send hello first",
-				       name);
-	if (posted && c != MPDEV__ENVELOPE__BODY_REGION_WRITE)
+				       name),
+		       NULL;
+	if (posted && !(row->flags & REQ_POSTABLE))
 		return mpdev_error_set(err, EINVAL, "'%s' cannot be posted: only region writes can",
-				       name);
-	if (posted && !(s->features & MPDEV__FEATURE__FEATURE_POSTED_WRITES))
+				       name),
+		       NULL;
+	if (posted && !(s->features & F(POSTED_WRITES)))
 		return mpdev_error_set(err, ENOTSUP,
 				       "posted writes need feature 0x%x, which was not negotiated",
-				       MPDEV__FEATURE__FEATURE_POSTED_WRITES);
-	if (m->nfds && !takes_fds(c))
+				       F(POSTED_WRITES)),
+		       NULL;
+	if (m->nfds && !(row->flags & REQ_TAKES_FDS))
 		return mpdev_error_set(err, EINVAL, "'%s' carries no descriptors, got %zu", name,
-				       m->nfds);
-	feature = required_feature(c);
-	if (feature && !(s->features & feature))
+				       m->nfds),
+		       NULL;
+	if (row->feature && !(s->features & row->feature))
 		return mpdev_error_set(err, ENOTSUP,
 				       "'%s' needs feature 0x%llx, which was not negotiated", name,
-				       (unsigned long long)feature);
-
-	switch (c) {
-	case MPDEV__ENVELOPE__BODY_HELLO:
-		return handle_hello(s, env, err);
-	case MPDEV__ENVELOPE__BODY_DEVICE_INFO_REQUEST:
-		return handle_device_info(s, env);
-	case MPDEV__ENVELOPE__BODY_REGION_READ:
-		return handle_region_read(s, env, err);
-	case MPDEV__ENVELOPE__BODY_REGION_WRITE:
-		return handle_region_write(s, env, posted, err);
-	case MPDEV__ENVELOPE__BODY_RESET:
-		return handle_reset(s, env, err);
-	case MPDEV__ENVELOPE__BODY_PING:
-		return session_send_ok(s, env->id);
-	case MPDEV__ENVELOPE__BODY_STATS_REQUEST:
-		return handle_stats(s, env);
-	case MPDEV__ENVELOPE__BODY_MEM_TABLE_SET:
-		return handle_mem_table_set(s, m, err);
-	case MPDEV__ENVELOPE__BODY_MEM_REGION_ADD:
-		return handle_mem_region_add(s, m, err);
-	case MPDEV__ENVELOPE__BODY_MEM_REGION_REMOVE:
-		return handle_mem_region_remove(s, m, err);
-	case MPDEV__ENVELOPE__BODY_SET_INTX_IRQFD:
-		return handle_set_intx_irqfd(s, m, err);
-	case MPDEV__ENVELOPE__BODY_SET_IRQS:
-		return handle_set_irqs(s, m, err);
-	case MPDEV__ENVELOPE__BODY_IOMMU_INFO_REQUEST:
-		return handle_iommu_info(s, m->env, err);
-	case MPDEV__ENVELOPE__BODY_MIG_GET_STATE:
-		return handle_mig_get_state(s, env, err);
-	case MPDEV__ENVELOPE__BODY_MIG_SET_STATE:
-		return handle_mig_set_state(s, env, err);
-	case MPDEV__ENVELOPE__BODY_MIG_DATA_READ:
-		return handle_mig_data_read(s, env, err);
-	case MPDEV__ENVELOPE__BODY_MIG_DATA:
-		return handle_mig_data(s, env, err);
-	case MPDEV__ENVELOPE__BODY_MIG_PRECOPY_INFO_REQUEST:
-		return handle_mig_precopy_info(s, env, err);
-	case MPDEV__ENVELOPE__BODY_DIRTY_START:
-		return handle_dirty_start(s, env, err);
-	case MPDEV__ENVELOPE__BODY_DIRTY_STOP:
-		return handle_dirty_stop(s, env, err);
-	case MPDEV__ENVELOPE__BODY_DIRTY_REPORT:
-		return handle_dirty_report(s, env, err);
-	default:
-		/* Unreachable while SESSION_FEATURES gates every other body. */
-		return mpdev_error_set(err, ENOTSUP, "'%s' is not implemented by this remote",
-				       name);
-	}
+				       (unsigned long long)row->feature),
+		       NULL;
+	return row;
 }
 
 int session_handle(struct session *s, struct wire_msg *m)
@@ -537,22 +491,39 @@ int session_handle(struct session *s, struct wire_msg *m)
 	struct mpdev_error err = { 0 };
 	const Mpdev__Envelope *env = m->env;
 	bool posted = env->kind == MPDEV__KIND__KIND_POSTED;
-	int r;
+	const struct native_request *row;
+	struct session_reply rep = { .env = MPDEV__ENVELOPE__INIT };
+	int r = 0;
 
 	s->stats->messages++;
 	log_debug(COMP, "request %llu: %s (%zu fds)", (unsigned long long)env->id,
 		  wire_body_name(env), m->nfds);
-	if (env->kind != MPDEV__KIND__KIND_REQUEST && !posted) {
+	if (env->kind != MPDEV__KIND__KIND_REQUEST && !posted)
 		mpdev_error_set(&err, EPROTO, "message kind %u is not a request", env->kind);
-		return send_status(s, env->id, &err);
-	}
-	if (env->id == 0) {
+	else if (env->id == 0)
 		mpdev_error_set(&err, EPROTO, "request id 0 is reserved for notifications");
-		return send_status(s, env->id, &err);
+	if (err.code) {
+		send_status(s, env->id, &err, NULL, &r);
+		return r;
 	}
-	r = dispatch(s, m, posted, &err);
-	if (r < 0 && err.code) /* a handler failure, not a failed send */
-		return send_status(s, env->id, &err);
+	row = check_request(s, m, posted, &err);
+	arena.used = 0;
+	if (row && row->handle(s, m, &rep, &err) == 0) {
+		if (posted) {
+			s->stats->posted_writes++;
+			return 0;
+		}
+		rep.env.id = env->id;
+		rep.env.kind = MPDEV__KIND__KIND_REPLY;
+		r = send_envelope(s, &rep.env);
+		if (r < 0)
+			log_warn_rl(COMP, "cannot send reply to request %llu: %s",
+				    (unsigned long long)env->id, strerror(-r));
+		return r;
+	}
+	if (!err.code) /* a handler must say why; never answer "success" for a failure */
+		mpdev_error_set(&err, EIO, "request failed without a reason");
+	send_status(s, env->id, &err, row ? &rep : NULL, &r);
 	return r;
 }
 
@@ -560,14 +531,15 @@ int session_handle_bad_packet(struct session *s, struct wire_msg *m, const struc
 {
 	Mpdev__Envelope env;
 	Mpdev__Notify n;
-	int r;
+	int r = 0;
 
 	s->stats->protocol_errors++;
 	log_info_rl(COMP, "bad packet: %s", e->msg);
 	/* Answer the request when its id is known; otherwise tell the peer it was lost. */
-	if (m->env)
-		return send_status(s, m->env->id, e);
+	if (m->env) {
+		send_status(s, m->env->id, e, NULL, &r);
+		return r;
+	}
 	wire_init_notify(&env, &n, MPDEV__NOTIFY_TYPE__NOTIFY_PROTOCOL_ERROR, e->code, e->msg);
-	r = session_send(s, &env);
-	return r;
+	return send_envelope(s, &env);
 }

@@ -66,9 +66,11 @@ struct session {
 /* Default for max_table_fds; the server sets it from the descriptor budget. */
 #define SESSION_MAX_TABLE_FDS 256u
 
-void session_init(struct session *s, int fd, struct backend *backend, struct remote_host *host,
-		  struct server_stats *stats);
-/* Drops what the connection left half-done (a pending chunked table, an unsent reply). */
+/* A connection on fd speaking face; the server calls face->conn_init next. */
+void session_init(struct session *s, int fd, const struct face *face, struct backend *backend,
+		  struct remote_host *host, struct server_stats *stats);
+/* Drops what the connection left half-done (its face's state, a pending chunked table, unsent
+ * output). */
 void session_release(struct session *s);
 
 /*
@@ -90,6 +92,7 @@ int session_flush(struct session *s);
 int session_output(struct session *s, const void *buf, size_t len, const int *fds, size_t nfds);
 
 /*
+ * The native face (faces/native.c) over this file's request table.
  * Handles one received message (taking its descriptors where used).
  * Returns 0 to go on, or a negative errno when the connection must end
  * (the reply could not be sent).

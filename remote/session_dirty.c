@@ -44,9 +44,10 @@ static int refuse(const struct session *s, struct mpdev_error *err)
 			       s->info.name);
 }
 
-int handle_dirty_start(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)
+int handle_dirty_start(struct session *s, struct wire_msg *m, struct session_reply *rep,
+		       struct mpdev_error *err)
 {
-	const Mpdev__DirtyStart *ds = req->dirty_start;
+	const Mpdev__DirtyStart *ds = m->env->dirty_start;
 	enum dirty_source src = dirty_source(s);
 	struct backend_dirty_range *v;
 	int r = 0;
@@ -81,10 +82,11 @@ int handle_dirty_start(struct session *s, const Mpdev__Envelope *req, struct mpd
 		return r;
 	log_info(COMP, "dirty tracking started: %zu ranges, page size 0x%llx", ds->n_ranges,
 		 (unsigned long long)ds->page_size);
-	return session_send_ok(s, req->id);
+	return 0;
 }
 
-int handle_dirty_stop(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)
+int handle_dirty_stop(struct session *s, struct wire_msg *m, struct session_reply *rep,
+		      struct mpdev_error *err)
 {
 	int r;
 
@@ -100,23 +102,26 @@ int handle_dirty_stop(struct session *s, const Mpdev__Envelope *req, struct mpde
 	default:
 		return refuse(s, err);
 	}
-	return session_send_ok(s, req->id);
+	return 0;
 }
 
-int handle_dirty_report(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)
+int handle_dirty_report(struct session *s, struct wire_msg *m, struct session_reply *rep,
+			struct mpdev_error *err)
 {
 	/* One reply's worth; the loop is single-threaded and a report is answered at once. */
 	static uint8_t bitmap[MPDEV_DIRTY_BITMAP_MAX_BYTES];
-	const Mpdev__DirtyReport *dr = req->dirty_report;
+	const Mpdev__DirtyReport *dr = m->env->dirty_report;
 	enum dirty_source src = dirty_source(s);
-	Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
-	Mpdev__DirtyBitmap body = MPDEV__DIRTY_BITMAP__INIT;
+	Mpdev__DirtyBitmap *body = session_reply_alloc(rep, sizeof(*body));
 	uint64_t pages;
 	size_t len;
 	int r;
 
 	if (src == DIRTY_SOURCE_NONE)
 		return refuse(s, err);
+	if (!body)
+		return mpdev_error_set(err, ENOMEM, "reply too large");
+	mpdev__dirty_bitmap__init(body);
 	/* The size of the answer needs a sane page size; the rest is checked by who reports. */
 	if (dr->page_size < DIRTY_MIN_PAGE_SIZE || (dr->page_size & (dr->page_size - 1)))
 		return mpdev_error_set(err, EINVAL,
@@ -142,9 +147,9 @@ int handle_dirty_report(struct session *s, const Mpdev__Envelope *req, struct mp
 	}
 	if (r < 0)
 		return r;
-	body.bitmap.data = bitmap;
-	body.bitmap.len = len;
-	rep.body_case = MPDEV__ENVELOPE__BODY_DIRTY_BITMAP;
-	rep.dirty_bitmap = &body;
-	return session_send_reply(s, req->id, &rep);
+	body->bitmap.data = bitmap;
+	body->bitmap.len = len;
+	rep->env.body_case = MPDEV__ENVELOPE__BODY_DIRTY_BITMAP;
+	rep->env.dirty_bitmap = body;
+	return 0;
 }

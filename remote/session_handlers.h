@@ -1,42 +1,51 @@
 /*
- * The session's request handlers, one file per concern: session.c
- * (handshake, device info, region access, reset, stats, dispatch),
+ * The native face's request handlers, one file per concern: session.c (the
+ * request table, handshake, device info, region access, reset, stats),
  * session_mem.c (the memory table), session_irq.c (interrupts, IOMMU info),
  * session_mig.c (migration), session_dirty.c (dirty tracking).
- * Each handler gets the whole message (to take its descriptors) and returns
- * 0, or a negative errno with err set (answered by the dispatcher).
+ *
+ * A handler decodes its request into devops.h calls and fills the reply in
+ * rep; it sends nothing. It returns 0 (rep is sent), or a negative errno
+ * with err set (an error reply is sent, with rep's body where the handler
+ * set rep->body_on_error). The table in session.c says which feature, which
+ * descriptors and which kinds each request may have, so no handler checks
+ * those.
  */
 #ifndef MPDEV_SESSION_HANDLERS_H
 #define MPDEV_SESSION_HANDLERS_H
 
 #include "session.h"
 
-int session_send_reply(struct session *s, uint64_t id, Mpdev__Envelope *rep);
-int session_send_ok(struct session *s, uint64_t id);
+struct session_reply {
+	Mpdev__Envelope env; /* the handler sets body_case and its member */
+	/* A failed request's error reply still carries env's body (MigSetState: the state). */
+	bool body_on_error;
+};
 
-int handle_mem_table_set(struct session *s, struct wire_msg *m, struct mpdev_error *err);
-int handle_mem_region_add(struct session *s, struct wire_msg *m, struct mpdev_error *err);
-int handle_mem_region_remove(struct session *s, struct wire_msg *m, struct mpdev_error *err);
+/*
+ * Zeroed memory for the reply's messages, valid until the reply is sent:
+ * the loop answers one request at a time, so one arena serves them all.
+ * NULL (the handler says ENOMEM) when a reply would not fit a packet anyway.
+ */
+void *session_reply_alloc(struct session_reply *rep, size_t size);
 
-int handle_set_intx_irqfd(struct session *s, struct wire_msg *m, struct mpdev_error *err);
-int handle_set_irqs(struct session *s, struct wire_msg *m, struct mpdev_error *err);
-int session_send_error_reply(struct session *s, uint64_t id, const struct mpdev_error *e,
-			     Mpdev__Envelope *rep);
+typedef int session_handler_fn(struct session *s, struct wire_msg *m, struct session_reply *rep,
+			       struct mpdev_error *err);
 
-/* session_mig.c: migration. session_mig_init reads the device's flags; the device is RUNNING. */
+session_handler_fn handle_mem_table_set, handle_mem_region_add, handle_mem_region_remove;
+session_handler_fn handle_set_intx_irqfd, handle_set_irqs, handle_iommu_info;
+session_handler_fn handle_mig_get_state, handle_mig_set_state, handle_mig_data_read,
+	handle_mig_data, handle_mig_precopy_info;
+session_handler_fn handle_dirty_start, handle_dirty_stop, handle_dirty_report;
+session_handler_fn handle_stats;
+
+/* session_mem.c: drops a chunked table that never got its last chunk. */
+void session_mem_release(struct session *s);
+
+/* session_mig.c: reads the device's flags; the device is RUNNING. */
 void session_mig_init(struct session *s);
-int handle_mig_get_state(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
-int handle_mig_set_state(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
-int handle_mig_data_read(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
-int handle_mig_data(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
-int handle_mig_precopy_info(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
-
-int handle_iommu_info(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
 
 /* Whether this session's device can track dirty pages (the handshake offers the feature then). */
 bool session_dirty_supported(const struct session *s);
-int handle_dirty_start(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
-int handle_dirty_stop(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
-int handle_dirty_report(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err);
 
 #endif

@@ -9,7 +9,8 @@
 
 #define COMP "remote"
 
-int handle_set_intx_irqfd(struct session *s, struct wire_msg *m, struct mpdev_error *err)
+int handle_set_intx_irqfd(struct session *s, struct wire_msg *m, struct session_reply *rep,
+			  struct mpdev_error *err)
 {
 	const Mpdev__SetIntxIrqfd *req = m->env->set_intx_irqfd;
 	int irqfd, resamplefd;
@@ -22,16 +23,7 @@ int handle_set_intx_irqfd(struct session *s, struct wire_msg *m, struct mpdev_er
 			m->nfds);
 	irqfd = m->nfds > 0 ? wire_take_fd(m, 0) : -1;
 	resamplefd = m->nfds > 1 ? wire_take_fd(m, 1) : -1;
-	/* The callee owns both from here, on success and failure alike. */
-	if (s->backend->ops->set_intx_irqfd) {
-		if (s->backend->ops->set_intx_irqfd(s->backend, req->pin, req->pirq, irqfd,
-						    resamplefd, err) < 0)
-			return -err->code;
-	} else if (remote_host_route_intx(s->host, req->pin, req->pirq, irqfd, resamplefd, err) <
-		   0) {
-		return -err->code;
-	}
-	return session_send_ok(s, m->env->id);
+	return devops_set_intx_irqfd(s, req->pin, req->pirq, irqfd, resamplefd, err);
 }
 
 /* Checks SetIrqs' data against count and the packet's descriptors, then takes those. */
@@ -79,7 +71,8 @@ static int take_set_irqs(const Mpdev__SetIrqs *req, struct wire_msg *m, int *fds
 	return 0;
 }
 
-int handle_set_irqs(struct session *s, struct wire_msg *m, struct mpdev_error *err)
+int handle_set_irqs(struct session *s, struct wire_msg *m, struct session_reply *rep,
+		    struct mpdev_error *err)
 {
 	const Mpdev__SetIrqs *req = m->env->set_irqs;
 	struct backend_irq_request vr = { .index = req->index,
@@ -108,49 +101,26 @@ int handle_set_irqs(struct session *s, struct wire_msg *m, struct mpdev_error *e
 		values[i] = req->values[i];
 	vr.values = values;
 	vr.fds = fds;
-	r = s->backend->ops->set_irqs ? s->backend->ops->set_irqs(s->backend, &vr, err)
-				      : virq_set_irqs(&s->host->virq, &vr, err);
-	if (r == 0)
-		r = session_send_ok(s, m->env->id);
+	r = devops_set_irqs(s, &vr, err);
 out:
 	free(fds);
 	free(values);
 	return r;
 }
 
-/* Without a backend IOMMU the remote's own bounds checks are the IOMMU. */
-static void emulated_iommu_info(const struct session *s, struct backend_iommu_info *info)
-{
-	memset(info, 0, sizeof(*info));
-	info->kind = MPDEV__IOMMU_KIND__IOMMU_EMULATED;
-	info->pgsize_bitmap = 4096;
-	info->n_ranges = 1;
-	info->ranges[0].start = 0;
-	info->ranges[0].last = UINT64_MAX;
-	info->mappings_used = (uint32_t)s->host->dma.map.n;
-	info->dma_avail = (uint32_t)(s->host->dma.max_regions - s->host->dma.map.n);
-	info->dirty_tracking = true; /* the remote sees every write (session_dirty.c) */
-}
-
-int handle_iommu_info(struct session *s, const Mpdev__Envelope *req, struct mpdev_error *err)
+int handle_iommu_info(struct session *s, struct wire_msg *m, struct session_reply *rep,
+		      struct mpdev_error *err)
 {
 	struct backend_iommu_info bi;
-	Mpdev__Envelope rep = MPDEV__ENVELOPE__INIT;
-	Mpdev__IommuInfo info = MPDEV__IOMMU_INFO__INIT;
-	Mpdev__IovaRange ranges[BACKEND_MAX_IOVA_RANGES];
-	Mpdev__IovaRange *ptrs[BACKEND_MAX_IOVA_RANGES];
-	int r;
+	/* Static: the reply points into them until it is sent, before the next request. */
+	static Mpdev__IommuInfo info;
+	static Mpdev__IovaRange ranges[BACKEND_MAX_IOVA_RANGES];
+	static Mpdev__IovaRange *ptrs[BACKEND_MAX_IOVA_RANGES];
+	int r = devops_iommu_info(s, &bi, err);
 
-	if (s->backend->ops->iommu_info) {
-		r = s->backend->ops->iommu_info(s->backend, &bi, err);
-		if (r < 0)
-			return r;
-	} else {
-		emulated_iommu_info(s, &bi);
-	}
-	/* The memory table's own limit applies on top of the IOMMU's. */
-	if (bi.dma_avail > s->host->dma.max_regions - s->host->dma.map.n)
-		bi.dma_avail = (uint32_t)(s->host->dma.max_regions - s->host->dma.map.n);
+	if (r < 0)
+		return r;
+	mpdev__iommu_info__init(&info);
 	for (size_t i = 0; i < bi.n_ranges; i++) {
 		mpdev__iova_range__init(&ranges[i]);
 		ranges[i].start = bi.ranges[i].start;
@@ -164,7 +134,7 @@ int handle_iommu_info(struct session *s, const Mpdev__Envelope *req, struct mpde
 	info.dma_avail = bi.dma_avail;
 	info.mappings_used = bi.mappings_used;
 	info.dirty_tracking = bi.dirty_tracking;
-	rep.body_case = MPDEV__ENVELOPE__BODY_IOMMU_INFO;
-	rep.iommu_info = &info;
-	return session_send_reply(s, req->id, &rep);
+	rep->env.body_case = MPDEV__ENVELOPE__BODY_IOMMU_INFO;
+	rep->env.iommu_info = &info;
+	return 0;
 }

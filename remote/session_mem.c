@@ -20,12 +20,9 @@ static void pending_drop(struct session_pending_table *p)
 	memset(p, 0, sizeof(*p));
 }
 
-void session_release(struct session *s)
+void session_mem_release(struct session *s)
 {
 	pending_drop(&s->pending);
-	free(s->out);
-	s->out = NULL;
-	s->out_len = 0;
 }
 
 static int grow(void **v, size_t *cap, size_t need, size_t elem)
@@ -112,7 +109,8 @@ static int pending_append(struct session_pending_table *p, const Mpdev__MemTable
 	return 0;
 }
 
-int handle_mem_table_set(struct session *s, struct wire_msg *m, struct mpdev_error *err)
+int handle_mem_table_set(struct session *s, struct wire_msg *m, struct session_reply *rep,
+			 struct mpdev_error *err)
 {
 	const Mpdev__MemTableSet *set = m->env->mem_table_set;
 	struct session_pending_table *p = &s->pending;
@@ -121,16 +119,16 @@ int handle_mem_table_set(struct session *s, struct wire_msg *m, struct mpdev_err
 	r = pending_append(p, set, m, s->max_table_fds, err);
 	if (r == 0 && set->more) {
 		p->active = true;
-		return session_send_ok(s, m->env->id);
+		return 0;
 	}
 	if (r == 0)
-		r = dma_table_set(&s->host->dma, p->regions, p->n, err);
+		r = devops_mem_set(s, p->regions, p->n, err);
 	/* Applied or refused, the chunks are done with; the remote's mappings keep the memory. */
 	pending_drop(p);
 	if (r < 0)
 		return r;
 	log_info(COMP, "memory table set: %zu regions", s->host->dma.map.n);
-	return session_send_ok(s, m->env->id);
+	return 0;
 }
 
 static int refuse_while_pending(const struct session *s, struct mpdev_error *err)
@@ -141,7 +139,8 @@ static int refuse_while_pending(const struct session *s, struct mpdev_error *err
 	return 0;
 }
 
-int handle_mem_region_add(struct session *s, struct wire_msg *m, struct mpdev_error *err)
+int handle_mem_region_add(struct session *s, struct wire_msg *m, struct session_reply *rep,
+			  struct mpdev_error *err)
 {
 	const Mpdev__MemRegion *r = m->env->mem_region_add->region;
 	struct dma_new_region nr;
@@ -162,21 +161,22 @@ int handle_mem_region_add(struct session *s, struct wire_msg *m, struct mpdev_er
 				      .read_only = r->read_only,
 				      .fd = m->fds[0] };
 	/* The descriptor stays the message's: released (closed) with it, the mapping lives on. */
-	ret = dma_table_add(&s->host->dma, &nr, err);
+	ret = devops_mem_add(s, &nr, err);
 	if (ret < 0)
 		return ret;
-	return session_send_ok(s, m->env->id);
+	return 0;
 }
 
-int handle_mem_region_remove(struct session *s, struct wire_msg *m, struct mpdev_error *err)
+int handle_mem_region_remove(struct session *s, struct wire_msg *m, struct session_reply *rep,
+			     struct mpdev_error *err)
 {
 	const Mpdev__MemRegionRemove *rm = m->env->mem_region_remove;
 	int ret;
 
 	if ((ret = refuse_while_pending(s, err)) < 0)
 		return ret;
-	ret = dma_table_remove(&s->host->dma, rm->gpa, rm->size, err);
+	ret = devops_mem_remove(s, rm->gpa, rm->size, err);
 	if (ret < 0)
 		return ret;
-	return session_send_ok(s, m->env->id);
+	return 0;
 }

@@ -26,8 +26,8 @@ struct stream_in_fd {
 
 struct stream_in {
 	uint8_t *buf;
-	size_t cap; /* the largest message a face accepts, plus its header */
-	size_t len; /* bytes buffered, from buf[0] */
+	size_t cap;   /* the largest message a face accepts, plus its header */
+	size_t len;   /* bytes buffered, from buf[0] */
 	uint64_t pos; /* stream offset of buf[0] */
 	struct stream_in_fd fds[STREAM_IN_MAX_FDS];
 	size_t nfds;

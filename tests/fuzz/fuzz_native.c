@@ -182,7 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w.baseline_fds = fuzz_count_fds();
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		fuzz_fail(TARGET, "socketpair", strerror(errno));
-	session_init(&s, sv[0], w.backend, &w.host, &w.stats);
+	session_init(&s, sv[0], &face_native, w.backend, &w.host, &w.stats);
 	fuzz_fds_init(&fds);
 	fuzz_reader_init(&rd, data, size);
 	while (fuzz_next_packet(&rd, &pkt))

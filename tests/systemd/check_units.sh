@@ -41,6 +41,21 @@ fi
 # verify reads the drop-in (an unknown key in it is reported against its path).
 echo "group socket: clean"
 
+echo "== a vfio-user device: the socket drop-in of systemd/example-vfio-user.socket.conf"
+rm -rf "$dir/mpdev-remote@ci.socket.d"
+mkdir -p "$dir/mpdev-remote@ci.socket.d"
+cp "$src/systemd/example-vfio-user.socket.conf" "$dir/mpdev-remote@ci.socket.d/face.conf"
+out=$(SYSTEMD_UNIT_PATH="$dir:" systemd-analyze verify --man=no "$dir/mpdev-remote@ci.socket" 2>&1) || {
+  echo "$out"; echo "verify of the vfio-user socket failed"; exit 1; }
+if echo "$out" | grep -q "mpdev-remote@ci"; then
+  echo "$out"; echo "verify reported problems with the vfio-user socket"; exit 1
+fi
+# The name is how the remote picks the face: it must be one the remote knows.
+name=$(sed -n 's/^FileDescriptorName=//p' "$src/systemd/example-vfio-user.socket.conf")
+"$remote" --help | grep -q "vfio-user" || { echo "the remote does not know face '$name'"; exit 1; }
+echo "vfio-user socket: clean (FileDescriptorName=$name)"
+rm -rf "$dir/mpdev-remote@ci.socket.d"
+
 echo "== limits the remote relies on"
 # The descriptor budget (server_budget) assumes a deliberate limit, not the default 1024.
 nofile=$(sed -n 's/^LimitNOFILE=\([0-9]*\)$/\1/p' "$src/systemd/mpdev-remote@.service")

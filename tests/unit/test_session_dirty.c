@@ -186,7 +186,7 @@ static void open_session(const struct backend_ops *ops, uint64_t features, uint6
 	x.be.base = x.base;
 	x.be.host = &x.host.ops;
 	ck_assert_msg(remote_host_set_backend(&x.host, &x.be, &err) == 0, "%s", err.msg);
-	session_init(&x.s, x.sv[0], &x.be, &x.host, &x.stats);
+	session_init(&x.s, x.sv[0], &face_native, &x.be, &x.host, &x.stats);
 	x.id = 1;
 	h.version = MPDEV_PROTO_VERSION;
 	h.features = features;
