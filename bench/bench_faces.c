@@ -117,7 +117,7 @@ struct path {
 	uint16_t msg_id;
 	char why[240]; /* not empty: unavailable, and why */
 	double us[NOPS][MAX_ROUNDS];
-	double median[NOPS];
+	double median[NOPS], lo[NOPS], hi[NOPS];
 };
 
 static struct path paths[NPATHS] = {
@@ -855,10 +855,17 @@ static void run(int cpu, int rounds, int iters, const char *only)
 		}
 	}
 	for (int i = 0; i < NPATHS; i++) {
-		for (int op = 0; op < NOPS; op++)
-			paths[i].median[op] =
-				paths[i].why[0] ? -1 : bench_median(paths[i].us[op], rounds);
-		stop_path(&paths[i]);
+		struct path *p = &paths[i];
+
+		for (int op = 0; op < NOPS; op++) {
+			p->median[op] = p->why[0] ? -1 : bench_median(p->us[op], rounds);
+			p->lo[op] = p->hi[op] = p->us[op][0];
+			for (int r = 1; r < rounds; r++) {
+				p->lo[op] = p->us[op][r] < p->lo[op] ? p->us[op][r] : p->lo[op];
+				p->hi[op] = p->us[op][r] > p->hi[op] ? p->us[op][r] : p->hi[op];
+			}
+		}
+		stop_path(p);
 	}
 	bench_pin(0, -1);
 }
@@ -881,7 +888,7 @@ static const char *path_sizes(enum path_id id, enum op op, char *buf, size_t len
 }
 
 struct result {
-	double median[NPATHS][NOPS];
+	double median[NPATHS][NOPS], lo[NPATHS][NOPS], hi[NPATHS][NOPS];
 	char why[NPATHS][240];
 };
 
@@ -889,6 +896,8 @@ static void save(struct result *res)
 {
 	for (int i = 0; i < NPATHS; i++) {
 		memcpy(res->median[i], paths[i].median, sizeof(res->median[i]));
+		memcpy(res->lo[i], paths[i].lo, sizeof(res->lo[i]));
+		memcpy(res->hi[i], paths[i].hi, sizeof(res->hi[i]));
 		snprintf(res->why[i], sizeof(res->why[i]), "%s", paths[i].why);
 	}
 }
@@ -898,7 +907,8 @@ static void print_table(const char *title, const struct result *res)
 	char sz[32];
 
 	printf("\n%s\n", title);
-	printf("%-36s %-5s %9s %9s %9s %6s\n", "path", "op", "req/rep", "us/op", "raw us", "ratio");
+	printf("%-36s %-5s %9s %9s %13s %9s %6s\n", "path", "op", "req/rep", "us/op",
+	       "rounds lo-hi", "raw us", "ratio");
 	for (int i = 0; i < NPATHS; i++) {
 		for (int op = 0; op < NOPS; op++) {
 			int b = paths[i].baseline;
@@ -909,7 +919,8 @@ static void print_table(const char *title, const struct result *res)
 				printf("unavailable: %s\n", res->why[i]);
 				break;
 			}
-			printf("%9.2f", res->median[i][op]);
+			snprintf(sz, sizeof(sz), "%.2f-%.2f", res->lo[i][op], res->hi[i][op]);
+			printf("%9.2f %13s", res->median[i][op], sz);
 			if (b >= 0 && !res->why[b][0])
 				printf(" %9.2f %6.2f", res->median[b][op],
 				       res->median[i][op] / res->median[b][op]);
