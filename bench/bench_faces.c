@@ -7,7 +7,9 @@
  *       a trivial echo server process of the same shape (blocking recv and
  *       send): native (SOCK_SEQPACKET, mpdev's packet sizes), mpqemu
  *       (SOCK_STREAM, QEMU's MPQemuMsg header + BarAccessMsg, 8-byte RET) and
- *       vfio-user (SOCK_STREAM, 16-byte header + region access);
+ *       vfio-user (SOCK_STREAM, 16-byte header + region access); and the
+ *       same echo served from a libevent loop on a non-blocking socket, as
+ *       mpdev-remote serves, to show what the loop alone costs;
  *   (b) QEMU's own x-remote machine serving its edu over mpqemu;
  *   (c) mpdev-remote --face mpqemu, one hop;
  *   (d) mpdev-proxy + mpdev-remote (mpqemu in front, native behind);
@@ -50,6 +52,8 @@
 #include <libgen.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <event2/event.h>
 
 #include "bench_util.h"
 #include "libmpdev.h"
@@ -97,6 +101,9 @@ enum path_id {
 	RAW_NATIVE,
 	RAW_MPQEMU,
 	RAW_VFU,
+	LOOP_NATIVE,
+	LOOP_MPQEMU,
+	LOOP_VFU,
 	XREMOTE,
 	MPQ_DIRECT,
 	VIA_PROXY,
@@ -109,6 +116,7 @@ struct path {
 	const char *label;
 	enum wire wire;
 	int baseline; /* the raw path to compare with, or -1 */
+	bool loop;    /* (a) only: the echo server runs a libevent loop */
 	/* per run */
 	pid_t pid;
 	int sock;
@@ -126,6 +134,19 @@ static struct path paths[NPATHS] = {
 			 .baseline = -1 },
 	[RAW_MPQEMU] = { .label = "(a) raw mpqemu STREAM", .wire = WIRE_MPQEMU, .baseline = -1 },
 	[RAW_VFU] = { .label = "(a) raw vfio-user STREAM", .wire = WIRE_VFU, .baseline = -1 },
+	/* Not baselines: what the event loop the remote requires costs on its own. */
+	[LOOP_NATIVE] = { .label = "(a) raw native, libevent echo",
+			  .wire = WIRE_NATIVE_RAW,
+			  .baseline = RAW_NATIVE,
+			  .loop = true },
+	[LOOP_MPQEMU] = { .label = "(a) raw mpqemu, libevent echo",
+			  .wire = WIRE_MPQEMU,
+			  .baseline = RAW_MPQEMU,
+			  .loop = true },
+	[LOOP_VFU] = { .label = "(a) raw vfio-user, libevent echo",
+		       .wire = WIRE_VFU,
+		       .baseline = RAW_VFU,
+		       .loop = true },
 	[XREMOTE] = { .label = "(b) QEMU x-remote, mpqemu",
 		      .wire = WIRE_MPQEMU,
 		      .baseline = RAW_MPQEMU },
@@ -142,6 +163,12 @@ static struct path paths[NPATHS] = {
 			  .wire = WIRE_LIBMPDEV,
 			  .baseline = RAW_NATIVE },
 };
+
+/* The (a) rows: an echo server, no device behind it (they come first in enum path_id). */
+static bool is_echo(const struct path *p)
+{
+	return p - paths <= LOOP_VFU;
+}
 
 /* Message sizes, for the header line and the raw servers. */
 static size_t native_req[NOPS], native_rep[NOPS];
@@ -475,37 +502,81 @@ static size_t stream_reply(enum wire w, const uint8_t *req, uint8_t *out)
 	return len;
 }
 
-/* One recv and one send per request (more recvs only if a request arrives in pieces). */
-static void serve_stream(int s, enum wire w)
+struct echo {
+	int sock;
+	enum wire wire;
+	int recv_flags; /* MSG_DONTWAIT when served from the event loop */
+	struct event_base *base;
+	size_t have;
+	uint8_t buf[VFU_MAX_MSG * 2];
+};
+
+/*
+ * One recv, and an answer to every whole request it completed (a request
+ * arriving in pieces takes more than one). 0, or -1 when the connection
+ * ends (EOF, an error, a message no client of ours sends).
+ */
+static int echo_feed(struct echo *e)
 {
-	uint8_t buf[VFU_MAX_MSG * 2], out[VFU_MAX_MSG];
-	size_t have = 0;
+	uint8_t out[VFU_MAX_MSG];
 	ssize_t n, need;
 
-	for (;;) {
-		n = recv(s, buf + have, sizeof(buf) - have, 0);
-		if (n <= 0)
-			return;
-		have += (size_t)n;
-		while ((need = stream_msg_len(w, buf, have)) > 0 && (size_t)need <= have) {
-			if (send_all(s, out, stream_reply(w, buf, out)) < 0)
-				return;
-			memmove(buf, buf + need, have - (size_t)need);
-			have -= (size_t)need;
-		}
-		if (need < 0)
-			return;
+	n = recv(e->sock, e->buf + e->have, sizeof(e->buf) - e->have, e->recv_flags);
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n <= 0)
+		return -1;
+	if (e->wire == WIRE_NATIVE_RAW) {
+		/* A packet is a message; its first byte says which reply size. */
+		memset(out, 0, sizeof(out));
+		return send_all(e->sock, out, native_rep[e->buf[0] == 'R' ? OP_READ : OP_WRITE]) < 0
+			       ? -1
+			       : 0;
 	}
+	e->have += (size_t)n;
+	while ((need = stream_msg_len(e->wire, e->buf, e->have)) > 0 && (size_t)need <= e->have) {
+		if (send_all(e->sock, out, stream_reply(e->wire, e->buf, out)) < 0)
+			return -1;
+		memmove(e->buf, e->buf + need, e->have - (size_t)need);
+		e->have -= (size_t)need;
+	}
+	return need < 0 ? -1 : 0;
 }
 
-static void serve_native(int s)
+static void echo_readable(evutil_socket_t fd, short what, void *arg)
 {
-	uint8_t buf[256], out[256] = { 0 };
-	ssize_t n;
+	struct echo *e = arg;
 
-	while ((n = recv(s, buf, sizeof(buf), 0)) > 0)
-		if (send_all(s, out, native_rep[buf[0] == 'R' ? OP_READ : OP_WRITE]) < 0)
-			return;
+	if (echo_feed(e) < 0)
+		event_base_loopbreak(e->base);
+}
+
+/*
+ * Blocking recv/send (the raw baseline), or, with loop, the same served
+ * from a libevent loop on a non-blocking socket as mpdev-remote serves:
+ * what the event loop alone costs.
+ */
+static void echo_serve(int sock, enum wire w, bool loop)
+{
+	static struct echo e;
+	struct event *ev;
+
+	e.sock = sock;
+	e.wire = w;
+	if (!loop) {
+		while (echo_feed(&e) == 0)
+			;
+		return;
+	}
+	e.recv_flags = MSG_DONTWAIT;
+	e.base = event_base_new();
+	ev = e.base ? event_new(e.base, sock, EV_READ | EV_PERSIST, echo_readable, &e) : NULL;
+	if (ev && event_add(ev, NULL) == 0)
+		event_base_dispatch(e.base);
+	if (ev)
+		event_free(ev);
+	if (e.base)
+		event_base_free(e.base);
 }
 
 static void child_common(void)
@@ -542,10 +613,7 @@ static int start_echo(struct path *p)
 		 */
 		if (dup2(sv[1], 3) < 0 || close_range(4, ~0u, 0) < 0)
 			_exit(126);
-		if (p->wire == WIRE_NATIVE_RAW)
-			serve_native(3);
-		else
-			serve_stream(3, p->wire);
+		echo_serve(3, p->wire, p->loop);
 		_exit(0);
 	}
 	close(sv[1]);
@@ -659,7 +727,7 @@ static int check_device(struct path *p)
 		return e;
 	if (v != EDU_IDENT)
 		return -ENODEV;
-	if (p->baseline < 0)
+	if (is_echo(p))
 		return 0; /* an echo server has no device: the reply's shape was checked */
 	e = path_write(p, EDU_REG_LIVENESS, 0x12345678u);
 	if (e < 0)
@@ -762,6 +830,9 @@ static void start_path(enum path_id id)
 	case RAW_NATIVE:
 	case RAW_MPQEMU:
 	case RAW_VFU:
+	case LOOP_NATIVE:
+	case LOOP_MPQEMU:
+	case LOOP_VFU:
 		e = start_echo(p);
 		break;
 	case XREMOTE:
@@ -798,9 +869,9 @@ static void start_path(enum path_id id)
 			stop_path(p);
 			return;
 		}
-	} else if (e == 0 && p->wire == WIRE_MPQEMU && p->baseline >= 0) {
+	} else if (e == 0 && p->wire == WIRE_MPQEMU && !is_echo(p)) {
 		e = mpq_setup(p, id == XREMOTE);
-	} else if (e == 0 && p->wire == WIRE_VFU && p->baseline >= 0) {
+	} else if (e == 0 && p->wire == WIRE_VFU && !is_echo(p)) {
 		e = vfu_handshake(p);
 	}
 	if (e == 0 && p->sock >= 0)
@@ -1062,7 +1133,8 @@ int main(int argc, char **argv)
 	       "%d ops\n",
 	       date, u.sysname, u.release, sysconf(_SC_NPROCESSORS_ONLN), la0, la1, rounds, iters);
 	printf("raw baselines: the same client code against a blocking echo server of the same "
-	       "message sizes\n");
+	       "message sizes;\n\"libevent echo\": that server run from a libevent loop, as the "
+	       "remote runs\n");
 	if (modes & 1)
 		print_table("pinned: every process on CPU 0", &pinned);
 	if (modes & 2)
