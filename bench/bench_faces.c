@@ -65,9 +65,10 @@
 #define DEFAULT_ROUNDS 7
 #define DEFAULT_ITERS  4000
 #define MAX_ROUNDS     64
-#define OP_MS	       5000  /* any one answer */
-#define START_MS       15000 /* the first answer of a process just started */
-#define STOP_MS	       3000  /* a child to exit once its socket is closed */
+#define OP_MS	       5000   /* any one answer */
+#define START_MS       15000  /* the first answer of a process just started */
+#define STOP_MS	       3000   /* a child to exit once its socket is closed */
+#define IDLE_MS	       120000 /* an echo server that hears nothing this long ends */
 
 /* edu's register layout (QEMU's hw/misc/edu.c, remote/emu/edu.h). */
 #define EDU_REG_IDENT	 0x00
@@ -587,7 +588,7 @@ static int echo_feed(struct echo *e)
 
 	n = recv(e->sock, e->buf + e->have, sizeof(e->buf) - e->have, e->recv_flags);
 	if (n < 0 && errno == EAGAIN)
-		return 0;
+		return e->recv_flags ? 0 : -1; /* blocking: SO_RCVTIMEO, idle too long */
 	if (n <= 0)
 		return -1;
 	if (e->wire == WIRE_NATIVE_RAW) {
@@ -611,7 +612,7 @@ static void echo_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct echo *e = arg;
 
-	if (echo_feed(e) < 0)
+	if ((what & EV_TIMEOUT) || echo_feed(e) < 0)
 		event_base_loopbreak(e->base);
 }
 
@@ -622,12 +623,15 @@ static void echo_readable(evutil_socket_t fd, short what, void *arg)
  */
 static void echo_serve(int sock, enum wire w, bool loop)
 {
+	struct timeval idle = { .tv_sec = IDLE_MS / 1000 };
 	static struct echo e;
 	struct event *ev;
 
 	e.sock = sock;
 	e.wire = w;
 	if (!loop) {
+		if (set_timeout(sock, IDLE_MS) < 0)
+			return;
 		while (echo_feed(&e) == 0)
 			;
 		return;
@@ -635,7 +639,8 @@ static void echo_serve(int sock, enum wire w, bool loop)
 	e.recv_flags = MSG_DONTWAIT;
 	e.base = event_base_new();
 	ev = e.base ? event_new(e.base, sock, EV_READ | EV_PERSIST, echo_readable, &e) : NULL;
-	if (ev && event_add(ev, NULL) == 0)
+	/* With EV_PERSIST the timeout is an idle timeout, re-armed by every request. */
+	if (ev && event_add(ev, &idle) == 0)
 		event_base_dispatch(e.base);
 	if (ev)
 		event_free(ev);
