@@ -33,7 +33,9 @@
  * machine's noise hits all of them alike; each figure is the median over
  * rounds. Once with every process pinned to CPU 0 (the bench pins itself
  * before it starts anything, so every child and thread inherits it), once
- * unpinned.
+ * unpinned. Beside each round trip: the time the bench and the server's
+ * processes spent on a CPU per operation (schedstat), which, pinned, is the
+ * round trip less what other processes of a shared machine took.
  */
 #include <errno.h>
 #include <getopt.h>
