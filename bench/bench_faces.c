@@ -263,11 +263,14 @@ static int send_all(int sock, const void *buf, size_t len)
 /*
  * Exactly len bytes, in one recv as a client that knows the reply's size
  * makes it (the kernel's timeout bounds the wait; a short count is one).
+ * *got (if not NULL): how many bytes did arrive.
  */
-static int recv_exact(int sock, void *buf, size_t len)
+static int recv_exact(int sock, void *buf, size_t len, size_t *got)
 {
 	ssize_t n = recv(sock, buf, len, MSG_WAITALL);
 
+	if (got)
+		*got = n > 0 ? (size_t)n : 0;
 	if (n == (ssize_t)len)
 		return 0;
 	if (n == 0)
@@ -288,7 +291,7 @@ static int mpq_request(struct path *p, const struct mpqemu_msg *m, uint64_t *ret
 	e = send_all(p->sock, m, MPQEMU_HDR_SIZE + m->size);
 	if (e < 0)
 		return e;
-	e = recv_exact(p->sock, &r, MPQ_RET);
+	e = recv_exact(p->sock, &r, MPQ_RET, NULL);
 	if (e < 0)
 		return e;
 	if (r.cmd != MPQEMU_CMD_RET || r.size != sizeof(uint64_t))
@@ -347,6 +350,7 @@ static int vfu_region(struct path *p, enum op op, uint64_t off, uint32_t *val)
 	uint16_t cmd = op == OP_READ ? VFU_CMD_REGION_RD : VFU_CMD_REGION_WR;
 	uint16_t id = ++p->msg_id;
 	uint8_t b[VFU_HDR + VFU_ACCESS + 8];
+	size_t got;
 	int e;
 
 	vfu_header(b, id, cmd, (uint32_t)vfu_req[op], 0);
@@ -358,7 +362,10 @@ static int vfu_region(struct path *p, enum op op, uint64_t off, uint32_t *val)
 	e = send_all(p->sock, b, vfu_req[op]);
 	if (e < 0)
 		return e;
-	e = recv_exact(p->sock, b, vfu_rep[op]);
+	e = recv_exact(p->sock, b, vfu_rep[op], &got);
+	/* An error reply is a bare header: its errno, not the timeout that ended the wait. */
+	if (e < 0 && got >= VFU_HDR && (get_le(b + 8, 4) & VFU_FLAG_ERROR))
+		return vfu_check_reply(b, id, cmd, 0);
 	if (e < 0)
 		return e;
 	e = vfu_check_reply(b, id, cmd, vfu_rep[op]);
@@ -388,7 +395,7 @@ static int vfu_handshake(struct path *p)
 	e = send_all(p->sock, b, len);
 	if (e < 0)
 		return e;
-	e = recv_exact(p->sock, b, VFU_HDR);
+	e = recv_exact(p->sock, b, VFU_HDR, NULL);
 	if (e < 0)
 		return e;
 	e = vfu_check_reply(b, id, VFU_CMD_VERSION, 0);
@@ -398,7 +405,7 @@ static int vfu_handshake(struct path *p)
 	if (len < VFU_HDR + 4 || len > sizeof(b))
 		return -EPROTO;
 	rest = len - VFU_HDR;
-	e = recv_exact(p->sock, b + VFU_HDR, rest);
+	e = recv_exact(p->sock, b + VFU_HDR, rest, NULL);
 	if (e < 0)
 		return e;
 	return get_le(b + VFU_HDR, 2) == 0 ? 0 : -EPROTONOSUPPORT;
