@@ -1115,7 +1115,7 @@ static void target(const char *mode, const struct result *res, enum path_id a, e
 			continue;
 		}
 		r = res->st[a][op].wall / res->st[b][op].wall;
-		printf("%5.2f  %-8s (on-CPU ratio %.2f)\n", r, r <= limit ? "met" : "NOT met",
+		printf("%5.3f  %-8s (on-CPU ratio %.3f)\n", r, r <= limit ? "met" : "NOT met",
 		       cpu_ratio(res, a, b, op));
 	}
 }
