@@ -762,11 +762,20 @@ static const char *child_said(const struct path *p, char *buf, size_t len)
 
 static void set_why(struct path *p, const char *what, int e)
 {
+	struct timespec tick = { .tv_sec = 0, .tv_nsec = 5 * 1000 * 1000 };
 	char said[160];
+	pid_t r = 0;
 	int st;
 
+	/* A child that closed the connection is usually exiting: give it 200 ms to say how. */
+	for (int i = 0; p->pid > 0 && i < 40; i++) {
+		r = waitpid(p->pid, &st, WNOHANG);
+		if (r != 0)
+			break;
+		nanosleep(&tick, NULL);
+	}
 	child_said(p, said, sizeof(said));
-	if (p->pid > 0 && waitpid(p->pid, &st, WNOHANG) == p->pid) {
+	if (p->pid > 0 && r == p->pid) {
 		p->pid = -1;
 		snprintf(p->why, sizeof(p->why), "%s: %s (exited %d)%s%s", what, strerror(-e),
 			 WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), *said ? ": " : "",
