@@ -5,6 +5,7 @@
 /* Every face the remote speaks; --face takes the names. */
 static const struct face *const faces[] = {
 	&face_native,
+	&face_mpqemu,
 };
 
 const struct face *face_by_name(const char *name)

@@ -141,8 +141,12 @@ static void input_enable(struct server *srv, bool on)
 {
 	if (srv->listen_ev)
 		on ? event_add(srv->listen_ev, NULL) : event_del(srv->listen_ev);
-	if (srv->conn_ev && !session_output_blocked(&srv->session))
+	if (srv->conn_ev && !session_output_blocked(&srv->session)) {
 		on ? event_add(srv->conn_ev, NULL) : event_del(srv->conn_ev);
+		/* What a stream face buffered before the pause is not on the socket any more. */
+		if (on)
+			event_active(srv->conn_ev, EV_READ, 0);
+	}
 }
 
 static void pause_check(evutil_socket_t fd, short what, void *arg)
@@ -197,8 +201,11 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
 		conn_close(srv);
 		return;
 	}
-	if (!srv->paused)
+	if (!srv->paused) {
 		event_add(srv->conn_ev, NULL);
+		/* A stream face may hold whole requests it read before the output blocked. */
+		event_active(srv->conn_ev, EV_READ, 0);
+	}
 }
 
 static void conn_readable(evutil_socket_t fd, short what, void *arg)
@@ -235,6 +242,9 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
 		if (r == 0)
 			return;
 	}
+	/* Out of budget with more to do, perhaps only in a stream face's buffer: come back. */
+	if (srv->conn_fd >= 0 && !srv->paused)
+		event_active(srv->conn_ev, EV_READ, 0);
 }
 
 /* A client of an allowed uid may still not sit on the device without a hello. */

@@ -84,7 +84,12 @@ int stream_in_fill(struct stream_in *in, int sock)
 
 		for (size_t i = 0; i < k; i++) {
 			memcpy(&in->fds[in->nfds].fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			in->fds[in->nfds++].pos = in->pos + in->len;
+			/*
+			 * A read that brings descriptors ends with the packet they
+			 * came with, but may begin with earlier packets that had
+			 * none: they belong to the message of the read's last byte.
+			 */
+			in->fds[in->nfds++].pos = in->pos + in->len + (n > 0 ? (size_t)n - 1 : 0);
 		}
 	}
 	if (n == 0) {

@@ -5,10 +5,12 @@
  * fills this from a readable socket, parses whole messages out of it, and
  * leaves a partial one in the buffer for the next wakeup.
  *
- * Descriptors (SCM_RIGHTS) arrive with the first byte of the message they
- * belong to; the kernel never merges a recvmsg across that boundary, so
- * each batch is tagged with the stream position of its first byte and a
- * face takes the descriptors that arrived within one message's bytes.
+ * Descriptors (SCM_RIGHTS) travel with the packet (sendmsg) they were sent
+ * with; the kernel ends a recvmsg with the first packet that carries any,
+ * though it may begin with earlier packets that carry none. So each batch
+ * is tagged with the stream position of the read's last byte, which is in
+ * the packet that brought them, and a face takes the descriptors tagged
+ * within one message's bytes.
  */
 #ifndef MPDEV_STREAM_IN_H
 #define MPDEV_STREAM_IN_H

@@ -40,6 +40,38 @@ void bar_window_load(struct bar_window *w, const uint32_t regs[BAR_WINDOW_NUM_BA
 bool bar_window_config_overlaps(uint32_t offset, uint32_t len);
 
 /*
+ * A config write [offset, offset + len) went to the device: one that touches
+ * a BAR register or the command register (memory / I/O decoding on or off)
+ * makes the bases be read again before the next BAR access.
+ */
+void bar_window_config_written(struct bar_window *w, uint32_t offset, uint32_t len);
+
+/* Reads the 4-byte config register at offset (a BAR register) into *val: 0 or a negative errno. */
+typedef int (*bar_window_read_fn)(void *opaque, uint32_t offset, uint32_t *val);
+
+/*
+ * Reads the BAR registers that can matter (those of a BAR in the device
+ * info, and the register after each, a possible upper half) through read
+ * and loads them. Returns 0, or read's error with the window left invalid.
+ */
+int bar_window_refresh(struct bar_window *w, bar_window_read_fn read, void *opaque);
+
+/*
+ * What both sides of QEMU's BAR_READ/BAR_WRITE do with its absolute address:
+ * refreshes the bases if a config write (or a reset) made them stale, then
+ * looks the access up. Returns the BAR index with *offset set, -ENXIO when
+ * no BAR of that kind holds [addr, addr + len), or read's error. *moved says
+ * whether the bases were read again and a BAR is somewhere else now (to log
+ * where the BARs are; the bases are read again after every command register
+ * write, which rarely moves anything).
+ */
+int bar_window_resolve(struct bar_window *w, uint64_t addr, uint32_t len, bool memory,
+		       bar_window_read_fn read, void *opaque, uint64_t *offset, bool *moved);
+
+/* Logs the placed BARs ("BAR0: memory at 0x..., N bytes") at info level under comp. */
+void bar_window_log(const struct bar_window *w, const char *comp);
+
+/*
  * The BAR that holds [addr, addr + len) entirely, of the kind asked for
  * (memory or I/O), and the offset into it. Returns the BAR index, or -1 if
  * no placed BAR holds the access (the window must be valid).

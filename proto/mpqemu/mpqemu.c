@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdrelease.h"
+
 /* The layout is QEMU's; on LP64 hosts (x86_64, aarch64, ...) these are its numbers. */
 _Static_assert(sizeof(struct mpqemu_sync_sysmem) == 3 * 8 * MPQEMU_MAX_FDS, "SyncSysmemMsg");
 _Static_assert(sizeof(struct mpqemu_pci_conf) == 12, "PciConfDataMsg");
@@ -41,7 +43,7 @@ void mpqemu_msg_close_fds(struct mpqemu_msg *msg)
 		n = 0;
 	for (int i = 0; i < n; i++) {
 		if (msg->fds[i] >= 0)
-			close(msg->fds[i]);
+			fd_release(msg->fds[i]);
 		msg->fds[i] = -1;
 	}
 	msg->num_fds = 0;
@@ -122,7 +124,7 @@ static ssize_t recv_some(int sock, void *buf, size_t len, struct mpqemu_msg *msg
 			if (msg->num_fds < MPQEMU_MAX_FDS) {
 				msg->fds[msg->num_fds++] = fd;
 			} else {
-				close(fd);
+				fd_release(fd);
 				r = mpdev_error_set(err, EPROTO,
 						    "more than %d descriptors with one message",
 						    MPQEMU_MAX_FDS);
@@ -191,6 +193,44 @@ size_t mpqemu_declared_size(const void *hdr)
 
 	memcpy(&m, hdr, MPQEMU_HDR_SIZE);
 	return m.size;
+}
+
+ssize_t mpqemu_frame(const void *buf, size_t len)
+{
+	size_t size;
+
+	if (len < MPQEMU_HDR_SIZE)
+		return 0;
+	size = mpqemu_declared_size(buf);
+	if (size > MPQEMU_MAX_DATA)
+		return -EMSGSIZE;
+	return len < MPQEMU_HDR_SIZE + size ? 0 : (ssize_t)(MPQEMU_HDR_SIZE + size);
+}
+
+bool mpqemu_cmd_wants_ret(int cmd)
+{
+	switch (cmd) {
+	case MPQEMU_CMD_PCI_CFGWRITE:
+	case MPQEMU_CMD_PCI_CFGREAD:
+	case MPQEMU_CMD_BAR_WRITE:
+	case MPQEMU_CMD_BAR_READ:
+	case MPQEMU_CMD_DEVICE_RESET:
+		return true;
+	default:
+		return false;
+	}
+}
+
+size_t mpqemu_encode_ret(void *buf, uint64_t value)
+{
+	struct mpqemu_msg ret;
+
+	memset(&ret, 0, sizeof(ret));
+	ret.cmd = MPQEMU_CMD_RET;
+	ret.size = sizeof(ret.data.u64);
+	ret.data.u64 = value;
+	memcpy(buf, &ret, MPQEMU_RET_SIZE);
+	return MPQEMU_RET_SIZE;
 }
 
 int mpqemu_decode(struct mpqemu_msg *msg, const void *buf, size_t len, struct mpdev_error *err)

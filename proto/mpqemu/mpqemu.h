@@ -22,8 +22,10 @@
 #ifndef MPDEV_MPQEMU_H
 #define MPDEV_MPQEMU_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -92,6 +94,11 @@ struct mpqemu_msg {
 /* The widest config space this codec lets through (PCIe); the proxy narrows it. */
 #define MPQEMU_MAX_CONFIG_SIZE 4096u
 
+/* A RET as it goes on the wire: the header and data.u64. */
+#define MPQEMU_RET_SIZE (MPQEMU_HDR_SIZE + sizeof(uint64_t))
+/* The longest message QEMU can send: the header and the whole data union. */
+#define MPQEMU_MAX_MSG (MPQEMU_HDR_SIZE + MPQEMU_MAX_DATA)
+
 /*
  * Reads one message from stream socket sock. Waits at most timeout_ms (-1:
  * forever) for the first byte and again for each further piece. Returns 1
@@ -125,6 +132,22 @@ int mpqemu_decode(struct mpqemu_msg *msg, const void *buf, size_t len, struct mp
 size_t mpqemu_declared_size(const void *hdr);
 
 /*
+ * Framing for a reader that buffers the stream itself and must never wait
+ * (mpdev-remote's mpqemu face): of the len bytes buffered at buf, how long
+ * the first message is. Returns that length (header plus declared data) once
+ * all of it is there, 0 while more bytes are needed, or -EMSGSIZE when the
+ * header declares more data than any message has: the stream cannot be
+ * resynchronised after that, so the connection must end.
+ */
+ssize_t mpqemu_frame(const void *buf, size_t len);
+
+/* Whether QEMU waits for a RET after cmd (CFGWRITE, CFGREAD, BAR_WRITE, BAR_READ, RESET). */
+bool mpqemu_cmd_wants_ret(int cmd);
+
+/* Writes the RET for value into buf (MPQEMU_RET_SIZE bytes); returns MPQEMU_RET_SIZE. */
+size_t mpqemu_encode_ret(void *buf, uint64_t value);
+
+/*
  * Checks a received message against what QEMU sends: a known command other
  * than RET; the exact data size of that command; the descriptor count (0-8
  * for SYNC_SYSMEM, exactly 2 for SET_IRQFD, none otherwise); memory entries
@@ -145,7 +168,7 @@ int mpqemu_send(int sock, const struct mpqemu_msg *msg, int timeout_ms, struct m
 /* Sends the RET QEMU waits for: data.u64 = value, size 8, no descriptors. */
 int mpqemu_send_ret(int sock, uint64_t value, int timeout_ms, struct mpdev_error *err);
 
-/* Closes the message's descriptors and sets num_fds to 0. */
+/* Closes the message's descriptors (fd_release) and sets num_fds to 0. */
 void mpqemu_msg_close_fds(struct mpqemu_msg *msg);
 
 /* "SYNC_SYSMEM", "BAR_READ", ...; "unknown" outside the enum. */

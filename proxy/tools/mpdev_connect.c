@@ -1,7 +1,8 @@
 /*
- * mpdev-connect: connects to an mpdev-proxy listening at PATH (mpdev-proxy
- * --listen PATH) and runs a command with the connected socket as descriptor
- * N, e.g. QEMU with -device x-pci-proxy-dev,fd=N:
+ * mpdev-connect: connects a SOCK_STREAM socket to PATH, where an
+ * mpdev-proxy (--listen PATH) or an mpdev-remote speaking QEMU's mpqemu
+ * itself (--face mpqemu --socket PATH) listens, and runs a command with the
+ * connected socket as descriptor N, e.g. QEMU with -device x-pci-proxy-dev,fd=N:
  *
  *   mpdev-connect --fd 3 /run/user/1000/edu0.sock -- \
  *       qemu-system-x86_64 ... -device x-pci-proxy-dev,id=edu0,fd=3
@@ -22,10 +23,10 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: mpdev-connect [--fd N] [--wait SECONDS] PATH [--] COMMAND [ARG...]\n"
-		   "Connects a stream socket to the mpdev-proxy listening at PATH and runs\n"
-		   "COMMAND with it as descriptor N (default 3), e.g. QEMU with\n"
-		   "-device x-pci-proxy-dev,fd=N. --wait retries for up to SECONDS while\n"
-		   "nobody listens at PATH yet.\n");
+		   "Connects a stream socket to the mpdev-proxy (or mpdev-remote --face mpqemu)\n"
+		   "listening at PATH and runs COMMAND with it as descriptor N (default 3),\n"
+		   "e.g. QEMU with -device x-pci-proxy-dev,fd=N. --wait retries for up to\n"
+		   "SECONDS while nobody listens at PATH yet.\n");
 }
 
 int main(int argc, char **argv)

@@ -8,10 +8,16 @@
  * more, as one byte stream with the records' descriptors attached, through
  * mpqemu_recv() on a stream socket, as far as mpdev-proxy would read it.
  *
- * The dispatch to the remote is not here: mpdev-proxy sends what it
- * translates as native requests, whose dispatch fuzz_native covers. When the
- * remote hosts the mpqemu face itself (a later issue), its dispatch gets
- * fuzzed in-process the way fuzz_native does the native one.
+ * The translation is proto/mpqemu/'s, which mpdev-proxy and the remote's
+ * mpqemu face share: the BAR window (bar_window_config_written,
+ * bar_window_resolve) and SYNC_SYSMEM's whole-page regions (sysmem.h).
+ *
+ * Last, the same stream goes to the remote's mpqemu face in-process, as one
+ * connection to an emulated edu device (remote/faces/mpqemu.c over a
+ * SOCK_STREAM socketpair, the event loop run between messages as in
+ * fuzz_native): every answer must be a well-formed RET, and once the
+ * connection ends as in the server's conn_close() nothing may be left open
+ * or mapped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,10 +28,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
+#include "backend.h"
 #include "bar_window.h"
+#include "efdio.h"
+#include "face.h"
 #include "fuzz_input.h"
+#include "host.h"
 #include "log.h"
 #include "mpqemu.h"
+#include "session.h"
+#include "sysmem.h"
 #include "transport.h"
 
 #define TARGET "fuzz_mpqemu"
@@ -35,12 +49,129 @@
 
 static int baseline_fds;
 
+/* What lives as long as the remote process: the loop, the host, the device (the face pass). */
+static struct {
+	struct event_base *base;
+	struct remote_host host;
+	struct backend *backend;
+	struct server_stats stats;
+} w;
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
+/* ---- the remote's mpqemu face ---- */
+
+static void run_loop(void)
+{
+	for (int i = 0; i < 2; i++)
+		event_base_loop(w.base, EVLOOP_NONBLOCK);
+}
+
+/* Reads what the face answered; each answer is a whole RET of 8 bytes. */
+static void drain_rets(int peer, uint8_t *pend, size_t *npend)
+{
+	for (;;) {
+		ssize_t n = recv(peer, pend + *npend, MPQEMU_RET_SIZE - *npend, MSG_DONTWAIT);
+		struct mpqemu_msg ret;
+
+		if (n <= 0)
+			return;
+		*npend += (size_t)n;
+		if (*npend < MPQEMU_RET_SIZE)
+			continue;
+		memcpy(&ret, pend, MPQEMU_RET_SIZE);
+		if (ret.cmd != MPQEMU_CMD_RET || ret.size != sizeof(uint64_t))
+			fuzz_fail(TARGET, "face", "an answer that is no RET of 8 bytes");
+		*npend = 0;
+	}
+}
+
+/* Lets the face read until it has nothing more; < 0: it ended the connection. */
+static int face_read(struct session *s, int peer, uint8_t *pend, size_t *npend)
+{
+	for (int budget = 4096; budget > 0; budget--) {
+		int r = s->face->readable(s);
+
+		drain_rets(peer, pend, npend);
+		if (session_output_blocked(s) && session_flush(s) < 0)
+			return -EPIPE;
+		run_loop();
+		if (r <= 0)
+			return r;
+	}
+	fuzz_fail(TARGET, "face", "readable() never ran out of input");
+	return -1;
+}
+
+static void face_pass(const uint8_t *data, size_t size)
+{
+	struct fuzz_reader rd;
+	struct fuzz_packet pkt;
+	struct fuzz_fds fds;
+	struct mpdev_error err = { 0 };
+	struct session s;
+	uint8_t pend[MPQEMU_RET_SIZE];
+	size_t npend = 0;
+	int sv[2], r = 0;
+
+	if (size > STREAM_MAX)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
+		fuzz_fail(TARGET, "socketpair", NULL);
+	session_init(&s, sv[0], &face_mpqemu, w.backend, &w.host, &w.stats);
+	if (face_mpqemu.conn_init(&s) < 0)
+		fuzz_fail(TARGET, "face", "conn_init");
+	fuzz_fds_init(&fds);
+	fuzz_reader_init(&rd, data, size);
+	while (r >= 0 && fuzz_next_packet(&rd, &pkt)) {
+		int got[FUZZ_MAX_FDS];
+		int sent;
+
+		fuzz_make_fds(&fds, &pkt, got);
+		sent = pkt.len ? transport_send(sv[1], pkt.data, pkt.len, got, pkt.nfds, 0) : 0;
+		transport_close_fds(got, pkt.nfds);
+		if (pkt.ctl & FUZZ_CTL_POKE)
+			fuzz_poke(&fds);
+		r = face_read(&s, sv[1], pend, &npend);
+		if (sent < 0)
+			break;
+	}
+	/* QEMU goes away: whatever is left of a message is dropped with its descriptors. */
+	shutdown(sv[1], SHUT_WR);
+	if (r >= 0 && face_read(&s, sv[1], pend, &npend) >= 0)
+		fuzz_fail(TARGET, "face", "the end of the connection went unnoticed");
+	/* The server's conn_close(): reset the device, then drop interrupts and memory. */
+	close(sv[0]);
+	s.fd = -1;
+	if (s.info.reset_supported && w.backend->ops->reset(w.backend, &err) < 0)
+		fuzz_fail(TARGET, "reset after disconnect", err.msg);
+	if (w.backend->ops->release)
+		w.backend->ops->release(w.backend);
+	session_release(&s);
+	remote_host_release(&w.host);
+	close(sv[1]);
+	fuzz_fds_reset(&fds);
+	run_loop();
+	if (w.host.dma.map.n != 0)
+		fuzz_fail(TARGET, "after disconnect", "memory table regions left");
+	if (w.host.dma.stats.mmaps != w.host.dma.stats.munmaps)
+		fuzz_fail(TARGET, "after disconnect", "a memory table mapping was never unmapped");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	struct backend_config cfg = { .device = "edu" };
+	struct mpdev_error err = { 0 };
+
 	fuzz_init_process();
+	w.base = event_base_new();
+	if (!w.base)
+		fuzz_fail(TARGET, "setup", "event_base_new");
+	if (efdio_init("auto", &err) < 0 || remote_host_init(&w.host, w.base, &err) < 0 ||
+	    backend_create(&cfg, w.base, &w.host.ops, &w.backend, &err) < 0 ||
+	    remote_host_set_backend(&w.host, w.backend, &err) < 0)
+		fuzz_fail(TARGET, "setup", err.msg);
 	return 0;
 }
 
@@ -65,21 +196,25 @@ static uint32_t config_dword(const struct device_view *v, uint32_t off)
 	       (uint32_t)v->config[off + 2] << 16 | (uint32_t)v->config[off + 3] << 24;
 }
 
-/* What mpdev-proxy's on_bar() asks of the window, and what its answer must satisfy. */
+static int read_register(void *opaque, uint32_t offset, uint32_t *val)
+{
+	*val = config_dword(opaque, offset);
+	return 0;
+}
+
+/* What both sides (mpdev-proxy, the remote's mpqemu face) ask of the window, and its answer. */
 static void bar_access(struct device_view *v, const struct mpqemu_bar_access *b)
 {
-	uint32_t regs[BAR_WINDOW_NUM_BARS];
 	uint64_t off = 0;
+	bool moved;
 	int bar;
 
-	if (!v->bars.valid) {
-		for (unsigned i = 0; i < BAR_WINDOW_NUM_BARS; i++)
-			regs[i] = config_dword(v, BAR_WINDOW_CONFIG_FIRST + 4 * i);
-		bar_window_load(&v->bars, regs);
-	}
-	bar = bar_window_lookup(&v->bars, b->addr, b->size, b->memory, &off);
-	if (bar < 0)
+	bar = bar_window_resolve(&v->bars, b->addr, b->size, b->memory, read_register, v, &off,
+				 &moved);
+	if (bar == -ENXIO)
 		return;
+	if (bar < 0)
+		fuzz_fail(TARGET, "resolve failed although config space always reads", NULL);
 	if (bar >= BAR_WINDOW_NUM_BARS || !v->bars.size[bar] || !v->bars.base[bar])
 		fuzz_fail(TARGET, "lookup hit a BAR that is not placed", NULL);
 	if (v->bars.io[bar] == (b->memory != 0))
@@ -87,6 +222,29 @@ static void bar_access(struct device_view *v, const struct mpqemu_bar_access *b)
 	if (b->addr - v->bars.base[bar] != off || off > v->bars.size[bar] ||
 	    b->size > v->bars.size[bar] - off)
 		fuzz_fail(TARGET, "lookup's offset is outside the BAR", NULL);
+}
+
+/* The regions both sides install from SYNC_SYSMEM: whole pages inside their entries. */
+static void sysmem(const struct mpqemu_msg *m)
+{
+	const struct mpqemu_sync_sysmem *s = &m->data.sync_sysmem;
+	struct mpqemu_ram out[MPQEMU_MAX_FDS];
+	uint32_t left_out;
+	size_t n = mpqemu_sysmem_regions(m, 4096, out, &left_out);
+
+	for (size_t k = 0; k < n; k++) {
+		const struct mpqemu_ram *r = &out[k];
+		int i = r->entry;
+
+		if (i < 0 || i >= m->num_fds || (left_out & (1u << i)) || r->fd != m->fds[i])
+			fuzz_fail(TARGET, "a region of no (or a left-out) entry", NULL);
+		if ((r->gpa | r->size | r->fd_offset) & 4095 || !r->size)
+			fuzz_fail(TARGET, "a region of no whole pages", NULL);
+		if (r->gpa < s->gpas[i] || r->size > s->sizes[i] ||
+		    r->gpa - s->gpas[i] > s->sizes[i] - r->size ||
+		    r->fd_offset - (uint64_t)s->offsets[i] != r->gpa - s->gpas[i])
+			fuzz_fail(TARGET, "a region outside its entry", NULL);
+	}
 }
 
 static void translate(struct device_view *v, const struct mpqemu_msg *m)
@@ -98,8 +256,10 @@ static void translate(struct device_view *v, const struct mpqemu_msg *m)
 		/* mpqemu_validate bounds it: the write fits config space. */
 		for (int i = 0; i < c->len; i++)
 			v->config[c->addr + (uint32_t)i] = (uint8_t)(c->val >> (8 * i));
-		if (bar_window_config_overlaps(c->addr, (uint32_t)c->len))
-			bar_window_invalidate(&v->bars);
+		bar_window_config_written(&v->bars, c->addr, (uint32_t)c->len);
+		break;
+	case MPQEMU_CMD_SYNC_SYSMEM:
+		sysmem(m);
 		break;
 	case MPQEMU_CMD_BAR_READ:
 	case MPQEMU_CMD_BAR_WRITE:
@@ -206,6 +366,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		decode_one(&view, &fds, &pkt);
 	fuzz_fds_reset(&fds);
 	stream_pass(data, size);
+	face_pass(data, size);
 	fuzz_check_fds(baseline_fds, TARGET);
 	return 0;
 }

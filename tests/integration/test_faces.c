@@ -37,7 +37,7 @@ static int run_remote(int fd, const char *fdname, const char *const *args, char 
 	size_t got = 0;
 
 	ck_assert_int_eq(pipe2(errpipe, O_CLOEXEC), 0);
-	spawn_find_remote(bin, sizeof(bin));
+	snprintf(bin, sizeof(bin), "%s", MPDEV_REMOTE_BIN);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {

@@ -23,6 +23,7 @@
 #include "bar_window.h"
 #include "mpqemu.h"
 #include "mpqemu_raw.h"
+#include "sysmem.h"
 #include "testutil.h"
 
 static int sv[2];
@@ -577,6 +578,104 @@ START_TEST(decode_refuses_a_wrong_length)
 }
 END_TEST
 
+/* ---- framing a buffered stream (the remote's face reads without waiting) ---- */
+
+START_TEST(frame_says_when_a_message_is_whole)
+{
+	struct raw r = raw_bar(CMD_BAR_READ, 0xfea00000, 0, 4, 1);
+	struct raw big = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM + 1);
+	uint8_t two[2 * (HDR + SZ_BAR_ACCESS)];
+
+	for (size_t n = 0; n < r.len; n++)
+		ck_assert_int_eq(mpqemu_frame(r.b, n), 0);
+	ck_assert_int_eq(mpqemu_frame(r.b, r.len), HDR + SZ_BAR_ACCESS);
+	/* The first of two messages buffered together. */
+	memcpy(two, r.b, r.len);
+	memcpy(two + r.len, r.b, r.len);
+	ck_assert_int_eq(mpqemu_frame(two, sizeof(two)), HDR + SZ_BAR_ACCESS);
+	/* No data: the header is the message. */
+	r = raw_msg(CMD_DEVICE_RESET, 0);
+	ck_assert_int_eq(mpqemu_frame(r.b, HDR), HDR);
+	/* Oversize is known from the header alone. */
+	ck_assert_int_eq(mpqemu_frame(big.b, HDR), -EMSGSIZE);
+	big = raw_msg(CMD_BAR_READ, UINT64_MAX);
+	ck_assert_int_eq(mpqemu_frame(big.b, HDR), -EMSGSIZE);
+}
+END_TEST
+
+START_TEST(encoded_ret_is_what_qemu_reads)
+{
+	uint8_t b[MPQEMU_RET_SIZE];
+
+	ck_assert_uint_eq(mpqemu_encode_ret(b, 0x11e81234), HDR + 8);
+	ck_assert_uint_eq(raw_get(b, 4), CMD_RET);
+	ck_assert_uint_eq(raw_get(b + 8, 8), 8);
+	ck_assert_uint_eq(raw_get(b + HDR, 8), 0x11e81234);
+	ck_assert(mpqemu_cmd_wants_ret(CMD_PCI_CFGREAD));
+	ck_assert(mpqemu_cmd_wants_ret(CMD_PCI_CFGWRITE));
+	ck_assert(mpqemu_cmd_wants_ret(CMD_BAR_READ));
+	ck_assert(mpqemu_cmd_wants_ret(CMD_BAR_WRITE));
+	ck_assert(mpqemu_cmd_wants_ret(CMD_DEVICE_RESET));
+	ck_assert(!mpqemu_cmd_wants_ret(CMD_SYNC_SYSMEM));
+	ck_assert(!mpqemu_cmd_wants_ret(CMD_SET_IRQFD));
+	ck_assert(!mpqemu_cmd_wants_ret(CMD_RET));
+	ck_assert(!mpqemu_cmd_wants_ret(42));
+	ck_assert(!mpqemu_cmd_wants_ret(-1));
+}
+END_TEST
+
+/* ---- SYNC_SYSMEM -> whole-page regions (both sides) ---- */
+
+START_TEST(sysmem_keeps_whole_pages)
+{
+	struct mpqemu_msg m;
+	struct mpqemu_ram out[MPQEMU_MAX_FDS];
+	uint32_t left_out = 0;
+	size_t n;
+
+	memset(&m, 0, sizeof(m));
+	m.cmd = MPQEMU_CMD_SYNC_SYSMEM;
+	m.size = sizeof(m.data.sync_sysmem);
+	m.num_fds = 5;
+	for (int i = 0; i < 5; i++)
+		m.fds[i] = 10 + i;
+	/* Aligned: kept as is. */
+	m.data.sync_sysmem.gpas[0] = 0x0;
+	m.data.sync_sysmem.sizes[0] = 0xa0000;
+	/* Ragged ends: trimmed inwards, the file offset moving with the start. */
+	m.data.sync_sysmem.gpas[1] = 0x100800;
+	m.data.sync_sysmem.sizes[1] = 0x3000;
+	m.data.sync_sysmem.offsets[1] = 0x100800;
+	/* Less than a page. */
+	m.data.sync_sysmem.gpas[2] = 0x200000;
+	m.data.sync_sysmem.sizes[2] = 0xfff;
+	/* Address and offset disagree within a page: no page can be mapped. */
+	m.data.sync_sysmem.gpas[3] = 0x300000;
+	m.data.sync_sysmem.sizes[3] = 0x10000;
+	m.data.sync_sysmem.offsets[3] = 0x800;
+	/* The very top of the address space. */
+	m.data.sync_sysmem.gpas[4] = 0xfffffffffffff000ull;
+	m.data.sync_sysmem.sizes[4] = 0x1000;
+	m.data.sync_sysmem.offsets[4] = 0x1000;
+	ck_assert_int_eq(mpqemu_validate(&m, NULL), 0);
+	n = mpqemu_sysmem_regions(&m, 0x1000, out, &left_out);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(left_out, 0x1c);
+	ck_assert_uint_eq(out[0].gpa, 0);
+	ck_assert_uint_eq(out[0].size, 0xa0000);
+	ck_assert_int_eq(out[0].fd, 10);
+	ck_assert_int_eq(out[0].entry, 0);
+	ck_assert_uint_eq(out[1].gpa, 0x101000);
+	ck_assert_uint_eq(out[1].size, 0x2000);
+	ck_assert_uint_eq(out[1].fd_offset, 0x101000);
+	ck_assert_int_eq(out[1].fd, 11);
+	ck_assert_int_eq(out[1].entry, 1);
+	m.num_fds = 0;
+	ck_assert_uint_eq(mpqemu_sysmem_regions(&m, 0x1000, out, &left_out), 0);
+	ck_assert_uint_eq(left_out, 0);
+}
+END_TEST
+
 /* ---- the BAR window ---- */
 
 static struct bar_window edu_like(void)
@@ -654,6 +753,88 @@ START_TEST(bar_window_config_overlap)
 }
 END_TEST
 
+START_TEST(bar_window_reloads_after_bar_or_command_writes)
+{
+	struct bar_window w = edu_like();
+	const uint32_t regs[6] = { 0xfea00000, 0, 0xc000000c, 0x1, 0xc041, 0 };
+
+	bar_window_load(&w, regs);
+	bar_window_config_written(&w, 0x3c, 1); /* interrupt line: the BARs stay */
+	ck_assert(w.valid);
+	bar_window_config_written(&w, 0x02, 2); /* device id: read-only anyway */
+	ck_assert(w.valid);
+	bar_window_config_written(&w, 0x04, 2); /* command: decoding on or off */
+	ck_assert(!w.valid);
+	bar_window_load(&w, regs);
+	bar_window_config_written(&w, 0x05, 1);
+	ck_assert(!w.valid);
+	bar_window_load(&w, regs);
+	bar_window_config_written(&w, 0x06, 2); /* status: W1C bits only */
+	ck_assert(w.valid);
+	bar_window_config_written(&w, 0x24, 4); /* BAR5 */
+	ck_assert(!w.valid);
+}
+END_TEST
+
+/* A config space for bar_window_resolve to read, failing on demand. */
+struct fake_config {
+	uint32_t regs[6];
+	int reads, fail;
+};
+
+static int fake_read(void *opaque, uint32_t offset, uint32_t *val)
+{
+	struct fake_config *c = opaque;
+
+	ck_assert_uint_ge(offset, 0x10);
+	ck_assert_uint_lt(offset, 0x28);
+	ck_assert_uint_eq(offset % 4, 0);
+	c->reads++;
+	if (c->fail)
+		return c->fail;
+	*val = c->regs[(offset - 0x10) / 4];
+	return 0;
+}
+
+START_TEST(bar_window_resolve_reads_bases_once)
+{
+	struct bar_window w = edu_like();
+	struct fake_config c = { .regs = { 0xfea00000, 0, 0xc000000c, 0x1, 0xc041, 0 } };
+	uint64_t off = 0;
+	bool moved;
+
+	/* BAR1, BAR3 and BAR5 are read as possible upper halves: all six. */
+	ck_assert_int_eq(bar_window_resolve(&w, 0xfea00010, 4, true, fake_read, &c, &off, &moved),
+			 0);
+	ck_assert(moved);
+	ck_assert_uint_eq(off, 0x10);
+	ck_assert_int_eq(c.reads, 6);
+	ck_assert_int_eq(bar_window_resolve(&w, 0xc042, 1, false, fake_read, &c, &off, &moved), 4);
+	ck_assert(!moved);
+	ck_assert_uint_eq(off, 2);
+	ck_assert_int_eq(c.reads, 6);
+	ck_assert_int_eq(bar_window_resolve(&w, 0x1000, 4, true, fake_read, &c, &off, &moved),
+			 -ENXIO);
+	/* A failed read: its error, and the next access reads again. */
+	bar_window_invalidate(&w);
+	c.fail = -EIO;
+	ck_assert_int_eq(bar_window_resolve(&w, 0xfea00010, 4, true, fake_read, &c, &off, &moved),
+			 -EIO);
+	ck_assert(!w.valid);
+	c.fail = 0;
+	/* Read again, nothing moved (a command register write, say): not "moved". */
+	ck_assert_int_eq(bar_window_resolve(&w, 0xfea00010, 4, true, fake_read, &c, &off, &moved),
+			 0);
+	ck_assert(!moved);
+	ck_assert_int_eq(c.reads, 13);
+	bar_window_invalidate(&w);
+	c.regs[0] = 0xfd000000;
+	ck_assert_int_eq(bar_window_resolve(&w, 0xfd000000, 4, true, fake_read, &c, &off, &moved),
+			 0);
+	ck_assert(moved);
+}
+END_TEST
+
 static Suite *mpqemu_suite(void)
 {
 	Suite *s = suite_create("mpqemu");
@@ -689,12 +870,17 @@ static Suite *mpqemu_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, decode_accepts_a_whole_message);
 	tcase_add_test(tc, decode_refuses_a_wrong_length);
+	tcase_add_test(tc, frame_says_when_a_message_is_whole);
+	tcase_add_test(tc, encoded_ret_is_what_qemu_reads);
+	tcase_add_test(tc, sysmem_keeps_whole_pages);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bar_window");
 	tcase_add_test(tc, bar_window_finds_bar_and_offset);
 	tcase_add_test(tc, bar_window_unplaced_bars_hit_nothing);
 	tcase_add_test(tc, bar_window_config_overlap);
+	tcase_add_test(tc, bar_window_reloads_after_bar_or_command_writes);
+	tcase_add_test(tc, bar_window_resolve_reads_bases_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -84,6 +84,31 @@ START_TEST(descriptors_go_with_their_message)
 }
 END_TEST
 
+/* A read may glue a message without descriptors to the next one, which has some. */
+START_TEST(descriptors_skip_a_message_without_any)
+{
+	struct stream_in in;
+	int sv[2], b = testutil_eventfd(), got[2];
+	size_t n;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(stream_in_init(&in, 64), 0);
+	send_with_fds(sv[0], "AAAAAAAA", 8, NULL, 0);
+	send_with_fds(sv[0], "BBBBBBBB", 8, &b, 1);
+	fill_all(&in, sv[1]);
+	ck_assert_int_eq(stream_in_consume(&in, 8, got, 2, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(stream_in_consume(&in, 8, got, 2, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(testutil_same_file(got[0], b));
+	close(got[0]);
+	stream_in_release(&in);
+	close(b);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(too_many_for_a_message_are_closed)
 {
 	struct stream_in in;
@@ -161,6 +186,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, descriptors_go_with_their_message);
+	tcase_add_test(tc, descriptors_skip_a_message_without_any);
 	tcase_add_test(tc, too_many_for_a_message_are_closed);
 	tcase_add_test(tc, a_partial_message_waits_and_a_full_buffer_says_so);
 	tcase_add_test(tc, end_of_stream);
