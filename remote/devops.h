@@ -45,7 +45,7 @@ int devops_region_write(struct session *s, uint32_t index, uint64_t offset, cons
  * (dma_fd.h); overlaps are -EEXIST.
  */
 int devops_mem_add(struct session *s, const struct dma_new_region *r, struct mpdev_error *err);
-/* Removes exactly [gpa, gpa + size): a range that is not one region is -ENOENT. */
+/* Removes exactly [gpa, gpa + size): -ENOENT if no region starts at gpa, -EINVAL for another size. */
 int devops_mem_remove(struct session *s, uint64_t gpa, uint64_t size, struct mpdev_error *err);
 /* Replaces the table with v[0..n) by its difference (dma_table_set); fds borrowed. */
 int devops_mem_set(struct session *s, const struct dma_new_region *v, size_t n,

@@ -6,6 +6,7 @@
 static const struct face *const faces[] = {
 	&face_native,
 	&face_mpqemu,
+	&face_vfio_user,
 };
 
 const struct face *face_by_name(const char *name)

@@ -15,13 +15,24 @@ static struct remote_host *host_of(struct backend_host *h)
 static int host_dma_read(struct backend_host *h, uint64_t gpa, void *buf, size_t len,
 			 struct mpdev_error *err)
 {
-	return dma_read(&host_of(h)->dma, gpa, buf, len, err);
+	struct remote_host *rh = host_of(h);
+	int r = dma_read(&rh->dma, gpa, buf, len, err);
+
+	/* Not in the table: memory the peer may serve by message. */
+	if (r == -EFAULT && rh->dma_msg)
+		r = rh->dma_msg(rh->dma_msg_opaque, false, gpa, buf, len, err);
+	return r;
 }
 
 static int host_dma_write(struct backend_host *h, uint64_t gpa, const void *buf, size_t len,
 			  struct mpdev_error *err)
 {
-	return dma_write(&host_of(h)->dma, gpa, buf, len, err);
+	struct remote_host *rh = host_of(h);
+	int r = dma_write(&rh->dma, gpa, buf, len, err);
+
+	if (r == -EFAULT && rh->dma_msg)
+		r = rh->dma_msg(rh->dma_msg_opaque, true, gpa, (void *)buf, len, err);
+	return r;
 }
 
 /* The device is the remote's device 0: its pins are IOHUB sources 0-3. */

@@ -22,6 +22,14 @@ struct remote_host {
 	struct iohub *hub;
 	struct virq virq;
 	bool virq_ready;
+	/*
+	 * Guest memory the peer serves by message (vfio-user's DMA_MAP without a
+	 * descriptor): asked for what the memory table does not hold. NULL:
+	 * there is none. Set by the face for its connection.
+	 */
+	int (*dma_msg)(void *opaque, bool write, uint64_t gpa, void *buf, size_t len,
+		       struct mpdev_error *err);
+	void *dma_msg_opaque;
 };
 
 int remote_host_init(struct remote_host *h, struct event_base *base, struct mpdev_error *err);

@@ -1,6 +1,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -206,6 +207,15 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
 		/* A stream face may hold whole requests it read before the output blocked. */
 		event_active(srv->conn_ev, EV_READ, 0);
 	}
+}
+
+void server_input_pending(struct session *s)
+{
+	struct server *srv = (struct server *)((char *)s - offsetof(struct server, session));
+
+	/* Blocked output or a pause resume input themselves (conn_writable, input_enable). */
+	if (srv->conn_fd >= 0 && srv->conn_ev && !srv->paused && !session_output_blocked(s))
+		event_active(srv->conn_ev, EV_READ, 0);
 }
 
 static void conn_readable(evutil_socket_t fd, short what, void *arg)

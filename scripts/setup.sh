@@ -10,6 +10,7 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev # libFuzzer for the fuzz targets (scripts/fuzz-short.sh)
   # the vfio-lab's own kernel (tests/vfio-lab/lab-kernel.sh)
   flex bison bc libelf-dev xz-utils cpio
+  mmdebstrap arch-test gpg bubblewrap # the QEMU 11.1 tier's trixie root (tests/qemu11/q11-root.sh)
 )
 
 # The user mpdev-remote drops to, from the project's own sysusers.d entry (as a

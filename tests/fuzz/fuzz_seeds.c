@@ -6,7 +6,8 @@
  * fuzz_input.h. The committed seeds are this program's output; the ctest
  * fuzz_seeds_current checks that they still are.
  *
- *   fuzz_seeds OUTDIR   writes OUTDIR/native, OUTDIR/mpqemu, OUTDIR/client, OUTDIR/edu_mig
+ *   fuzz_seeds OUTDIR   writes OUTDIR/native, OUTDIR/mpqemu, OUTDIR/client, OUTDIR/edu_mig,
+ *                       OUTDIR/vfio_user (fuzz_seeds_vfio_user.c)
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -1202,6 +1203,9 @@ static void write_edu_mig(const char *root)
 	event_base_free(base);
 }
 
+/* fuzz_seeds_vfio_user.c */
+void write_vfio_user(const char *root);
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -1214,6 +1218,7 @@ int main(int argc, char **argv)
 	write_mpqemu(argv[1]);
 	write_client(argv[1]);
 	write_edu_mig(argv[1]);
+	write_vfio_user(argv[1]);
 	printf("fuzz_seeds: %u seeds in %s\n", seed.written, argv[1]);
 	return 0;
 }

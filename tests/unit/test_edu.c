@@ -425,6 +425,61 @@ START_TEST(test_intx_disable)
 }
 END_TEST
 
+/*
+ * What Linux's uio_pci_generic does with config space, access for access:
+ * pci_intx_mask_supported() at bind (toggle Interrupt Disable, read it
+ * back, status untouched), then per interrupt pci_check_and_mask_intx() in
+ * the handler (one dword read of command + status; mask only if Interrupt
+ * Status is set) and, from user space, clearing Interrupt Disable again.
+ * A device whose status bit did not follow its line would have its
+ * interrupts called spurious and the line disabled by the kernel.
+ */
+START_TEST(test_intx_uio_pci_generic_cycle)
+{
+	uint32_t dword;
+
+	/* Bind: the bit toggles both ways and the status word stays as it was. */
+	cfg_wr(0x04, 2, 0x0400);
+	ck_assert_uint_eq(cfg_rd(0x04, 4), 0x00100400);
+	cfg_wr(0x04, 2, 0x0000);
+	ck_assert_uint_eq(cfg_rd(0x04, 4), 0x00100000);
+
+	for (int round = 0; round < 3; round++) {
+		wr32(0x60, 0x1);
+		ck_assert(host.intx);
+		/* The handler's dword read: our interrupt (status bit 3 = dword bit 19). */
+		dword = cfg_rd(0x04, 4);
+		ck_assert_uint_eq(dword & 0x00080000, 0x00080000);
+		ck_assert_uint_eq(dword & 0x0400, 0);
+		cfg_wr(0x04, 2, (dword & 0xffff) | 0x0400);
+		ck_assert(!host.intx);
+		/* Masked, the device still holds its line and says so. */
+		ck_assert_uint_eq(cfg_rd(0x04, 4) & 0x00080400, 0x00080400);
+
+		wr32(0x64, 0x1);
+		ck_assert_uint_eq(cfg_rd(0x06, 2) & 0x08, 0);
+		cfg_wr(0x04, 2, cfg_rd(0x04, 2) & ~0x0400u);
+		ck_assert(!host.intx);
+	}
+	ck_assert_int_eq(host.intx_calls, 6);
+
+	/* Unmasked while still asserted: the line comes back at once. */
+	wr32(0x60, 0x2);
+	cfg_wr(0x04, 2, 0x0400);
+	ck_assert(!host.intx);
+	cfg_wr(0x04, 2, 0x0000);
+	ck_assert(host.intx);
+	ck_assert_uint_eq(cfg_rd(0x06, 2) & 0x08, 0x08);
+	/* A dword write of command + status with bit 3 set cannot clear it (read-only). */
+	cfg_wr(0x04, 4, 0x00080000);
+	ck_assert_uint_eq(cfg_rd(0x06, 2) & 0x08, 0x08);
+	ck_assert(host.intx);
+	wr32(0x64, 0x2);
+	ck_assert(!host.intx);
+	ck_assert_uint_eq(cfg_rd(0x06, 2) & 0x08, 0);
+}
+END_TEST
+
 START_TEST(test_msi_routes_to_signal_vector)
 {
 	enable_msi();
@@ -738,6 +793,7 @@ static Suite *edu_suite(void)
 	tcase_add_test(tc, test_access_sizes);
 	tcase_add_test(tc, test_irq_intx);
 	tcase_add_test(tc, test_intx_disable);
+	tcase_add_test(tc, test_intx_uio_pci_generic_cycle);
 	tcase_add_test(tc, test_msi_routes_to_signal_vector);
 	tcase_add_test(tc, test_msi_enable_drops_intx);
 	tcase_add_test(tc, test_host_irq_failure);

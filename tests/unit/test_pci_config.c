@@ -125,7 +125,17 @@ START_TEST(test_status_intx_bit)
 	wr(0x06, 2, 0x0000);
 	wr(0x06, 2, 0xffff);
 	ck_assert_uint_eq(rd(0x06, 2) & 0x08, 0x08);
+	/* Linux masks with a 2-byte command write after a dword read; both halves at once too. */
+	wr(0x04, 4, 0x00080400);
+	ck_assert_uint_eq(rd(0x04, 4) & 0x00080400, 0x00080400);
+	ck_assert(pci_config_intx_disabled(&cfg));
+	wr(0x04, 4, 0x00000000);
+	ck_assert_uint_eq(rd(0x04, 4) & 0x00080400, 0x00080000);
 	pci_config_set_intx_status(&cfg, false);
+	ck_assert_uint_eq(rd(0x06, 2) & 0x08, 0);
+	/* A reset drops the level with everything else. */
+	pci_config_set_intx_status(&cfg, true);
+	pci_config_reset(&cfg);
 	ck_assert_uint_eq(rd(0x06, 2) & 0x08, 0);
 }
 END_TEST
