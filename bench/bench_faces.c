@@ -19,9 +19,11 @@
  * (b), (c) and (d) are driven by the same mpqemu client code, as QEMU's
  * x-pci-proxy-dev drives them: BAR0 placed by a config write to 0x10, memory
  * decoding enabled in the command register, then BAR_READ / BAR_WRITE at the
- * absolute address, each answered by a RET. The raw baselines run the very
- * same client code against the echo servers, so a ratio is what the server
- * side adds over two context switches and the socket calls.
+ * absolute address, each answered by a RET. The stream baselines run the
+ * very same client code against the echo servers; the native one sends
+ * unencoded packets of libmpdev's sizes (as bench_rtt). So a ratio is what
+ * the server side (and for (f) libmpdev) adds over two context switches and
+ * the socket calls.
  *
  * Every path is checked before it is timed (the ident reads back as edu's,
  * the liveness register inverts what was written), so a path that answers
