@@ -148,9 +148,15 @@ static int mpqemu_readable(struct session *s)
 			 * call, so that a request never waits in our buffer for a
 			 * wakeup the socket will not give (its bytes are read).
 			 */
+			/*
+			 * After a request QEMU waits for our answer, so the socket
+			 * is most likely empty: say "more" only for a whole message
+			 * already buffered, instead of paying for a recvmsg that
+			 * says EAGAIN (the socket's readiness brings the rest).
+			 */
 			if (mpqemu_cmd_wants_ret(cmd) || session_output_blocked(s) ||
 			    ++one_way == MPQEMU_FACE_ONE_WAY_BUDGET)
-				return 1;
+				return mpqemu_frame(f->in.buf, f->in.len) != 0;
 			continue;
 		}
 		if (f->in.eof) {
