@@ -18,6 +18,7 @@
 
 #include "spawn.h"
 #include "testutil.h"
+#include "vfio_user_client.h"
 
 #define EXIT_MS 5000
 
@@ -94,6 +95,43 @@ static void unlisten(int fd, const char *dir)
 	rmdir(dir);
 }
 
+/* The name alone selects the face: a vfio-user client is served on systemd's socket. */
+START_TEST(socket_name_selects_the_face)
+{
+	char dir[64], path[128], bin[4096];
+	struct vfu_client c;
+	uint32_t ident = 0;
+	int l = listening(SOCK_STREAM, dir, sizeof(dir)), status;
+	pid_t pid;
+
+	snprintf(bin, sizeof(bin), "%s", MPDEV_REMOTE_BIN);
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		char pidbuf[32];
+
+		if (dup2(l, 3) < 0)
+			_exit(126);
+		snprintf(pidbuf, sizeof(pidbuf), "%d", (int)getpid());
+		setenv("LISTEN_FDS", "1", 1);
+		setenv("LISTEN_PID", pidbuf, 1);
+		setenv("LISTEN_FDNAMES", "vfio-user", 1);
+		execl(bin, bin, "--device", "edu", "--no-sandbox", (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_int_eq(vfu_client_connect(&c, path), 0);
+	ck_assert_int_eq(vfu_client_version(&c, VFU_CLIENT_QEMU_CAPS), 0);
+	ck_assert_int_eq(vfu_client_read32(&c, 0, 0x0, &ident), 0);
+	ck_assert_uint_eq(ident, 0x010000ed);
+	vfu_client_close(&c);
+	kill(pid, SIGTERM);
+	ck_assert_int_eq(spawn_wait(pid, EXIT_MS, &status), 0);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	unlisten(l, dir);
+}
+END_TEST
+
 START_TEST(unknown_face_is_a_usage_error)
 {
 	char err[4096];
@@ -158,6 +196,7 @@ int main(void)
 
 	signal(SIGPIPE, SIG_IGN);
 	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, socket_name_selects_the_face);
 	tcase_add_test(tc, unknown_face_is_a_usage_error);
 	tcase_add_test(tc, stream_face_refuses_a_seqpacket_socket);
 	tcase_add_test(tc, native_face_refuses_a_stream_socket_from_systemd);
