@@ -126,3 +126,14 @@ void bar_window_log(const struct bar_window *w, const char *comp)
 				 w->io[i] ? "I/O" : "memory", (unsigned long long)w->base[i],
 				 (unsigned long long)w->size[i]);
 }
+
+void bar_window_log_miss(uint64_t *misses, const char *comp, bool memory, bool write, uint32_t size,
+			 uint64_t addr)
+{
+	if ((*misses)++ >= BAR_WINDOW_MISSES_LOGGED)
+		return;
+	log_warn(comp,
+		 "%s %s of %u bytes at 0x%llx hits no BAR of the device%s; answered with all-ones",
+		 memory ? "MMIO" : "I/O", write ? "write" : "read", size, (unsigned long long)addr,
+		 *misses == BAR_WINDOW_MISSES_LOGGED ? " (not logging further misses)" : "");
+}

@@ -71,6 +71,12 @@ int bar_window_resolve(struct bar_window *w, uint64_t addr, uint32_t len, bool m
 /* Logs the placed BARs ("BAR0: memory at 0x..., N bytes") at info level under comp. */
 void bar_window_log(const struct bar_window *w, const char *comp);
 
+/* The first BAR_WINDOW_MISSES_LOGGED accesses that hit no BAR are logged; *misses counts them all.
+ */
+#define BAR_WINDOW_MISSES_LOGGED 10u
+void bar_window_log_miss(uint64_t *misses, const char *comp, bool memory, bool write, uint32_t size,
+			 uint64_t addr);
+
 /*
  * The BAR that holds [addr, addr + len) entirely, of the kind asked for
  * (memory or I/O), and the offset into it. Returns the BAR index, or -1 if

@@ -30,7 +30,6 @@
 #define MAX_RECONNECT_MS     600000
 #define POSTED_SYNC_IDLE_MS  50
 #define MAX_REMOTE_ARGS	     16
-#define BAR_MISSES_LOGGED    10
 
 struct options {
 	long qemu_fd;

@@ -86,15 +86,7 @@ static int on_bar(struct proxy *p, const struct mpqemu_msg *m)
 		log_warn(COMP, "reading the BAR bases: %s", mpdev_last_error(p->dev));
 	}
 	if (bar < 0) {
-		if (p->bar_misses++ < BAR_MISSES_LOGGED)
-			log_warn(COMP,
-				 "%s %s of %u bytes at 0x%llx hits no BAR of the device%s; "
-				 "answered with all-ones",
-				 b->memory ? "MMIO" : "I/O", write ? "write" : "read", b->size,
-				 (unsigned long long)b->addr,
-				 p->bar_misses == BAR_MISSES_LOGGED
-					 ? " (not logging further misses)"
-					 : "");
+		bar_window_log_miss(&p->bar_misses, COMP, b->memory, write, b->size, b->addr);
 		return reply(p, UINT64_MAX);
 	}
 	if (write) {

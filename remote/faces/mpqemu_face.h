@@ -20,8 +20,6 @@ struct session;
 #define MPQEMU_FACE_COMP "mpqemu"
 /* Messages without an answer handled in one wakeup, at most (then the loop's other events). */
 #define MPQEMU_FACE_ONE_WAY_BUDGET 64
-/* BAR accesses that hit no BAR are logged this often per connection, then counted. */
-#define MPQEMU_FACE_MISSES_LOGGED 10
 
 struct mpqemu_face {
 	struct stream_in in;

@@ -108,15 +108,7 @@ static int on_bar(struct session *s, struct mpqemu_face *f, const struct mpqemu_
 		bar_window_log(&f->bars, COMP);
 	if (bar < 0) {
 		/* Like a PCI master abort: reads all-ones, writes dropped. */
-		if (f->bar_misses++ < MPQEMU_FACE_MISSES_LOGGED)
-			log_warn(COMP,
-				 "%s %s of %u bytes at 0x%llx hits no BAR of the device%s; "
-				 "answered with all-ones",
-				 b->memory ? "MMIO" : "I/O", write ? "write" : "read", b->size,
-				 (unsigned long long)b->addr,
-				 f->bar_misses == MPQEMU_FACE_MISSES_LOGGED
-					 ? " (not logging further misses)"
-					 : "");
+		bar_window_log_miss(&f->bar_misses, COMP, b->memory, write, b->size, b->addr);
 		return mpqemu_face_reply(s, UINT64_MAX);
 	}
 	if (write) {
