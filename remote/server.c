@@ -101,6 +101,7 @@ int server_budget(unsigned long nofile, unsigned vectors, struct server_config *
 static void conn_close(struct server *srv)
 {
 	struct mpdev_error err = { 0 };
+	int r;
 
 	if (srv->conn_fd < 0)
 		return;
@@ -110,19 +111,14 @@ static void conn_close(struct server *srv)
 	/* Its queue may still hold a peer's descriptors: closing it may block. */
 	fd_release(srv->conn_fd);
 	srv->conn_fd = -1;
-	/* Whatever the proxy left the device in, the next one finds it fresh. */
-	if (!srv->session.info.reset_supported)
+	r = session_teardown(&srv->session, &err);
+	if (r == -ENOTTY)
 		log_warn_rl(COMP, "proxy disconnected; device '%s' cannot be reset",
 			    srv->session.info.name);
-	else if (srv->backend->ops->reset(srv->backend, &err) < 0)
+	else if (r < 0)
 		log_warn_rl(COMP, "device reset after disconnect failed: %s", err.msg);
 	else
 		log_info_rl(COMP, "proxy disconnected; device reset");
-	/* The device is quiet now: its interrupts, then the guest memory, can go. */
-	if (srv->backend->ops->release)
-		srv->backend->ops->release(srv->backend);
-	session_release(&srv->session);
-	remote_host_release(srv->host);
 	sd_notify(0, "STATUS=waiting for a proxy");
 	if (srv->exit_after_conn)
 		event_base_loopexit(srv->base, NULL);

@@ -61,6 +61,18 @@ void session_release(struct session *s)
 	s->out_len = s->out_cap = 0;
 }
 
+int session_teardown(struct session *s, struct mpdev_error *err)
+{
+	int r = s->info.reset_supported ? s->backend->ops->reset(s->backend, err) : -ENOTTY;
+
+	/* The device is quiet now: its interrupts, then the guest memory, can go. */
+	if (s->backend->ops->release)
+		s->backend->ops->release(s->backend);
+	session_release(s);
+	remote_host_release(s->host);
+	return r;
+}
+
 bool session_output_blocked(const struct session *s)
 {
 	return s->out_len != 0;

@@ -69,9 +69,20 @@ struct session {
 /* A connection on fd speaking face; the server calls face->conn_init next. */
 void session_init(struct session *s, int fd, const struct face *face, struct backend *backend,
 		  struct remote_host *host, struct server_stats *stats);
-/* Drops what the connection left half-done (its face's state, a pending chunked table, unsent
- * output). */
+/*
+ * Drops what the connection left half-done (its face's state, a pending
+ * chunked table, unsent output).
+ */
 void session_release(struct session *s);
+
+/*
+ * The end of a connection (its socket already closed): whatever the peer
+ * left the device in, the next one finds it fresh. Resets the device, then,
+ * with the device quiet, drops its interrupts and the guest memory, and
+ * releases the session. All of it happens whatever the reset says; returns
+ * 0, -ENOTTY for a device without reset, or the reset's error with err set.
+ */
+int session_teardown(struct session *s, struct mpdev_error *err);
 
 /*
  * Replies never wait for room in the socket: one that does not fit is kept,

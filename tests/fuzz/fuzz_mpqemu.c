@@ -28,13 +28,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <event2/event.h>
 
 #include "backend.h"
 #include "bar_window.h"
-#include "efdio.h"
 #include "face.h"
 #include "fuzz_input.h"
+#include "fuzz_remote.h"
 #include "host.h"
 #include "log.h"
 #include "mpqemu.h"
@@ -50,21 +49,10 @@
 static int baseline_fds;
 
 /* What lives as long as the remote process: the loop, the host, the device (the face pass). */
-static struct {
-	struct event_base *base;
-	struct remote_host host;
-	struct backend *backend;
-	struct server_stats stats;
-} w;
+static struct fuzz_remote w;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 /* ---- the remote's mpqemu face ---- */
-
-static void run_loop(void)
-{
-	for (int i = 0; i < 2; i++)
-		event_base_loop(w.base, EVLOOP_NONBLOCK);
-}
 
 /* Reads what the face answered; each answer is a whole RET of 8 bytes. */
 static void drain_rets(int peer, uint8_t *pend, size_t *npend)
@@ -94,7 +82,7 @@ static int face_read(struct session *s, int peer, uint8_t *pend, size_t *npend)
 		drain_rets(peer, pend, npend);
 		if (session_output_blocked(s) && session_flush(s) < 0)
 			return -EPIPE;
-		run_loop();
+		fuzz_remote_run_loop(&w);
 		if (r <= 0)
 			return r;
 	}
@@ -107,7 +95,6 @@ static void face_pass(const uint8_t *data, size_t size)
 	struct fuzz_reader rd;
 	struct fuzz_packet pkt;
 	struct fuzz_fds fds;
-	struct mpdev_error err = { 0 };
 	struct session s;
 	uint8_t pend[MPQEMU_RET_SIZE];
 	size_t npend = 0;
@@ -139,39 +126,18 @@ static void face_pass(const uint8_t *data, size_t size)
 	shutdown(sv[1], SHUT_WR);
 	if (r >= 0 && face_read(&s, sv[1], pend, &npend) >= 0)
 		fuzz_fail(TARGET, "face", "the end of the connection went unnoticed");
-	/* The server's conn_close(): reset the device, then drop interrupts and memory. */
-	close(sv[0]);
-	s.fd = -1;
-	if (s.info.reset_supported && w.backend->ops->reset(w.backend, &err) < 0)
-		fuzz_fail(TARGET, "reset after disconnect", err.msg);
-	if (w.backend->ops->release)
-		w.backend->ops->release(w.backend);
-	session_release(&s);
-	remote_host_release(&w.host);
+	fuzz_remote_end_connection(&w, &s, TARGET);
 	close(sv[1]);
 	fuzz_fds_reset(&fds);
-	run_loop();
-	if (w.host.dma.map.n != 0)
-		fuzz_fail(TARGET, "after disconnect", "memory table regions left");
-	if (w.host.dma.stats.mmaps != w.host.dma.stats.munmaps)
-		fuzz_fail(TARGET, "after disconnect", "a memory table mapping was never unmapped");
+	fuzz_remote_check_released(&w, TARGET);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct backend_config cfg = { .device = "edu" };
-	struct mpdev_error err = { 0 };
-
 	fuzz_init_process();
-	w.base = event_base_new();
-	if (!w.base)
-		fuzz_fail(TARGET, "setup", "event_base_new");
-	if (efdio_init("auto", &err) < 0 || remote_host_init(&w.host, w.base, &err) < 0 ||
-	    backend_create(&cfg, w.base, &w.host.ops, &w.backend, &err) < 0 ||
-	    remote_host_set_backend(&w.host, w.backend, &err) < 0)
-		fuzz_fail(TARGET, "setup", err.msg);
+	fuzz_remote_init(&w, TARGET);
 	return 0;
 }
 

@@ -9,7 +9,6 @@
  * in the server's conn_close(), and nothing may be left open or mapped.
  */
 #include <errno.h>
-#include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +17,8 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "efdio.h"
 #include "fuzz_input.h"
+#include "fuzz_remote.h"
 #include "host.h"
 #include "log.h"
 #include "session.h"
@@ -28,43 +27,17 @@
 
 #define TARGET "fuzz_native"
 
-/* What lives as long as the remote process: the loop, the host, the device. */
-static struct {
-	struct event_base *base;
-	struct remote_host host;
-	struct backend *backend;
-	struct server_stats stats;
-	int baseline_fds;
-} w;
+static struct fuzz_remote w;
+static int baseline_fds;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct backend_config cfg = { .device = "edu" };
-	struct mpdev_error err = { 0 };
-
 	fuzz_init_process();
-	w.base = event_base_new();
-	if (!w.base)
-		fuzz_fail(TARGET, "setup", "event_base_new");
-	/* As mpdev-remote's main() does: its descriptors belong to the baseline, not to an input.
-	 */
-	if (efdio_init("auto", &err) < 0)
-		fuzz_fail(TARGET, "setup", err.msg);
-	if (remote_host_init(&w.host, w.base, &err) < 0 ||
-	    backend_create(&cfg, w.base, &w.host.ops, &w.backend, &err) < 0 ||
-	    remote_host_set_backend(&w.host, w.backend, &err) < 0)
-		fuzz_fail(TARGET, "setup", err.msg);
+	fuzz_remote_init(&w, TARGET);
 	return 0;
-}
-
-/* Lets deferred device work and eventfd callbacks run, without waiting for any. */
-static void run_loop(void)
-{
-	for (int i = 0; i < 2; i++)
-		event_base_loop(w.base, EVLOOP_NONBLOCK);
 }
 
 /*
@@ -152,23 +125,8 @@ static int handle_packet(struct session *s, int peer, struct fuzz_fds *fds,
 	wire_msg_release(&m);
 	if (pkt->ctl & FUZZ_CTL_POKE)
 		fuzz_poke(fds);
-	run_loop();
+	fuzz_remote_run_loop(&w);
 	return r;
-}
-
-/* The server's conn_close(): reset the device, then drop interrupts and memory. */
-static void end_connection(struct session *s)
-{
-	struct mpdev_error err = { 0 };
-
-	close(s->fd);
-	s->fd = -1;
-	if (s->info.reset_supported && w.backend->ops->reset(w.backend, &err) < 0)
-		fuzz_fail(TARGET, "reset after disconnect", err.msg);
-	if (w.backend->ops->release)
-		w.backend->ops->release(w.backend);
-	session_release(s);
-	remote_host_release(&w.host);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -179,7 +137,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct session s;
 	int sv[2];
 
-	w.baseline_fds = fuzz_count_fds();
+	baseline_fds = fuzz_count_fds();
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		fuzz_fail(TARGET, "socketpair", strerror(errno));
 	session_init(&s, sv[0], &face_native, w.backend, &w.host, &w.stats);
@@ -188,15 +146,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	while (fuzz_next_packet(&rd, &pkt))
 		if (handle_packet(&s, sv[1], &fds, &pkt) < 0)
 			break;
-	end_connection(&s);
+	fuzz_remote_end_connection(&w, &s, TARGET);
 	close(sv[1]);
 	fuzz_fds_reset(&fds);
-	run_loop();
-
-	if (w.host.dma.map.n != 0)
-		fuzz_fail(TARGET, "after disconnect", "memory table regions left");
-	if (w.host.dma.stats.mmaps != w.host.dma.stats.munmaps)
-		fuzz_fail(TARGET, "after disconnect", "a memory table mapping was never unmapped");
-	fuzz_check_fds(w.baseline_fds, TARGET);
+	fuzz_remote_check_released(&w, TARGET);
+	fuzz_check_fds(baseline_fds, TARGET);
 	return 0;
 }

@@ -13,7 +13,6 @@
  * reply this harness does not give): the host's hook is unset.
  */
 #include <errno.h>
-#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +20,9 @@
 #include <unistd.h>
 
 #include "backend.h"
-#include "efdio.h"
 #include "face.h"
 #include "fuzz_input.h"
+#include "fuzz_remote.h"
 #include "host.h"
 #include "session.h"
 #include "vfio_user.h"
@@ -33,40 +32,20 @@
 #define OUT_MAX (16u + 16u + (1u << 20))
 
 static struct {
-	struct event_base *base;
-	struct remote_host host;
-	struct backend *backend;
-	struct server_stats stats;
 	int baseline_fds;
 	uint8_t in[2 * OUT_MAX]; /* what the remote sent, not yet parsed */
 	size_t in_len;
 } w;
+static struct fuzz_remote rem;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	struct backend_config cfg = { .device = "edu" };
-	struct mpdev_error err = { 0 };
-
 	fuzz_init_process();
-	w.base = event_base_new();
-	if (!w.base)
-		fuzz_fail(TARGET, "setup", "event_base_new");
-	if (efdio_init("auto", &err) < 0)
-		fuzz_fail(TARGET, "setup", err.msg);
-	if (remote_host_init(&w.host, w.base, &err) < 0 ||
-	    backend_create(&cfg, w.base, &w.host.ops, &w.backend, &err) < 0 ||
-	    remote_host_set_backend(&w.host, w.backend, &err) < 0)
-		fuzz_fail(TARGET, "setup", err.msg);
+	fuzz_remote_init(&rem, TARGET);
 	return 0;
-}
-
-static void run_loop(void)
-{
-	for (int i = 0; i < 2; i++)
-		event_base_loop(w.base, EVLOOP_NONBLOCK);
 }
 
 /* Reads what the remote sent and checks every whole message of it. */
@@ -179,25 +158,11 @@ static int feed(struct session *s, int peer, struct fuzz_fds *fds, const struct 
 		r = pump(s, peer);
 	if (r == 0 && (pkt->ctl & FUZZ_CTL_POKE)) {
 		fuzz_poke(fds);
-		run_loop();
+		fuzz_remote_run_loop(&rem);
 		r = pump(s, peer);
 	}
-	run_loop();
+	fuzz_remote_run_loop(&rem);
 	return r == 0 ? pump(s, peer) : r;
-}
-
-static void end_connection(struct session *s)
-{
-	struct mpdev_error err = { 0 };
-
-	close(s->fd);
-	s->fd = -1;
-	if (s->info.reset_supported && w.backend->ops->reset(w.backend, &err) < 0)
-		fuzz_fail(TARGET, "reset after disconnect", err.msg);
-	if (w.backend->ops->release)
-		w.backend->ops->release(w.backend);
-	session_release(s);
-	remote_host_release(&w.host);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -212,24 +177,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	w.in_len = 0;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) < 0)
 		fuzz_fail(TARGET, "socketpair", strerror(errno));
-	session_init(&s, sv[0], &face_vfio_user, w.backend, &w.host, &w.stats);
+	session_init(&s, sv[0], &face_vfio_user, rem.backend, &rem.host, &rem.stats);
 	if (face_vfio_user.conn_init(&s) < 0)
 		fuzz_fail(TARGET, "setup", "conn_init");
-	w.host.dma_msg = NULL; /* see above */
+	rem.host.dma_msg = NULL; /* see above */
 	fuzz_fds_init(&fds);
 	fuzz_reader_init(&rd, data, size);
 	while (fuzz_next_packet(&rd, &pkt))
 		if (feed(&s, sv[1], &fds, &pkt) < 0)
 			break;
-	end_connection(&s);
+	fuzz_remote_end_connection(&rem, &s, TARGET);
 	close(sv[1]);
 	fuzz_fds_reset(&fds);
-	run_loop();
-
-	if (w.host.dma.map.n != 0)
-		fuzz_fail(TARGET, "after disconnect", "memory table regions left");
-	if (w.host.dma.stats.mmaps != w.host.dma.stats.munmaps)
-		fuzz_fail(TARGET, "after disconnect", "a memory table mapping was never unmapped");
+	fuzz_remote_check_released(&rem, TARGET);
 	fuzz_check_fds(w.baseline_fds, TARGET);
 	return 0;
 }
