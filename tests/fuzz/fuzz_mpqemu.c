@@ -28,7 +28,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 #include "backend.h"
 #include "bar_window.h"
 #include "face.h"

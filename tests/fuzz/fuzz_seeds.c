@@ -21,92 +21,28 @@
 #include "backend.h"
 #include "edu.h"
 #include "fuzz_input.h"
+#include "seed_writer.h"
 #include "mpqemu_raw.h"
 #include "wire.h"
 
 #define EVENTFD	      FUZZ_KIND(FUZZ_FD_EVENTFD, 0)
 #define MEMFD(pages)  FUZZ_KIND(FUZZ_FD_MEMFD_SEALED, (pages)-1)
 #define POSTED_BIT    (1ull << 63)
-#define MAX_SEED      65536
 #define CONFIG_REGION 7
-
-static struct {
-	uint8_t b[MAX_SEED];
-	size_t len;
-	const char *dir;
-	unsigned written;
-} seed;
-
-static void die(const char *what)
-{
-	fprintf(stderr, "fuzz_seeds: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static void begin(void)
-{
-	seed.len = 0;
-}
-
-static void put(const void *p, size_t n)
-{
-	/* Records without descriptors pass no kinds at all; memcpy may not see that NULL. */
-	if (n == 0)
-		return;
-	if (seed.len + n > MAX_SEED) {
-		errno = EFBIG;
-		die("seed too large");
-	}
-	memcpy(seed.b + seed.len, p, n);
-	seed.len += n;
-}
-
-/* One packet record: ctl's flags, the descriptor kinds, the bytes. */
-static void record(uint8_t flags, const uint8_t *kinds, size_t nk, const void *data, size_t len)
-{
-	uint8_t hdr[3] = { (uint8_t)(flags | nk), (uint8_t)len, (uint8_t)(len >> 8) };
-
-	put(hdr, 1);
-	put(kinds, nk);
-	put(hdr + 1, 2);
-	put(data, len);
-}
 
 /* An envelope declaring `declared` descriptors, with the kinds it carries. */
 static void envelope(uint8_t flags, const uint8_t *kinds, size_t nk, Mpdev__Envelope *env,
 		     uint32_t declared)
 {
-	static uint8_t buf[MAX_SEED];
+	static uint8_t buf[SEED_MAX];
 	size_t len;
 
 	env->nfds = declared;
 	len = mpdev__envelope__get_packed_size(env);
 	if (len > sizeof(buf))
-		die("envelope too large");
+		seed_die("envelope too large");
 	mpdev__envelope__pack(env, buf);
-	record(flags, kinds, nk, buf, len);
-}
-
-static void finish(const char *name)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/seed-%s", seed.dir, name);
-	f = fopen(path, "wb");
-	if (!f || fwrite(seed.b, 1, seed.len, f) != seed.len || fclose(f) != 0)
-		die(path);
-	seed.written++;
-}
-
-static void open_dir(const char *root, const char *target)
-{
-	static char path[512];
-
-	snprintf(path, sizeof(path), "%s/%s", root, target);
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		die(path);
-	seed.dir = path;
+	seed_record(flags, kinds, nk, buf, len);
 }
 
 /* ---- native: envelopes the way a client would send them ---- */
@@ -306,7 +242,7 @@ static void set_irqs(uint32_t index, uint32_t action, uint32_t data, uint32_t st
 
 static void native_begin(void)
 {
-	begin();
+	seed_begin();
 	next_id = 1;
 }
 
@@ -322,15 +258,15 @@ static void native_undecodable(void)
 	memset(many, EVENTFD, sizeof(many));
 	native_begin();
 	hello();
-	record(0, &ev, 1, garbage, sizeof(garbage));
+	seed_record(0, &ev, 1, garbage, sizeof(garbage));
 	ping();
-	record(0, NULL, 0, "\x82\x01\x10\x08", 4);
+	seed_record(0, NULL, 0, "\x82\x01\x10\x08", 4);
 	ping();
-	record(0, &ev, 1, "", 0);
+	seed_record(0, &ev, 1, "", 0);
 	ping();
-	record(0, many, sizeof(many), "\x08\x01", 2);
+	seed_record(0, many, sizeof(many), "\x08\x01", 2);
 	ping();
-	finish("undecodable");
+	seed_finish("undecodable");
 }
 
 /* test_bad_input.c: every_body_with_wrong_fd_count and every_request_body_is_answered */
@@ -366,7 +302,7 @@ static void native_every_body(void)
 			envelope(0, three, 3, &env, 3);
 		}
 		ping();
-		finish(pass == 0 ? "every-body-answered" : "every-body-wrong-fds");
+		seed_finish(pass == 0 ? "every-body-answered" : "every-body-wrong-fds");
 	}
 }
 
@@ -409,7 +345,7 @@ static void native_access_table(void)
 			region_read(cases[i].index, cases[i].offset, cases[i].size);
 	}
 	ping();
-	finish("access-table");
+	seed_finish("access-table");
 }
 
 /* test_bad_input.c: message_kinds, unknown_and_missing_bodies, request_id_zero_refused */
@@ -429,8 +365,8 @@ static void native_kinds(void)
 	region_write_kind(MPDEV__KIND__KIND_POSTED, 0, 4, 0, 4, 0);
 	region_write_kind(MPDEV__KIND__KIND_POSTED, 0, 0x200000, 0, 4, 0);
 	simple(MPDEV__ENVELOPE__BODY_RESET, 0);
-	record(0, NULL, 0, future, sizeof(future));
-	record(0, NULL, 0, none, sizeof(none));
+	seed_record(0, NULL, 0, future, sizeof(future));
+	seed_record(0, NULL, 0, none, sizeof(none));
 	env_init(&env, 0, MPDEV__KIND__KIND_REQUEST);
 	env.body_case = MPDEV__ENVELOPE__BODY_PING;
 	env.ping = &p;
@@ -439,7 +375,7 @@ static void native_kinds(void)
 	simple(MPDEV__ENVELOPE__BODY_MIG_SET_STATE, 0);
 	simple(MPDEV__ENVELOPE__BODY_DIRTY_STOP, 0);
 	ping();
-	finish("kinds-and-bodies");
+	seed_finish("kinds-and-bodies");
 }
 
 /* test_bad_input.c: the "handshake" cases, each on a fresh connection */
@@ -451,24 +387,24 @@ static void native_handshake(void)
 	hello_full(0, 0xff, MPDEV_MAX_MSG_SIZE, false);
 	hello();
 	ping();
-	finish("before-hello");
+	seed_finish("before-hello");
 
 	native_begin();
 	hello_full(MPDEV_PROTO_VERSION, 0xff, 100, false);
 	hello();
-	finish("tiny-limits");
+	seed_finish("tiny-limits");
 
 	native_begin();
 	hello_full(MPDEV_PROTO_VERSION, MPDEV__FEATURE__FEATURE_STATS, MPDEV_MAX_MSG_SIZE, false);
 	bar0_write(EDU_REG_LIVENESS, 1, 4);
 	simple(MPDEV__ENVELOPE__BODY_MEM_REGION_REMOVE, 0);
 	ping();
-	finish("posted-without-feature");
+	seed_finish("posted-without-feature");
 
 	native_begin();
 	hello_full(MPDEV_PROTO_VERSION, 0xff, MPDEV_MAX_MSG_SIZE, true);
 	region_read(CONFIG_REGION, 4, 4); /* status: SERR after a resume */
-	finish("resume");
+	seed_finish("resume");
 }
 
 /* A whole session: memory table, bus mastering, DMA both ways with its interrupt. */
@@ -499,7 +435,7 @@ static void native_dma(void)
 	simple(MPDEV__ENVELOPE__BODY_STATS_REQUEST, 0);
 	simple(MPDEV__ENVELOPE__BODY_IOMMU_INFO_REQUEST, 0);
 	ping();
-	finish("session-dma");
+	seed_finish("session-dma");
 }
 
 /* INTx through the IOHUB: an irqfd pair, raise, the guest's EOI, factorial, ack. */
@@ -526,7 +462,7 @@ static void native_intx(void)
 	bar0_write(EDU_REG_IRQ_RAISE, 1, 4);
 	simple(MPDEV__ENVELOPE__BODY_RESET, FUZZ_CTL_POKE);
 	ping();
-	finish("session-intx");
+	seed_finish("session-intx");
 }
 
 /* SetIrqs: MSI trigger, MSI enabled in config space, masks; INTx trigger and unmask. */
@@ -559,7 +495,7 @@ static void native_set_irqs(void)
 	set_irqs(1, 0, 2, 0, 1, NULL, 0, &slot1, 1, two, 2);
 	set_irqs(1, 0, 0, 0, 0, NULL, 0, NULL, 0, NULL, 0);
 	simple(MPDEV__ENVELOPE__BODY_STATS_REQUEST, 0);
-	finish("session-set-irqs");
+	seed_finish("session-set-irqs");
 }
 
 /* The memory table's paths: chunks, add and remove, every wrong kind of descriptor. */
@@ -603,7 +539,7 @@ static void native_memtable(void)
 	mem_table_set(r, 1, same, 2, false); /* a descriptor no region names */
 	mem_table_set(NULL, 0, NULL, 0, false);
 	simple(MPDEV__ENVELOPE__BODY_IOMMU_INFO_REQUEST, 0);
-	finish("session-memtable");
+	seed_finish("session-memtable");
 }
 
 static void dirty_start(uint64_t start, uint64_t last, uint64_t start2, uint64_t last2, size_t n,
@@ -672,12 +608,12 @@ static void native_dirty(void)
 	simple(MPDEV__ENVELOPE__BODY_DIRTY_STOP, 0);
 	simple(MPDEV__ENVELOPE__BODY_DIRTY_STOP, 0);
 	ping();
-	finish("dirty-tables");
+	seed_finish("dirty-tables");
 }
 
 static void write_native(const char *root)
 {
-	open_dir(root, "native");
+	seed_open_dir(root, "native");
 	native_undecodable();
 	native_every_body();
 	native_access_table();
@@ -697,14 +633,14 @@ static void qmsg(struct raw r, int nfds, uint8_t kind)
 	uint8_t kinds[FUZZ_MAX_FDS];
 
 	memset(kinds, kind, sizeof(kinds));
-	record(0, kinds, (size_t)nfds, r.b, r.len);
+	seed_record(0, kinds, (size_t)nfds, r.b, r.len);
 }
 
 static void one_mpqemu(const char *name, struct raw r, int nfds)
 {
-	begin();
+	seed_begin();
 	qmsg(r, nfds, EVENTFD);
-	finish(name);
+	seed_finish(name);
 }
 
 static struct raw sysmem2(void)
@@ -720,9 +656,9 @@ static void write_mpqemu(const char *root)
 {
 	struct raw r;
 
-	open_dir(root, "mpqemu");
+	seed_open_dir(root, "mpqemu");
 	/* The good messages, and a guest placing BARs and reaching them. */
-	begin();
+	seed_begin();
 	r = raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM);
 	raw_sysmem_entry(&r, 0, 0, 0xa0000, 0);
 	raw_sysmem_entry(&r, 1, 0xc0000, 0x20000, 0xc0000);
@@ -744,7 +680,7 @@ static void write_mpqemu(const char *root)
 	qmsg(raw_msg(CMD_DEVICE_RESET, 0), 0, 0);
 	qmsg(raw_bar(CMD_BAR_READ, 0xfea00000, 0, 4, 1), 0, 0);
 	qmsg(raw_msg(CMD_SYNC_SYSMEM, SZ_SYNC_SYSMEM), 0, 0);
-	finish("session");
+	seed_finish("session");
 
 	/* Each of test_mpqemu.c's malformed messages, with its descriptors. */
 	one_mpqemu("ret", raw_msg(CMD_RET, 8), 0);
@@ -1000,22 +936,22 @@ static void write_client(const char *root)
 {
 	const uint8_t ev = EVENTFD;
 
-	open_dir(root, "client");
-	begin();
+	seed_open_dir(root, "client");
+	seed_begin();
 	client_session(0, 0);
-	finish("session");
+	seed_finish("session");
 
 	for (uint64_t id = 1; id <= 18; id++) {
 		char name[32];
 
-		begin();
+		seed_begin();
 		client_session(id, id == 5 ? EINVAL : id == 1 ? EPROTONOSUPPORT : EIO);
 		snprintf(name, sizeof(name), "fail-%02llu", (unsigned long long)id);
-		finish(name);
+		seed_finish(name);
 	}
 
 	/* A posted write's failure before the sync's reply; a late answer; a notification. */
-	begin();
+	seed_begin();
 	hello_reply(1, MPDEV_PROTO_VERSION, 0x9f);
 	device_info(2, true);
 	read_reply(3, 3);
@@ -1027,27 +963,27 @@ static void write_client(const char *root)
 	reply(6, 0, NULL);
 	iommu_info(7, 40);
 	stats_reply(8);
-	finish("odd-replies");
+	seed_finish("odd-replies");
 
-	begin();
+	seed_begin();
 	notify(MPDEV__NOTIFY_TYPE__NOTIFY_BUSY, EBUSY, "another proxy is connected");
-	finish("busy");
-	begin();
+	seed_finish("busy");
+	seed_begin();
 	notify(MPDEV__NOTIFY_TYPE__NOTIFY_ACCESS_DENIED, EACCES, "peer uid 1000 not allowed");
-	finish("access-denied");
-	begin();
+	seed_finish("access-denied");
+	seed_begin();
 	hello_reply(1, 2, 0x9f);
-	finish("wrong-version");
+	seed_finish("wrong-version");
 
 	/* Wrong bodies, descriptors with replies, garbage, and a shutdown notice. */
-	begin();
+	seed_begin();
 	hello_reply(1, MPDEV_PROTO_VERSION, 0xff);
 	read_reply(2, 4);
-	record(0, &ev, 1, "\x08\x03\x10\x03", 4);
+	seed_record(0, &ev, 1, "\x08\x03\x10\x03", 4);
 	stats_reply(4);
 	notify(MPDEV__NOTIFY_TYPE__NOTIFY_SHUTDOWN, 0, "the remote is shutting down");
-	record(0, NULL, 0, "\xff\xff\xff", 3);
-	finish("wrong-bodies");
+	seed_record(0, NULL, 0, "\xff\xff\xff", 3);
+	seed_finish("wrong-bodies");
 }
 
 /* ---- edu_mig: streams a real edu writes, for fuzz_edu_mig (its control byte first) ---- */
@@ -1091,7 +1027,7 @@ static void mig_wr(struct backend *dev, uint32_t index, uint64_t off, uint32_t s
 	for (uint32_t i = 0; i < size; i++)
 		b[i] = (uint8_t)(v >> (8 * i));
 	if (dev->ops->region_write(dev, index, off, b, size, &err) < 0)
-		die(err.msg);
+		seed_die(err.msg);
 }
 
 static void mig_arc(struct backend *dev, enum backend_mig_state from, enum backend_mig_state to)
@@ -1100,7 +1036,7 @@ static void mig_arc(struct backend *dev, enum backend_mig_state from, enum backe
 	enum backend_mig_state now;
 
 	if (dev->ops->mig_arc(dev, from, to, &now, &err) < 0)
-		die(err.msg);
+		seed_die(err.msg);
 }
 
 /* The device's stream from its current state on, read out until it says no more. */
@@ -1111,9 +1047,9 @@ static void mig_drain(struct backend *dev)
 	ssize_t n;
 
 	while ((n = dev->ops->mig_save(dev, buf, sizeof(buf), &err)) > 0)
-		put(buf, (size_t)n);
+		seed_put(buf, (size_t)n);
 	if (n < 0)
-		die(err.msg);
+		seed_die(err.msg);
 }
 
 static void mig_run(struct event_base *base)
@@ -1136,8 +1072,8 @@ static void write_edu_mig(const char *root)
 	const uint8_t whole = 0, bytewise = 1, odd = 13, fix_crcs = 0x80;
 
 	if (!base || edu_create(base, &host, &dev, &err) < 0)
-		die("edu for migration seeds");
-	open_dir(root, "edu_mig");
+		seed_die("edu for migration seeds");
+	seed_open_dir(root, "edu_mig");
 	for (size_t i = 0; i < sizeof(mig_ram); i++)
 		mig_ram[i] = (uint8_t)(i * 13 + 5);
 
@@ -1160,32 +1096,32 @@ static void write_edu_mig(const char *root)
 	mig_wr(dev, 0, 0x98, 4, 0x1 | 0x2 | 0x4);
 	mig_arc(dev, BACKEND_MIG_RUNNING_P2P, BACKEND_MIG_STOP);
 	mig_arc(dev, BACKEND_MIG_STOP, BACKEND_MIG_STOP_COPY);
-	begin();
-	put(&whole, 1);
+	seed_begin();
+	seed_put(&whole, 1);
 	mig_drain(dev);
-	finish("stop-copy");
+	seed_finish("stop-copy");
 	mig_arc(dev, BACKEND_MIG_STOP_COPY, BACKEND_MIG_STOP);
 	mig_arc(dev, BACKEND_MIG_STOP, BACKEND_MIG_STOP_COPY);
-	begin();
-	put(&odd, 1);
+	seed_begin();
+	seed_put(&odd, 1);
 	mig_drain(dev);
-	finish("stop-copy-chunked");
+	seed_finish("stop-copy-chunked");
 	mig_arc(dev, BACKEND_MIG_STOP_COPY, BACKEND_MIG_STOP);
 	mig_arc(dev, BACKEND_MIG_STOP, BACKEND_MIG_STOP_COPY);
-	begin();
-	put(&fix_crcs, 1);
+	seed_begin();
+	seed_put(&fix_crcs, 1);
 	mig_drain(dev);
-	finish("stop-copy-crcs-fixed");
+	seed_finish("stop-copy-crcs-fixed");
 
 	/* Precopy with MSI: the first pass, a dirtied buffer and config, the final pass. */
 	if (dev->ops->reset(dev, &err) < 0)
-		die(err.msg);
+		seed_die(err.msg);
 	mig_wr(dev, CONFIG_REGION, 0x04, 2, 0x0006);
 	mig_wr(dev, CONFIG_REGION, 0x44, 4, 0xfee00000);
 	mig_wr(dev, CONFIG_REGION, 0x42, 2, 0x0001);
 	mig_arc(dev, BACKEND_MIG_RUNNING, BACKEND_MIG_PRE_COPY);
-	begin();
-	put(&bytewise, 1);
+	seed_begin();
+	seed_put(&bytewise, 1);
 	mig_drain(dev);
 	mig_wr(dev, 0, 0x80, 8, 0x3000);
 	mig_wr(dev, 0, 0x88, 8, 0x40800);
@@ -1197,7 +1133,7 @@ static void write_edu_mig(const char *root)
 	mig_wr(dev, 0, 0x60, 4, 0x2);
 	mig_arc(dev, BACKEND_MIG_PRE_COPY_P2P, BACKEND_MIG_STOP_COPY);
 	mig_drain(dev);
-	finish("precopy");
+	seed_finish("precopy");
 
 	dev->ops->destroy(dev);
 	event_base_free(base);
@@ -1213,12 +1149,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (mkdir(argv[1], 0755) < 0 && errno != EEXIST)
-		die(argv[1]);
+		seed_die(argv[1]);
 	write_native(argv[1]);
 	write_mpqemu(argv[1]);
 	write_client(argv[1]);
 	write_edu_mig(argv[1]);
 	write_vfio_user(argv[1]);
-	printf("fuzz_seeds: %u seeds in %s\n", seed.written, argv[1]);
+	printf("fuzz_seeds: %u seeds in %s\n", seed_count(), argv[1]);
 	return 0;
 }

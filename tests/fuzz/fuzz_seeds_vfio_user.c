@@ -13,11 +13,11 @@
 
 #include "edu.h"
 #include "fuzz_input.h"
+#include "seed_writer.h"
 #include "vfio_user.h"
 
 #define EVENTFD	     FUZZ_KIND(FUZZ_FD_EVENTFD, 0)
 #define MEMFD(pages) FUZZ_KIND(FUZZ_FD_MEMFD_SEALED, (pages)-1)
-#define MAX_SEED     65536
 #define BAR0	     0u
 #define CONFIG	     7u
 
@@ -29,40 +29,9 @@ static const char qemu_caps[] =
 	"\"write_multiple\":true}}";
 
 static struct {
-	uint8_t b[MAX_SEED];
-	size_t len;
-	char dir[512];
 	uint16_t id;
 	size_t split; /* 0: one record per message; else cut each after this many bytes */
 } sd;
-
-static void die(const char *what)
-{
-	fprintf(stderr, "fuzz_seeds: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static void put(const void *p, size_t n)
-{
-	if (n == 0)
-		return;
-	if (sd.len + n > MAX_SEED) {
-		errno = EFBIG;
-		die("vfio_user seed too large");
-	}
-	memcpy(sd.b + sd.len, p, n);
-	sd.len += n;
-}
-
-static void record(uint8_t flags, const uint8_t *kinds, size_t nk, const void *data, size_t len)
-{
-	uint8_t hdr[3] = { (uint8_t)(flags | nk), (uint8_t)len, (uint8_t)(len >> 8) };
-
-	put(hdr, 1);
-	put(kinds, nk);
-	put(hdr + 1, 2);
-	put(data, len);
-}
 
 /* One message (header from cmd, flags, len), cut across records when sd.split says so. */
 static void msg_flags(uint16_t cmd, uint32_t flags, const void *p, size_t len, const uint8_t *kinds,
@@ -75,15 +44,15 @@ static void msg_flags(uint16_t cmd, uint32_t flags, const void *p, size_t len, c
 			     .flags = flags };
 
 	if (len > sizeof(buf) - VFU_HDR_SIZE)
-		die("vfio_user message too large");
+		seed_die("vfio_user message too large");
 	vfu_hdr_put(buf, &h);
 	if (len)
 		memcpy(buf + VFU_HDR_SIZE, p, len);
 	if (sd.split && sd.split < VFU_HDR_SIZE + len) {
-		record(0, kinds, nk, buf, sd.split);
-		record(ctl, NULL, 0, buf + sd.split, VFU_HDR_SIZE + len - sd.split);
+		seed_record(0, kinds, nk, buf, sd.split);
+		seed_record(ctl, NULL, 0, buf + sd.split, VFU_HDR_SIZE + len - sd.split);
 	} else {
-		record(ctl, kinds, nk, buf, VFU_HDR_SIZE + len);
+		seed_record(ctl, kinds, nk, buf, VFU_HDR_SIZE + len);
 	}
 }
 
@@ -94,19 +63,8 @@ static void msg(uint16_t cmd, const void *p, size_t len)
 
 static void begin(void)
 {
-	sd.len = 0;
+	seed_begin();
 	sd.id = 1;
-}
-
-static void finish(const char *name)
-{
-	char path[600];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/seed-%s", sd.dir, name);
-	f = fopen(path, "wb");
-	if (!f || fwrite(sd.b, 1, sd.len, f) != sd.len || fclose(f) != 0)
-		die(path);
 }
 
 static void version(const char *caps)
@@ -281,7 +239,7 @@ static void bad(void)
 
 	version(NULL);
 	vfu_hdr_put(hb, &h);
-	record(0, NULL, 0, hb, sizeof(hb)); /* size below the header */
+	seed_record(0, NULL, 0, hb, sizeof(hb)); /* size below the header */
 	msg(99, NULL, 0);
 	msg_flags(VFU_CMD_DEVICE_RESET, VFU_FLAG_ERROR, NULL, 0, NULL, 0, 0);
 	msg_flags(VFU_CMD_DEVICE_RESET, VFU_TYPE_REPLY, NULL, 0, NULL, 0, 0);
@@ -306,31 +264,29 @@ static void bad(void)
 
 void write_vfio_user(const char *root)
 {
-	snprintf(sd.dir, sizeof(sd.dir), "%s/vfio_user", root);
-	if (mkdir(sd.dir, 0755) < 0 && errno != EEXIST)
-		die(sd.dir);
+	seed_open_dir(root, "vfio_user");
 	begin();
 	session();
-	finish("session");
+	seed_finish("session");
 	sd.split = 5;
 	begin();
 	session();
-	finish("session-split5");
+	seed_finish("session-split5");
 	sd.split = 19;
 	begin();
 	session();
-	finish("session-split19");
+	seed_finish("session-split19");
 	sd.split = 0;
 	begin();
 	bad();
-	finish("bad");
+	seed_finish("bad");
 	begin();
 	migration();
-	finish("migration");
+	seed_finish("migration");
 	begin();
 	version("{\"capabilities\":{\"max_msg_fds\":\"8\"}}");
 	version("{\"capabilities\":{}}x");
 	msg(VFU_CMD_DEVICE_GET_INFO, (struct vfu_device_info[]){ { .argsz = 16 } }, 16);
 	version(qemu_caps);
-	finish("version-bad-then-good");
+	seed_finish("version-bad-then-good");
 }
