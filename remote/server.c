@@ -205,12 +205,14 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-void server_input_pending(struct session *s)
+/* session_input_pending: the face holds whole messages; come back to it. */
+static void conn_wake(void *arg)
 {
-	struct server *srv = (struct server *)((char *)s - offsetof(struct server, session));
+	struct server *srv = arg;
 
 	/* Blocked output or a pause resume input themselves (conn_writable, input_enable). */
-	if (srv->conn_fd >= 0 && srv->conn_ev && !srv->paused && !session_output_blocked(s))
+	if (srv->conn_fd >= 0 && srv->conn_ev && !srv->paused &&
+	    !session_output_blocked(&srv->session))
 		event_active(srv->conn_ev, EV_READ, 0);
 }
 
@@ -298,6 +300,8 @@ static int conn_start(struct server *srv, int fd, struct mpdev_error *err)
 	}
 	srv->conn_fd = fd;
 	session_init(&srv->session, fd, srv->cfg.face, srv->backend, srv->host, &srv->stats);
+	srv->session.wake = conn_wake;
+	srv->session.owner = srv;
 	srv->session.max_table_fds = srv->cfg.max_table_fds;
 	if (srv->cfg.face->conn_init && (r = srv->cfg.face->conn_init(&srv->session)) < 0) {
 		mpdev_error_set(err, -r, "%s face: cannot set up the connection: %s",

@@ -81,12 +81,4 @@ int server_adopt_fd(struct server *srv, int fd, struct mpdev_error *err);
 
 const struct server_stats *server_get_stats(const struct server *srv);
 
-struct session;
-/*
- * A face holds whole messages that no socket event will announce (they came
- * in while it waited for a reply of its own): the server calls its readable
- * again soon. s must be the server's connection.
- */
-void server_input_pending(struct session *s);
-
 #endif

@@ -61,6 +61,12 @@ void session_release(struct session *s)
 	s->out_len = s->out_cap = 0;
 }
 
+void session_input_pending(struct session *s)
+{
+	if (s->wake)
+		s->wake(s->owner);
+}
+
 int session_teardown(struct session *s, struct mpdev_error *err)
 {
 	int r = s->info.reset_supported ? s->backend->ops->reset(s->backend, err) : -ENOTTY;

@@ -45,6 +45,12 @@ struct session {
 	void *face_state;
 	/* Handshake done (a face without one sets it in conn_init). */
 	bool greeted;
+	/*
+	 * Set by whoever drives the connection (the server): called when the
+	 * face holds whole messages that no socket event will announce.
+	 */
+	void (*wake)(void *owner);
+	void *owner;
 	uint64_t features;
 	struct backend *backend;
 	struct backend_device_info info; /* static for a device: read once */
@@ -92,6 +98,13 @@ int session_teardown(struct session *s, struct mpdev_error *err);
 bool session_output_blocked(const struct session *s);
 /* 0: nothing is kept any more; -EAGAIN: still no room; another negative errno: gone. */
 int session_flush(struct session *s);
+
+/*
+ * The face holds whole messages that came in while it waited for a reply of
+ * its own (vfio-user's DMA by message): whoever drives the connection calls
+ * its readable again soon. A no-op where nobody set s->wake.
+ */
+void session_input_pending(struct session *s);
 
 /*
  * The one place every face's output leaves: len bytes (one packet on a

@@ -186,7 +186,7 @@ static int round_trip(struct session *s, struct vfu_conn *c, bool write, uint64_
 	r = wait_reply(s, c, id, cmd, deadline, &rh, c->dma_buf, room, &len);
 	/* Commands that came meanwhile, or an end to report: the server calls the face again. */
 	if (c->in.len || c->fatal || c->in.eof)
-		server_input_pending(s);
+		session_input_pending(s);
 	if (r < 0)
 		return mpdev_error_set(err, r == -ETIMEDOUT ? ETIMEDOUT : -r,
 				       "%s of %zu bytes at 0x%llx: no reply%s: %s",
