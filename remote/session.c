@@ -210,8 +210,9 @@ void *session_reply_alloc(struct session_reply *rep, size_t size)
 	return p;
 }
 
-static void send_status(struct session *s, uint64_t id, const struct mpdev_error *e,
-			struct session_reply *rep, int *ret)
+/* An error reply, with rep's body where the handler asked for one (rep may be NULL). */
+static int send_status(struct session *s, uint64_t id, const struct mpdev_error *e,
+		       struct session_reply *rep)
 {
 	Mpdev__Envelope env;
 	int r;
@@ -231,7 +232,7 @@ static void send_status(struct session *s, uint64_t id, const struct mpdev_error
 	}
 	if (r < 0)
 		log_warn_rl(COMP, "cannot send error reply: %s", strerror(-r));
-	*ret = r;
+	return r;
 }
 
 static int handle_hello(struct session *s, struct wire_msg *m, struct session_reply *rep,
@@ -511,7 +512,7 @@ int session_handle(struct session *s, struct wire_msg *m)
 	bool posted = env->kind == MPDEV__KIND__KIND_POSTED;
 	const struct native_request *row;
 	struct session_reply rep = { .env = MPDEV__ENVELOPE__INIT };
-	int r = 0;
+	int r;
 
 	s->stats->messages++;
 	log_debug(COMP, "request %llu: %s (%zu fds)", (unsigned long long)env->id,
@@ -520,10 +521,8 @@ int session_handle(struct session *s, struct wire_msg *m)
 		mpdev_error_set(&err, EPROTO, "message kind %u is not a request", env->kind);
 	else if (env->id == 0)
 		mpdev_error_set(&err, EPROTO, "request id 0 is reserved for notifications");
-	if (err.code) {
-		send_status(s, env->id, &err, NULL, &r);
-		return r;
-	}
+	if (err.code)
+		return send_status(s, env->id, &err, NULL);
 	row = check_request(s, m, posted, &err);
 	arena.used = 0;
 	if (row && row->handle(s, m, &rep, &err) == 0) {
@@ -541,23 +540,19 @@ int session_handle(struct session *s, struct wire_msg *m)
 	}
 	if (!err.code) /* a handler must say why; never answer "success" for a failure */
 		mpdev_error_set(&err, EIO, "request failed without a reason");
-	send_status(s, env->id, &err, row ? &rep : NULL, &r);
-	return r;
+	return send_status(s, env->id, &err, row ? &rep : NULL);
 }
 
 int session_handle_bad_packet(struct session *s, struct wire_msg *m, const struct mpdev_error *e)
 {
 	Mpdev__Envelope env;
 	Mpdev__Notify n;
-	int r = 0;
 
 	s->stats->protocol_errors++;
 	log_info_rl(COMP, "bad packet: %s", e->msg);
 	/* Answer the request when its id is known; otherwise tell the peer it was lost. */
-	if (m->env) {
-		send_status(s, m->env->id, e, NULL, &r);
-		return r;
-	}
+	if (m->env)
+		return send_status(s, m->env->id, e, NULL);
 	wire_init_notify(&env, &n, MPDEV__NOTIFY_TYPE__NOTIFY_PROTOCOL_ERROR, e->code, e->msg);
 	return send_envelope(s, &env);
 }
