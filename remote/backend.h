@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "error.h"
 
@@ -96,9 +97,37 @@ struct backend_host {
 	/* Fires MSI/MSI-X vector of the given IRQ index. */
 	int (*signal_vector)(struct backend_host *h, unsigned irq_index, unsigned vector,
 			     struct mpdev_error *err);
+	/*
+	 * Zero-copy access: the remote's own addresses of [gpa, gpa + len), one
+	 * iovec per memory table region the range spans, at most max (-E2BIG
+	 * beyond; *n says how many were filled). -EFAULT (not all in the table)
+	 * and -EACCES (write into a read-only region) as dma_read/dma_write, and
+	 * nothing is filled. write: the device will write there (the pages are
+	 * marked dirty now). The addresses stay valid until the backend's
+	 * dma_quiesce returns, which the remote calls before any region goes.
+	 */
+	int (*dma_iov)(struct backend_host *h, uint64_t gpa, uint64_t len, bool write,
+		       struct iovec *iov, unsigned max, unsigned *n, struct mpdev_error *err);
 	/* The remote's IOHUB, for backends that route INTx themselves (vfio). */
 	struct iohub *hub;
 };
+
+/*
+ * A doorbell: a write the device accepts as an eventfd signal instead of a
+ * message (vfio-user's GET_REGION_IO_FDS ioeventfd, the native protocol's
+ * GetIoEventfds). A signalled eventfd is region_write(region, offset, data,
+ * size). datamatch: a client routes only writes of exactly data there;
+ * without it, any write of size bytes at offset.
+ */
+struct backend_ioeventfd {
+	uint32_t region;
+	uint64_t offset;
+	uint32_t size; /* 1, 2, 4 or 8 */
+	bool datamatch;
+	uint64_t data;
+};
+
+#define BACKEND_MAX_IOEVENTFDS 64
 
 /* A VFIO_DEVICE_SET_IRQS request with its descriptors already taken. */
 struct backend_irq_request {
@@ -255,6 +284,15 @@ struct backend_ops {
 	int (*dirty_stop)(struct backend *b, struct mpdev_error *err);
 	int (*dirty_report)(struct backend *b, uint64_t iova, uint64_t size, uint64_t page_size,
 			    uint8_t *bitmap, size_t len, struct mpdev_error *err);
+	/*
+	 * Optional: a memory table region is about to go (remove, replace,
+	 * disconnect): finish or cancel every access in flight through dma_iov
+	 * addresses before returning. Called before the backend's dma_unmap and
+	 * before the remote's munmap.
+	 */
+	void (*dma_quiesce)(struct backend *b);
+	/* Optional: the device's doorbells, at most max; returns how many (0: none). */
+	unsigned (*ioeventfds)(struct backend *b, struct backend_ioeventfd *v, unsigned max);
 	/* Optional: the proxy is gone; drop interrupt setup (DMA goes with the table). */
 	void (*release)(struct backend *b);
 	void (*destroy)(struct backend *b);
