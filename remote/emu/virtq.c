@@ -2,6 +2,8 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 /*
@@ -52,6 +54,23 @@ void virtq_init(struct virtq *q, struct backend_host *host)
 void virtq_reset(struct virtq *q)
 {
 	virtq_init(q, q->host);
+}
+
+/* Error paths only: says which ring access failed in front of the memory table's reason. */
+__attribute__((format(printf, 3, 4), cold)) static int context(struct mpdev_error *err, int ret,
+							       const char *fmt, ...)
+{
+	struct mpdev_error why;
+	char what[128];
+	va_list ap;
+
+	if (!err)
+		return ret;
+	why = *err;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return mpdev_error_set(err, -ret, "%s: %s", what, why.msg);
 }
 
 static int rd16(struct virtq *q, uint64_t gpa, uint16_t *v, struct mpdev_error *err)
@@ -148,6 +167,7 @@ static int read_desc(struct virtq *q, uint64_t table, uint32_t i, struct desc *d
 
 /* The walk of one chain: where descriptors come from and what was seen so far. */
 struct walk {
+	uint16_t head;
 	uint64_t table;	  /* the descriptor table being walked */
 	uint32_t entries; /* its entries */
 	bool indirect;	  /* inside an indirect table */
@@ -226,6 +246,7 @@ static int walk_chain(struct virtq *q, uint16_t head, struct walk *w, struct mpd
 	struct desc d;
 	int ret;
 
+	w->head = head;
 	w->table = q->desc_gpa;
 	w->entries = q->size;
 	w->indirect = false;
@@ -245,7 +266,8 @@ static int walk_chain(struct virtq *q, uint16_t head, struct walk *w, struct mpd
 					       w->entries);
 		ret = read_desc(q, w->table, i, &d, err);
 		if (ret < 0)
-			return ret;
+			return context(err, ret, "chain %u: %s %u", head,
+				       w->indirect ? "indirect descriptor" : "descriptor", i);
 		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
 			ret = enter_indirect(q, w, &d, head, err);
 			if (ret < 0)
@@ -275,8 +297,14 @@ static int map_chain(struct virtq *q, const struct walk *w, struct virtq_chain *
 		int ret = q->host->dma_iov(q->host, p->addr, p->len, p->write, c->iov + n,
 					   VIRTQ_MAX_IOV - n, &got, err);
 
+		if (ret == -E2BIG)
+			return mpdev_error_set(
+				err, E2BIG,
+				"chain %u: more than %u iovecs (buffer %u splits at a "
+				"memory region boundary)",
+				w->head, VIRTQ_MAX_IOV, k);
 		if (ret < 0)
-			return ret;
+			return context(err, ret, "chain %u: buffer %u", w->head, k);
 		n += got;
 		if (p->write)
 			c->n_in += got;
@@ -298,7 +326,7 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c, struct mpdev_error *err)
 		return mpdev_error_set(err, EINVAL, "the queue is not enabled");
 	ret = rd16(q, q->avail_gpa + AVAIL_IDX_OFF, &avail_idx, err);
 	if (ret < 0)
-		return ret;
+		return context(err, ret, "avail idx");
 	pending = (uint16_t)(avail_idx - q->last_avail);
 	if (!pending)
 		return 0;
@@ -312,7 +340,7 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c, struct mpdev_error *err)
 		   q->avail_gpa + AVAIL_RING_OFF + 2u * (uint64_t)(q->last_avail & (q->size - 1)),
 		   &head, err);
 	if (ret < 0)
-		return ret;
+		return context(err, ret, "avail ring entry %u", q->last_avail & (q->size - 1));
 	ret = walk_chain(q, head, &w, err);
 	if (ret == 0)
 		ret = map_chain(q, &w, c, err);
@@ -338,12 +366,12 @@ int virtq_push(struct virtq *q, uint16_t head, uint32_t len, struct mpdev_error 
 	       USED_ELEM_SIZE * (uint64_t)(q->used_idx & (q->size - 1));
 	ret = q->host->dma_write(q->host, slot, elem, sizeof(elem), err);
 	if (ret < 0)
-		return ret;
+		return context(err, ret, "used ring entry %u", q->used_idx & (q->size - 1));
 	/* The element is visible before the index that publishes it. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	ret = wr16(q, q->used_gpa + USED_IDX_OFF, (uint16_t)(q->used_idx + 1), err);
 	if (ret < 0)
-		return ret;
+		return context(err, ret, "used idx");
 	q->used_idx++;
 	return 0;
 }

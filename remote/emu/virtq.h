@@ -65,7 +65,9 @@ void virtq_reset(struct virtq *q);
 
 /*
  * The driver enabled the queue: checks its size and that the three rings
- * lie in guest memory (with event_idx's extra fields); -EINVAL / -EFAULT.
+ * lie in guest memory (with event_idx's extra fields; the used ring
+ * writable): -EINVAL (size, alignment), -EFAULT, -EACCES; -ENOSYS when the
+ * host has no dma_iov. The indexes are left as they are (0 after reset).
  */
 int virtq_enable(struct virtq *q, struct mpdev_error *err);
 
