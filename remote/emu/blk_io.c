@@ -96,11 +96,18 @@ static bool direct_read_works(int fd, uint32_t block)
 	return n >= 0; /* 0 for an empty device is still an accepted O_DIRECT read */
 }
 
+static int (*open_for_test)(const char *path, int flags);
+
+void blk_io_set_open_for_test(int (*fn)(const char *path, int flags))
+{
+	open_for_test = fn;
+}
+
 static int open_backing(const struct blk_io_config *cfg, bool read_only, bool direct)
 {
 	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
 
-	return open(cfg->path, flags);
+	return open_for_test ? open_for_test(cfg->path, flags) : open(cfg->path, flags);
 }
 
 /* Block devices: the kernel says what the device can deallocate (0: nothing). */

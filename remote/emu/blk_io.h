@@ -83,5 +83,10 @@ unsigned blk_io_rings_open(void);
 /* Tests only: the ring itself, to prove its restrictions hold. */
 struct io_uring;
 struct io_uring *blk_io_ring_for_test(struct blk_io *io);
+/*
+ * Tests only: opens the backing with fn instead of open(2) (NULL: open), so
+ * a test can refuse O_DIRECT the way pre-6.6 tmpfs did.
+ */
+void blk_io_set_open_for_test(int (*fn)(const char *path, int flags));
 
 #endif
