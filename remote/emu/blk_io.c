@@ -143,6 +143,9 @@ static int probe_block_device(struct blk_io *io, const struct stat *st, struct m
 		pbs = (unsigned)lbs;
 	io->info.block_device = true;
 	io->info.size = size - size % (uint64_t)lbs;
+	if (io->info.size == 0)
+		return mpdev_error_set(err, EINVAL,
+				       "block device smaller than one block (%d bytes)", lbs);
 	io->info.logical_block = (uint32_t)lbs;
 	io->info.physical_block = pbs;
 	/*
@@ -433,8 +436,12 @@ static int check_request(const struct blk_io *io, enum blk_io_op op, uint64_t of
 		return -EOPNOTSUPP;
 	if (op == BLK_IO_WRITE_ZEROES && !io->info.write_zeroes)
 		return -EOPNOTSUPP;
-	if (op != BLK_IO_READ && op != BLK_IO_WRITE)
-		return len ? 0 : -EINVAL; /* fallocate refuses a zero length */
+	if (op != BLK_IO_READ && op != BLK_IO_WRITE) {
+		/* fallocate refuses a zero length, a block device anything off its blocks */
+		return len && aligned(io, offset) && aligned(io, len) ? 0 : -EINVAL;
+	}
+	if (len > INT_MAX)
+		return -EINVAL; /* the result is an int */
 	if (n_iov == 0 || n_iov > IOV_MAX || !iov)
 		return -EINVAL;
 	for (unsigned i = 0; i < n_iov; i++) {
@@ -600,8 +607,12 @@ static unsigned reap(struct blk_io *io)
 		n++;
 		io->done(io->opaque, tag, res);
 	}
-	if (io->queued)
-		blk_io_submit(io); /* remainders of short transfers */
+	if (io->queued) {
+		int r = blk_io_submit(io); /* remainders of short transfers */
+
+		if (r < 0)
+			log_warn_rl(BLK_LOG, "resubmitting a short transfer: %s", strerror(-r));
+	}
 	return n;
 }
 

@@ -64,6 +64,8 @@ void blk_io_close(struct blk_io *io);
  * said the backing lacks them; -ENOMEM when a bounce buffer (an iovec
  * O_DIRECT cannot take: it is copied, not refused) cannot be had. FLUSH
  * takes no range (offset, iov, len ignored) and is allowed read-only.
+ * READ/WRITE: at most IOV_MAX (1024) iovecs, len at most INT_MAX. DISCARD
+ * and WRITE_ZEROES: offset and len on logical_block, len > 0, no iovec.
  */
 int blk_io_queue(struct blk_io *io, enum blk_io_op op, uint64_t offset, const struct iovec *iov,
 		 unsigned n_iov, uint64_t len, uint64_t tag);

@@ -395,6 +395,8 @@ START_TEST(ranges_outside_the_backing_are_refused)
 	ck_assert_int_eq(blk_io_queue(io, BLK_IO_DISCARD, 512, NULL, 0, UINT64_MAX - 511, 1),
 			 -EINVAL);
 	ck_assert_int_eq(blk_io_queue(io, BLK_IO_WRITE_ZEROES, 0, NULL, 0, 0, 1), -EINVAL);
+	ck_assert_int_eq(blk_io_queue(io, BLK_IO_DISCARD, 100, NULL, 0, 512, 1), -EINVAL);
+	ck_assert_int_eq(blk_io_queue(io, BLK_IO_WRITE_ZEROES, 0, NULL, 0, 100, 1), -EINVAL);
 	/* the iovec must add up to len */
 	ck_assert_int_eq(blk_io_queue(io, BLK_IO_READ, 0, v2, 2, 512, 1), -EINVAL);
 	ck_assert_int_eq(blk_io_queue(io, BLK_IO_READ, 0, v2, 2, 1536, 1), -EINVAL);
