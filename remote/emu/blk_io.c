@@ -328,7 +328,12 @@ static void prep(struct blk_io *io, struct io_uring_sqe *sqe, struct slot *s)
 		io_uring_prep_writev(sqe, 0, s->iov, s->n_iov, s->offset);
 		break;
 	case BLK_IO_FLUSH:
-		/* The data and what is needed to read it back; not the mtime. */
+		/*
+		 * The data and what is needed to read it back; not the mtime.
+		 * It covers writes already completed, as virtio-blk's FLUSH asks;
+		 * it is not ordered against ones in flight (IOSQE_IO_DRAIN is not
+		 * an allowed flag).
+		 */
 		io_uring_prep_fsync(sqe, 0, IORING_FSYNC_DATASYNC);
 		break;
 	case BLK_IO_DISCARD:
