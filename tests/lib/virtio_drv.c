@@ -649,7 +649,8 @@ static void wait_signal(struct vdrv *d, struct vdrv_queue *q, int ms)
 		return;
 	}
 	if (poll(&p, 1, ms) == 1 && (p.revents & POLLIN))
-		(void)!read(q->irq_fd, &cnt, sizeof(cnt));
+		if (read(q->irq_fd, &cnt, sizeof(cnt)) == sizeof(cnt))
+			q->irq_count += cnt;
 }
 
 int vdrv_wait_used(struct vdrv *d, unsigned qi, int timeout_ms, struct vdrv_used *u)
