@@ -374,6 +374,18 @@ START_TEST(intx_with_isr)
 	ck_assert_int_eq(write(rfd, &one, sizeof(one)), (ssize_t)sizeof(one));
 	ck_assert_int_eq(mpdev_sync(f.rem.dev), 0);
 	ck_assert(!readable(irqfd, 50));
+	/* INTX_DISABLE gates the pin, not the ISR; clearing it lets the level through. */
+	uint32_t cmd;
+	ck_assert_int_eq(mpdev_config_read(f.rem.dev, 0x04, 2, &cmd), 0);
+	ck_assert_int_eq(mpdev_config_write(f.rem.dev, 0x04, 2, cmd | 0x0400), 0);
+	ck_assert_uint_eq(vf_request(&f, 0, VIRTIO_BLK_T_IN, 0, 512, NULL), VIRTIO_BLK_S_OK);
+	ck_assert_int_eq(mpdev_sync(f.rem.dev), 0);
+	ck_assert(!readable(irqfd, 50));
+	ck_assert_int_eq(mpdev_config_write(f.rem.dev, 0x04, 2, cmd), 0);
+	ck_assert_msg(readable(irqfd, VF_WAIT_MS), "no INTx once INTX_DISABLE was cleared");
+	take(irqfd);
+	ck_assert_int_eq(vdrv_isr_read(&f.d, &isr), 0);
+	ck_assert_uint_eq(isr, 1);
 	ck_assert_int_eq(mpdev_set_intx_irqfd(f.rem.dev, 0, PIRQ, -1, -1), 0);
 	close(irqfd);
 	close(rfd);
