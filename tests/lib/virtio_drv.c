@@ -383,7 +383,8 @@ int vdrv_driver_ok(struct vdrv *d)
 	uint8_t st;
 	int r;
 
-	if ((r = vdrv_status(d, &st)) < 0 || (r = vdrv_set_status(d, st | VIRTIO_STATUS_DRIVER_OK)))
+	if ((r = vdrv_status(d, &st)) < 0 ||
+	    (r = vdrv_set_status(d, st | VIRTIO_STATUS_DRIVER_OK)) < 0)
 		return r;
 	return 0;
 }
