@@ -7,7 +7,8 @@
  * fuzz_seeds_current checks that they still are.
  *
  *   fuzz_seeds OUTDIR   writes OUTDIR/native, OUTDIR/mpqemu, OUTDIR/client, OUTDIR/edu_mig,
- *                       OUTDIR/vfio_user (fuzz_seeds_vfio_user.c)
+ *                       OUTDIR/vfio_user (fuzz_seeds_vfio_user.c), OUTDIR/virtq
+ *                       (fuzz_seeds_virtq.c)
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -1141,6 +1142,7 @@ static void write_edu_mig(const char *root)
 
 /* fuzz_seeds_vfio_user.c */
 void write_vfio_user(const char *root);
+void write_virtq(const char *root);
 
 int main(int argc, char **argv)
 {
@@ -1155,6 +1157,7 @@ int main(int argc, char **argv)
 	write_client(argv[1]);
 	write_edu_mig(argv[1]);
 	write_vfio_user(argv[1]);
+	write_virtq(argv[1]);
 	printf("fuzz_seeds: %u seeds in %s\n", seed_count(), argv[1]);
 	return 0;
 }
