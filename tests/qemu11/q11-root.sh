@@ -14,9 +14,11 @@
 # the host's apt sources and packages are never touched.
 #
 # Both are cached under ${XDG_CACHE_HOME:-~/.cache}/mpdev/qemu11/: the root
-# keyed by a hash of this script (its package list and pins are in it), the
-# kit by the root's key and the module's sources, so only the first run on a
-# machine pays (about a minute for the root, seconds for the kit).
+# keyed by a hash of this script's root part (everything above "the guest
+# kit": its package list and pins are in it), the kit by the whole script and
+# the module's sources, so only the first run on a machine pays (about a
+# minute for the root, seconds for the kit), and a change to the guest's
+# module list rebuilds only the kit.
 #
 # Exit status: 0 with the path printed; 77 when the root cannot be had here
 # (no mmdebstrap or bwrap, no mirror; the reason on stderr); 1 when a build
@@ -33,7 +35,6 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/mpdev/qemu11
 # What the root holds; any change here changes the key (this file is hashed).
 root_packages=qemu-system-x86,gcc,make,libc6-dev,linux-headers-amd64
 qemu_pin='qemu-* seabios ipxe-qemu*'
-guest_modules="uio uio_pci_generic"
 
 say() { echo "q11-root: $*" >&2; }
 skip() {
@@ -56,7 +57,7 @@ exec 9>"$cache/.lock"
 # One build per machine at a time; a second caller waits and then reuses it.
 flock -w 600 9 || die "another build held $cache/.lock for 10 minutes"
 
-root_key=$(sha256sum <"$0" | cut -c1-12)
+root_key=$(sed '/^# --- the guest kit/,$d' "$0" | sha256sum | cut -c1-12)
 root=$cache/root-$root_key
 kit_key=$(cat "$0" "$here/guest/edu_msi.c" "$here/guest/Kbuild" | sha256sum | cut -c1-12)
 kit=$cache/kit-$kit_key
@@ -83,8 +84,8 @@ in_root() { # runs a command inside the root, /build bound to $1
 
 # --- the root -------------------------------------------------------------------
 if [ ! -f "$root/.complete" ]; then
-	# Older roots of this script are of no further use.
-	safe_rm "$cache"/root-* "$cache"/kit-*
+	# Roots of other keys stay: worktrees of other branches may still use
+	# them (each would rebuild its own at every alternation); remove by hand.
 	tmp=$cache/root-$root_key.tmp
 	safe_rm "$tmp"
 	t0=$(date +%s)
@@ -128,8 +129,15 @@ if [ ! -f "$root/.complete" ]; then
 fi
 
 # --- the guest kit ----------------------------------------------------------------
+# Loaded by the guest's /init in this order: uio for the edu checks; for the
+# block checks virtio_blk (virtio and its PCI transport are built in) and
+# ext4, which mounts ext2 (CONFIG_EXT4_USE_FOR_EXT2), after what it depends
+# on (its modinfo: depends=jbd2,crc16,mbcache; softdep crypto-crc32c, which
+# jbd2 also asks for). Trixie's kernel has no modules.dep in its package.
+guest_modules="uio uio_pci_generic virtio_blk crc32c_generic crc16 mbcache jbd2 ext4"
 if [ ! -f "$kit/.complete" ]; then
-	safe_rm "$cache"/kit-*
+	# Kits of other keys are small (15 MB) and other branches' worktrees may
+	# use them: removing them would make each rebuild its own every time.
 	tmp=$kit.tmp
 	safe_rm "$tmp"
 	mkdir -p "$tmp/x" "$tmp/modules" "$tmp/msi"
