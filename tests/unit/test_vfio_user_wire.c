@@ -319,9 +319,9 @@ START_TEST(region_io_fds_payloads)
 	struct vfu_sub_region_ioeventfd subs[2] = {
 		{ .offset = 0x60, .size = 4, .fd_index = 0, .flags = 1, .datamatch = 1 },
 		{ .offset = 0x1000, .size = 2, .fd_index = 1 },
-	},
-					s1;
-	uint8_t out[128];
+	};
+	struct vfu_sub_region_ioeventfd s1;
+	uint8_t out[128] = { 0 };
 	int n;
 
 	ck_assert_int_eq(vfu_decode_region_io_fds(&q, sizeof(q), &o), 0);
