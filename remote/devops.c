@@ -84,6 +84,12 @@ int devops_region_write(struct session *s, uint32_t index, uint64_t offset, cons
 	return r;
 }
 
+int devops_ioeventfds(struct session *s, uint32_t region, struct doorbell_info *out, unsigned max,
+		      unsigned *total, struct mpdev_error *err)
+{
+	return doorbell_query(s, region, out, max, total, err);
+}
+
 int devops_mem_add(struct session *s, const struct dma_new_region *r, struct mpdev_error *err)
 {
 	return dma_table_add(&s->host->dma, r, err);

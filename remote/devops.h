@@ -19,6 +19,7 @@
 
 #include "backend.h"
 #include "dma.h"
+#include "doorbell.h"
 #include "error.h"
 
 struct session;
@@ -63,6 +64,15 @@ int devops_set_intx_irqfd(struct session *s, uint32_t pin, uint32_t pirq, int ir
  * checked against VIRQ_MAX_VECTORS and the index's count before anything.
  */
 int devops_set_irqs(struct session *s, struct backend_irq_request *req, struct mpdev_error *err);
+
+/*
+ * The doorbells of region as eventfds (doorbell.h): at most max into out,
+ * *total how many the region has. The fds are the session's own (borrowed:
+ * a face sends them, never closes them). -EINVAL for a region the device
+ * lacks; a region without doorbells is 0 of them.
+ */
+int devops_ioeventfds(struct session *s, uint32_t region, struct doorbell_info *out, unsigned max,
+		      unsigned *total, struct mpdev_error *err);
 
 /* Device reset (-ENOTTY where the device has none); migration goes back to RUNNING. */
 int devops_reset(struct session *s, struct mpdev_error *err);

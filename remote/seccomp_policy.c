@@ -48,7 +48,7 @@ static const struct allow plain[] = {
 	{ "newfstatat", "glibc implements fstat with fstatat(AT_EMPTY_PATH)" },
 	{ "readlink", "naming a refused descriptor (/proc/self/fd) in the error" },
 	{ "readlinkat", "glibc implements readlink with readlinkat" },
-	{ "eventfd2", "vfio: the trigger eventfd of routed INTx" },
+	{ "eventfd2", "vfio: the trigger eventfd of routed INTx; the doorbells (doorbell.c)" },
 	{ "pread64", "vfio: BAR and config space reads" },
 	{ "pwrite64", "vfio: BAR and config space writes" },
 	{ "clock_gettime", "libevent's clock, where the vDSO falls back" },

@@ -79,8 +79,8 @@ static struct timeval ms_tv(int ms)
 
 int server_budget(unsigned long nofile, unsigned vectors, struct server_config *cfg)
 {
-	/* Every IOHUB pair, the SET_IRQS INTx pair and one eventfd per vector. */
-	unsigned long irq = 2ul * 64 + 2 + vectors;
+	/* Every IOHUB pair, the SET_IRQS INTx pair, one eventfd per vector and per doorbell. */
+	unsigned long irq = 2ul * 64 + 2 + vectors + BACKEND_MAX_IOEVENTFDS;
 	unsigned long reserve = SCM_MAX_FD + OWN_FD_RESERVE + irq, room;
 	int r = 0;
 

@@ -55,6 +55,8 @@ void session_release(struct session *s)
 		s->face->conn_release(s);
 	s->face_state = NULL;
 	session_mem_release(s);
+	doorbell_set_free(s->doorbells);
+	s->doorbells = NULL;
 	out_drop_fds(s);
 	free(s->out);
 	s->out = NULL;
@@ -182,14 +184,14 @@ int session_flush(struct session *s)
 	return s->out_len ? -EAGAIN : 0;
 }
 
-static int send_envelope(struct session *s, Mpdev__Envelope *env)
+static int send_envelope(struct session *s, Mpdev__Envelope *env, const int *fds, size_t nfds)
 {
 	static uint8_t buf[MPDEV_MAX_MSG_SIZE];
-	size_t len = wire_pack(env, 0, buf, sizeof(buf));
+	size_t len = wire_pack(env, nfds, buf, sizeof(buf));
 
 	if (!len)
 		return -EMSGSIZE;
-	return session_output(s, buf, len, NULL, 0);
+	return session_output(s, buf, len, fds, nfds);
 }
 
 static struct {
@@ -225,10 +227,10 @@ static int send_status(struct session *s, uint64_t id, const struct mpdev_error 
 		rep->env.kind = MPDEV__KIND__KIND_REPLY;
 		rep->env.status = (uint32_t)e->code;
 		rep->env.error = (char *)e->msg;
-		r = send_envelope(s, &rep->env);
+		r = send_envelope(s, &rep->env, NULL, 0);
 	} else {
 		wire_init_error(&env, id, e->code, e->msg);
-		r = send_envelope(s, &env);
+		r = send_envelope(s, &env, NULL, 0);
 	}
 	if (r < 0)
 		log_warn_rl(COMP, "cannot send error reply: %s", strerror(-r));
@@ -261,6 +263,10 @@ static int handle_hello(struct session *s, struct wire_msg *m, struct session_re
 	mpdev__limits__init(lim);
 	s->greeted = true;
 	s->features = h->features & SESSION_FEATURES;
+	s->peer_max_fds = MPDEV_MAX_FDS_PER_MSG;
+	if (h->limits && h->limits->max_fds_per_msg &&
+	    h->limits->max_fds_per_msg < MPDEV_MAX_FDS_PER_MSG)
+		s->peer_max_fds = h->limits->max_fds_per_msg;
 	if (!session_dirty_supported(s))
 		s->features &= ~(uint64_t)MPDEV__FEATURE__FEATURE_DIRTY_TRACKING;
 	lim->max_msg_size = MPDEV_MAX_MSG_SIZE;
@@ -441,6 +447,7 @@ static const struct native_request requests[] = {
 	ROW(DIRTY_START, F(DIRTY_TRACKING), 0, handle_dirty_start),
 	ROW(DIRTY_STOP, F(DIRTY_TRACKING), 0, handle_dirty_stop),
 	ROW(DIRTY_REPORT, F(DIRTY_TRACKING), 0, handle_dirty_report),
+	ROW(GET_IO_EVENTFDS, F(IOEVENTFDS), 0, handle_get_io_eventfds),
 };
 /* clang-format on */
 
@@ -457,6 +464,7 @@ static bool is_reply_body(Mpdev__Envelope__BodyCase c)
 	case MPDEV__ENVELOPE__BODY_DIRTY_BITMAP:
 	case MPDEV__ENVELOPE__BODY_STATS:
 	case MPDEV__ENVELOPE__BODY_NOTIFY:
+	case MPDEV__ENVELOPE__BODY_IO_EVENTFDS:
 		return true;
 	default:
 		return false;
@@ -532,7 +540,7 @@ int session_handle(struct session *s, struct wire_msg *m)
 		}
 		rep.env.id = env->id;
 		rep.env.kind = MPDEV__KIND__KIND_REPLY;
-		r = send_envelope(s, &rep.env);
+		r = send_envelope(s, &rep.env, rep.fds, rep.nfds);
 		if (r < 0)
 			log_warn_rl(COMP, "cannot send reply to request %llu: %s",
 				    (unsigned long long)env->id, strerror(-r));
@@ -554,5 +562,5 @@ int session_handle_bad_packet(struct session *s, struct wire_msg *m, const struc
 	if (m->env)
 		return send_status(s, m->env->id, e, NULL);
 	wire_init_notify(&env, &n, MPDEV__NOTIFY_TYPE__NOTIFY_PROTOCOL_ERROR, e->code, e->msg);
-	return send_envelope(s, &env);
+	return send_envelope(s, &env, NULL, 0);
 }

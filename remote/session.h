@@ -11,6 +11,7 @@
 #include "backend.h"
 #include "devops.h"
 #include "dma.h"
+#include "doorbell.h"
 #include "face.h"
 #include "host.h"
 #include "server.h"
@@ -24,7 +25,8 @@
 	((uint64_t)(MPDEV__FEATURE__FEATURE_POSTED_WRITES | MPDEV__FEATURE__FEATURE_STATS |        \
 		    MPDEV__FEATURE__FEATURE_MEMORY_TABLE | MPDEV__FEATURE__FEATURE_INTX_IRQFD |    \
 		    MPDEV__FEATURE__FEATURE_SET_IRQS | MPDEV__FEATURE__FEATURE_IOMMU_INFO |        \
-		    MPDEV__FEATURE__FEATURE_MIGRATION | MPDEV__FEATURE__FEATURE_DIRTY_TRACKING))
+		    MPDEV__FEATURE__FEATURE_MIGRATION | MPDEV__FEATURE__FEATURE_DIRTY_TRACKING |   \
+		    MPDEV__FEATURE__FEATURE_IOEVENTFDS))
 
 /* Stream bytes in one MigData message: what a 64 KiB packet carries with room to spare. */
 #define SESSION_MIG_CHUNK_MAX (60u * 1024u)
@@ -52,6 +54,8 @@ struct session {
 	void (*wake)(void *owner);
 	void *owner;
 	uint64_t features;
+	/* Descriptors the peer takes in one packet (its Hello's limits; ours when unstated). */
+	unsigned peer_max_fds;
 	struct backend *backend;
 	struct backend_device_info info; /* static for a device: read once */
 	struct remote_host *host;
@@ -67,6 +71,8 @@ struct session {
 	size_t out_len, out_cap;
 	int out_fds[MPDEV_MAX_FDS_PER_MSG]; /* dup'd; sent with the first byte of out */
 	size_t out_nfds;
+	/* The device's doorbells as eventfds, made when the peer first asks (doorbell.h). */
+	struct doorbell_set *doorbells;
 };
 
 /* Default for max_table_fds; the server sets it from the descriptor budget. */
@@ -77,7 +83,7 @@ void session_init(struct session *s, int fd, const struct face *face, struct bac
 		  struct remote_host *host, struct server_stats *stats);
 /*
  * Drops what the connection left half-done (its face's state, a pending
- * chunked table, unsent output).
+ * chunked table, unsent output) and its doorbells.
  */
 void session_release(struct session *s);
 

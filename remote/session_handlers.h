@@ -2,7 +2,8 @@
  * The native face's request handlers, one file per concern: session.c (the
  * request table, handshake, device info, region access, reset, stats),
  * session_mem.c (the memory table), session_irq.c (interrupts, IOMMU info),
- * session_mig.c (migration), session_dirty.c (dirty tracking).
+ * session_mig.c (migration), session_dirty.c (dirty tracking),
+ * session_doorbell.c (doorbells as eventfds).
  *
  * A handler decodes its request into devops.h calls and fills the reply in
  * rep; it sends nothing. It returns 0 (rep is sent), or a negative errno
@@ -20,6 +21,9 @@ struct session_reply {
 	Mpdev__Envelope env; /* the handler sets body_case and its member */
 	/* A failed request's error reply still carries env's body (MigSetState: the state). */
 	bool body_on_error;
+	/* Descriptors sent with a successful reply (borrowed: the handler's owner keeps them). */
+	int fds[MPDEV_MAX_FDS_PER_MSG];
+	size_t nfds;
 };
 
 /*
@@ -38,6 +42,7 @@ session_handler_fn handle_mig_get_state, handle_mig_set_state, handle_mig_data_r
 	handle_mig_data, handle_mig_precopy_info;
 session_handler_fn handle_dirty_start, handle_dirty_stop, handle_dirty_report;
 session_handler_fn handle_stats;
+session_handler_fn handle_get_io_eventfds;
 
 /* session_mem.c: drops a chunked table that never got its last chunk. */
 void session_mem_release(struct session *s);

@@ -1,6 +1,7 @@
 #include "vfio_user.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 _Static_assert(sizeof(struct vfu_hdr) == VFU_HDR_SIZE, "header layout");
@@ -11,6 +12,9 @@ _Static_assert(sizeof(struct vfu_irq_set) == VFU_IRQ_SET_SIZE, "irq_set layout")
 _Static_assert(sizeof(struct vfu_region_access) == VFU_REGION_ACCESS_SIZE, "access layout");
 _Static_assert(sizeof(struct vfu_write_one) == VFU_WRITE_ONE_SIZE, "write_one layout");
 _Static_assert(sizeof(struct vfu_cap_header) == 8, "cap header layout");
+_Static_assert(sizeof(struct vfu_region_io_fds) == VFU_REGION_IO_FDS_SIZE, "io_fds layout");
+_Static_assert(sizeof(struct vfu_sub_region_ioeventfd) == VFU_SUB_REGION_IO_FD_SIZE,
+	       "sub-region layout");
 
 static const char *const cmd_names[VFU_CMD_MAX] = {
 	[VFU_CMD_VERSION] = "VERSION",
@@ -134,6 +138,56 @@ int vfu_decode_irq_info(const void *p, size_t len, struct vfu_irq_info *i)
 		return -EINVAL;
 	memcpy(i, p, sizeof(*i));
 	return i->argsz < VFU_IRQ_INFO_SIZE ? -EINVAL : 0;
+}
+
+int vfu_decode_region_io_fds(const void *p, size_t len, struct vfu_region_io_fds *r)
+{
+	if (len != VFU_REGION_IO_FDS_SIZE)
+		return -EINVAL;
+	memcpy(r, p, sizeof(*r));
+	/* "All other fields must be zero." */
+	if (r->flags || r->count || r->argsz < VFU_REGION_IO_FDS_SIZE)
+		return -EINVAL;
+	return 0;
+}
+
+int vfu_encode_region_io_fds(uint32_t index, const struct vfu_sub_region_ioeventfd *subs,
+			     uint32_t n, uint32_t argsz, void *out, size_t out_len)
+{
+	size_t need = VFU_REGION_IO_FDS_SIZE + (size_t)n * VFU_SUB_REGION_IO_FD_SIZE;
+	struct vfu_region_io_fds h = { .argsz = (uint32_t)need, .index = index, .count = n };
+	uint8_t *o = out;
+
+	if (need > UINT32_MAX || out_len < VFU_REGION_IO_FDS_SIZE)
+		return -ENOSPC;
+	memcpy(o, &h, sizeof(h));
+	if (argsz < need)
+		return VFU_REGION_IO_FDS_SIZE; /* the size to come back with, and no entries */
+	if (out_len < need)
+		return -ENOSPC;
+	memcpy(o + VFU_REGION_IO_FDS_SIZE, subs, (size_t)n * VFU_SUB_REGION_IO_FD_SIZE);
+	return (int)need;
+}
+
+int vfu_decode_region_io_fds_reply(const void *p, size_t len, struct vfu_region_io_fds *r)
+{
+	if (len < VFU_REGION_IO_FDS_SIZE)
+		return -EINVAL;
+	memcpy(r, p, sizeof(*r));
+	/* A short argsz got the fixed part alone; otherwise exactly count entries follow. */
+	if (len == VFU_REGION_IO_FDS_SIZE)
+		return 0;
+	if ((len - VFU_REGION_IO_FDS_SIZE) / VFU_SUB_REGION_IO_FD_SIZE != r->count ||
+	    (len - VFU_REGION_IO_FDS_SIZE) % VFU_SUB_REGION_IO_FD_SIZE || r->argsz != len)
+		return -EINVAL;
+	return 0;
+}
+
+void vfu_sub_region_get(const void *p, uint32_t i, struct vfu_sub_region_ioeventfd *s)
+{
+	memcpy(s,
+	       (const uint8_t *)p + VFU_REGION_IO_FDS_SIZE + (size_t)i * VFU_SUB_REGION_IO_FD_SIZE,
+	       sizeof(*s));
 }
 
 static bool one_bit(uint32_t v)

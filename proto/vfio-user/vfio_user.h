@@ -127,6 +127,27 @@ struct vfu_sparse_mmap_area {
 };
 #define VFU_SPARSE_MMAP_HDR_SIZE 16u /* cap header + nr_areas + reserved */
 
+/*
+ * DEVICE_GET_REGION_IO_FDS: the request is the fixed part alone (flags and
+ * count 0); the reply is it, then count sub-regions of 40 bytes, with the
+ * descriptors they name by fd_index.
+ */
+struct vfu_region_io_fds {
+	uint32_t argsz, flags, index, count;
+};
+#define VFU_REGION_IO_FDS_SIZE 16u
+
+struct vfu_sub_region_ioeventfd {
+	uint64_t offset, size;
+	uint32_t fd_index, type, flags, padding;
+	uint64_t datamatch;
+};
+#define VFU_SUB_REGION_IO_FD_SIZE    40u
+#define VFU_IO_FD_TYPE_IOEVENTFD     0u
+#define VFU_IO_FD_TYPE_IOREGIONFD    1u
+#define VFU_IOEVENTFD_FLAG_DATAMATCH 0x1u /* KVM_IOEVENTFD_FLAG_DATAMATCH */
+#define VFU_IOEVENTFD_FLAG_PIO	     0x2u /* KVM_IOEVENTFD_FLAG_PIO */
+
 struct vfu_irq_info {
 	uint32_t argsz, flags, index, count;
 };
@@ -258,6 +279,8 @@ int vfu_decode_dma_unmap(const void *p, size_t len, struct vfu_dma_unmap *u);
 int vfu_decode_device_info(const void *p, size_t len, struct vfu_device_info *d);
 int vfu_decode_region_info(const void *p, size_t len, struct vfu_region_info *r);
 int vfu_decode_irq_info(const void *p, size_t len, struct vfu_irq_info *i);
+/* GET_REGION_IO_FDS: exactly the fixed part, flags and count 0, argsz at least 16. */
+int vfu_decode_region_io_fds(const void *p, size_t len, struct vfu_region_io_fds *r);
 /*
  * SET_IRQS: exactly one data and one action bit, argsz = the payload's
  * length, DATA_BOOL carrying count bytes (*bools points at them), the others
@@ -303,5 +326,17 @@ int vfu_decode_dma_access(const void *p, size_t len, struct vfu_dma_access *a);
 int vfu_encode_region_info(const struct vfu_region_info *r,
 			   const struct vfu_sparse_mmap_area *areas, uint32_t n, uint32_t argsz,
 			   void *out, size_t out_len);
+
+/*
+ * GET_REGION_IO_FDS reply payload for index with n sub-regions, with
+ * VFIO's argsz rule: when argsz is below what the whole needs, only the
+ * fixed part goes, with argsz the size needed and count n (and the caller
+ * sends no descriptors). Returns the payload length, or -ENOSPC.
+ */
+int vfu_encode_region_io_fds(uint32_t index, const struct vfu_sub_region_ioeventfd *subs,
+			     uint32_t n, uint32_t argsz, void *out, size_t out_len);
+/* The sub-region array of a reply (the client's side): count entries after the fixed part. */
+int vfu_decode_region_io_fds_reply(const void *p, size_t len, struct vfu_region_io_fds *r);
+void vfu_sub_region_get(const void *p, uint32_t i, struct vfu_sub_region_ioeventfd *s);
 
 #endif

@@ -15,7 +15,7 @@
 #include "log.h"
 #include "transport.h"
 
-#define ALL_FEATURES 0xffull /* MPDEV_FEATURE_POSTED_WRITES ... MPDEV_FEATURE_STATS */
+#define ALL_FEATURES 0x1ffull /* MPDEV_FEATURE_POSTED_WRITES ... MPDEV_FEATURE_IOEVENTFDS */
 
 static int64_t now_ms(void)
 {

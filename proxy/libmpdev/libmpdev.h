@@ -76,6 +76,7 @@ enum mpdev_irq {
 #define MPDEV_FEATURE_MIGRATION	     (1ull << 5)
 #define MPDEV_FEATURE_DIRTY_TRACKING (1ull << 6)
 #define MPDEV_FEATURE_STATS	     (1ull << 7)
+#define MPDEV_FEATURE_IOEVENTFDS     (1ull << 8)
 
 /* Notification types (mpdev_options.on_notify). */
 enum mpdev_notify_type {
@@ -323,6 +324,39 @@ MPDEV_API int mpdev_set_irqs_none(struct mpdev *dev, unsigned index, unsigned ac
 				  unsigned start, unsigned count);
 /* Disables an IRQ index entirely (SET_IRQS with count 0); its eventfds are dropped. */
 MPDEV_API int mpdev_irq_disable(struct mpdev *dev, unsigned index);
+
+/*
+ * Doorbells (MPDEV_FEATURE_IOEVENTFDS): device registers that an eventfd
+ * can stand for, such as a virtqueue's notify address, so that a guest's
+ * write wakes the remote without a message (hand the eventfd to KVM with
+ * KVM_IOEVENTFD, or signal it yourself). Signalling out[i].fd is a write of
+ * out[i].size bytes of out[i].data at out[i].offset of the region; with
+ * datamatch, route only writes of exactly data to it (KVM's
+ * KVM_IOEVENTFD_FLAG_DATAMATCH), without it every write of size bytes
+ * there. Signals the remote has not read yet count as one write: a
+ * doorbell says "look again", not how often.
+ *
+ * mpdev_get_ioeventfds() fills at most max entries of region's doorbells
+ * into out and sets *n to how many it filled; it returns 0, or a negative
+ * errno: -EINVAL for a region the device lacks, -ENOTSUP without the
+ * feature. A region without doorbells gives *n = 0. Each out[i].fd is the
+ * caller's own (close it when done, also the ones past what it uses); the
+ * remote's end stays valid for the connection's life, across mpdev_reset(),
+ * and goes with the connection: after a disconnect (or a reconnect to a
+ * restarted remote) a kept eventfd rings nothing; ask again. Doorbells past
+ * max (or past what one reply carries, 64) are not given: their writes go
+ * by message as before, which is always correct.
+ */
+struct mpdev_ioeventfd {
+	uint64_t offset;
+	uint32_t size; /* 1, 2, 4 or 8 */
+	bool datamatch;
+	uint64_t data;
+	int fd;
+};
+
+MPDEV_API int mpdev_get_ioeventfds(struct mpdev *dev, uint32_t region, struct mpdev_ioeventfd *out,
+				   unsigned max, unsigned *n);
 
 /*
  * Remote restarts.

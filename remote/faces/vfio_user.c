@@ -28,6 +28,7 @@ static const struct row rows[VFU_CMD_MAX] = {
 	[VFU_CMD_DMA_UNMAP] = { vfu_handle_dma_unmap, 0 },
 	[VFU_CMD_DEVICE_GET_INFO] = { vfu_handle_device_info, 0 },
 	[VFU_CMD_DEVICE_GET_REGION_INFO] = { vfu_handle_region_info, 0 },
+	[VFU_CMD_DEVICE_GET_REGION_IO_FDS] = { vfu_handle_region_io_fds, 0 },
 	[VFU_CMD_DEVICE_GET_IRQ_INFO] = { vfu_handle_irq_info, 0 },
 	[VFU_CMD_DEVICE_SET_IRQS] = { vfu_handle_set_irqs, VFU_OUR_MAX_FDS },
 	[VFU_CMD_REGION_READ] = { vfu_handle_region_read, 0 },
@@ -116,7 +117,7 @@ static int dispatch(struct session *s, struct vfu_conn *c, struct vfu_req *r)
 		return handle_version(s, c, r);
 	}
 	if (!row || !row->fn) {
-		/* Known but not served here (IO_FDS, dirty pages, server-to-client). */
+		/* Known but not served here (dirty pages, server-to-client). */
 		if (cmd < VFU_CMD_MAX && cmd != 0)
 			return vfu_fail(r, ENOTSUP, "%s is not supported", vfu_cmd_name(cmd));
 		return vfu_fail(r, ENOSYS, "unknown command %u", cmd);

@@ -4,6 +4,7 @@
  *   vfio_user_dma.c    DMA_MAP / DMA_UNMAP (the memory table, and ranges the
  *                      client serves by message)
  *   vfio_user_info.c   DEVICE_GET_INFO, GET_REGION_INFO, GET_IRQ_INFO
+ *   vfio_user_io_fds.c GET_REGION_IO_FDS (the device's doorbells as ioeventfds)
  *   vfio_user_irq.c    DEVICE_SET_IRQS
  *   vfio_user_access.c REGION_READ / WRITE / WRITE_MULTI, DEVICE_RESET
  *   vfio_user_mig.c    DEVICE_FEATURE (migration), MIG_DATA_READ / WRITE
@@ -26,6 +27,8 @@
 /* What we announce and accept. */
 #define VFU_OUR_MAX_FDS	 8u		   /* per message we receive (SET_IRQS chunks) */
 #define VFU_OUR_MAX_XFER DEVOPS_MAX_ACCESS /* 1 MiB: the spec's default */
+/* Descriptors in one reply: a region's doorbells at most (and the client's max_msg_fds). */
+#define VFU_MAX_REPLY_FDS BACKEND_MAX_IOEVENTFDS
 /* The largest message either way: a region access of the largest transfer. */
 #define VFU_MAX_MSG (VFU_HDR_SIZE + VFU_REGION_ACCESS_SIZE + VFU_OUR_MAX_XFER)
 /* DMA ranges the client serves by DMA_READ / DMA_WRITE (no descriptor). */
@@ -64,7 +67,8 @@ struct vfu_req {
 	/* The reply payload goes here (room bytes); the handler sets reply_len. */
 	uint8_t *reply;
 	size_t room, reply_len;
-	int reply_fds[1];
+	/* Sent with the reply, then closed (the handler's own, dup'd where it lends them). */
+	int reply_fds[VFU_MAX_REPLY_FDS];
 	size_t reply_nfds;
 	struct mpdev_error err;
 };
@@ -96,6 +100,8 @@ int vfu_skip_bytes(struct vfu_conn *c);
 int vfu_handle_device_info(struct session *s, struct vfu_conn *c, struct vfu_req *r);
 int vfu_handle_region_info(struct session *s, struct vfu_conn *c, struct vfu_req *r);
 int vfu_handle_irq_info(struct session *s, struct vfu_conn *c, struct vfu_req *r);
+
+int vfu_handle_region_io_fds(struct session *s, struct vfu_conn *c, struct vfu_req *r);
 
 int vfu_handle_set_irqs(struct session *s, struct vfu_conn *c, struct vfu_req *r);
 

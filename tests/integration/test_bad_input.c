@@ -135,6 +135,7 @@ static int is_request_body(Mpdev__Envelope__BodyCase c)
 	case MPDEV__ENVELOPE__BODY_DIRTY_BITMAP:
 	case MPDEV__ENVELOPE__BODY_STATS:
 	case MPDEV__ENVELOPE__BODY_NOTIFY:
+	case MPDEV__ENVELOPE__BODY_IO_EVENTFDS:
 		return 0;
 	default:
 		return 1;
@@ -210,6 +211,12 @@ START_TEST(every_request_body_is_answered)
 			ck_assert_uint_eq(m.env->status, EPROTO);
 		if (m.env->status)
 			ck_assert(m.env->error && *m.env->error);
+		/* Region 0's doorbells: edu's one eventfd, kept by the remote for the connection.
+		 */
+		if (env.body_case == MPDEV__ENVELOPE__BODY_GET_IO_EVENTFDS && !m.env->status) {
+			ck_assert_uint_eq(m.nfds, 1);
+			rem.baseline_fds++;
+		}
 		wire_msg_release(&m);
 		expect_alive();
 		free(body);
@@ -406,6 +413,79 @@ START_TEST(features_not_negotiated_refused)
 	send_env(&env, 0, NULL, 0);
 	expect_reply(env.id, ENOTSUP, "not negotiated");
 	expect_alive();
+
+	/* 0xff: everything up to STATS, so no doorbells either. */
+	{
+		Mpdev__GetIoEventfds g = MPDEV__GET_IO_EVENTFDS__INIT;
+
+		env = (Mpdev__Envelope)MPDEV__ENVELOPE__INIT;
+		env.id = rem.next_id++;
+		env.kind = MPDEV__KIND__KIND_REQUEST;
+		env.body_case = MPDEV__ENVELOPE__BODY_GET_IO_EVENTFDS;
+		env.get_io_eventfds = &g;
+		send_env(&env, 0, NULL, 0);
+		expect_reply(env.id, ENOTSUP, "not negotiated");
+		expect_alive();
+	}
+}
+END_TEST
+
+/* ---- GetIoEventfds: region indexes, and what a reply carries ---- */
+
+static void get_io_eventfds(uint32_t region, struct wire_msg *m)
+{
+	Mpdev__Envelope env = MPDEV__ENVELOPE__INIT;
+	Mpdev__GetIoEventfds g = MPDEV__GET_IO_EVENTFDS__INIT;
+
+	g.region = region;
+	env.id = rem.next_id++;
+	env.kind = MPDEV__KIND__KIND_REQUEST;
+	env.body_case = MPDEV__ENVELOPE__BODY_GET_IO_EVENTFDS;
+	env.get_io_eventfds = &g;
+	send_env(&env, 0, NULL, 0);
+	native_recv(rem.sock, m);
+	ck_assert_uint_eq(m->env->id, env.id);
+}
+
+START_TEST(get_io_eventfds_table)
+{
+	static const struct {
+		uint32_t region;
+		int status;
+	} rows[] = {
+		{ 99, EINVAL }, { 9, EINVAL }, { 1, EINVAL }, { 6, EINVAL }, { UINT32_MAX, EINVAL }
+	};
+	struct wire_msg m;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		get_io_eventfds(rows[i].region, &m);
+		ck_assert_msg(m.env->status == (uint32_t)rows[i].status,
+			      "region %u: status %u, expected %d", rows[i].region, m.env->status,
+			      rows[i].status);
+		ck_assert(strstr(m.env->error, "does not exist"));
+		ck_assert_uint_eq(m.nfds, 0);
+		wire_msg_release(&m);
+		expect_alive(); /* a refused ask makes no doorbells */
+	}
+	/* Config space: a region without doorbells is an empty answer, no descriptors. */
+	get_io_eventfds(7, &m);
+	ck_assert_uint_eq(m.env->status, 0);
+	ck_assert_int_eq(m.env->body_case, MPDEV__ENVELOPE__BODY_IO_EVENTFDS);
+	ck_assert_uint_eq(m.env->io_eventfds->n_entries, 0);
+	ck_assert_uint_eq(m.env->io_eventfds->total, 0);
+	ck_assert_uint_eq(m.nfds, 0);
+	wire_msg_release(&m);
+	/* That ask made the connection's set: edu's one eventfd. */
+	rem.baseline_fds++;
+	expect_alive();
+	get_io_eventfds(0, &m);
+	ck_assert_uint_eq(m.env->status, 0);
+	ck_assert_uint_eq(m.env->io_eventfds->n_entries, 1);
+	ck_assert_uint_eq(m.env->io_eventfds->total, 1);
+	ck_assert_uint_eq(m.env->nfds, 1);
+	ck_assert_uint_eq(m.nfds, 1);
+	wire_msg_release(&m);
+	expect_alive(); /* asked again: the same set, nothing more */
 }
 END_TEST
 
@@ -665,6 +745,7 @@ static Suite *bad_input_suite(void)
 	tcase_add_test(tc, second_hello_refused);
 	tcase_add_test(tc, request_id_zero_refused);
 	tcase_add_test(tc, features_not_negotiated_refused);
+	tcase_add_test(tc, get_io_eventfds_table);
 	tcase_add_test(tc, dirty_start_table);
 	tcase_add_test(tc, dirty_report_table);
 	suite_add_tcase(s, tc);
