@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "blk_io.h"
 #include "efdio.h"
 #include "iommufd_uapi.h"
 #include "vfio_mig_uapi.h"
@@ -81,6 +82,16 @@ static const struct allow efdio_aio[] = {
 static const struct allow efdio_uring[] = {
 	{ "io_uring_enter", "submitting to the ring restricted to IORING_OP_WRITE" },
 };
+/*
+ * Block devices (remote/emu/blk_io.c): each ring was set up, given its one
+ * file and restricted before the sandbox; after it only io_uring_enter is
+ * needed. io_uring_setup and io_uring_register stay off the list, so no
+ * ring can be made or changed once sandboxed (docs/security.md).
+ */
+static const struct allow blk_uring[] = {
+	{ "io_uring_enter", "block I/O on rings restricted to readv/writev/fsync/fallocate "
+			    "on one fixed file" },
+};
 
 #ifdef MPDEV_SANITIZE
 /*
@@ -145,9 +156,15 @@ static int n_efdio(void)
 	return efdio_get_method() == EFDIO_URING ? N_URING : N_AIO;
 }
 
+/* io_uring_enter once, whether efdio, a block ring or both need it. */
+static int n_blk(void)
+{
+	return blk_io_rings_open() && efdio_get_method() != EFDIO_URING ? 1 : 0;
+}
+
 int seccomp_policy_size(void)
 {
-	return N_PLAIN + n_efdio() + N_IOCTLS + N_CONDITIONAL + N_SANITIZER;
+	return N_PLAIN + n_efdio() + n_blk() + N_IOCTLS + N_CONDITIONAL + N_SANITIZER;
 }
 
 static int add(scmp_filter_ctx ctx, const char *name, unsigned n, const struct scmp_arg_cmp *a,
@@ -185,6 +202,8 @@ int seccomp_policy_install(struct mpdev_error *err)
 
 		r = add(ctx, a[i].name, 0, NULL, err);
 	}
+	if (n_blk() && r == 0)
+		r = add(ctx, blk_uring[0].name, 0, NULL, err);
 #ifdef MPDEV_SANITIZE
 	for (int i = 0; i < N_SANITIZER - 1 && r == 0; i++)
 		r = add(ctx, sanitizer[i].name, 0, NULL, err);

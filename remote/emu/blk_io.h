@@ -60,6 +60,10 @@ void blk_io_close(struct blk_io *io);
  * (call blk_io_submit and retry after a completion), -EINVAL for a range
  * outside the backing or misaligned for O_DIRECT, -EROFS for a write to a
  * read-only backing. iov must stay valid until done is called.
+ * Added with blk_io.c: -EOPNOTSUPP for DISCARD / WRITE_ZEROES when info
+ * said the backing lacks them; -ENOMEM when a bounce buffer (an iovec
+ * O_DIRECT cannot take: it is copied, not refused) cannot be had. FLUSH
+ * takes no range (offset, iov, len ignored) and is allowed read-only.
  */
 int blk_io_queue(struct blk_io *io, enum blk_io_op op, uint64_t offset, const struct iovec *iov,
 		 unsigned n_iov, uint64_t len, uint64_t tag);
@@ -69,5 +73,15 @@ int blk_io_submit(struct blk_io *io);
 unsigned blk_io_inflight(const struct blk_io *io);
 /* Waits (at most timeout_ms) until nothing is in flight, running completions. */
 int blk_io_drain(struct blk_io *io, int timeout_ms);
+
+/*
+ * Added with blk_io.c. Rings open now: the seccomp policy allows
+ * io_uring_enter only when one exists (or efdio uses io_uring).
+ */
+unsigned blk_io_rings_open(void);
+
+/* Tests only: the ring itself, to prove its restrictions hold. */
+struct io_uring;
+struct io_uring *blk_io_ring_for_test(struct blk_io *io);
 
 #endif

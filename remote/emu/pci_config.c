@@ -223,6 +223,25 @@ int pci_config_add_msi(struct pci_config *cfg, uint8_t offset, unsigned nvectors
 	return 0;
 }
 
+int pci_config_add_cap(struct pci_config *cfg, uint8_t id, uint8_t offset, unsigned size)
+{
+	/* The low two bits of every capability pointer are reserved. */
+	if (offset < PCI_CONFIG_HEADER_SIZE || (offset & 3) || size < 2)
+		return -EINVAL;
+	if (offset + size > PCI_CONFIG_SPACE_SIZE)
+		return -EINVAL;
+	for (unsigned i = 0; i < size; i++) {
+		if (cfg->used[offset + i])
+			return -EBUSY;
+	}
+	cfg->data[offset] = id;
+	cfg->data[offset + 1] = cfg->data[PCI_CONFIG_CAPABILITY_LIST];
+	cfg->data[PCI_CONFIG_CAPABILITY_LIST] = offset;
+	cfg->data[PCI_CONFIG_STATUS] |= PCI_CONFIG_STATUS_CAP_LIST;
+	memset(cfg->used + offset, true, size);
+	return 0;
+}
+
 static bool access_ok(uint64_t offset, uint32_t size)
 {
 	if (size != 1 && size != 2 && size != 4)

@@ -105,6 +105,15 @@ uint64_t pci_config_bar_address(const struct pci_config *cfg, unsigned bar);
  */
 int pci_config_add_msi(struct pci_config *cfg, uint8_t offset, unsigned nvectors, uint32_t flags);
 
+/*
+ * A capability of id and size bytes at offset (dword aligned, in
+ * device-specific space), linked at the head of the capability list, its
+ * bytes read-only and zero but for the id and next pointer: the caller fills
+ * data and wmask. Add them in reverse order for an ascending list. -EINVAL
+ * on a bad layout, -EBUSY if it overlaps another capability.
+ */
+int pci_config_add_cap(struct pci_config *cfg, uint8_t id, uint8_t offset, unsigned size);
+
 /* size 1, 2 or 4 within the 256 bytes, any alignment, little-endian; else -EINVAL. */
 int pci_config_read(const struct pci_config *cfg, uint64_t offset, uint32_t size, uint32_t *val);
 int pci_config_write(struct pci_config *cfg, uint64_t offset, uint32_t size, uint32_t val);
