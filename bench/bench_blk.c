@@ -168,6 +168,11 @@ static int parse_args(int argc, char **argv)
 	}
 	if (optind != argc)
 		return -1;
+	if (opt.poll && opt.pin) {
+		/* The driver would spin on the one CPU the remote and its ring need. */
+		fprintf(stderr, "bench_blk: --poll and --pin exclude each other\n");
+		return -1;
+	}
 	opt.size = (uint64_t)mib << 20;
 	return 0;
 }
