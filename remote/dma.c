@@ -63,6 +63,18 @@ static int host_map(struct dma_table *t, struct memtable_entry *e, int fd, struc
 	return ret;
 }
 
+/*
+ * Before any region's mapping goes (backend unmap or munmap): the backend may
+ * have I/O in flight (io_uring) into dma_iov addresses inside it, which must
+ * finish or be cancelled first, or the kernel would complete it into memory
+ * that is no longer guest RAM (or is something else by then).
+ */
+static void quiesce(struct dma_table *t)
+{
+	if (t->backend && t->backend->ops->dma_quiesce)
+		t->backend->ops->dma_quiesce(t->backend);
+}
+
 /* Checks one region's shape, without its fd. */
 static int check_shape(const struct dma_new_region *r, struct mpdev_error *err)
 {
@@ -168,6 +180,7 @@ int dma_table_remove(struct dma_table *t, uint64_t gpa, uint64_t size, struct mp
 				       "removed whole",
 				       (unsigned long long)gpa, (unsigned long long)found->size,
 				       (unsigned long long)size);
+	quiesce(t);
 	/* The backend lets go first, so that nothing maps pages we unmap. */
 	ret = backend_unmap(t, found, err);
 	if (ret < 0)
@@ -181,6 +194,8 @@ void dma_table_clear(struct dma_table *t)
 {
 	struct mpdev_error err;
 
+	if (t->map.n)
+		quiesce(t);
 	for (size_t i = 0; i < t->map.n; i++) {
 		if (backend_unmap(t, &t->map.v[i], &err) < 0)
 			log_error(COMP, "backend unmap of 0x%llx failed: %s",
@@ -326,6 +341,10 @@ int dma_table_set(struct dma_table *t, const struct dma_new_region *v, size_t n,
 	}
 	/* 2. The backend: what goes away first (the new may reuse its addresses), then what is new.
 	 */
+	for (j = 0; j < t->map.n && !c.removed[j]; j++)
+		;
+	if (j < t->map.n)
+		quiesce(t);
 	for (j = 0; j < t->map.n; j++) {
 		if (!c.removed[j])
 			continue;
@@ -453,4 +472,88 @@ int dma_write(struct dma_table *t, uint64_t gpa, const void *buf, size_t len,
 	if (ret == 0)
 		dirty_note_write(&t->dirty, gpa, len);
 	return ret;
+}
+
+/*
+ * Checks [gpa, gpa + len) as access_checked does and counts the regions it
+ * spans; fills nothing.
+ */
+static int iov_check(struct dma_table *t, uint64_t gpa, uint64_t len, bool write, unsigned max,
+		     unsigned *pieces, struct mpdev_error *err)
+{
+	uint64_t cur = gpa, left = len;
+	unsigned k = 0;
+
+	if (len && gpa + len - 1 < gpa)
+		return mpdev_error_set(err, EFAULT, "%llu bytes at 0x%llx wrap around",
+				       (unsigned long long)len, (unsigned long long)gpa);
+	while (left) {
+		const struct memtable_entry *e = memtable_lookup(&t->map, cur);
+		uint64_t chunk;
+
+		if (!e)
+			return mpdev_error_set(err, EFAULT,
+					       "guest address 0x%llx (in a %llu-byte %s buffer at "
+					       "0x%llx) is not in the memory table",
+					       (unsigned long long)cur, (unsigned long long)len,
+					       write ? "writable" : "readable",
+					       (unsigned long long)gpa);
+		if (write && e->read_only)
+			return mpdev_error_set(
+				err, EACCES,
+				"guest address 0x%llx (in a %llu-byte writable buffer "
+				"at 0x%llx) is in a read-only region",
+				(unsigned long long)cur, (unsigned long long)len,
+				(unsigned long long)gpa);
+		if (k == max)
+			return mpdev_error_set(
+				err, E2BIG, "%llu bytes at 0x%llx span more than %u regions",
+				(unsigned long long)len, (unsigned long long)gpa, max);
+		k++;
+		chunk = e->gpa + e->size - cur; /* cannot overflow: cur is inside e */
+		if (chunk > left)
+			chunk = left;
+		cur += chunk;
+		left -= chunk;
+	}
+	*pieces = k;
+	return 0;
+}
+
+int dma_iov(struct dma_table *t, uint64_t gpa, uint64_t len, bool write, struct iovec *iov,
+	    unsigned max, unsigned *n, struct mpdev_error *err)
+{
+	uint64_t cur = gpa, left = len;
+	unsigned pieces = 0, k;
+	int ret;
+
+	*n = 0;
+	ret = iov_check(t, gpa, len, write, max, &pieces, err);
+	if (ret < 0) {
+		t->stats.faults++;
+		return ret;
+	}
+	/* Checked whole first: a refused range fills nothing. */
+	for (k = 0; k < pieces; k++) {
+		const struct memtable_entry *e = memtable_lookup(&t->map, cur);
+		uint64_t chunk = e->gpa + e->size - cur;
+
+		if (chunk > left)
+			chunk = left;
+		iov[k].iov_base = (uint8_t *)e->host + (cur - e->gpa);
+		iov[k].iov_len = (size_t)chunk;
+		cur += chunk;
+		left -= chunk;
+	}
+	*n = pieces;
+	if (write) {
+		t->stats.writes++;
+		t->stats.bytes_written += len;
+		if (len)
+			dirty_note_write(&t->dirty, gpa, len);
+	} else {
+		t->stats.reads++;
+		t->stats.bytes_read += len;
+	}
+	return 0;
 }

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "backend.h"
 #include "dirty.h"
@@ -81,5 +82,17 @@ int dma_table_set(struct dma_table *t, const struct dma_new_region *v, size_t n,
 int dma_read(struct dma_table *t, uint64_t gpa, void *buf, size_t len, struct mpdev_error *err);
 int dma_write(struct dma_table *t, uint64_t gpa, const void *buf, size_t len,
 	      struct mpdev_error *err);
+
+/*
+ * Zero copy (backend_host.dma_iov): the remote's addresses of [gpa, gpa +
+ * len), one iovec per region the range spans, into iov[0..*n). The same
+ * checks as dma_read/dma_write (-EFAULT, -EACCES), and -E2BIG for more than
+ * max regions; a refused range fills nothing (*n = 0). write: the caller
+ * will write there, so the pages are marked dirty now (a later write through
+ * the iovecs is not seen). The addresses are valid until the backend's
+ * dma_quiesce, which comes before any region goes.
+ */
+int dma_iov(struct dma_table *t, uint64_t gpa, uint64_t len, bool write, struct iovec *iov,
+	    unsigned max, unsigned *n, struct mpdev_error *err);
 
 #endif

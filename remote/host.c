@@ -35,6 +35,16 @@ static int host_dma_write(struct backend_host *h, uint64_t gpa, const void *buf,
 	return r;
 }
 
+/*
+ * No dma_msg fallback: memory the peer serves by message has no address in
+ * this process, so a zero-copy range outside the table stays -EFAULT.
+ */
+static int host_dma_iov(struct backend_host *h, uint64_t gpa, uint64_t len, bool write,
+			struct iovec *iov, unsigned max, unsigned *n, struct mpdev_error *err)
+{
+	return dma_iov(&host_of(h)->dma, gpa, len, write, iov, max, n, err);
+}
+
 /* The device is the remote's device 0: its pins are IOHUB sources 0-3. */
 static int host_set_intx(struct backend_host *h, unsigned pin, bool level, struct mpdev_error *err)
 {
@@ -54,6 +64,7 @@ int remote_host_init(struct remote_host *h, struct event_base *base, struct mpde
 	memset(h, 0, sizeof(*h));
 	h->ops.dma_read = host_dma_read;
 	h->ops.dma_write = host_dma_write;
+	h->ops.dma_iov = host_dma_iov;
 	h->ops.set_intx = host_set_intx;
 	h->ops.signal_vector = host_signal_vector;
 	h->virq_ready = false;

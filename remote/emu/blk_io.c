@@ -96,11 +96,18 @@ static bool direct_read_works(int fd, uint32_t block)
 	return n >= 0; /* 0 for an empty device is still an accepted O_DIRECT read */
 }
 
+static int (*open_for_test)(const char *path, int flags);
+
+void blk_io_set_open_for_test(int (*fn)(const char *path, int flags))
+{
+	open_for_test = fn;
+}
+
 static int open_backing(const struct blk_io_config *cfg, bool read_only, bool direct)
 {
 	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
 
-	return open(cfg->path, flags);
+	return open_for_test ? open_for_test(cfg->path, flags) : open(cfg->path, flags);
 }
 
 /* Block devices: the kernel says what the device can deallocate (0: nothing). */
@@ -136,6 +143,9 @@ static int probe_block_device(struct blk_io *io, const struct stat *st, struct m
 		pbs = (unsigned)lbs;
 	io->info.block_device = true;
 	io->info.size = size - size % (uint64_t)lbs;
+	if (io->info.size == 0)
+		return mpdev_error_set(err, EINVAL,
+				       "block device smaller than one block (%d bytes)", lbs);
 	io->info.logical_block = (uint32_t)lbs;
 	io->info.physical_block = pbs;
 	/*
@@ -426,8 +436,12 @@ static int check_request(const struct blk_io *io, enum blk_io_op op, uint64_t of
 		return -EOPNOTSUPP;
 	if (op == BLK_IO_WRITE_ZEROES && !io->info.write_zeroes)
 		return -EOPNOTSUPP;
-	if (op != BLK_IO_READ && op != BLK_IO_WRITE)
-		return len ? 0 : -EINVAL; /* fallocate refuses a zero length */
+	if (op != BLK_IO_READ && op != BLK_IO_WRITE) {
+		/* fallocate refuses a zero length, a block device anything off its blocks */
+		return len && aligned(io, offset) && aligned(io, len) ? 0 : -EINVAL;
+	}
+	if (len > INT_MAX)
+		return -EINVAL; /* the result is an int */
 	if (n_iov == 0 || n_iov > IOV_MAX || !iov)
 		return -EINVAL;
 	for (unsigned i = 0; i < n_iov; i++) {
@@ -593,8 +607,12 @@ static unsigned reap(struct blk_io *io)
 		n++;
 		io->done(io->opaque, tag, res);
 	}
-	if (io->queued)
-		blk_io_submit(io); /* remainders of short transfers */
+	if (io->queued) {
+		int r = blk_io_submit(io); /* remainders of short transfers */
+
+		if (r < 0)
+			log_warn_rl(BLK_LOG, "resubmitting a short transfer: %s", strerror(-r));
+	}
 	return n;
 }
 

@@ -64,6 +64,8 @@ void blk_io_close(struct blk_io *io);
  * said the backing lacks them; -ENOMEM when a bounce buffer (an iovec
  * O_DIRECT cannot take: it is copied, not refused) cannot be had. FLUSH
  * takes no range (offset, iov, len ignored) and is allowed read-only.
+ * READ/WRITE: at most IOV_MAX (1024) iovecs, len at most INT_MAX. DISCARD
+ * and WRITE_ZEROES: offset and len on logical_block, len > 0, no iovec.
  */
 int blk_io_queue(struct blk_io *io, enum blk_io_op op, uint64_t offset, const struct iovec *iov,
 		 unsigned n_iov, uint64_t len, uint64_t tag);
@@ -83,5 +85,10 @@ unsigned blk_io_rings_open(void);
 /* Tests only: the ring itself, to prove its restrictions hold. */
 struct io_uring;
 struct io_uring *blk_io_ring_for_test(struct blk_io *io);
+/*
+ * Tests only: opens the backing with fn instead of open(2) (NULL: open), so
+ * a test can refuse O_DIRECT the way pre-6.6 tmpfs did.
+ */
+void blk_io_set_open_for_test(int (*fn)(const char *path, int flags));
 
 #endif

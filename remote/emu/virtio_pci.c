@@ -277,8 +277,9 @@ static void enable_queue(struct virtio_pci *vp)
 static bool features_acceptable(const struct virtio_pci *vp)
 {
 	if (vp->driver_features & ~vp->dev.features) {
-		log_warn_rl(VP_LOG, "%s: FEATURES_OK refused: driver features 0x%" PRIx64
-				    " include bits the device does not offer (0x%" PRIx64 ")",
+		log_warn_rl(VP_LOG,
+			    "%s: FEATURES_OK refused: driver features 0x%" PRIx64
+			    " include bits the device does not offer (0x%" PRIx64 ")",
 			    vp->dev.name, vp->driver_features, vp->dev.features);
 		return false;
 	}
@@ -637,8 +638,9 @@ static bool window_target(struct virtio_pci *vp, uint32_t *index, uint32_t *off,
 {
 	const uint8_t *cap = vp->cfg.data + VIRTIO_PCI_CAP_PCICFG_OFF;
 	uint32_t bar = cap[VCAP_BAR];
-	uint64_t size = bar == 0 ? VIRTIO_PCI_BAR0_SIZE
-				 : bar == VIRTIO_PCI_MSIX_BAR ? VIRTIO_PCI_MSIX_BAR_SIZE : 0;
+	uint64_t size = bar == 0		     ? VIRTIO_PCI_BAR0_SIZE
+			: bar == VIRTIO_PCI_MSIX_BAR ? VIRTIO_PCI_MSIX_BAR_SIZE
+						     : 0;
 
 	*off = (uint32_t)load_le(cap + VCAP_OFFSET, 4);
 	*len = (uint32_t)load_le(cap + VCAP_LENGTH, 4);
@@ -707,8 +709,8 @@ static int config_write(struct virtio_pci *vp, uint64_t off, uint32_t size, cons
 	return 0;
 }
 
-static int check_access(const struct virtio_pci *vp, uint32_t index, uint64_t offset,
-			uint32_t size, struct mpdev_error *err)
+static int check_access(const struct virtio_pci *vp, uint32_t index, uint64_t offset, uint32_t size,
+			struct mpdev_error *err)
 {
 	uint64_t region;
 
@@ -767,7 +769,8 @@ int virtio_pci_region_write(struct virtio_pci *vp, uint32_t index, uint64_t offs
 void virtio_pci_get_info(const struct virtio_pci *vp, struct backend_device_info *info)
 {
 	struct backend_region_info *bar0 = &info->regions[BACKEND_REGION_BAR0];
-	struct backend_region_info *bar2 = &info->regions[BACKEND_REGION_BAR0 + VIRTIO_PCI_MSIX_BAR];
+	struct backend_region_info *bar2 =
+		&info->regions[BACKEND_REGION_BAR0 + VIRTIO_PCI_MSIX_BAR];
 	struct backend_region_info *config = &info->regions[BACKEND_REGION_CONFIG];
 
 	info->vendor_id = VIRTIO_PCI_VENDOR_ID;
@@ -851,8 +854,8 @@ static int build_config(struct virtio_pci *vp)
 	    (r = add_vendor_cap(cfg, VIRTIO_PCI_CAP_ISR_OFF, CFG_TYPE_ISR, 0, VIRTIO_PCI_ISR_OFF, 1,
 				VCAP_SIZE)) < 0 ||
 	    (r = add_vendor_cap(cfg, VIRTIO_PCI_CAP_NOTIFY_OFF, CFG_TYPE_NOTIFY, 0,
-				VIRTIO_PCI_NOTIFY_OFF,
-				vp->dev.num_queues * VIRTIO_PCI_NOTIFY_MULT, VCAP_NOTIFY_SIZE)) < 0 ||
+				VIRTIO_PCI_NOTIFY_OFF, vp->dev.num_queues * VIRTIO_PCI_NOTIFY_MULT,
+				VCAP_NOTIFY_SIZE)) < 0 ||
 	    (r = add_vendor_cap(cfg, VIRTIO_PCI_CAP_COMMON_OFF, CFG_TYPE_COMMON, 0,
 				VIRTIO_PCI_COMMON_OFF, CC_END, VCAP_SIZE)) < 0)
 		return r;
@@ -870,8 +873,7 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_pci_dev *dev,
 	    !is_pow2(dev->queue_max_size) || dev->queue_max_size > VIRTQ_MAX_SIZE ||
 	    dev->config_size > VIRTIO_PCI_STRUCT_SIZE ||
 	    !(dev->features & VIRTIO_BIT(VIRTIO_F_VERSION_1)))
-		return mpdev_error_set(err, EINVAL, "%s: bad virtio device description",
-				       dev->name);
+		return mpdev_error_set(err, EINVAL, "%s: bad virtio device description", dev->name);
 	vp->dev = *dev;
 	vp->host = host;
 	r = build_config(vp);

@@ -26,12 +26,12 @@
 #include "pci_config.h"
 #include "virtq.h"
 
-#define VIRTIO_PCI_VENDOR_ID	 0x1af4
+#define VIRTIO_PCI_VENDOR_ID	  0x1af4
 #define VIRTIO_PCI_DEVICE_ID_BASE 0x1040 /* + virtio device id */
-#define VIRTIO_PCI_SUBSYS_ID	 0x1100
-#define VIRTIO_PCI_REVISION	 1
+#define VIRTIO_PCI_SUBSYS_ID	  0x1100
+#define VIRTIO_PCI_REVISION	  1
 
-#define VIRTIO_PCI_MAX_QUEUES 16
+#define VIRTIO_PCI_MAX_QUEUES  16
 #define VIRTIO_PCI_MAX_VECTORS (VIRTIO_PCI_MAX_QUEUES + 1)
 #define VIRTIO_NO_VECTOR       0xffff
 
@@ -70,7 +70,7 @@
 
 /* What the device model is, and its callbacks (opaque is its own). */
 struct virtio_pci_dev {
-	const char *name; /* for the log */
+	const char *name;   /* for the log */
 	uint16_t virtio_id; /* 2: block */
 	uint32_t class_code;
 	uint64_t features; /* offered, VERSION_1 and the ring features included */
@@ -82,7 +82,8 @@ struct virtio_pci_dev {
 	int (*config_write)(void *opaque, uint32_t off, uint32_t size, uint64_t val);
 	/* The driver notified queue q (enabled, not broken, DRIVER_OK set). */
 	void (*queue_notify)(void *opaque, unsigned q);
-	/* Before the transport resets: finish or drop every request (nothing may complete later). */
+	/* Before the transport resets: finish or drop every request (nothing may complete later).
+	 */
 	void (*reset)(void *opaque);
 	void *opaque;
 };

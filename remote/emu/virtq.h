@@ -22,6 +22,20 @@
 #define VIRTQ_MAX_SIZE 32768u /* the spec's bound on a split queue */
 /* Buffers one chain may name; a request with more is refused (seg_max + 2). */
 #define VIRTQ_MAX_IOV 256u
+/* The bytes one chain may name, readable and writable together (used.len is 32-bit). */
+#define VIRTQ_MAX_CHAIN_BYTES (UINT64_C(1) << 32)
+
+/* Ring flags (virtio spec 2.7.5, 2.7.6, 2.7.8), as the driver writes them. */
+#define VIRTQ_DESC_F_NEXT	   1u
+#define VIRTQ_DESC_F_WRITE	   2u
+#define VIRTQ_DESC_F_INDIRECT	   4u
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1u
+#define VIRTQ_USED_F_NO_NOTIFY	   1u
+
+/* Bytes of each ring of a queue of size entries, event idx fields included. */
+#define VIRTQ_DESC_BYTES(size)	(16u * (uint64_t)(size))
+#define VIRTQ_AVAIL_BYTES(size) (6u + 2u * (uint64_t)(size))
+#define VIRTQ_USED_BYTES(size)	(6u + 8u * (uint64_t)(size))
 
 struct virtq {
 	/* Guest-physical addresses and size the driver programmed. */
@@ -51,7 +65,9 @@ void virtq_reset(struct virtq *q);
 
 /*
  * The driver enabled the queue: checks its size and that the three rings
- * lie in guest memory (with event_idx's extra fields); -EINVAL / -EFAULT.
+ * lie in guest memory (with event_idx's extra fields; the used ring
+ * writable): -EINVAL (size, alignment), -EFAULT, -EACCES; -ENOSYS when the
+ * host has no dma_iov. The indexes are left as they are (0 after reset).
  */
 int virtq_enable(struct virtq *q, struct mpdev_error *err);
 

@@ -383,7 +383,8 @@ int vdrv_driver_ok(struct vdrv *d)
 	uint8_t st;
 	int r;
 
-	if ((r = vdrv_status(d, &st)) < 0 || (r = vdrv_set_status(d, st | VIRTIO_STATUS_DRIVER_OK)))
+	if ((r = vdrv_status(d, &st)) < 0 ||
+	    (r = vdrv_set_status(d, st | VIRTIO_STATUS_DRIVER_OK)) < 0)
 		return r;
 	return 0;
 }
@@ -649,7 +650,8 @@ static void wait_signal(struct vdrv *d, struct vdrv_queue *q, int ms)
 		return;
 	}
 	if (poll(&p, 1, ms) == 1 && (p.revents & POLLIN))
-		(void)!read(q->irq_fd, &cnt, sizeof(cnt));
+		if (read(q->irq_fd, &cnt, sizeof(cnt)) == sizeof(cnt))
+			q->irq_count += cnt;
 }
 
 int vdrv_wait_used(struct vdrv *d, unsigned qi, int timeout_ms, struct vdrv_used *u)

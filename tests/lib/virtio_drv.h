@@ -124,8 +124,9 @@ struct vdrv_queue {
 	uint16_t *chain_len; /* descriptors each head took (to free them) */
 	/* Indirect tables of heads that used one, to free nothing twice: gpa or 0. */
 	uint64_t *indirect_gpa;
-	int doorbell_fd; /* -1: kick by posted BAR write */
-	int irq_fd;	 /* -1: poll the used ring */
+	int doorbell_fd;    /* -1: kick by posted BAR write */
+	int irq_fd;	    /* -1: poll the used ring */
+	uint64_t irq_count; /* signals vdrv_wait_used took from irq_fd */
 };
 
 struct vdrv {

@@ -395,6 +395,8 @@ START_TEST(ranges_outside_the_backing_are_refused)
 	ck_assert_int_eq(blk_io_queue(io, BLK_IO_DISCARD, 512, NULL, 0, UINT64_MAX - 511, 1),
 			 -EINVAL);
 	ck_assert_int_eq(blk_io_queue(io, BLK_IO_WRITE_ZEROES, 0, NULL, 0, 0, 1), -EINVAL);
+	ck_assert_int_eq(blk_io_queue(io, BLK_IO_DISCARD, 100, NULL, 0, 512, 1), -EINVAL);
+	ck_assert_int_eq(blk_io_queue(io, BLK_IO_WRITE_ZEROES, 0, NULL, 0, 100, 1), -EINVAL);
 	/* the iovec must add up to len */
 	ck_assert_int_eq(blk_io_queue(io, BLK_IO_READ, 0, v2, 2, 512, 1), -EINVAL);
 	ck_assert_int_eq(blk_io_queue(io, BLK_IO_READ, 0, v2, 2, 1536, 1), -EINVAL);
@@ -553,6 +555,107 @@ START_TEST(a_short_read_is_resubmitted_then_fails_at_eof)
 	io_one(io, BLK_IO_READ, FILE_SIZE - 2 * BLK, dst, 2 * BLK, 2);
 	ck_assert_int_eq(res_of(2), -EIO);
 	ck_assert_mem_eq(dst, src, BLK); /* the first, short, part did land */
+	blk_io_close(io);
+	free(src);
+	free(dst);
+}
+END_TEST
+
+/*
+ * A short read that the rest then completes: a read across the end of a
+ * shrunk file comes back short; a flush completing in the same batch grows
+ * the file back from its done callback, before the engine submits the
+ * rest (remainders go in one submit after the batch), so the remainder
+ * finds data (zeroes) and the request completes whole.
+ */
+static struct {
+	bool armed;
+	unsigned calls;
+} regrow;
+
+static void on_done_regrow(void *opaque, uint64_t tag, int res)
+{
+	if (regrow.armed && tag == 1) {
+		regrow.armed = false;
+		ck_assert_int_eq(truncate(path, FILE_SIZE), 0);
+	}
+	regrow.calls++;
+	on_done(opaque, tag, res);
+}
+
+START_TEST(a_short_read_is_completed_by_a_resubmission)
+{
+	struct blk_io_config cfg = {
+		.path = path, .direct = false, .depth = 4, .done = on_done_regrow
+	};
+	struct mpdev_error err = { 0 };
+	struct blk_io *io;
+	struct io_uring *ring;
+	uint8_t *src = abuf(2 * BLK), *dst = abuf(2 * BLK);
+	struct iovec v = { dst, 2 * BLK };
+	long long deadline;
+	struct timespec ts;
+
+	ck_assert_int_eq(blk_io_open(&cfg, base, &io, NULL, &err), 0);
+	ring = blk_io_ring_for_test(io);
+	fill(src, 2 * BLK, 9);
+	io_one(io, BLK_IO_WRITE, FILE_SIZE - 2 * BLK, src, 2 * BLK, 0);
+	ck_assert_int_eq(res_of(0), 2 * BLK);
+	ck_assert_int_eq(truncate(path, FILE_SIZE - BLK), 0);
+	memset(dst, 0xee, 2 * BLK);
+	ck_assert_int_eq(blk_io_queue(io, BLK_IO_FLUSH, 0, NULL, 0, 0, 1), 0);
+	ck_assert_int_eq(blk_io_queue(io, BLK_IO_READ, FILE_SIZE - 2 * BLK, &v, 1, 2 * BLK, 2), 0);
+	regrow.armed = true;
+	ck_assert_int_eq(blk_io_submit(io), 2);
+	/* Both CQEs posted before the loop runs: one batch. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	deadline = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 + WAIT_MS;
+	while (io_uring_cq_ready(ring) < 2) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ck_assert_msg(ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 < deadline,
+			      "%u CQEs within %d ms", io_uring_cq_ready(ring), WAIT_MS);
+		usleep(1000);
+	}
+	wait_done(3);
+	ck_assert_int_eq(res_of(1), 0);
+	ck_assert_int_eq(res_of(2), 2 * BLK);
+	ck_assert_mem_eq(dst, src, BLK);
+	ck_assert(all_zero(dst + BLK, BLK)); /* what the shrink cut, read after the regrow */
+	blk_io_close(io);
+	free(src);
+	free(dst);
+}
+END_TEST
+
+static int open_refusing_direct(const char *p, int flags)
+{
+	if (flags & O_DIRECT) {
+		errno = EINVAL;
+		return -1;
+	}
+	return open(p, flags);
+}
+
+/* A filesystem that refuses O_DIRECT at open (tmpfs before 6.6): buffered, and says so. */
+START_TEST(o_direct_refused_at_open_falls_back_to_buffered)
+{
+	struct blk_io_info info;
+	struct blk_io *io;
+	uint8_t *src = abuf(BLK), *dst = malloc(BLK + 1);
+	struct iovec v = { dst + 1, 100 }; /* fine buffered: no alignment asked */
+
+	blk_io_set_open_for_test(open_refusing_direct);
+	io = open_io(true, false, 4, &info);
+	blk_io_set_open_for_test(NULL);
+	ck_assert(!info.direct);
+	fill(src, BLK, 10);
+	io_one(io, BLK_IO_WRITE, 0, src, BLK, 1);
+	ck_assert_int_eq(res_of(1), BLK);
+	ck_assert_int_eq(blk_io_queue(io, BLK_IO_READ, 1, &v, 1, 100, 2), 0);
+	ck_assert_int_eq(blk_io_submit(io), 1);
+	wait_done(2);
+	ck_assert_int_eq(res_of(2), 100);
+	ck_assert_mem_eq(dst + 1, src + 1, 100);
 	blk_io_close(io);
 	free(src);
 	free(dst);
@@ -751,6 +854,8 @@ static Suite *blk_io_suite(void)
 	tcase_add_test(tc, a_full_ring_says_eagain);
 	tcase_add_test(tc, misaligned_iovecs_under_o_direct);
 	tcase_add_test(tc, a_short_read_is_resubmitted_then_fails_at_eof);
+	tcase_add_test(tc, a_short_read_is_completed_by_a_resubmission);
+	tcase_add_test(tc, o_direct_refused_at_open_falls_back_to_buffered);
 	tcase_add_test(tc, the_ring_is_restricted);
 	tcase_add_test(tc, tmpfs_backing_works_direct_or_buffered);
 	tcase_add_test(tc, io_runs_under_the_seccomp_policy);

@@ -1639,6 +1639,268 @@ START_TEST(an_emulated_device_first_does_not_hide_the_iommu_mapping)
 }
 END_TEST
 
+/* ---- 8. zero copy: dma_iov ---- */
+
+static void iov_poison(struct iovec *v, size_t n)
+{
+	memset(v, 0x5c, n * sizeof(*v));
+}
+
+static void check_iov_poisoned(const struct iovec *v, size_t n)
+{
+	const uint8_t *p = (const uint8_t *)v;
+
+	for (size_t i = 0; i < n * sizeof(*v); i++)
+		ck_assert_uint_eq(p[i], 0x5c);
+}
+
+static uint8_t dirty_bits(struct dma_table *t, uint64_t gpa, uint64_t size)
+{
+	struct mpdev_error err;
+	uint8_t bm[8] = { 0 };
+
+	ck_assert_int_eq(dirty_report(&t->dirty, gpa, size, pg(), bm, sizeof(bm), &err), 0);
+	return bm[0];
+}
+
+START_TEST(dma_iov_spans_regions_and_refusals_fill_nothing)
+{
+	const uint64_t P = pg(), G = 0x1000000;
+	int fds = testutil_count_fds(0);
+	struct backend_dirty_range dr = { .iova = G, .size = 8 * P };
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m1, m2;
+	struct iovec v[8];
+	unsigned n;
+	uint64_t faults = 0, reads = 0, writes = 0;
+	/* G: [R0 m1@0][R1 m2@P, 2 pages][R2 m1@5P] hole [R3 m2@0][R4 m1@7P ro] */
+	struct dma_new_region r[] = {
+		reg(G, P, 0, 0, false),
+		reg(G + P, 2 * P, 0, P, false),
+		reg(G + 3 * P, P, 0, 5 * P, false),
+		reg(G + 5 * P, P, 0, 0, false),
+		reg(G + 6 * P, P, 0, 7 * P, true),
+	};
+
+	fake_init(&f, &fake_ops);
+	dma_table_init(&t, &f.b, 16);
+	m1 = mem_new(8);
+	m2 = mem_new(4);
+	r[0].fd = r[2].fd = r[4].fd = m1.fd;
+	r[1].fd = r[3].fd = m2.fd;
+	for (size_t i = 0; i < 5; i++)
+		ck_assert_int_eq(dma_table_add(&t, &r[i], &err), 0);
+	ck_assert_int_eq(dirty_start(&t.dirty, &dr, 1, P, &err), 0);
+
+	/* Three regions, three iovecs into the remote's own mappings. */
+	fill(m1.p, m1.size, 21);
+	fill(m2.p, m2.size, 22);
+	iov_poison(v, 8);
+	n = 99;
+	ck_assert_int_eq(dma_iov(&t, G + P / 2, 3 * P, false, v, 8, &n, &err), 0);
+	reads++;
+	ck_assert_uint_eq(n, 3);
+	ck_assert_ptr_eq(v[0].iov_base, (uint8_t *)host_at(&t, G) + P / 2);
+	ck_assert_uint_eq(v[0].iov_len, P / 2);
+	ck_assert_ptr_eq(v[1].iov_base, host_at(&t, G + P));
+	ck_assert_uint_eq(v[1].iov_len, 2 * P);
+	ck_assert_ptr_eq(v[2].iov_base, host_at(&t, G + 3 * P));
+	ck_assert_uint_eq(v[2].iov_len, P / 2);
+	ck_assert_mem_eq(v[0].iov_base, m1.p + P / 2, P / 2);
+	ck_assert_mem_eq(v[1].iov_base, m2.p + P, 2 * P);
+	ck_assert_mem_eq(v[2].iov_base, m1.p + 5 * P, P / 2);
+	check_iov_poisoned(v + 3, 5);
+	/* A read marks nothing. */
+	ck_assert_uint_eq(dirty_bits(&t, G, 8 * P), 0);
+
+	/* Exactly max pieces is fine; one fewer allowed is -E2BIG, nothing filled. */
+	ck_assert_int_eq(dma_iov(&t, G + P / 2, 3 * P, true, v, 3, &n, &err), 0);
+	writes++;
+	ck_assert_uint_eq(n, 3);
+	/* Pages G+0 .. G+3P touched: bits 0-3. */
+	ck_assert_uint_eq(dirty_bits(&t, G, 8 * P), 0x0f);
+	iov_poison(v, 8);
+	n = 99;
+	ck_assert_int_eq(dma_iov(&t, G + P / 2, 3 * P, true, v, 2, &n, &err), -E2BIG);
+	ck_assert_int_eq(err.code, E2BIG);
+	faults++;
+	ck_assert_uint_eq(n, 0);
+	check_iov_poisoned(v, 8);
+	ck_assert_int_eq(dma_iov(&t, G, P, false, v, 0, &n, &err), -E2BIG);
+	faults++;
+
+	/* The hole: -EFAULT, nothing filled, nothing marked. */
+	ck_assert_int_eq(dma_iov(&t, G + 3 * P + 8, P, true, v, 8, &n, &err), -EFAULT);
+	ck_assert_int_eq(err.code, EFAULT);
+	faults++;
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(dma_iov(&t, G - 1, 2, false, v, 8, &n, &err), -EFAULT);
+	faults++;
+	ck_assert_int_eq(dma_iov(&t, TOP - 10, 100, false, v, 8, &n, &err), -EFAULT);
+	faults++;
+	ck_assert_int_eq(dma_iov(&t, G, UINT64_MAX, false, v, 8, &n, &err), -EFAULT);
+	faults++;
+	check_iov_poisoned(v, 8);
+	ck_assert_uint_eq(dirty_bits(&t, G, 8 * P), 0);
+
+	/* Read-only: readable, not writable; a refused write marks nothing. */
+	ck_assert_int_eq(dma_iov(&t, G + 5 * P + 8, P, true, v, 8, &n, &err), -EACCES);
+	ck_assert_int_eq(err.code, EACCES);
+	faults++;
+	ck_assert_uint_eq(n, 0);
+	check_iov_poisoned(v, 8);
+	ck_assert_uint_eq(dirty_bits(&t, G, 8 * P), 0);
+	ck_assert_int_eq(dma_iov(&t, G + 5 * P + 8, P, false, v, 8, &n, &err), 0);
+	reads++;
+	ck_assert_uint_eq(n, 2);
+	ck_assert_ptr_eq(v[0].iov_base, (uint8_t *)host_at(&t, G + 5 * P) + 8);
+	ck_assert_uint_eq(v[0].iov_len, P - 8);
+	ck_assert_ptr_eq(v[1].iov_base, host_at(&t, G + 6 * P));
+	ck_assert_uint_eq(v[1].iov_len, 8);
+
+	/* Writes through the iovecs land in guest memory (zero copy). */
+	ck_assert_int_eq(dma_iov(&t, G + 5 * P, 16, true, v, 1, &n, &err), 0);
+	writes++;
+	ck_assert_uint_eq(n, 1);
+	memset(v[0].iov_base, 0xee, 16);
+	for (int i = 0; i < 16; i++)
+		ck_assert_uint_eq(m2.p[i], 0xee);
+	ck_assert_uint_eq(dirty_bits(&t, G, 8 * P), 1u << 5);
+
+	/* Zero length: nothing, anywhere. */
+	iov_poison(v, 8);
+	ck_assert_int_eq(dma_iov(&t, TOP, 0, true, v, 0, &n, &err), 0);
+	writes++;
+	ck_assert_uint_eq(n, 0);
+	check_iov_poisoned(v, 8);
+	ck_assert_uint_eq(dirty_bits(&t, G, 8 * P), 0);
+
+	ck_assert_uint_eq(t.stats.faults, faults);
+	ck_assert_uint_eq(t.stats.reads, reads);
+	ck_assert_uint_eq(t.stats.writes, writes);
+	ck_assert_uint_eq(t.stats.bytes_read, 3 * P + P);
+	ck_assert_uint_eq(t.stats.bytes_written, 3 * P + 16);
+	check_consistent(&t, &f);
+
+	dma_table_clear(&t);
+	mem_free(&m1);
+	mem_free(&m2);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
+/* ---- 9. dma_quiesce before any region goes ---- */
+
+static struct {
+	unsigned calls;
+	const struct dma_table *t;
+	uint64_t munmaps_at_call, backend_unmaps_at_call;
+	size_t regions_at_call;
+} q;
+
+static void fake_dma_quiesce(struct backend *b)
+{
+	q.calls++;
+	q.munmaps_at_call = q.t->stats.munmaps;
+	q.backend_unmaps_at_call = q.t->stats.backend_unmaps;
+	q.regions_at_call = q.t->map.n;
+}
+
+static const struct backend_ops quiesce_ops = {
+	.name = "fake-quiesce",
+	.get_info = fake_get_info,
+	.region_read = fake_region_read,
+	.region_write = fake_region_write,
+	.reset = fake_reset,
+	.dma_map = fake_dma_map,
+	.dma_unmap = fake_dma_unmap,
+	.dma_quiesce = fake_dma_quiesce,
+	.destroy = fake_destroy,
+};
+
+/* One quiesce since the last check, before anything of the table was unmapped. */
+static void check_quiesced(unsigned want_calls, uint64_t munmaps_before, uint64_t unmaps_before)
+{
+	ck_assert_uint_eq(q.calls, want_calls);
+	ck_assert_uint_eq(q.munmaps_at_call, munmaps_before);
+	ck_assert_uint_eq(q.backend_unmaps_at_call, unmaps_before);
+}
+
+START_TEST(dma_quiesce_comes_before_a_region_goes)
+{
+	const uint64_t P = pg();
+	int fds = testutil_count_fds(0);
+	struct mpdev_error err;
+	struct dma_table t;
+	struct fake f;
+	struct mem m;
+	uint64_t mu, bu;
+
+	memset(&q, 0, sizeof(q));
+	q.t = &t;
+	fake_init(&f, &quiesce_ops);
+	dma_table_init(&t, &f.b, 16);
+	m = mem_new(8);
+	struct dma_new_region a = reg(0x100000, P, m.fd, 0, false),
+			      b = reg(0x200000, 2 * P, m.fd, P, false),
+			      c = reg(0x300000, P, m.fd, 3 * P, true);
+	struct dma_new_region ab[] = { a, b }, abc[] = { a, b, c }, ac[] = { a, c };
+
+	/* Adding goes nowhere near it. */
+	ck_assert_int_eq(dma_table_add(&t, &a, &err), 0);
+	ck_assert_int_eq(dma_table_add(&t, &b, &err), 0);
+	ck_assert_uint_eq(q.calls, 0);
+	/* Remove: once, before the backend unmap and the munmap. */
+	mu = t.stats.munmaps;
+	bu = t.stats.backend_unmaps;
+	ck_assert_int_eq(dma_table_remove(&t, b.gpa, b.size, &err), 0);
+	check_quiesced(1, mu, bu);
+	ck_assert_uint_eq(q.regions_at_call, 2);
+	/* A remove that is refused removes nothing and does not quiesce. */
+	ck_assert_int_eq(dma_table_remove(&t, b.gpa, b.size, &err), -ENOENT);
+	ck_assert_int_eq(dma_table_remove(&t, a.gpa, 2 * P, &err), -EINVAL);
+	ck_assert_uint_eq(q.calls, 1);
+
+	/* Set that only adds, and set that changes nothing: no quiesce. */
+	ck_assert_int_eq(dma_table_set(&t, abc, 3, &err), 0);
+	ck_assert_uint_eq(q.calls, 1);
+	ck_assert_int_eq(dma_table_set(&t, abc, 3, &err), 0);
+	ck_assert_uint_eq(q.calls, 1);
+	ck_assert_uint_eq(t.map.n, 3);
+	/* Set that drops b: once, before anything goes. */
+	mu = t.stats.munmaps;
+	bu = t.stats.backend_unmaps;
+	ck_assert_int_eq(dma_table_set(&t, ac, 2, &err), 0);
+	check_quiesced(2, mu, bu);
+	ck_assert_uint_eq(t.stats.munmaps, mu + 1);
+	/* Set that replaces c by b (one goes, one comes). */
+	mu = t.stats.munmaps;
+	bu = t.stats.backend_unmaps;
+	ck_assert_int_eq(dma_table_set(&t, ab, 2, &err), 0);
+	check_quiesced(3, mu, bu);
+	/* A set refused before it starts (overlap) quiesces nothing. */
+	struct dma_new_region bad[] = { a, reg(0x100000, 2 * P, m.fd, 0, false) };
+	ck_assert_int_eq(dma_table_set(&t, bad, 2, &err), -EEXIST);
+	ck_assert_uint_eq(q.calls, 3);
+
+	/* Clear: once for all the regions, before the first goes. */
+	mu = t.stats.munmaps;
+	bu = t.stats.backend_unmaps;
+	dma_table_clear(&t);
+	check_quiesced(4, mu, bu);
+	ck_assert_uint_eq(q.regions_at_call, 2);
+	/* An empty table has nothing in flight: no call. */
+	dma_table_clear(&t);
+	ck_assert_uint_eq(q.calls, 4);
+	ck_assert_uint_eq(f.violations, 0);
+
+	mem_free(&m);
+	ck_assert_int_eq(testutil_count_fds(0), fds);
+}
+END_TEST
+
 static Suite *dma_suite(void)
 {
 	Suite *s = suite_create("dma");
@@ -1653,6 +1915,11 @@ static Suite *dma_suite(void)
 	tc = tcase_create("access");
 	tcase_add_test(tc, access_spans_adjacent_regions_and_refusals_copy_nothing);
 	tcase_add_test(tc, region_at_the_top_of_the_address_space);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("zero_copy");
+	tcase_add_test(tc, dma_iov_spans_regions_and_refusals_fill_nothing);
+	tcase_add_test(tc, dma_quiesce_comes_before_a_region_goes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("validation");
