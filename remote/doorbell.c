@@ -45,9 +45,13 @@ static void doorbell_fire(evutil_socket_t fd, short what, void *arg)
 	for (uint32_t i = 0; i < b->io.size; i++)
 		data[i] = (uint8_t)(b->io.data >> (8 * i));
 	b->set->rings++;
-	if (devops_region_write(b->set->s, b->io.region, b->io.offset, data, b->io.size, &err) < 0)
+	b->set->s->stats->doorbell_rings++;
+	if (devops_region_write(b->set->s, b->io.region, b->io.offset, data, b->io.size, &err) <
+	    0) {
+		b->set->s->stats->doorbell_failures++;
 		log_info_rl(COMP, "doorbell at region %u offset 0x%" PRIx64 ": %s", b->io.region,
 			    b->io.offset, err.msg);
+	}
 }
 
 /*

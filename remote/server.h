@@ -33,6 +33,8 @@ struct server_stats {
 	uint64_t input_pauses;	  /* times reading stopped: too many descriptors waiting to close */
 	uint64_t mig_transitions; /* MigSetState requests carried out */
 	uint64_t mig_bytes_saved, mig_bytes_loaded;
+	/* Doorbell eventfds read (each one region write) and those whose write failed. */
+	uint64_t doorbell_rings, doorbell_failures;
 };
 
 struct face;

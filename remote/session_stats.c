@@ -59,6 +59,8 @@ int handle_stats(struct session *s, struct wire_msg *m, struct session_reply *re
 		{ "eventfd_signal_failures", efd->failures },
 		{ "dirty_pages_marked", s->host->dma.dirty.stats.pages_marked },
 		{ "dirty_reports", s->host->dma.dirty.stats.reports },
+		{ "doorbell_rings", st->doorbell_rings },
+		{ "doorbell_failures", st->doorbell_failures },
 	};
 	/* clang-format on */
 	enum { N = sizeof(src) / sizeof(src[0]) };

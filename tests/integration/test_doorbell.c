@@ -15,6 +15,7 @@
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -89,6 +90,34 @@ static struct mpdev_ioeventfd bar0_doorbell(void)
 	return v[0];
 }
 
+static void stat_cb(void *opaque, const char *name, uint64_t value)
+{
+	struct {
+		const char *name;
+		uint64_t value;
+		bool seen;
+	} *want = opaque;
+
+	if (!strcmp(name, want->name)) {
+		want->value = value;
+		want->seen = true;
+	}
+}
+
+/* One of the remote's counters (docs/protocol.md 5.5). */
+static uint64_t counter(const char *name)
+{
+	struct {
+		const char *name;
+		uint64_t value;
+		bool seen;
+	} want = { name, 0, false };
+
+	ck_assert_int_gt(mpdev_get_stats(rem.dev, stat_cb, &want), 0);
+	ck_assert_msg(want.seen, "no counter '%s'", name);
+	return want.value;
+}
+
 static void start(void)
 {
 	remote_start(&rem, &(struct remote_opts){ .mpdev = &opts });
@@ -111,12 +140,15 @@ START_TEST(bar0_doorbell_raises_the_interrupt)
 	d = bar0_doorbell();
 	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), 0);
 	ck_assert(!readable(irqfd, QUIET_MS));
+	ck_assert_uint_eq(counter("doorbell_rings"), 0);
 	/* No message from here to the signal: the doorbell alone wakes the device. */
 	ring(d.fd);
 	ck_assert_msg(readable(irqfd, SIGNAL_MS), "no INTx within %d ms of the doorbell",
 		      SIGNAL_MS);
 	ck_assert_uint_eq(take(irqfd), 1);
 	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), EDU_IRQ_FACT);
+	ck_assert_uint_eq(counter("doorbell_rings"), 1);
+	ck_assert_uint_eq(counter("doorbell_failures"), 0);
 	/* The remote drained its counter: the eventfd is quiet on our side too. */
 	ck_assert(!readable(d.fd, 0));
 	bar_wr32(rem.dev, EDU_IRQ_ACK, EDU_IRQ_FACT);
@@ -160,6 +192,32 @@ START_TEST(doorbell_survives_reset_and_asks_again)
 	close(a.fd);
 	close(b.fd);
 	remote_expect_fds(&rem, rem.baseline_fds + 1);
+}
+END_TEST
+
+/* A doorbell goes through the region write's rules: a stopped device refuses it, counted. */
+START_TEST(doorbell_refused_while_stopped)
+{
+	struct mpdev_ioeventfd d = bar0_doorbell();
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	int waited = 0;
+
+	ck_assert_msg(mpdev_mig_set_state(rem.dev, MPDEV_MIG_STOP, NULL) == 0, "%s",
+		      mpdev_last_error(rem.dev));
+	ring(d.fd);
+	while (counter("doorbell_rings") < 1 && waited < SIGNAL_MS) {
+		nanosleep(&ts, NULL);
+		waited += 5;
+	}
+	ck_assert_uint_eq(counter("doorbell_rings"), 1);
+	ck_assert_uint_eq(counter("doorbell_failures"), 1);
+	ck_assert_int_eq(mpdev_mig_set_state(rem.dev, MPDEV_MIG_RUNNING, NULL), 0);
+	/* Refused, not deferred: nothing was raised. */
+	ck_assert_uint_eq(bar_rd32(rem.dev, EDU_IRQ_STATUS), 0);
+	ring(d.fd);
+	ck_assert(status_becomes(EDU_IRQ_FACT, SIGNAL_MS));
+	ck_assert_uint_eq(counter("doorbell_failures"), 1);
+	close(d.fd);
 }
 END_TEST
 
@@ -244,6 +302,7 @@ static Suite *doorbell_suite(void)
 	tcase_add_test(tc, bar0_doorbell_raises_the_interrupt);
 	tcase_add_test(tc, doorbell_survives_reset_and_asks_again);
 	tcase_add_test(tc, regions_without_doorbells);
+	tcase_add_test(tc, doorbell_refused_while_stopped);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("connections");

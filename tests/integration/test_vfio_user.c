@@ -13,6 +13,8 @@
  *    device still holds the line fires again, as a resample does.
  *  - MSI through its eventfd, mask/unmask with the pending message.
  *  - Reset; and the descriptor count back to its baseline each time.
+ *  - GET_REGION_IO_FDS: edu's IRQ_RAISE doorbell as an ioeventfd that
+ *    raises INTx with no message; the short-argsz answer; regions without.
  */
 #include <check.h>
 #include <errno.h>
@@ -946,6 +948,116 @@ START_TEST(migration_round_trip)
 }
 END_TEST
 
+/* ---- GET_REGION_IO_FDS ---- */
+
+static void close_all(const int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+START_TEST(io_fds_doorbell_raises_intx)
+{
+	struct vfu_sub_region_ioeventfd sub[2];
+	struct vfu_region_io_fds h;
+	int fds[VFU_CLIENT_MAX_FDS], efd = testutil_eventfd();
+	size_t nfds = 0;
+	uint64_t one = 1;
+
+	ck_assert_int_eq(set_trigger(0, efd), 0);
+	ck_assert_int_eq(vfu_client_region_io_fds(&cl, BAR0, 256, &h, sub, 2, fds, &nfds), 0);
+	ck_assert_uint_eq(h.argsz, VFU_REGION_IO_FDS_SIZE + VFU_SUB_REGION_IO_FD_SIZE);
+	ck_assert_uint_eq(h.flags, 0);
+	ck_assert_uint_eq(h.index, BAR0);
+	ck_assert_uint_eq(h.count, 1);
+	ck_assert_uint_eq(nfds, 1);
+	ck_assert_uint_eq(sub[0].offset, EDU_REG_IRQ_RAISE);
+	ck_assert_uint_eq(sub[0].size, 4);
+	ck_assert_uint_eq(sub[0].fd_index, 0);
+	ck_assert_uint_eq(sub[0].type, VFU_IO_FD_TYPE_IOEVENTFD);
+	ck_assert_uint_eq(sub[0].flags, VFU_IOEVENTFD_FLAG_DATAMATCH);
+	ck_assert_uint_eq(sub[0].datamatch, EDU_IRQ_FACT);
+	/* The remote holds the INTx trigger and its own end of the doorbell. */
+	remote_expect_fds(&rem, rem.baseline_fds + 2);
+	expect_quiet(efd, "before the doorbell");
+	/* KVM's part: the guest wrote datamatch there, KVM signals the eventfd. No message. */
+	ck_assert_int_eq(write(fds[0], &one, sizeof(one)), (ssize_t)sizeof(one));
+	expect_signal(efd, "doorbell");
+	ck_assert_uint_eq(rd(BAR0, EDU_REG_IRQ_STATUS, 4), EDU_IRQ_FACT);
+	wr(BAR0, EDU_REG_IRQ_ACK, 4, EDU_IRQ_FACT);
+	ck_assert_int_eq(intx_unmask(), 0);
+	expect_quiet(efd, "after ack and unmask");
+	/* Asked again: the same eventfd, the set made once. */
+	{
+		int again[VFU_CLIENT_MAX_FDS];
+		size_t n2 = 0;
+
+		ck_assert_int_eq(vfu_client_region_io_fds(&cl, BAR0, 256, &h, sub, 2, again, &n2),
+				 0);
+		ck_assert_uint_eq(n2, 1);
+		ck_assert_int_eq(testutil_same_file(fds[0], again[0]), 1);
+		close_all(again, n2);
+	}
+	close_all(fds, nfds);
+	close(efd);
+	remote_expect_fds(&rem, rem.baseline_fds + 2);
+	/* The connection's end takes the set with it: its socket, the trigger and the eventfd go. */
+	vfu_client_close(&cl);
+	remote_expect_fds(&rem, rem.baseline_fds - 1);
+}
+END_TEST
+
+START_TEST(io_fds_short_argsz_and_empty_regions)
+{
+	struct vfu_sub_region_ioeventfd sub[1];
+	struct vfu_region_io_fds h;
+	int fds[VFU_CLIENT_MAX_FDS];
+	size_t nfds = 9;
+
+	/* Room for the fixed part only: the size to come back with, the count, nothing else. */
+	ck_assert_int_eq(
+		vfu_client_region_io_fds(&cl, BAR0, VFU_REGION_IO_FDS_SIZE, &h, sub, 1, fds, &nfds),
+		0);
+	ck_assert_uint_eq(h.argsz, VFU_REGION_IO_FDS_SIZE + VFU_SUB_REGION_IO_FD_SIZE);
+	ck_assert_uint_eq(h.count, 1);
+	ck_assert_uint_eq(nfds, 0);
+	ck_assert_int_eq(vfu_client_region_io_fds(&cl, BAR0, VFU_REGION_IO_FDS_SIZE + 39, &h, sub,
+						  1, fds, &nfds),
+			 0);
+	ck_assert_uint_eq(h.argsz, VFU_REGION_IO_FDS_SIZE + VFU_SUB_REGION_IO_FD_SIZE);
+	ck_assert_uint_eq(nfds, 0);
+	/* Config space has no doorbells; BAR1, which edu lacks, is no region to ask about. */
+	ck_assert_int_eq(vfu_client_region_io_fds(&cl, CONFIG, 4096, &h, sub, 1, fds, &nfds), 0);
+	ck_assert_uint_eq(h.argsz, VFU_REGION_IO_FDS_SIZE);
+	ck_assert_uint_eq(h.count, 0);
+	ck_assert_uint_eq(h.index, CONFIG);
+	ck_assert_uint_eq(nfds, 0);
+	ck_assert_int_eq(vfu_client_region_io_fds(&cl, 1, 4096, &h, sub, 1, fds, &nfds), EINVAL);
+	ck_assert_int_eq(vfu_client_region_io_fds(&cl, 9, 4096, &h, sub, 1, fds, &nfds), EINVAL);
+	ck_assert_uint_eq(nfds, 0);
+	/* The first ask made the set (edu's one eventfd), whatever it returned. */
+	remote_expect_fds(&rem, rem.baseline_fds + 1);
+}
+END_TEST
+
+/* A client that states no max_msg_fds takes one descriptor a message: edu's one doorbell fits. */
+START_TEST(io_fds_default_max_msg_fds)
+{
+	struct vfu_sub_region_ioeventfd sub[1];
+	struct vfu_region_io_fds h;
+	int fds[VFU_CLIENT_MAX_FDS];
+	size_t nfds = 0;
+
+	vfu_client_close(&cl);
+	ck_assert_int_eq(vfu_client_connect(&cl, rem.path), 0);
+	ck_assert_int_eq(vfu_client_version(&cl, NULL), 0);
+	ck_assert_int_eq(vfu_client_region_io_fds(&cl, BAR0, 4096, &h, sub, 1, fds, &nfds), 0);
+	ck_assert_uint_eq(h.count, 1);
+	ck_assert_uint_eq(nfds, 1);
+	close_all(fds, nfds);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("vfio_user");
@@ -972,6 +1084,9 @@ static Suite *suite(void)
 	tcase_add_test(t, split_message_waits_for_its_rest);
 	tcase_add_test(t, pipelined_requests_all_answered);
 	tcase_add_test(t, replies_resume_after_output_blocks);
+	tcase_add_test(t, io_fds_doorbell_raises_intx);
+	tcase_add_test(t, io_fds_short_argsz_and_empty_regions);
+	tcase_add_test(t, io_fds_default_max_msg_fds);
 	suite_add_tcase(s, t);
 	return s;
 }

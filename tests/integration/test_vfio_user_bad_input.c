@@ -109,6 +109,9 @@ struct msg {
 struct three_u32 {
 	uint32_t a[3];
 };
+struct five_u32 {
+	uint32_t a[5];
+};
 struct feat_state {
 	struct vfu_device_feature f;
 	struct vfu_mig_state ms;
@@ -196,7 +199,29 @@ struct row {
 	  PUT(m, (struct vfu_mig_data){ .argsz = 8, .size = 4 }); m->len += 4;)                    \
 	X(mig_write_size_mismatch, EINVAL, false, m->cmd = VFU_CMD_MIG_DATA_WRITE;                 \
 	  PUT(m, (struct vfu_mig_data){ .argsz = 8, .size = 8 }); m->len += 4;)                    \
-	X(io_fds_unsupported, ENOTSUP, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;)          \
+	X(io_fds_empty, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;)                 \
+	X(io_fds_argsz_short, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;            \
+	  PUT(m, (struct vfu_region_io_fds){ .argsz = 15 });)                                      \
+	X(io_fds_flags_set, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;              \
+	  PUT(m, (struct vfu_region_io_fds){ .argsz = 64, .flags = 1 });)                          \
+	X(io_fds_count_set, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;              \
+	  PUT(m, (struct vfu_region_io_fds){ .argsz = 64, .count = 1 });)                          \
+	X(io_fds_payload_long, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;           \
+	  PUT(m, (struct five_u32){ { 64 } });)                                                    \
+	X(io_fds_payload_short, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;          \
+	  PUT(m, (struct three_u32){ { 64 } });)                                                   \
+	X(io_fds_index_past_end, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;         \
+	  PUT(m, (struct vfu_region_io_fds){ .argsz = 64, .index = 9 });)                          \
+	X(io_fds_index_huge, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;             \
+	  PUT(m, (struct vfu_region_io_fds){ .argsz = 64, .index = 0xffffffffu });)                \
+	X(io_fds_absent_bar, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;             \
+	  PUT(m, (struct vfu_region_io_fds){ .argsz = 64, .index = 1 });)                          \
+	X(io_fds_with_fd, EINVAL, false, m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;                \
+	  PUT(m, (struct vfu_region_io_fds){ .argsz = 64 }); m->fds = FDS_EVENTFD;)                \
+	X(io_fds_no_reply_flag, NO_REPLY_EXPECTED, false,                                          \
+	  m->cmd = VFU_CMD_DEVICE_GET_REGION_IO_FDS;                                               \
+	  m->flags = VFU_FLAG_NO_REPLY;                                                            \
+	  PUT(m, (struct vfu_region_io_fds){ .argsz = 64, .index = 9 });)                          \
 	X(type_two, EINVAL, false, m->cmd = VFU_CMD_DEVICE_RESET; m->flags = 2;)                   \
 	X(error_bit_on_command, EINVAL, false, m->cmd = VFU_CMD_DEVICE_RESET;                      \
 	  m->flags = VFU_FLAG_ERROR;)                                                              \

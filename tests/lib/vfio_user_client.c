@@ -331,6 +331,40 @@ int vfu_client_irq_info(struct vfu_client *c, uint32_t index, struct vfu_irq_inf
 	return r == 0 && n != sizeof(*i) ? -EPROTO : r;
 }
 
+int vfu_client_region_io_fds(struct vfu_client *c, uint32_t index, uint32_t argsz,
+			     struct vfu_region_io_fds *hdr, struct vfu_sub_region_ioeventfd *subs,
+			     unsigned max, int *fds, size_t *nfds)
+{
+	struct vfu_region_io_fds q = { .argsz = argsz, .index = index };
+	size_t room =
+		VFU_REGION_IO_FDS_SIZE + (size_t)VFU_CLIENT_MAX_FDS * VFU_SUB_REGION_IO_FD_SIZE;
+	uint8_t *rep = malloc(room);
+	struct vfu_hdr h;
+	size_t plen = 0;
+	uint16_t id;
+	int r;
+
+	*nfds = 0;
+	if (!rep)
+		return -ENOMEM;
+	r = vfu_client_send(c, VFU_CMD_DEVICE_GET_REGION_IO_FDS, 0, &q, sizeof(q), NULL, 0, &id);
+	if (r == 0)
+		r = vfu_client_recv(c, &h, rep, room, &plen, fds, VFU_CLIENT_MAX_FDS, nfds,
+				    c->timeout_ms);
+	if (r == 0 && (h.msg_id != id || h.cmd != VFU_CMD_DEVICE_GET_REGION_IO_FDS ||
+		       (h.flags & VFU_FLAG_TYPE_MASK) != VFU_TYPE_REPLY))
+		r = -EPROTO;
+	if (r == 0 && (h.flags & VFU_FLAG_ERROR))
+		r = h.error_no ? (int)h.error_no : EIO;
+	if (r == 0 && (plen > room || vfu_decode_region_io_fds_reply(rep, plen, hdr) < 0))
+		r = -EPROTO;
+	for (uint32_t i = 0; r == 0 && plen > VFU_REGION_IO_FDS_SIZE && i < hdr->count && i < max;
+	     i++)
+		vfu_sub_region_get(rep, i, &subs[i]);
+	free(rep);
+	return r;
+}
+
 int vfu_client_dma_map(struct vfu_client *c, uint64_t addr, uint64_t size, int fd, uint64_t offset,
 		       uint32_t flags)
 {

@@ -88,6 +88,15 @@ int vfu_client_write32(struct vfu_client *c, uint32_t region, uint64_t offset, u
 int vfu_client_set_irqs(struct vfu_client *c, uint32_t index, uint32_t flags, uint32_t start,
 			uint32_t count, const uint8_t *bools, const int *fds, size_t nfds);
 int vfu_client_reset(struct vfu_client *c);
+/*
+ * GET_REGION_IO_FDS with argsz: the fixed part of the reply into *hdr, up
+ * to max sub-regions into subs, the reply's descriptors (ours to close) into
+ * fds (room VFU_CLIENT_MAX_FDS), their number in *nfds. -EPROTO for a reply
+ * whose length does not match its count.
+ */
+int vfu_client_region_io_fds(struct vfu_client *c, uint32_t index, uint32_t argsz,
+			     struct vfu_region_io_fds *hdr, struct vfu_sub_region_ioeventfd *subs,
+			     unsigned max, int *fds, size_t *nfds);
 
 /* --- eventfds --- */
 

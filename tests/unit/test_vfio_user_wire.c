@@ -313,6 +313,60 @@ START_TEST(region_info_encode)
 }
 END_TEST
 
+START_TEST(region_io_fds_payloads)
+{
+	struct vfu_region_io_fds q = { .argsz = 16, .index = 2 }, o;
+	struct vfu_sub_region_ioeventfd subs[2] = {
+		{ .offset = 0x60, .size = 4, .fd_index = 0, .flags = 1, .datamatch = 1 },
+		{ .offset = 0x1000, .size = 2, .fd_index = 1 },
+	};
+	struct vfu_sub_region_ioeventfd s1;
+	uint8_t out[128] = { 0 };
+	int n;
+
+	ck_assert_int_eq(vfu_decode_region_io_fds(&q, sizeof(q), &o), 0);
+	ck_assert_uint_eq(o.index, 2);
+	ck_assert_int_eq(vfu_decode_region_io_fds(&q, sizeof(q) - 1, &o), -EINVAL);
+	ck_assert_int_eq(vfu_decode_region_io_fds(out, sizeof(q) + 4, &o), -EINVAL);
+	q.argsz = 15;
+	ck_assert_int_eq(vfu_decode_region_io_fds(&q, sizeof(q), &o), -EINVAL);
+	q.argsz = 16;
+	q.flags = 1;
+	ck_assert_int_eq(vfu_decode_region_io_fds(&q, sizeof(q), &o), -EINVAL);
+	q.flags = 0;
+	q.count = 1;
+	ck_assert_int_eq(vfu_decode_region_io_fds(&q, sizeof(q), &o), -EINVAL);
+
+	/* Room for all: the fixed part, then the entries as they are. */
+	n = vfu_encode_region_io_fds(3, subs, 2, 96, out, sizeof(out));
+	ck_assert_int_eq(n, 96);
+	ck_assert_int_eq(vfu_decode_region_io_fds_reply(out, (size_t)n, &o), 0);
+	ck_assert_uint_eq(o.argsz, 96);
+	ck_assert_uint_eq(o.index, 3);
+	ck_assert_uint_eq(o.count, 2);
+	ck_assert_uint_eq(o.flags, 0);
+	vfu_sub_region_get(out, 1, &s1);
+	ck_assert_uint_eq(s1.offset, 0x1000);
+	ck_assert_uint_eq(s1.fd_index, 1);
+	/* VFIO's short-argsz rule: the size needed and the count, no entries. */
+	n = vfu_encode_region_io_fds(3, subs, 2, 95, out, sizeof(out));
+	ck_assert_int_eq(n, 16);
+	ck_assert_int_eq(vfu_decode_region_io_fds_reply(out, (size_t)n, &o), 0);
+	ck_assert_uint_eq(o.argsz, 96);
+	ck_assert_uint_eq(o.count, 2);
+	/* None: the fixed part alone, argsz 16. */
+	n = vfu_encode_region_io_fds(7, NULL, 0, 4096, out, sizeof(out));
+	ck_assert_int_eq(n, 16);
+	ck_assert_int_eq(vfu_decode_region_io_fds_reply(out, (size_t)n, &o), 0);
+	ck_assert_uint_eq(o.argsz, 16);
+	ck_assert_uint_eq(o.count, 0);
+	ck_assert_int_eq(vfu_encode_region_io_fds(3, subs, 2, 96, out, 95), -ENOSPC);
+	/* A reply whose count does not match its entries is not one. */
+	n = vfu_encode_region_io_fds(3, subs, 2, 96, out, sizeof(out));
+	ck_assert_int_eq(vfu_decode_region_io_fds_reply(out, 56, &o), -EINVAL);
+}
+END_TEST
+
 START_TEST(feature_and_mig_payloads)
 {
 	uint8_t buf[64] = { 0 };
@@ -378,6 +432,7 @@ static Suite *suite(void)
 	tcase_add_test(t, access_payloads);
 	tcase_add_test(t, write_multi_payloads);
 	tcase_add_test(t, region_info_encode);
+	tcase_add_test(t, region_io_fds_payloads);
 	tcase_add_test(t, feature_and_mig_payloads);
 	suite_add_tcase(s, t);
 	return s;
