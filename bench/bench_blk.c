@@ -252,9 +252,10 @@ static void print_context(const char *fio_version, const char *kick)
 		fs = sf.f_type == EXT4_MAGIC ? "ext4" : fsbuf;
 	}
 	printf("bench_blk: 4 KiB random I/O, mpdev virtio-blk (mpdev-remote --device "
-	       "virtio-blk:FILE,direct=on,\n  driver in this process over libmpdev) beside %s "
-	       "--ioengine=io_uring --direct=1\n",
-	       fio_version ? fio_version : "(no fio)");
+	       "virtio-blk:FILE,direct=on,\n  driver in this process over libmpdev) %s%s\n",
+	       fio_version ? "beside " : "with no fio baseline", fio_version ? fio_version : "");
+	if (fio_version)
+		printf("  --ioengine=io_uring --direct=1 on the same file\n");
 	printf("backing file: %s, %llu MiB, %s; kernel %s, %ld CPUs\n", opt.file,
 	       (unsigned long long)(opt.size >> 20), fs, u.release, sysconf(_SC_NPROCESSORS_ONLN));
 	printf("%d rounds of %d s per run, medians; %s\n", opt.rounds, opt.seconds,
