@@ -11,6 +11,7 @@ PACKAGES=(
   # the vfio-lab's own kernel (tests/vfio-lab/lab-kernel.sh)
   flex bison bc libelf-dev xz-utils cpio
   mmdebstrap arch-test gpg bubblewrap # the QEMU 11.1 tier's trixie root (tests/qemu11/q11-root.sh)
+  fio # the block bench's baseline (bench/bench_blk.c): io_uring on the same backing file
 )
 
 # The user mpdev-remote drops to, from the project's own sysusers.d entry (as a
