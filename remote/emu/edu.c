@@ -339,24 +339,6 @@ static void edu_mmio_write(struct edu *edu, uint64_t addr, uint64_t val, uint32_
 	}
 }
 
-static uint64_t load_le(const void *data, uint32_t size)
-{
-	const uint8_t *p = data;
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < size; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void store_le(void *data, uint32_t size, uint64_t v)
-{
-	uint8_t *p = data;
-
-	for (uint32_t i = 0; i < size; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static int edu_check_access(uint32_t index, uint64_t offset, uint32_t size, struct mpdev_error *err)
 {
 	uint64_t region_size;
@@ -389,14 +371,14 @@ static int edu_region_read(struct backend *b, uint32_t index, uint64_t offset, v
 	if (r < 0)
 		return r;
 	if (index == BACKEND_REGION_BAR0) {
-		store_le(data, size, edu_mmio_read(edu, offset, size));
+		pci_store_le(data, size, edu_mmio_read(edu, offset, size));
 		return 0;
 	}
 	r = pci_config_read(&edu->cfg, offset, size, &val);
 	if (r < 0)
 		return mpdev_error_set(err, -r, "edu config: bad read of %u bytes at 0x%" PRIx64,
 				       size, offset);
-	store_le(data, size, val);
+	pci_store_le(data, size, val);
 	return 0;
 }
 
@@ -415,10 +397,10 @@ static int edu_region_write(struct backend *b, uint32_t index, uint64_t offset, 
 					       "edu is in migration state %s: BAR0 writes are "
 					       "refused until it runs again",
 					       mig_fsm_state_name(edu->mig_state));
-		edu_mmio_write(edu, offset, load_le(data, size), size);
+		edu_mmio_write(edu, offset, pci_load_le(data, size), size);
 		return 0;
 	}
-	r = pci_config_write(&edu->cfg, offset, size, (uint32_t)load_le(data, size));
+	r = pci_config_write(&edu->cfg, offset, size, (uint32_t)pci_load_le(data, size));
 	if (r < 0)
 		return mpdev_error_set(err, -r, "edu config: bad write of %u bytes at 0x%" PRIx64,
 				       size, offset);

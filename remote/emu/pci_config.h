@@ -137,4 +137,26 @@ uint16_t pci_config_msi_data(const struct pci_config *cfg);
 /* false without per-vector masking. */
 bool pci_config_msi_vector_masked(const struct pci_config *cfg, unsigned vector);
 
+/*
+ * A region access's bytes as a value and back: PCI is little-endian, and an
+ * access of 1-8 bytes at any alignment is what devops hands a device model.
+ */
+static inline uint64_t pci_load_le(const void *data, uint32_t size)
+{
+	const uint8_t *p = data;
+	uint64_t v = 0;
+
+	for (uint32_t i = 0; i < size; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static inline void pci_store_le(void *data, uint32_t size, uint64_t v)
+{
+	uint8_t *p = data;
+
+	for (uint32_t i = 0; i < size; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
 #endif

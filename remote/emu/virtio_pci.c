@@ -50,24 +50,6 @@
 #define ISR_QUEUE  0x1
 #define ISR_CONFIG 0x2
 
-static uint64_t load_le(const void *data, uint32_t size)
-{
-	const uint8_t *p = data;
-	uint64_t v = 0;
-
-	for (uint32_t i = 0; i < size; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
-static void store_le(void *data, uint32_t size, uint64_t v)
-{
-	uint8_t *p = data;
-
-	for (uint32_t i = 0; i < size; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static bool is_pow2(uint64_t v)
 {
 	return v && !(v & (v - 1));
@@ -82,7 +64,7 @@ static unsigned nvectors(const struct virtio_pci *vp)
 
 static bool msix_enabled(const struct virtio_pci *vp)
 {
-	return load_le(vp->cfg.data + VIRTIO_PCI_CAP_MSIX_OFF + MSIX_CTRL, 2) & MSIX_CTRL_ENABLE;
+	return pci_load_le(vp->cfg.data + VIRTIO_PCI_CAP_MSIX_OFF + MSIX_CTRL, 2) & MSIX_CTRL_ENABLE;
 }
 
 /*
@@ -642,8 +624,8 @@ static bool window_target(struct virtio_pci *vp, uint32_t *index, uint32_t *off,
 			: bar == VIRTIO_PCI_MSIX_BAR ? VIRTIO_PCI_MSIX_BAR_SIZE
 						     : 0;
 
-	*off = (uint32_t)load_le(cap + VCAP_OFFSET, 4);
-	*len = (uint32_t)load_le(cap + VCAP_LENGTH, 4);
+	*off = (uint32_t)pci_load_le(cap + VCAP_OFFSET, 4);
+	*len = (uint32_t)pci_load_le(cap + VCAP_LENGTH, 4);
 	*index = bar;
 	if (!size || (*len != 1 && *len != 2 && *len != 4) || *off >= size || *len > size - *off ||
 	    (*off & (*len - 1))) {
@@ -662,7 +644,7 @@ static void window_read(struct virtio_pci *vp)
 
 	if (window_target(vp, &index, &off, &len))
 		v = index == 0 ? bar0_read(vp, off, len) : msix_read(vp, off, len);
-	store_le(data, 4, v);
+	pci_store_le(data, 4, v);
 }
 
 static void window_write(struct virtio_pci *vp)
@@ -673,9 +655,9 @@ static void window_write(struct virtio_pci *vp)
 	if (!window_target(vp, &index, &off, &len))
 		return;
 	if (index == 0)
-		bar0_write(vp, off, len, load_le(data, len));
+		bar0_write(vp, off, len, pci_load_le(data, len));
 	else
-		msix_write(vp, off, len, load_le(data, len));
+		msix_write(vp, off, len, pci_load_le(data, len));
 }
 
 static int config_read(struct virtio_pci *vp, uint64_t off, uint32_t size, void *data,
@@ -690,14 +672,14 @@ static int config_read(struct virtio_pci *vp, uint64_t off, uint32_t size, void 
 	if (r < 0)
 		return mpdev_error_set(err, -r, "%s config: bad read of %u bytes at 0x%" PRIx64,
 				       vp->dev.name, size, off);
-	store_le(data, size, v);
+	pci_store_le(data, size, v);
 	return 0;
 }
 
 static int config_write(struct virtio_pci *vp, uint64_t off, uint32_t size, const void *data,
 			struct mpdev_error *err)
 {
-	int r = pci_config_write(&vp->cfg, off, size, (uint32_t)load_le(data, size));
+	int r = pci_config_write(&vp->cfg, off, size, (uint32_t)pci_load_le(data, size));
 
 	if (r < 0)
 		return mpdev_error_set(err, -r, "%s config: bad write of %u bytes at 0x%" PRIx64,
@@ -744,9 +726,9 @@ int virtio_pci_region_read(struct virtio_pci *vp, uint32_t index, uint64_t offse
 	if (index == BACKEND_REGION_CONFIG)
 		return config_read(vp, offset, size, data, err);
 	if (index == BACKEND_REGION_BAR0)
-		store_le(data, size, bar0_read(vp, (uint32_t)offset, size));
+		pci_store_le(data, size, bar0_read(vp, (uint32_t)offset, size));
 	else
-		store_le(data, size, msix_read(vp, (uint32_t)offset, size));
+		pci_store_le(data, size, msix_read(vp, (uint32_t)offset, size));
 	return 0;
 }
 
@@ -760,9 +742,9 @@ int virtio_pci_region_write(struct virtio_pci *vp, uint32_t index, uint64_t offs
 	if (index == BACKEND_REGION_CONFIG)
 		return config_write(vp, offset, size, data, err);
 	if (index == BACKEND_REGION_BAR0)
-		bar0_write(vp, (uint32_t)offset, size, load_le(data, size));
+		bar0_write(vp, (uint32_t)offset, size, pci_load_le(data, size));
 	else
-		msix_write(vp, (uint32_t)offset, size, load_le(data, size));
+		msix_write(vp, (uint32_t)offset, size, pci_load_le(data, size));
 	return 0;
 }
 
@@ -805,8 +787,8 @@ static int add_vendor_cap(struct pci_config *cfg, uint8_t off, uint8_t type, uin
 	cfg->data[off + 2] = (uint8_t)size; /* cap_len */
 	cfg->data[off + 3] = type;
 	cfg->data[off + VCAP_BAR] = bar;
-	store_le(cfg->data + off + VCAP_OFFSET, 4, offset);
-	store_le(cfg->data + off + VCAP_LENGTH, 4, length);
+	pci_store_le(cfg->data + off + VCAP_OFFSET, 4, offset);
+	pci_store_le(cfg->data + off + VCAP_LENGTH, 4, length);
 	return 0;
 }
 
@@ -833,10 +815,10 @@ static int build_config(struct virtio_pci *vp)
 	if ((r = pci_config_add_cap(cfg, CAP_ID_MSIX, VIRTIO_PCI_CAP_MSIX_OFF, MSIX_CAP_SIZE)) < 0)
 		return r;
 	p = cfg->data + VIRTIO_PCI_CAP_MSIX_OFF;
-	store_le(p + MSIX_CTRL, 2, nvectors(vp) - 1);
-	store_le(p + 4, 4, 0 | VIRTIO_PCI_MSIX_BAR);
-	store_le(p + 8, 4, VIRTIO_PCI_MSIX_PBA_OFF | VIRTIO_PCI_MSIX_BAR);
-	store_le(cfg->wmask + VIRTIO_PCI_CAP_MSIX_OFF + MSIX_CTRL, 2,
+	pci_store_le(p + MSIX_CTRL, 2, nvectors(vp) - 1);
+	pci_store_le(p + 4, 4, 0 | VIRTIO_PCI_MSIX_BAR);
+	pci_store_le(p + 8, 4, VIRTIO_PCI_MSIX_PBA_OFF | VIRTIO_PCI_MSIX_BAR);
+	pci_store_le(cfg->wmask + VIRTIO_PCI_CAP_MSIX_OFF + MSIX_CTRL, 2,
 		 MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL);
 
 	/* The window's bar, offset, length and data are the driver's to write. */
@@ -859,7 +841,7 @@ static int build_config(struct virtio_pci *vp)
 	    (r = add_vendor_cap(cfg, VIRTIO_PCI_CAP_COMMON_OFF, CFG_TYPE_COMMON, 0,
 				VIRTIO_PCI_COMMON_OFF, CC_END, VCAP_SIZE)) < 0)
 		return r;
-	store_le(cfg->data + VIRTIO_PCI_CAP_NOTIFY_OFF + VCAP_SIZE, 4, VIRTIO_PCI_NOTIFY_MULT);
+	pci_store_le(cfg->data + VIRTIO_PCI_CAP_NOTIFY_OFF + VCAP_SIZE, 4, VIRTIO_PCI_NOTIFY_MULT);
 	return 0;
 }
 

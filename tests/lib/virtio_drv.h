@@ -30,7 +30,13 @@
 
 #include "libmpdev.h"
 
-/* Feature bits (spec §6, §5.2.3). */
+/*
+ * The spec's numbers are written here from the spec, not taken from the
+ * device model (remote/emu/virtio_pci.*): a driver that shared the device's
+ * constants could not notice a wrong one.
+ *
+ * Feature bits (spec §6, §5.2.3).
+ */
 #define VIRTIO_F_RING_INDIRECT_DESC 28
 #define VIRTIO_F_RING_EVENT_IDX	    29
 #define VIRTIO_F_VERSION_1	    32
