@@ -47,13 +47,15 @@
 #define DEFAULT_SIZE_MIB 256
 #define DEFAULT_VERIFY	 256
 
-enum { W_READ1, W_READ32, W_WRITE1, W_WRITE32, W_READ1_POLL, W_WRITE1_POLL, NWORK };
+enum { W_READ1, W_READ32, W_WRITE1, W_WRITE32, W_READ1_POLL, W_WRITE1_POLL, W_READ1_POSTED,
+       W_READ32_POSTED, NWORK };
 
 static const struct workload {
 	const char *name;
 	bool write, poll;
 	int qd;
 	int fio_row; /* whose fio figures stand beside it */
+	bool posted; /* kicked by posted BAR write though a doorbell is offered */
 } work[NWORK] = {
 	[W_READ1] = { "randread", false, false, 1, W_READ1 },
 	[W_READ32] = { "randread", false, false, 32, W_READ32 },
@@ -61,14 +63,27 @@ static const struct workload {
 	[W_WRITE32] = { "randwrite", true, false, 32, W_WRITE32 },
 	[W_READ1_POLL] = { "randread", false, true, 1, W_READ1 },
 	[W_WRITE1_POLL] = { "randwrite", true, true, 1, W_WRITE1 },
+	[W_READ1_POSTED] = { "randread", false, false, 1, W_READ1, true },
+	[W_READ32_POSTED] = { "randread", false, false, 32, W_READ32, true },
 };
 
 static struct {
 	int seconds, rounds, verify;
 	uint64_t size;
 	const char *file, *fio;
-	bool no_fio, poll, pin, keep;
+	bool no_fio, poll, posted, pin, keep;
 } opt = { .seconds = 3, .rounds = 5, .verify = DEFAULT_VERIFY, .fio = "fio" };
+
+/* Rows the options leave out. */
+static bool skipped(const struct workload *k)
+{
+	return (k->poll && !opt.poll) || (k->posted && !opt.posted);
+}
+
+static const char *row_note(const struct workload *k)
+{
+	return k->poll ? " (poll)" : k->posted ? " (posted kick)" : "";
+}
 
 /* Per workload and round. */
 static struct blk_figures mp[NWORK][MAX_ROUNDS], fio_fig[NWORK][MAX_ROUNDS];
@@ -80,7 +95,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: bench_blk [--seconds N] [--rounds N] [--file PATH] [--size MIB]\n"
-		"                 [--fio PATH | --no-fio] [--poll] [--pin] [--verify N] [--keep]\n"
+		"                 [--fio PATH | --no-fio] [--poll] [--posted] [--pin]\n"
+		"                 [--verify N] [--keep]\n"
 		"  --seconds N  each timed run (default 3)\n"
 		"  --rounds N   rounds, medians reported (default 5, at most %d)\n"
 		"  --file PATH  the backing file (default /var/tmp/bench-blk-PID.img, removed "
@@ -89,6 +105,8 @@ static void usage(FILE *f)
 		"  --size MIB   of the backing file (default %d)\n"
 		"  --fio PATH   the fio to run (default fio from PATH); --no-fio: mpdev alone\n"
 		"  --poll       also queue depth 1 with the driver polling the used ring\n"
+		"  --posted     also reads at queue depth 1 and 32 kicked by posted BAR write\n"
+		"               instead of the doorbell eventfd: what the doorbell saves\n"
 		"  --pin        the bench and everything it starts on CPU 0\n"
 		"  --verify N   blocks read back after each write run (default %d)\n"
 		"  --keep       keep the backing file\n",
@@ -115,6 +133,7 @@ static int parse_args(int argc, char **argv)
 					    { "fio", required_argument, NULL, 'F' },
 					    { "no-fio", no_argument, NULL, 'n' },
 					    { "poll", no_argument, NULL, 'p' },
+					    { "posted", no_argument, NULL, 'K' },
 					    { "pin", no_argument, NULL, 'P' },
 					    { "verify", required_argument, NULL, 'v' },
 					    { "keep", no_argument, NULL, 'k' },
@@ -148,6 +167,9 @@ static int parse_args(int argc, char **argv)
 			break;
 		case 'p':
 			opt.poll = true;
+			break;
+		case 'K':
+			opt.posted = true;
 			break;
 		case 'P':
 			opt.pin = true;
@@ -279,9 +301,9 @@ static void print_table(bool have_fio)
 		const struct workload *k = &work[w];
 		int f = k->fio_row;
 
-		if (k->poll && !opt.poll)
+		if (skipped(k))
 			continue;
-		printf("| %s%s | %d | %.0f |", k->name, k->poll ? " (poll)" : "", k->qd,
+		printf("| %s%s | %d | %.0f |", k->name, row_note(k), k->qd,
 		       MED(mp[w], iops));
 		if (have_fio)
 			printf(" %.0f | **%.2f** |", MED(fio_fig[f], iops),
@@ -295,10 +317,10 @@ static void print_table(bool have_fio)
 			       MED(fio_fig[f], clat_p99_us));
 		else
 			printf(" - | - |\n");
-		if (have_fio && k->qd == 32 && !k->poll &&
+		if (have_fio && k->qd == 32 && !k->poll && !k->posted &&
 		    MED(mp[w], iops) < 0.9 * MED(fio_fig[f], iops))
 			met32 = false;
-		if (have_fio && k->qd == 1 && !k->poll &&
+		if (have_fio && k->qd == 1 && !k->poll && !k->posted &&
 		    MED(mp[w], p50_us) - MED(fio_fig[f], p50_us) > ping)
 			met1 = false;
 	}
@@ -324,7 +346,11 @@ static int run_mpdev(struct blk_dev *dev, int w, int round, char *why, size_t le
 	unsigned n;
 	int r;
 
+	if (k->posted)
+		blk_dev_use_doorbell(dev, false);
 	r = blk_dev_run(dev, k->write, k->qd, k->poll, opt.seconds, &mp[w][round], why, len);
+	if (k->posted)
+		blk_dev_use_doorbell(dev, true);
 	if (r < 0 || !k->write)
 		return r;
 	r = blk_dev_verify(dev, (unsigned)opt.verify, &n, why, len);
@@ -401,13 +427,13 @@ int main(int argc, char **argv)
 		for (int i = 0; i < NWORK; i++) {
 			int w = back ? NWORK - 1 - i : i;
 
-			if (work[w].poll && !opt.poll)
+			if (skipped(&work[w]))
 				continue;
-			/* fio first in odd rounds; a poll row has no fio run of its own. */
+			/* fio first in odd rounds; a poll or posted row has no fio run of its own. */
 			for (int side = 0; side < 2; side++) {
 				bool is_fio = (side == 1) != back;
 
-				if (is_fio && (!have_fio || work[w].poll))
+				if (is_fio && (!have_fio || work[w].poll || work[w].posted))
 					continue;
 				r = is_fio ? run_fio(dev, w, round, why, sizeof(why))
 					   : run_mpdev(dev, w, round, why, sizeof(why));
@@ -422,7 +448,7 @@ int main(int argc, char **argv)
 					fprintf(stderr,
 						"bench_blk: mpdev %s QD%d%s, round %d: %s\n",
 						work[w].name, work[w].qd,
-						work[w].poll ? " (poll)" : "", round + 1, why);
+						row_note(&work[w]), round + 1, why);
 					goto out;
 				}
 			}

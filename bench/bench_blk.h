@@ -42,6 +42,12 @@ int blk_fill_file(const char *file, uint64_t size, char *why, size_t why_len);
 int blk_dev_open(const char *bin, const char *file, uint64_t size, struct blk_dev **out, char *why,
 		 size_t why_len);
 
+/*
+ * Kicks queue 0 through its doorbell eventfd (on, when the remote gave one)
+ * or by posted BAR write (off): the same device, both kicks, in one run.
+ */
+void blk_dev_use_doorbell(struct blk_dev *d, bool on);
+
 /* How queue 0 is kicked and how its completions are awaited, in words. */
 const char *blk_dev_kick(const struct blk_dev *d);
 

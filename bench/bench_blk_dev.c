@@ -343,6 +343,11 @@ int blk_dev_open(const char *bin, const char *file, uint64_t size, struct blk_de
 	return 0;
 }
 
+void blk_dev_use_doorbell(struct blk_dev *d, bool on)
+{
+	vdrv_queue_set_doorbell(&d->drv, 0, on ? d->doorbell_fd : -1);
+}
+
 const char *blk_dev_kick(const struct blk_dev *d)
 {
 	return d->kick;

@@ -36,4 +36,4 @@ echo "== bench outside the timed tests: virtio-blk on io_uring (bench_blk) =="
 # Figures, not a test: a missed target is printed and the run goes on; a
 # request that fails or data read back other than written (status 1) fails
 # the run. The bench runs fio beside mpdev on a scratch file in /var/tmp.
-build/bin/bench_blk --seconds 1 --rounds 3
+build/bin/bench_blk --seconds 1 --rounds 3 --posted
