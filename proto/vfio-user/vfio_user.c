@@ -165,7 +165,9 @@ int vfu_encode_region_io_fds(uint32_t index, const struct vfu_sub_region_ioevent
 		return VFU_REGION_IO_FDS_SIZE; /* the size to come back with, and no entries */
 	if (out_len < need)
 		return -ENOSPC;
-	memcpy(o + VFU_REGION_IO_FDS_SIZE, subs, (size_t)n * VFU_SUB_REGION_IO_FD_SIZE);
+	/* memcpy's source may not be NULL even for 0 bytes, and a region without doorbells has none. */
+	if (n)
+		memcpy(o + VFU_REGION_IO_FDS_SIZE, subs, (size_t)n * VFU_SUB_REGION_IO_FD_SIZE);
 	return (int)need;
 }
 
