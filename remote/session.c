@@ -28,6 +28,29 @@
 /* The reply arena: every message of one reply, which fits one packet. */
 #define SESSION_REPLY_ARENA (2u * MPDEV_MAX_MSG_SIZE)
 
+/*
+ * Where the remote's own interrupt layer (virq) serves the device, what
+ * SET_IRQS can do is virq's, not the device model's: INTx is VFIO's,
+ * automasked on every trigger and unmasked by action or eventfd, and a
+ * masked MSI/MSI-X vector keeps its message pending. Stated here once, in
+ * the info every face reports. A backend with its own set_irqs (vfio)
+ * reports what the kernel said.
+ */
+static void note_virq_flags(struct session *s)
+{
+	struct backend_irq_info *irqs = s->info.irqs;
+
+	if (!s->host || !s->host->virq_ready)
+		return;
+	if (irqs[BACKEND_IRQ_INTX].count)
+		irqs[BACKEND_IRQ_INTX].flags |=
+			BACKEND_IRQ_EVENTFD | BACKEND_IRQ_MASKABLE | BACKEND_IRQ_AUTOMASKED;
+	if (irqs[BACKEND_IRQ_MSI].count)
+		irqs[BACKEND_IRQ_MSI].flags |= BACKEND_IRQ_EVENTFD | BACKEND_IRQ_MASKABLE;
+	if (irqs[BACKEND_IRQ_MSIX].count)
+		irqs[BACKEND_IRQ_MSIX].flags |= BACKEND_IRQ_EVENTFD | BACKEND_IRQ_MASKABLE;
+}
+
 void session_init(struct session *s, int fd, const struct face *face, struct backend *backend,
 		  struct remote_host *host, struct server_stats *stats)
 {
@@ -39,6 +62,7 @@ void session_init(struct session *s, int fd, const struct face *face, struct bac
 	s->stats = stats;
 	s->max_table_fds = SESSION_MAX_TABLE_FDS;
 	backend->ops->get_info(backend, &s->info);
+	note_virq_flags(s);
 	session_mig_init(s);
 }
 

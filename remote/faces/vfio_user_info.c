@@ -63,12 +63,7 @@ int vfu_handle_region_info(struct session *s, struct vfu_conn *c, struct vfu_req
 	return 0;
 }
 
-/*
- * What SET_IRQS can do with an index. Where the remote's own interrupt layer
- * (virq) serves the device, INTx is VFIO's: automasked on every trigger,
- * unmasked by action or eventfd, and masked vectors keep a pending message.
- * A backend with its own set_irqs (vfio) reports what the kernel said.
- */
+/* VFIO's IRQ info flags from the session's (which state virq's where it serves the device). */
 static uint32_t irq_flags(const struct session *s, uint32_t index)
 {
 	uint32_t f = 0, b = s->info.irqs[index].flags;
@@ -81,12 +76,6 @@ static uint32_t irq_flags(const struct session *s, uint32_t index)
 		f |= VFU_IRQ_INFO_AUTOMASKED;
 	if (b & BACKEND_IRQ_NORESIZE)
 		f |= VFU_IRQ_INFO_NORESIZE;
-	if (s->host && s->host->virq_ready && s->info.irqs[index].count) {
-		if (index == BACKEND_IRQ_INTX)
-			f |= VFU_IRQ_INFO_EVENTFD | VFU_IRQ_INFO_MASKABLE | VFU_IRQ_INFO_AUTOMASKED;
-		else if (index == BACKEND_IRQ_MSI || index == BACKEND_IRQ_MSIX)
-			f |= VFU_IRQ_INFO_EVENTFD | VFU_IRQ_INFO_MASKABLE;
-	}
 	return f;
 }
 

@@ -55,6 +55,12 @@ START_TEST(handshake_and_device_info)
 	ck_assert_uint_eq(info.regions[MPDEV_REGION_BAR1].size, 0);
 	ck_assert_uint_eq(info.irqs[MPDEV_IRQ_INTX].count, 1);
 	ck_assert_uint_eq(info.irqs[MPDEV_IRQ_MSI].count, 1);
+	/* The remote's own interrupt layer serves edu: VFIO's INTx, maskable vectors. */
+	ck_assert_uint_eq(info.irqs[MPDEV_IRQ_INTX].flags, MPDEV_IRQ_FLAG_EVENTFD |
+							       MPDEV_IRQ_FLAG_MASKABLE |
+							       MPDEV_IRQ_FLAG_AUTOMASKED);
+	ck_assert_uint_eq(info.irqs[MPDEV_IRQ_MSI].flags,
+			  MPDEV_IRQ_FLAG_EVENTFD | MPDEV_IRQ_FLAG_MASKABLE);
 	ck_assert(info.reset_supported);
 }
 END_TEST
