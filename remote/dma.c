@@ -1,6 +1,7 @@
 #include "dma.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -389,15 +390,28 @@ out:
 }
 
 /*
- * Walks [gpa, gpa + len) region by region. With copy NULL it only checks
- * that the range is mapped (and writable for a write).
+ * One piece of a guest range: the part inside one memory table region, as
+ * the remote maps it. A walk hands them out in order.
  */
-static int walk(struct dma_table *t, uint64_t gpa, uint8_t *buf, size_t len, bool write, bool copy,
-		struct mpdev_error *err)
-{
-	uint64_t cur = gpa;
-	size_t left = len;
+typedef void (*piece_fn)(void *ctx, uint8_t *host, uint64_t len);
 
+/*
+ * Walks [gpa, gpa + len) region by region: the whole range must be mapped,
+ * writable for a write, in at most max pieces. With piece
+ * NULL it only checks; a caller checks first and then walks again with its
+ * piece function, so a refused range touches nothing. what names the access
+ * in the words ("read", "writable buffer"). Returns the number of pieces.
+ * dma_read/dma_write and dma_iov share it, so the three refuse alike.
+ */
+static int walk(struct dma_table *t, uint64_t gpa, uint64_t len, bool write, const char *what,
+		unsigned max, piece_fn piece, void *ctx, struct mpdev_error *err)
+{
+	uint64_t cur = gpa, left = len;
+	unsigned k = 0;
+
+	if (len && gpa + len - 1 < gpa)
+		return mpdev_error_set(err, EFAULT, "%llu bytes at 0x%llx wrap around",
+				       (unsigned long long)len, (unsigned long long)gpa);
 	while (left) {
 		const struct memtable_entry *e = memtable_lookup(&t->map, cur);
 		uint64_t chunk;
@@ -405,50 +419,34 @@ static int walk(struct dma_table *t, uint64_t gpa, uint8_t *buf, size_t len, boo
 		if (!e)
 			return mpdev_error_set(
 				err, EFAULT,
-				"guest address 0x%llx (in a %zu-byte %s at 0x%llx) is "
+				"guest address 0x%llx (in a %llu-byte %s at 0x%llx) is "
 				"not in the memory table",
-				(unsigned long long)cur, len, write ? "write" : "read",
+				(unsigned long long)cur, (unsigned long long)len, what,
 				(unsigned long long)gpa);
 		if (write && e->read_only)
+			return mpdev_error_set(err, EACCES,
+					       "guest address 0x%llx (in a %llu-byte %s at 0x%llx) "
+					       "is in a read-only region",
+					       (unsigned long long)cur, (unsigned long long)len,
+					       what, (unsigned long long)gpa);
+		if (k == max)
 			return mpdev_error_set(
-				err, EACCES,
-				"guest address 0x%llx (in a %zu-byte write at 0x%llx) "
-				"is in a read-only region",
-				(unsigned long long)cur, len, (unsigned long long)gpa);
+				err, E2BIG, "%llu bytes at 0x%llx span more than %u regions",
+				(unsigned long long)len, (unsigned long long)gpa, max);
+		k++;
 		chunk = e->gpa + e->size - cur; /* cannot overflow: cur is inside e */
 		if (chunk > left)
 			chunk = left;
-		if (copy) {
-			uint8_t *host = (uint8_t *)e->host + (cur - e->gpa);
-
-			if (write)
-				memcpy(host, buf, chunk);
-			else
-				memcpy(buf, host, chunk);
-			buf += chunk;
-		}
+		if (piece)
+			piece(ctx, (uint8_t *)e->host + (cur - e->gpa), chunk);
 		cur += chunk;
 		left -= chunk;
 	}
-	return 0;
+	return (int)k;
 }
 
-static int access_checked(struct dma_table *t, uint64_t gpa, uint8_t *buf, size_t len, bool write,
-			  struct mpdev_error *err)
+static void note_access(struct dma_table *t, bool write, uint64_t len)
 {
-	int ret;
-
-	if (len && gpa + len - 1 < gpa)
-		ret = mpdev_error_set(err, EFAULT, "%zu bytes at 0x%llx wrap around", len,
-				      (unsigned long long)gpa);
-	else
-		ret = walk(t, gpa, buf, len, write, false, err);
-	if (ret < 0) {
-		t->stats.faults++;
-		return ret;
-	}
-	/* Checked whole first: a refused access copies nothing at all. */
-	walk(t, gpa, buf, len, write, true, err);
 	if (write) {
 		t->stats.writes++;
 		t->stats.bytes_written += len;
@@ -456,6 +454,39 @@ static int access_checked(struct dma_table *t, uint64_t gpa, uint8_t *buf, size_
 		t->stats.reads++;
 		t->stats.bytes_read += len;
 	}
+}
+
+struct copy_ctx {
+	uint8_t *buf;
+	bool write;
+};
+
+static void copy_piece(void *ctx, uint8_t *host, uint64_t len)
+{
+	struct copy_ctx *c = ctx;
+
+	if (c->write)
+		memcpy(host, c->buf, len);
+	else
+		memcpy(c->buf, host, len);
+	c->buf += len;
+}
+
+static int access_checked(struct dma_table *t, uint64_t gpa, uint8_t *buf, size_t len, bool write,
+			  struct mpdev_error *err)
+{
+	struct copy_ctx c = { buf, write };
+	const char *what = write ? "write" : "read";
+	/* No bound on the pieces: a copy may span the whole table. */
+	int ret = walk(t, gpa, len, write, what, UINT_MAX, NULL, NULL, err);
+
+	if (ret < 0) {
+		t->stats.faults++;
+		return ret;
+	}
+	/* Checked whole first: a refused access copies nothing at all. */
+	walk(t, gpa, len, write, what, UINT_MAX, copy_piece, &c, err);
+	note_access(t, write, len);
 	return 0;
 }
 
@@ -474,86 +505,33 @@ int dma_write(struct dma_table *t, uint64_t gpa, const void *buf, size_t len,
 	return ret;
 }
 
-/*
- * Checks [gpa, gpa + len) as access_checked does and counts the regions it
- * spans; fills nothing.
- */
-static int iov_check(struct dma_table *t, uint64_t gpa, uint64_t len, bool write, unsigned max,
-		     unsigned *pieces, struct mpdev_error *err)
+static void iov_piece(void *ctx, uint8_t *host, uint64_t len)
 {
-	uint64_t cur = gpa, left = len;
-	unsigned k = 0;
+	struct iovec **next = ctx;
 
-	if (len && gpa + len - 1 < gpa)
-		return mpdev_error_set(err, EFAULT, "%llu bytes at 0x%llx wrap around",
-				       (unsigned long long)len, (unsigned long long)gpa);
-	while (left) {
-		const struct memtable_entry *e = memtable_lookup(&t->map, cur);
-		uint64_t chunk;
-
-		if (!e)
-			return mpdev_error_set(err, EFAULT,
-					       "guest address 0x%llx (in a %llu-byte %s buffer at "
-					       "0x%llx) is not in the memory table",
-					       (unsigned long long)cur, (unsigned long long)len,
-					       write ? "writable" : "readable",
-					       (unsigned long long)gpa);
-		if (write && e->read_only)
-			return mpdev_error_set(
-				err, EACCES,
-				"guest address 0x%llx (in a %llu-byte writable buffer "
-				"at 0x%llx) is in a read-only region",
-				(unsigned long long)cur, (unsigned long long)len,
-				(unsigned long long)gpa);
-		if (k == max)
-			return mpdev_error_set(
-				err, E2BIG, "%llu bytes at 0x%llx span more than %u regions",
-				(unsigned long long)len, (unsigned long long)gpa, max);
-		k++;
-		chunk = e->gpa + e->size - cur; /* cannot overflow: cur is inside e */
-		if (chunk > left)
-			chunk = left;
-		cur += chunk;
-		left -= chunk;
-	}
-	*pieces = k;
-	return 0;
+	(*next)->iov_base = host;
+	(*next)->iov_len = (size_t)len;
+	(*next)++;
 }
 
 int dma_iov(struct dma_table *t, uint64_t gpa, uint64_t len, bool write, struct iovec *iov,
 	    unsigned max, unsigned *n, struct mpdev_error *err)
 {
-	uint64_t cur = gpa, left = len;
-	unsigned pieces = 0, k;
+	const char *what = write ? "writable buffer" : "readable buffer";
+	struct iovec *next = iov;
 	int ret;
 
 	*n = 0;
-	ret = iov_check(t, gpa, len, write, max, &pieces, err);
+	ret = walk(t, gpa, len, write, what, max, NULL, NULL, err);
 	if (ret < 0) {
 		t->stats.faults++;
 		return ret;
 	}
 	/* Checked whole first: a refused range fills nothing. */
-	for (k = 0; k < pieces; k++) {
-		const struct memtable_entry *e = memtable_lookup(&t->map, cur);
-		uint64_t chunk = e->gpa + e->size - cur;
-
-		if (chunk > left)
-			chunk = left;
-		iov[k].iov_base = (uint8_t *)e->host + (cur - e->gpa);
-		iov[k].iov_len = (size_t)chunk;
-		cur += chunk;
-		left -= chunk;
-	}
-	*n = pieces;
-	if (write) {
-		t->stats.writes++;
-		t->stats.bytes_written += len;
-		if (len)
-			dirty_note_write(&t->dirty, gpa, len);
-	} else {
-		t->stats.reads++;
-		t->stats.bytes_read += len;
-	}
+	walk(t, gpa, len, write, what, max, iov_piece, &next, err);
+	*n = (unsigned)(next - iov);
+	note_access(t, write, len);
+	if (write && len)
+		dirty_note_write(&t->dirty, gpa, len);
 	return 0;
 }
