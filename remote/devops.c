@@ -46,6 +46,19 @@ static uint32_t piece(uint32_t index, uint64_t offset, size_t left)
 	return 1;
 }
 
+int devops_check_one_write(const struct session *s, uint32_t index, uint64_t offset, uint32_t size,
+			   struct mpdev_error *err)
+{
+	int r = check_region(s, index, offset, size, true, err);
+
+	if (r == 0 && piece(index, offset, size) != size)
+		r = mpdev_error_set(err, EINVAL,
+				    "%u bytes at offset 0x%llx of region %u are not one naturally "
+				    "aligned access",
+				    size, (unsigned long long)offset, index);
+	return r;
+}
+
 int devops_region_read(struct session *s, uint32_t index, uint64_t offset, void *buf, size_t len,
 		       struct mpdev_error *err)
 {

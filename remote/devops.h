@@ -66,6 +66,15 @@ int devops_set_intx_irqfd(struct session *s, uint32_t pin, uint32_t pirq, int ir
 int devops_set_irqs(struct session *s, struct backend_irq_request *req, struct mpdev_error *err);
 
 /*
+ * Whether a write of size bytes at offset passes the checks a peer's write
+ * does and reaches the device as one access, not split into pieces (what a
+ * doorbell must be). 0, or the error a peer's write would get (-EINVAL
+ * for one that would be split).
+ */
+int devops_check_one_write(const struct session *s, uint32_t index, uint64_t offset, uint32_t size,
+			   struct mpdev_error *err);
+
+/*
  * The doorbells of region as eventfds (doorbell.h): at most max into out,
  * *total how many the region has. The fds are the session's own (borrowed:
  * a face sends them, never closes them). -EINVAL for a region the device

@@ -56,26 +56,18 @@ static void doorbell_fire(evutil_socket_t fd, short what, void *arg)
 
 /*
  * The backend's word is checked as a peer's would be: a doorbell is one
- * naturally aligned access that a region write accepts as it stands.
+ * naturally aligned access that a region write accepts as it stands, and
+ * its data fits its width.
  */
-static int doorbell_check(const struct session *s, const struct backend_ioeventfd *io)
+static int doorbell_check(const struct session *s, const struct backend_ioeventfd *io,
+			  struct mpdev_error *err)
 {
-	const struct backend_region_info *ri;
+	int r = devops_check_one_write(s, io->region, io->offset, io->size, err);
 
-	if (io->region >= BACKEND_NUM_REGIONS)
-		return -EINVAL;
-	ri = &s->info.regions[io->region];
-	if (!ri->size || !(ri->flags & BACKEND_REGION_WRITE))
-		return -EINVAL;
-	if (io->size != 1 && io->size != 2 && io->size != 4 && io->size != 8)
-		return -EINVAL;
-	if (io->region == BACKEND_REGION_CONFIG && io->size == 8)
-		return -EINVAL;
-	if (io->offset % io->size || io->offset > ri->size || io->size > ri->size - io->offset)
-		return -EINVAL;
-	if (io->size < 8 && io->data >> (8 * io->size))
-		return -EINVAL;
-	return 0;
+	if (r == 0 && io->size < 8 && io->data >> (8 * io->size))
+		r = mpdev_error_set(err, EINVAL, "data 0x%" PRIx64 " is wider than %u bytes",
+				    io->data, io->size);
+	return r;
 }
 
 void doorbell_set_free(struct doorbell_set *d)
@@ -112,13 +104,14 @@ static int doorbell_set_make(struct session *s, struct doorbell_set **out, struc
 	d->s = s;
 	for (unsigned i = 0; i < n; i++) {
 		struct doorbell *b = &d->bells[d->n];
+		struct mpdev_error why = { 0 };
 
-		if (doorbell_check(s, &v[i]) < 0) {
+		if (doorbell_check(s, &v[i], &why) < 0) {
 			log_warn(COMP,
 				 "%s declares a doorbell a region write would refuse (region %u, "
-				 "offset 0x%" PRIx64 ", %u bytes, data 0x%" PRIx64 "): left out",
+				 "offset 0x%" PRIx64 ", %u bytes, data 0x%" PRIx64 "): %s; left out",
 				 s->backend->ops->name, v[i].region, v[i].offset, v[i].size,
-				 v[i].data);
+				 v[i].data, why.msg);
 			continue;
 		}
 		b->io = v[i];
