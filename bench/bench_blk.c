@@ -27,6 +27,7 @@
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -336,6 +337,16 @@ static void print_table(bool have_fio)
 	printf("target QD32 >= 0.9x fio's IOPS: %s; QD1 latency within the eventfd round trip: "
 	       "%s\n",
 	       met32 ? "met" : "MISSED", met1 ? "met" : "MISSED");
+}
+
+int blk_fail(char *why, size_t len, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return code;
 }
 
 /* ---- the rounds ------------------------------------------------------------------------- */

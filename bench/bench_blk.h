@@ -21,6 +21,10 @@ struct blk_figures {
 
 #define BLK_BS 4096u
 
+/* Says why (printf-style, into why[0..len)) and returns code: every piece's way out. */
+int blk_fail(char *why, size_t len, int code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* ---- the device side (bench_blk_dev.c) -------------------------------------------------- */
 
 struct blk_dev;

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,16 +87,6 @@ struct blk_dev {
 	uint64_t *check; /* a block's expected contents */
 };
 
-static int fail(char *why, size_t len, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-	return code;
-}
-
 static uint64_t next_rand(struct blk_dev *d)
 {
 	/* xorshift64*: uniform enough for offsets, and no syscall or lock per request. */
@@ -135,7 +124,7 @@ int blk_fill_file(const char *file, uint64_t size, char *why, size_t why_len)
 	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), r = 0;
 
 	if (!buf || fd < 0) {
-		r = fail(why, why_len, buf ? -errno : -ENOMEM, "%s: %s", file,
+		r = blk_fail(why, why_len, buf ? -errno : -ENOMEM, "%s: %s", file,
 			 buf ? strerror(errno) : "out of memory");
 		goto out;
 	}
@@ -145,12 +134,12 @@ int blk_fill_file(const char *file, uint64_t size, char *why, size_t why_len)
 		for (size_t b = 0; b < n / BLK_BS; b++)
 			pattern(buf + b * WORDS, (uint32_t)(off / BLK_BS + b), 0);
 		if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n) {
-			r = fail(why, why_len, -EIO, "writing %s: %s", file, strerror(errno));
+			r = blk_fail(why, why_len, -EIO, "writing %s: %s", file, strerror(errno));
 			goto out;
 		}
 	}
 	if (fsync(fd) < 0)
-		r = fail(why, why_len, -errno, "fsync %s: %s", file, strerror(errno));
+		r = blk_fail(why, why_len, -errno, "fsync %s: %s", file, strerror(errno));
 out:
 	if (fd >= 0)
 		close(fd);
@@ -162,7 +151,7 @@ out:
 
 static int drv_fail(struct blk_dev *d, char *why, size_t len, const char *what, int r)
 {
-	return fail(why, len, r < 0 ? r : -EIO, "%s: %s", what, vdrv_error(&d->drv));
+	return blk_fail(why, len, r < 0 ? r : -EIO, "%s: %s", what, vdrv_error(&d->drv));
 }
 
 /* A doorbell eventfd for queue 0's notify address, if the remote offers one. */
@@ -220,7 +209,7 @@ static int setup_slots(struct blk_dev *d, char *why, size_t len)
 		s->data = vdrv_alloc(&d->drv, BLK_BS, BLK_BS, &s->data_gpa);
 		small = vdrv_alloc(&d->drv, 64, 64, &gpa);
 		if (!s->data || !small)
-			return fail(why, len, -ENOMEM, "guest RAM of %u MiB is too small",
+			return blk_fail(why, len, -ENOMEM, "guest RAM of %u MiB is too small",
 				    MEM_SIZE >> 20);
 		s->hdr = (struct blk_hdr *)small;
 		s->hdr_gpa = gpa;
@@ -240,16 +229,16 @@ static int bring_up(struct blk_dev *d, uint64_t size, char *why, size_t len)
 	d->memfd = memfd_create("bench-blk-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (d->memfd < 0 || ftruncate(d->memfd, MEM_SIZE) < 0 ||
 	    fcntl(d->memfd, F_ADD_SEALS, F_SEAL_SHRINK) < 0)
-		return fail(why, len, -errno, "guest RAM memfd: %s", strerror(errno));
+		return blk_fail(why, len, -errno, "guest RAM memfd: %s", strerror(errno));
 	d->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, d->memfd, 0);
 	if (d->mem == MAP_FAILED) {
 		d->mem = NULL;
-		return fail(why, len, -errno, "mmap guest RAM: %s", strerror(errno));
+		return blk_fail(why, len, -errno, "mmap guest RAM: %s", strerror(errno));
 	}
 	reg.fd = d->memfd;
 	r = mpdev_mem_set_table(d->dev, &reg, 1);
 	if (r < 0)
-		return fail(why, len, r, "memory table: %s", mpdev_last_error(d->dev));
+		return blk_fail(why, len, r, "memory table: %s", mpdev_last_error(d->dev));
 	r = vdrv_init(&d->drv, d->dev, d->mem, MEM_GPA, MEM_SIZE);
 	if (r < 0)
 		return drv_fail(d, why, len, "virtio-pci capabilities", r);
@@ -259,7 +248,7 @@ static int bring_up(struct blk_dev *d, uint64_t size, char *why, size_t len)
 	if ((r = vdrv_device_features(&d->drv, &feat)) < 0)
 		return drv_fail(d, why, len, "device features", r);
 	if (!(feat & VDRV_F(VIRTIO_F_VERSION_1)))
-		return fail(why, len, -ENOTSUP, "the device does not offer VIRTIO_F_VERSION_1");
+		return blk_fail(why, len, -ENOTSUP, "the device does not offer VIRTIO_F_VERSION_1");
 	/* What Linux's virtio_blk takes of these; no blk feature is needed for 4 KiB I/O. */
 	want = VDRV_F(VIRTIO_F_VERSION_1) | (feat & VDRV_F(VIRTIO_F_RING_EVENT_IDX));
 	if ((r = vdrv_negotiate(&d->drv, want)) < 0)
@@ -267,11 +256,11 @@ static int bring_up(struct blk_dev *d, uint64_t size, char *why, size_t len)
 	if ((r = vdrv_config_read64(&d->drv, 0, &cap)) < 0)
 		return drv_fail(d, why, len, "capacity", r);
 	if (cap * 512 < size)
-		return fail(why, len, -EIO, "the device has %llu sectors, the file %llu bytes",
+		return blk_fail(why, len, -EIO, "the device has %llu sectors, the file %llu bytes",
 			    (unsigned long long)cap, (unsigned long long)size);
 	d->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (d->irq_fd < 0)
-		return fail(why, len, -errno, "eventfd: %s", strerror(errno));
+		return blk_fail(why, len, -errno, "eventfd: %s", strerror(errno));
 	if ((r = vdrv_msix_enable(&d->drv, &d->irq_fd, 1)) < 0)
 		return drv_fail(d, why, len, "MSI-X", r);
 	if ((r = vdrv_common_write(&d->drv, VIRTIO_COMMON_Q_SELECT, 2, 0)) < 0 ||
@@ -298,7 +287,7 @@ int blk_dev_open(const char *bin, const char *file, uint64_t size, struct blk_de
 
 	*out = NULL;
 	if (!d)
-		return fail(why, why_len, -ENOMEM, "out of memory");
+		return blk_fail(why, why_len, -ENOMEM, "out of memory");
 	d->pid = -1;
 	d->memfd = d->irq_fd = d->doorbell_fd = -1;
 	d->nblocks = size / BLK_BS;
@@ -310,13 +299,13 @@ int blk_dev_open(const char *bin, const char *file, uint64_t size, struct blk_de
 	d->check = aligned_alloc(BLK_BS, BLK_BS);
 	if (!d->slot_of_head || !d->gen || !d->inflight || !d->check) {
 		blk_dev_close(d);
-		return fail(why, why_len, -ENOMEM, "out of memory");
+		return blk_fail(why, why_len, -ENOMEM, "out of memory");
 	}
 	/* blk_fill_file wrote generation 0 everywhere. */
 	memset(d->gen, 0, d->nblocks * sizeof(*d->gen));
 	d->file_fd = open(file, O_RDONLY | O_DIRECT | O_CLOEXEC);
 	if (d->file_fd < 0) {
-		r = fail(why, why_len, -errno, "%s: %s", file, strerror(errno));
+		r = blk_fail(why, why_len, -errno, "%s: %s", file, strerror(errno));
 		blk_dev_close(d);
 		return r;
 	}
@@ -324,12 +313,12 @@ int blk_dev_open(const char *bin, const char *file, uint64_t size, struct blk_de
 	r = spawn_remote(bin, args, &d->pid, &sock);
 	if (r < 0) {
 		blk_dev_close(d);
-		return fail(why, why_len, r, "cannot start %s: %s", bin, strerror(-r));
+		return blk_fail(why, why_len, r, "cannot start %s: %s", bin, strerror(-r));
 	}
 	/* The handle owns sock from here on, also when connecting fails. */
 	r = mpdev_connect_fd(sock, NULL, &d->dev);
 	if (r < 0) {
-		fail(why, why_len, r, "connect to %s --device %s: %s", bin, device,
+		blk_fail(why, why_len, r, "connect to %s --device %s: %s", bin, device,
 		     mpdev_connect_error());
 		blk_dev_close(d);
 		return r;
@@ -464,7 +453,7 @@ static int wait_used(struct blk_dev *d, bool poll_ring, char *why, size_t len)
 
 		if (poll_ring) {
 			if ((++spins & 1023) == 0 && bench_now_ns() > deadline)
-				return fail(why, len, -ETIMEDOUT,
+				return blk_fail(why, len, -ETIMEDOUT,
 					    "no request completed within %d ms", REQ_MS);
 #if defined(__x86_64__) || defined(__i386__)
 			__builtin_ia32_pause();
@@ -473,15 +462,15 @@ static int wait_used(struct blk_dev *d, bool poll_ring, char *why, size_t len)
 		}
 		now = bench_now_ns();
 		if (now >= deadline)
-			return fail(why, len, -ETIMEDOUT, "no request completed within %d ms",
+			return blk_fail(why, len, -ETIMEDOUT, "no request completed within %d ms",
 				    REQ_MS);
 		r = poll(p, 2, (int)((deadline - now) / 1000000) + 1);
 		if (r < 0 && errno != EINTR)
-			return fail(why, len, -errno, "poll: %s", strerror(errno));
+			return blk_fail(why, len, -errno, "poll: %s", strerror(errno));
 		if (r > 0 && (p[0].revents & POLLIN))
 			(void)!read(d->irq_fd, &cnt, sizeof(cnt));
 		if (r > 0 && p[1].revents && mpdev_process_events(d->dev) < 0)
-			return fail(why, len, -EIO, "the remote: %s", mpdev_last_error(d->dev));
+			return blk_fail(why, len, -EIO, "the remote: %s", mpdev_last_error(d->dev));
 	}
 	return 0;
 }
@@ -515,12 +504,12 @@ static int take(struct blk_dev *d, int *slot, char *why, size_t len)
 		return drv_fail(d, why, len, "used ring", r);
 	i = d->slot_of_head[u.head];
 	if (i < 0 || i >= MAX_QD)
-		return fail(why, len, -EIO, "used head %u is no request of ours", u.head);
+		return blk_fail(why, len, -EIO, "used head %u is no request of ours", u.head);
 	d->slot_of_head[u.head] = -1;
 	s = &d->slots[i];
 	*slot = i;
 	if (*s->status != VIRTIO_BLK_S_OK)
-		return fail(why, len, -EIO, "%s of block %u: status %u",
+		return blk_fail(why, len, -EIO, "%s of block %u: status %u",
 			    s->write ? "write" : "read", s->block, *s->status);
 	if (s->write) {
 		d->inflight[s->block] = 0;
@@ -544,7 +533,7 @@ static int take(struct blk_dev *d, int *slot, char *why, size_t len)
 		uint64_t want = pattern_word(s->block, d->gen[s->block], w);
 
 		if (le64toh(s->data[w]) != want)
-			return fail(why, len, -EIO,
+			return blk_fail(why, len, -EIO,
 				    "read of block %u: word %u is 0x%016llx, generation %u has "
 				    "0x%016llx",
 				    s->block, w, (unsigned long long)le64toh(s->data[w]),
@@ -590,10 +579,10 @@ int blk_dev_run(struct blk_dev *d, bool write, int qd, bool poll_ring, int secon
 	int outstanding = 0, r = 0, i;
 
 	if (qd < 1 || qd > MAX_QD)
-		return fail(why, why_len, -EINVAL, "queue depth %d: 1 to %d", qd, MAX_QD);
+		return blk_fail(why, why_len, -EINVAL, "queue depth %d: 1 to %d", qd, MAX_QD);
 	/* Requests of 3 descriptors each, without indirect tables. */
 	if (3 * qd > d->qsize)
-		return fail(why, why_len, -ENOTSUP, "queue depth %d: queue 0 holds %u descriptors",
+		return blk_fail(why, why_len, -ENOTSUP, "queue depth %d: queue 0 holds %u descriptors",
 			    qd, d->qsize);
 	memset(d->slot_of_head, 0xff, 65536 * sizeof(*d->slot_of_head));
 	d->n_lat = 0;
@@ -629,7 +618,7 @@ int blk_dev_run(struct blk_dev *d, bool write, int qd, bool poll_ring, int secon
 			done++;
 			last = now;
 			if (record(d, now - d->slots[i].t0) < 0) {
-				r = fail(why, why_len, -ENOMEM, "out of memory");
+				r = blk_fail(why, why_len, -ENOMEM, "out of memory");
 				goto out;
 			}
 			if (now < end) {
@@ -683,18 +672,18 @@ int blk_dev_verify(struct blk_dev *d, unsigned n, unsigned *checked, char *why, 
 			return r;
 		w = pattern_mismatch(d->slots[0].data, b, g);
 		if (w >= 0)
-			return fail(why, len, -EIO,
+			return blk_fail(why, len, -EIO,
 				    "block %u read back through the device: word %d is 0x%016llx, "
 				    "generation %u wrote 0x%016llx",
 				    b, w, (unsigned long long)le64toh(d->slots[0].data[w]), g,
 				    (unsigned long long)pattern_word(b, g, (unsigned)w));
 		got = pread(d->file_fd, d->check, BLK_BS, (off_t)b * BLK_BS);
 		if (got != BLK_BS)
-			return fail(why, len, -EIO, "reading block %u of the file: %s", b,
+			return blk_fail(why, len, -EIO, "reading block %u of the file: %s", b,
 				    got < 0 ? strerror(errno) : "short read");
 		w = pattern_mismatch(d->check, b, g);
 		if (w >= 0)
-			return fail(why, len, -EIO,
+			return blk_fail(why, len, -EIO,
 				    "block %u of the file: word %d is 0x%016llx, generation %u "
 				    "wrote 0x%016llx",
 				    b, w, (unsigned long long)le64toh(d->check[w]), g,

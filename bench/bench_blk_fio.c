@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,16 +21,6 @@
 #define FIO_SLACK_MS 30000	/* fio's set-up and report, past its runtime */
 #define FIO_MAX_OUT  (8u << 20) /* far more than a one-job report */
 #define JSON_DEPTH   64
-
-static int fail(char *why, size_t len, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-	return code;
-}
 
 /* ---- JSON: just enough to walk to a member and read a number ------------------------------ */
 
@@ -209,31 +198,31 @@ int blk_fio_parse(const char *text, size_t len, bool write, struct blk_figures *
 	const char *lat = "lat_ns";
 
 	if (!start)
-		return fail(why, why_len, -EPROTO, "fio printed no JSON");
+		return blk_fail(why, why_len, -EPROTO, "fio printed no JSON");
 	root.p = start;
 	root.end = text + len;
 	if (member(root, "jobs", &job) < 0 || element(job, 0, &job) < 0)
-		return fail(why, why_len, -EPROTO, "fio's JSON has no jobs[0]");
+		return blk_fail(why, why_len, -EPROTO, "fio's JSON has no jobs[0]");
 	if (path_number(job, "error", &err) < 0 || err != 0)
-		return fail(why, why_len, -EIO, "fio's job reports error %g", err);
+		return blk_fail(why, why_len, -EIO, "fio's job reports error %g", err);
 	snprintf(path, sizeof(path), "%s/%s/percentile/50.000000", dir, lat);
 	/* Without --lat_percentiles (an older fio), only clat has percentiles. */
 	if (path_number(job, path, &v[0]) < 0)
 		lat = "clat_ns";
 	snprintf(path, sizeof(path), "%s/iops", dir);
 	if (path_number(job, path, &out->iops) < 0)
-		return fail(why, why_len, -EPROTO, "no jobs[0].%s.iops in fio's JSON", dir);
+		return blk_fail(why, why_len, -EPROTO, "no jobs[0].%s.iops in fio's JSON", dir);
 	snprintf(path, sizeof(path), "%s/total_ios", dir);
 	if (path_number(job, path, &ios) < 0)
-		return fail(why, why_len, -EPROTO, "no jobs[0].%s.total_ios in fio's JSON", dir);
+		return blk_fail(why, why_len, -EPROTO, "no jobs[0].%s.total_ios in fio's JSON", dir);
 	for (int i = 0; i < 4; i++) {
 		snprintf(path, sizeof(path), "%s/%s/percentile/%s", dir, i < 2 ? lat : "clat_ns",
 			 i % 2 ? "99.000000" : "50.000000");
 		if (path_number(job, path, &v[i]) < 0)
-			return fail(why, why_len, -EPROTO, "no jobs[0].%s in fio's JSON", path);
+			return blk_fail(why, why_len, -EPROTO, "no jobs[0].%s in fio's JSON", path);
 	}
 	if (ios <= 0)
-		return fail(why, why_len, -EIO, "fio did no %s at all", dir);
+		return blk_fail(why, why_len, -EIO, "fio did no %s at all", dir);
 	out->ios = (uint64_t)ios;
 	out->p50_us = v[0] / 1e3;
 	out->p99_us = v[1] / 1e3;
@@ -329,9 +318,9 @@ int blk_fio_version(const char *fio, char *buf, size_t len, char *why, size_t wh
 	int st = run_child(argv, 10000, &out, &n, err, sizeof(err));
 
 	if (st < 0)
-		return fail(why, why_len, -ENOENT, "%s --version: %s", fio, strerror(-st));
+		return blk_fail(why, why_len, -ENOENT, "%s --version: %s", fio, strerror(-st));
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || n == 0) {
-		fail(why, why_len, -ENOENT, "%s --version: %s", fio,
+		blk_fail(why, why_len, -ENOENT, "%s --version: %s", fio,
 		     err[0] ? first_line(err) : "failed");
 		free(out);
 		return -ENOENT;
@@ -357,16 +346,16 @@ int blk_fio_run(const struct blk_fio_job *job, struct blk_figures *out, char *wh
 
 	/* fio takes ':' in a file name as a separator of several files. */
 	if (strchr(job->file, ':'))
-		return fail(why, why_len, -EINVAL, "fio cannot take a ':' in %s", job->file);
+		return blk_fail(why, why_len, -EINVAL, "fio cannot take a ':' in %s", job->file);
 	snprintf(filename, sizeof(filename), "--filename=%s", job->file);
 	snprintf(size, sizeof(size), "--size=%llu", (unsigned long long)job->size);
 	snprintf(depth, sizeof(depth), "--iodepth=%d", job->qd);
 	snprintf(runtime, sizeof(runtime), "--runtime=%d", job->seconds);
 	st = run_child(argv, job->seconds * 1000 + FIO_SLACK_MS, &text, &n, err, sizeof(err));
 	if (st < 0)
-		return fail(why, why_len, st, "fio: %s", strerror(-st));
+		return blk_fail(why, why_len, st, "fio: %s", strerror(-st));
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		r = fail(why, why_len, -EIO, "fio exited with status %d: %s",
+		r = blk_fail(why, why_len, -EIO, "fio exited with status %d: %s",
 			 WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st),
 			 err[0] ? first_line(err) : "(nothing on stderr)");
 		free(text);
