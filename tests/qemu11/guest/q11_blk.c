@@ -39,35 +39,11 @@
 #include <unistd.h>
 
 #include "blk_pattern.h"
+#include "q11_check.h"
 
 #define MIB	     (UINT64_C(1) << 20)
 #define MAX_THREADS  8
 #define FIND_WAIT_MS 10000
-
-static const char *label = "?";
-static int failures;
-
-static void result(const char *name, bool ok, const char *fmt, ...)
-{
-	char detail[512] = "";
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	printf("Q11 CHECK %s %s: %s %s\n", label, name, ok ? "PASS" : "FAIL", detail);
-	fflush(stdout);
-	if (!ok)
-		failures++;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static bool parse_u64(const char *s, uint64_t *v)
 {

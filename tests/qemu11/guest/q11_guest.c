@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "q11_check.h"
+
 /* edu's BAR0 registers (remote/emu/edu.h, QEMU's hw/misc/edu.c). */
 #define EDU_REG_IDENT	     0x00
 #define EDU_REG_LIVENESS     0x04
@@ -55,31 +57,6 @@
 #define WAIT_MS	    3000 /* an interrupt or a device operation, under TCG */
 #define QUIET_MS    300	 /* how long "no interrupt" must hold */
 #define INTX_ROUNDS 20
-
-static const char *label = "?";
-static int failures;
-
-static void result(const char *name, bool ok, const char *fmt, ...)
-{
-	char detail[256] = "";
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(detail, sizeof(detail), fmt, ap);
-	va_end(ap);
-	printf("Q11 CHECK %s %s: %s %s\n", label, name, ok ? "PASS" : "FAIL", detail);
-	fflush(stdout);
-	if (!ok)
-		failures++;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void sleep_ms(unsigned ms)
 {
