@@ -77,6 +77,8 @@ enum mpdev_irq {
 #define MPDEV_FEATURE_DIRTY_TRACKING (1ull << 6)
 #define MPDEV_FEATURE_STATS	     (1ull << 7)
 #define MPDEV_FEATURE_IOEVENTFDS     (1ull << 8)
+#define MPDEV_FEATURE_FIXED_ACCESS   (1ull << 9)
+#define MPDEV_FEATURE_SHM_RING	     (1ull << 10)
 
 /* Notification types (mpdev_options.on_notify). */
 enum mpdev_notify_type {
