@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fixed_access.h"
 #include "transport.h"
 
 size_t wire_pack(Mpdev__Envelope *env, size_t nfds, uint8_t *buf, size_t cap)
@@ -85,6 +86,8 @@ void wire_msg_init(struct wire_msg *m)
 	m->env = NULL;
 	m->nfds = 0;
 	m->arena_used = 0;
+	m->raw = NULL;
+	m->raw_len = 0;
 	for (size_t i = 0; i < MPDEV_MAX_FDS_PER_MSG; i++)
 		m->fds[i] = -1;
 }
@@ -110,14 +113,16 @@ int wire_decode(struct wire_msg *m, const uint8_t *buf, size_t len, struct mpdev
 	return 1;
 }
 
-int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
+/* One buffer per thread: the remote is single-threaded, clients may not be. */
+static __thread uint8_t recv_buf[MPDEV_MAX_MSG_SIZE];
+
+static int recv_packet(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
 {
-	/* One buffer per thread: the remote is single-threaded, clients may not be. */
-	static __thread uint8_t buf[MPDEV_MAX_MSG_SIZE];
 	ssize_t n;
 
 	wire_msg_init(m);
-	n = transport_recv(sock, buf, sizeof(buf), m->fds, MPDEV_MAX_FDS_PER_MSG, &m->nfds, flags);
+	n = transport_recv(sock, recv_buf, sizeof(recv_buf), m->fds, MPDEV_MAX_FDS_PER_MSG,
+			   &m->nfds, flags);
 	switch (n) {
 	case 0:
 		return 0;
@@ -138,7 +143,45 @@ int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
 	}
 	if (n < 0)
 		return mpdev_error_set(err, (int)-n, "recvmsg: %s", strerror((int)-n));
-	return wire_decode(m, buf, (size_t)n, err);
+	m->raw = recv_buf;
+	m->raw_len = (size_t)n;
+	return 1;
+}
+
+int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
+{
+	int r = recv_packet(sock, m, err, flags);
+
+	if (r <= 0)
+		return r;
+	r = wire_decode(m, m->raw, m->raw_len, err);
+	m->raw = NULL;
+	m->raw_len = 0;
+	return r;
+}
+
+int wire_recv_any(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
+{
+	int r = recv_packet(sock, m, err, flags);
+
+	if (r <= 0)
+		return r;
+	if (!fixed_access_is(m->raw, m->raw_len)) {
+		r = wire_decode(m, m->raw, m->raw_len, err);
+		m->raw = NULL;
+		m->raw_len = 0;
+		return r;
+	}
+	if (m->nfds) {
+		size_t carried = m->nfds;
+
+		transport_close_fds(m->fds, m->nfds);
+		m->nfds = 0;
+		return mpdev_error_set(err, EPROTO,
+				       "fixed-layout packet carries %zu descriptors: it carries none",
+				       carried);
+	}
+	return 2;
 }
 
 int wire_take_fd(struct wire_msg *m, size_t i)

@@ -35,6 +35,9 @@ struct wire_msg {
 	size_t nfds;
 	/* Backs env; allocations that do not fit go to malloc. */
 	size_t arena_used;
+	/* wire_recv_any: a fixed-layout packet's bytes (its buffer is per thread). */
+	const uint8_t *raw;
+	size_t raw_len;
 	_Alignas(16) uint8_t arena[WIRE_ARENA_SIZE];
 };
 
@@ -57,6 +60,14 @@ size_t wire_pack(Mpdev__Envelope *env, size_t nfds, uint8_t *buf, size_t cap);
  * decoded but was wrong (descriptor count), so that the caller can answer its id.
  */
 int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags);
+
+/*
+ * Like wire_recv, but a fixed-layout packet (fixed_access.h) is not decoded:
+ * its bytes are left in m->raw / m->raw_len, valid until the thread's next
+ * receive, and 2 is returned. One that carries descriptors is -EPROTO (they
+ * are closed), with m->raw set so that its id can still be answered.
+ */
+int wire_recv_any(int sock, struct wire_msg *m, struct mpdev_error *err, int flags);
 
 /* An empty message: no envelope, no descriptors. */
 void wire_msg_init(struct wire_msg *m);

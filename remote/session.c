@@ -17,6 +17,7 @@
 #include "closer.h"
 #include "efdio.h"
 #include "fdrelease.h"
+#include "fixed_access.h"
 #include "log.h"
 #include "session_handlers.h"
 #include "transport.h"
@@ -237,8 +238,8 @@ void *session_reply_alloc(struct session_reply *rep, size_t size)
 }
 
 /* An error reply, with rep's body where the handler asked for one (rep may be NULL). */
-static int send_status(struct session *s, uint64_t id, const struct mpdev_error *e,
-		       struct session_reply *rep)
+int session_send_status(struct session *s, uint64_t id, const struct mpdev_error *e,
+			struct session_reply *rep)
 {
 	Mpdev__Envelope env;
 	int r;
@@ -379,6 +380,19 @@ static int handle_device_info(struct session *s, struct wire_msg *m, struct sess
 	return 0;
 }
 
+int session_check_access(uint32_t index, size_t size, struct mpdev_error *err)
+{
+	/* The native protocol reads what one CPU access reads; devops takes any length. */
+	if (size != 1 && size != 2 && size != 4 && size != 8)
+		return mpdev_error_set(err, EINVAL,
+				       "access width %zu: region accesses are 1, 2, 4 or 8 bytes",
+				       size);
+	if (index == BACKEND_REGION_CONFIG && size == 8)
+		return mpdev_error_set(err, EINVAL,
+				       "access width 8: config space accesses are 1, 2 or 4 bytes");
+	return 0;
+}
+
 static int handle_region_read(struct session *s, struct wire_msg *m, struct session_reply *rep,
 			      struct mpdev_error *err)
 {
@@ -387,14 +401,9 @@ static int handle_region_read(struct session *s, struct wire_msg *m, struct sess
 	Mpdev__RegionReadReply *data = session_reply_alloc(rep, sizeof(*data));
 	int r;
 
-	/* The native protocol reads what one CPU access reads; devops takes any length. */
-	if (rr->size != 1 && rr->size != 2 && rr->size != 4 && rr->size != 8)
-		return mpdev_error_set(err, EINVAL,
-				       "access width %u: region accesses are 1, 2, 4 or 8 bytes",
-				       rr->size);
-	if (rr->index == BACKEND_REGION_CONFIG && rr->size == 8)
-		return mpdev_error_set(err, EINVAL,
-				       "access width 8: config space accesses are 1, 2 or 4 bytes");
+	r = session_check_access(rr->index, rr->size, err);
+	if (r < 0)
+		return r;
 	r = devops_region_read(s, rr->index, rr->offset, buf, rr->size, err);
 	if (r < 0)
 		return r;
@@ -410,16 +419,11 @@ static int handle_region_write(struct session *s, struct wire_msg *m, struct ses
 			       struct mpdev_error *err)
 {
 	const Mpdev__RegionWrite *rw = m->env->region_write;
-	size_t len = rw->data.len;
+	int r = session_check_access(rw->index, rw->data.len, err);
 
-	if (len != 1 && len != 2 && len != 4 && len != 8)
-		return mpdev_error_set(err, EINVAL,
-				       "access width %zu: region accesses are 1, 2, 4 or 8 bytes",
-				       len);
-	if (rw->index == BACKEND_REGION_CONFIG && len == 8)
-		return mpdev_error_set(err, EINVAL,
-				       "access width 8: config space accesses are 1, 2 or 4 bytes");
-	return devops_region_write(s, rw->index, rw->offset, rw->data.data, len, err);
+	if (r < 0)
+		return r;
+	return devops_region_write(s, rw->index, rw->offset, rw->data.data, rw->data.len, err);
 }
 
 static int handle_reset(struct session *s, struct wire_msg *m, struct session_reply *rep,
@@ -554,7 +558,7 @@ int session_handle(struct session *s, struct wire_msg *m)
 	else if (env->id == 0)
 		mpdev_error_set(&err, EPROTO, "request id 0 is reserved for notifications");
 	if (err.code)
-		return send_status(s, env->id, &err, NULL);
+		return session_send_status(s, env->id, &err, NULL);
 	row = check_request(s, m, posted, &err);
 	arena.used = 0;
 	if (row && row->handle(s, m, &rep, &err) == 0) {
@@ -572,7 +576,7 @@ int session_handle(struct session *s, struct wire_msg *m)
 	}
 	if (!err.code) /* a handler must say why; never answer "success" for a failure */
 		mpdev_error_set(&err, EIO, "request failed without a reason");
-	return send_status(s, env->id, &err, row ? &rep : NULL);
+	return session_send_status(s, env->id, &err, row ? &rep : NULL);
 }
 
 int session_handle_bad_packet(struct session *s, struct wire_msg *m, const struct mpdev_error *e)
@@ -584,7 +588,15 @@ int session_handle_bad_packet(struct session *s, struct wire_msg *m, const struc
 	log_info_rl(COMP, "bad packet: %s", e->msg);
 	/* Answer the request when its id is known; otherwise tell the peer it was lost. */
 	if (m->env)
-		return send_status(s, m->env->id, e, NULL);
+		return session_send_status(s, m->env->id, e, NULL);
+	if (m->raw && m->raw_len >= 16) {
+		struct fixed_access a;
+		struct mpdev_error ignored = { 0 };
+
+		fixed_access_unpack_req(m->raw, m->raw_len, &a, &ignored);
+		if (a.id)
+			return session_send_status(s, a.id, e, NULL);
+	}
 	wire_init_notify(&env, &n, MPDEV__NOTIFY_TYPE__NOTIFY_PROTOCOL_ERROR, e->code, e->msg);
 	return send_envelope(s, &env, NULL, 0);
 }

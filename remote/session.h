@@ -26,7 +26,7 @@
 		    MPDEV__FEATURE__FEATURE_MEMORY_TABLE | MPDEV__FEATURE__FEATURE_INTX_IRQFD |    \
 		    MPDEV__FEATURE__FEATURE_SET_IRQS | MPDEV__FEATURE__FEATURE_IOMMU_INFO |        \
 		    MPDEV__FEATURE__FEATURE_MIGRATION | MPDEV__FEATURE__FEATURE_DIRTY_TRACKING |   \
-		    MPDEV__FEATURE__FEATURE_IOEVENTFDS))
+		    MPDEV__FEATURE__FEATURE_IOEVENTFDS | MPDEV__FEATURE__FEATURE_FIXED_ACCESS))
 
 /* Stream bytes in one MigData message: what a 64 KiB packet carries with room to spare. */
 #define SESSION_MIG_CHUNK_MAX (60u * 1024u)
@@ -73,6 +73,15 @@ struct session {
 	size_t out_nfds;
 	/* The device's doorbells as eventfds, made when the peer first asks (doorbell.h). */
 	struct doorbell_set *doorbells;
+	/*
+	 * The native face reads again right after answering when that has been
+	 * finding the peer's next request already queued (faces/native.c).
+	 */
+	struct {
+		bool armed;	  /* the next read is such a read-ahead */
+		bool paying;	  /* the last one found a request */
+		uint8_t skipped;  /* requests answered since the last probe */
+	} readahead;
 };
 
 /* Default for max_table_fds; the server sets it from the descriptor budget. */
@@ -128,6 +137,13 @@ int session_output(struct session *s, const void *buf, size_t len, const int *fd
  * (the reply could not be sent).
  */
 int session_handle(struct session *s, struct wire_msg *m);
+
+/*
+ * A fixed-layout access packet (session_fixed.c; m->raw holds it): the same
+ * checks and the same devops calls as its Envelope twin, answered with a
+ * fixed-layout reply, or with an error Envelope that says why.
+ */
+int session_handle_fixed(struct session *s, struct wire_msg *m);
 
 /* Answers a packet that could not be received or decoded. */
 int session_handle_bad_packet(struct session *s, struct wire_msg *m, const struct mpdev_error *e);

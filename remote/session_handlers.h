@@ -44,6 +44,16 @@ session_handler_fn handle_dirty_start, handle_dirty_stop, handle_dirty_report;
 session_handler_fn handle_stats;
 session_handler_fn handle_get_io_eventfds;
 
+/*
+ * The width rules every region access obeys, whatever carried it (an
+ * Envelope, a fixed-layout packet, the polled ring): 0 or -EINVAL with err.
+ */
+int session_check_access(uint32_t index, size_t size, struct mpdev_error *err);
+
+/* An error REPLY to request id, with rep's body where the handler asked for one (rep may be NULL). */
+int session_send_status(struct session *s, uint64_t id, const struct mpdev_error *e,
+			struct session_reply *rep);
+
 /* session_mem.c: drops a chunked table that never got its last chunk. */
 void session_mem_release(struct session *s);
 

@@ -12,10 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixed_access.h"
 #include "log.h"
 #include "transport.h"
 
-#define ALL_FEATURES 0x1ffull /* MPDEV_FEATURE_POSTED_WRITES ... MPDEV_FEATURE_IOEVENTFDS */
+#define ALL_FEATURES 0x3ffull /* MPDEV_FEATURE_POSTED_WRITES ... MPDEV_FEATURE_FIXED_ACCESS */
 
 static int64_t now_ms(void)
 {
@@ -102,7 +103,8 @@ static int absorb(struct mpdev *dev, struct wire_msg *m, uint64_t want)
  * (want 0 only), or a negative errno. Each blocking receive is bounded by
  * SO_RCVTIMEO; the loop as a whole by the deadline.
  */
-static int pump(struct mpdev *dev, uint64_t want, struct wire_msg *m, int *handled)
+static int pump_any(struct mpdev *dev, uint64_t want, struct wire_msg *m, int *handled,
+		    struct fixed_access *fx)
 {
 	int64_t deadline = now_ms() + dev->timeout_ms;
 	struct mpdev_error e = { 0 };
@@ -112,7 +114,25 @@ static int pump(struct mpdev *dev, uint64_t want, struct wire_msg *m, int *handl
 	if (dev->dead)
 		return -dev->dead;
 	for (;;) {
-		r = wire_recv(dev->fd, m, &e, want && !reset_seen ? 0 : MSG_DONTWAIT);
+		r = wire_recv_any(dev->fd, m, &e, want && !reset_seen ? 0 : MSG_DONTWAIT);
+		if (r == 2) {
+			struct fixed_access got;
+
+			/* A garbled record is a garbled packet: the remote's state is unknown. */
+			if (fixed_access_unpack_reply(m->raw, m->raw_len, &got, &e) < 0) {
+				wire_msg_release(m);
+				return mark_dead(dev, EPROTO, e.msg);
+			}
+			wire_msg_release(m);
+			if (fx && want && got.id == want) {
+				*fx = got;
+				return 2;
+			}
+			/* A late answer to a request that timed out: dropped, as below. */
+			if (want && now_ms() > deadline)
+				goto timeout;
+			continue;
+		}
 		if (r == 1) {
 			if (absorb(dev, m, want))
 				return 1;
@@ -150,6 +170,11 @@ static int pump(struct mpdev *dev, uint64_t want, struct wire_msg *m, int *handl
 timeout:
 	return mpdev_error_set(&dev->err, ETIMEDOUT, "no reply from the remote within %d ms",
 			       dev->timeout_ms);
+}
+
+static int pump(struct mpdev *dev, uint64_t want, struct wire_msg *m, int *handled)
+{
+	return pump_any(dev, want, m, handled, NULL);
 }
 
 static int send_env(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds)
@@ -230,6 +255,64 @@ int client_post(struct mpdev *dev, Mpdev__Envelope *req)
 	r = send_env(dev, req, NULL, 0);
 	if (r == 0)
 		dev->posted_unsynced++;
+	return r;
+}
+
+int client_fixed_call(struct mpdev *dev, struct fixed_access *a)
+{
+	uint8_t buf[FIXED_ACCESS_REQ_SIZE];
+	struct fixed_access got;
+	struct wire_msg reply;
+	bool posted = a->op == FIXED_OP_POSTED_WRITE;
+	int r;
+
+	mpdev_error_clear(&dev->err);
+	if (dev->dead)
+		return -dev->dead;
+	a->id = dev->next_id++ | (posted ? CLIENT_POSTED_ID_BIT : 0);
+	r = transport_send(dev->fd, buf, fixed_access_pack_req(a, buf), NULL, 0,
+			   MPDEV_SEND_TIMEOUT_MS);
+	if (r == -EPIPE || r == -ECONNRESET) {
+		pump(dev, 0, &reply, NULL);
+		return mark_dead(dev, EPIPE, "remote closed the connection");
+	}
+	if (r < 0)
+		return mpdev_error_set(&dev->err, -r, "sending a fixed-layout access: %s",
+				       strerror(-r));
+	if (posted) {
+		dev->posted_unsynced++;
+		return 0;
+	}
+	r = pump_any(dev, a->id, &reply, NULL, &got);
+	if (r < 0)
+		return r;
+	dev->posted_unsynced = 0;
+	if (r == 2) {
+		uint8_t want = a->op == FIXED_OP_READ ? FIXED_OP_READ_REPLY : FIXED_OP_WRITE_REPLY;
+
+		if (got.op != want)
+			return mpdev_error_set(&dev->err, EPROTO,
+					       "remote answered a fixed-layout access with op 0x%x",
+					       got.op);
+		a->data = got.data;
+		return 0;
+	}
+	/* An Envelope answers a fixed-layout access only to say why it failed. */
+	if (reply.env->status) {
+		int status = wire_status(reply.env->status);
+
+		if (reply.env->error[0])
+			mpdev_error_set(&dev->err, status, "%s", reply.env->error);
+		else
+			mpdev_error_set(&dev->err, status, "remote error %u, no reason given (%s)",
+					reply.env->status, strerror(status));
+		wire_msg_release(&reply);
+		return -status;
+	}
+	r = mpdev_error_set(&dev->err, EPROTO,
+			    "remote answered a fixed-layout access with '%s' and no error",
+			    wire_body_name(reply.env));
+	wire_msg_release(&reply);
 	return r;
 }
 

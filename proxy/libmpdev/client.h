@@ -6,6 +6,7 @@
 #define MPDEV_CLIENT_H
 
 #include "error.h"
+#include "fixed_access.h"
 #include "libmpdev.h"
 #include "wire.h"
 
@@ -97,6 +98,13 @@ int client_request_ex(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, s
 
 /* client_request() for requests whose reply has no body. */
 int client_request_ok(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds);
+
+/*
+ * One region access as a fixed-layout record (FEATURE_FIXED_ACCESS): a->op,
+ * index, size, offset and data in; a->id set, a->data the value read.
+ * Posted writes return once sent, like client_post.
+ */
+int client_fixed_call(struct mpdev *dev, struct fixed_access *a);
 
 /* Sends req as a posted message: no reply is awaited. */
 int client_post(struct mpdev *dev, Mpdev__Envelope *req);

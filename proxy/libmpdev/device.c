@@ -82,6 +82,33 @@ int mpdev_get_device_info(struct mpdev *dev, struct mpdev_device_info *info)
 	return r;
 }
 
+/*
+ * A fixed-layout record holds up to 8 bytes: a wider access (devops takes
+ * any length, the protocol only 1/2/4/8) goes as an Envelope and gets the
+ * remote's own words for why not.
+ */
+static bool use_fixed(const struct mpdev *dev, uint32_t region, uint32_t size)
+{
+	return (dev->features & MPDEV_FEATURE_FIXED_ACCESS) && size <= 8 && region <= UINT8_MAX;
+}
+
+static int fixed_access(struct mpdev *dev, uint8_t op, uint32_t region, uint64_t offset,
+			void *data, uint32_t size)
+{
+	struct fixed_access a = { .op = op, .index = (uint8_t)region, .size = (uint8_t)size,
+				  .offset = offset };
+	const uint8_t *in = data;
+	uint8_t *out = data;
+	int r;
+
+	for (uint32_t i = 0; op != FIXED_OP_READ && i < size; i++)
+		a.data |= (uint64_t)in[i] << (8 * i);
+	r = client_fixed_call(dev, &a);
+	for (uint32_t i = 0; r == 0 && op == FIXED_OP_READ && i < size; i++)
+		out[i] = (uint8_t)(a.data >> (8 * i));
+	return r;
+}
+
 int client_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void *data,
 		       uint32_t size)
 {
@@ -90,6 +117,8 @@ int client_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void
 	struct wire_msg reply;
 	int r;
 
+	if (use_fixed(dev, region, size))
+		return fixed_access(dev, FIXED_OP_READ, region, offset, data, size);
 	rr.index = region;
 	rr.offset = offset;
 	rr.size = size;
@@ -126,6 +155,8 @@ int client_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, con
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
 
+	if (use_fixed(dev, region, size))
+		return fixed_access(dev, FIXED_OP_WRITE, region, offset, (void *)data, size);
 	fill_write(&req, &rw, region, offset, data, size);
 	return client_request_ok(dev, &req, NULL, 0);
 }
@@ -147,9 +178,12 @@ int mpdev_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void 
 	char what[32];
 	int r, tries = 0;
 
-	if (region != MPDEV_REGION_CONFIG)
-		return client_no_retry(dev, client_region_read(dev, region, offset, data, size),
-				       access_name(region, false, what, sizeof(what)));
+	if (region != MPDEV_REGION_CONFIG) {
+		/* Named only when it failed: formatting costs the hot path. */
+		r = client_region_read(dev, region, offset, data, size);
+		return r < 0 ? client_no_retry(dev, r, access_name(region, false, what, sizeof(what)))
+			     : 0;
+	}
 	do
 		r = client_region_read(dev, region, offset, data, size);
 	while (client_retry(dev, &r, &tries));
@@ -162,9 +196,11 @@ int mpdev_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, cons
 	char what[32];
 	int r, tries = 0;
 
-	if (region != MPDEV_REGION_CONFIG)
-		return client_no_retry(dev, client_region_write(dev, region, offset, data, size),
-				       access_name(region, true, what, sizeof(what)));
+	if (region != MPDEV_REGION_CONFIG) {
+		r = client_region_write(dev, region, offset, data, size);
+		return r < 0 ? client_no_retry(dev, r, access_name(region, true, what, sizeof(what)))
+			     : 0;
+	}
 	r = client_region_write(dev, region, offset, data, size);
 	if (client_retry(dev, &r, &tries)) {
 		/*
@@ -204,6 +240,7 @@ int mpdev_region_write_posted(struct mpdev *dev, uint32_t region, uint64_t offse
 	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
 	Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
 	char what[32];
+	int r;
 
 	/*
 	 * Config writes are non-posted on PCI too, and the replay shadow must
@@ -211,9 +248,13 @@ int mpdev_region_write_posted(struct mpdev *dev, uint32_t region, uint64_t offse
 	 */
 	if (!(dev->features & MPDEV_FEATURE_POSTED_WRITES) || region == MPDEV_REGION_CONFIG)
 		return mpdev_region_write(dev, region, offset, data, size);
-	fill_write(&req, &rw, region, offset, data, size);
-	return client_no_retry(dev, client_post(dev, &req),
-			       access_name(region, true, what, sizeof(what)));
+	if (use_fixed(dev, region, size))
+		r = fixed_access(dev, FIXED_OP_POSTED_WRITE, region, offset, (void *)data, size);
+	else {
+		fill_write(&req, &rw, region, offset, data, size);
+		r = client_post(dev, &req);
+	}
+	return r < 0 ? client_no_retry(dev, r, access_name(region, true, what, sizeof(what))) : 0;
 }
 
 int mpdev_config_read(struct mpdev *dev, uint32_t offset, uint32_t size, uint32_t *value)

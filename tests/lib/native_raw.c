@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "fixed_access.h"
 #include "transport.h"
 
 void native_send_bytes(int sock, const void *buf, size_t len, const int *fds, size_t nfds)
@@ -33,6 +34,27 @@ void native_request(int sock, Mpdev__Envelope *env, uint64_t id, const int *fds,
 	env->id = id;
 	env->kind = MPDEV__KIND__KIND_REQUEST;
 	native_send_env(sock, env, (uint32_t)nfds, fds, nfds);
+}
+
+void native_recv_fixed(int sock, struct fixed_access *a)
+{
+	struct mpdev_error err = { 0 };
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	struct wire_msg m;
+	int r;
+
+	do
+		r = poll(&p, 1, NATIVE_RAW_TIMEOUT_MS);
+	while (r < 0 && errno == EINTR);
+	ck_assert_msg(r == 1, "remote did not answer within %d ms", NATIVE_RAW_TIMEOUT_MS);
+	r = wire_recv_any(sock, &m, &err, 0);
+	if (r == 1)
+		ck_abort_msg("expected a fixed-layout reply, got an Envelope ('%s', status %u: %s)",
+			     wire_body_name(m.env), m.env->status, m.env->error);
+	ck_assert_msg(r == 2, "bad packet from remote (%d): %s", r, r ? err.msg : "end of connection");
+	r = fixed_access_unpack_reply(m.raw, m.raw_len, a, &err);
+	wire_msg_release(&m);
+	ck_assert_msg(r == 0, "bad fixed-layout reply: %s", err.msg);
 }
 
 void native_recv(int sock, struct wire_msg *m)

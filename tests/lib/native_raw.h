@@ -25,6 +25,10 @@ void native_send_env(int sock, Mpdev__Envelope *env, uint32_t declared, const in
 /* env as a REQUEST with id, its descriptor count honest. */
 void native_request(int sock, Mpdev__Envelope *env, uint64_t id, const int *fds, size_t nfds);
 
+/* The next packet, which must be a fixed-layout reply (fixed_access.h), decoded into a. */
+struct fixed_access;
+void native_recv_fixed(int sock, struct fixed_access *a);
+
 /* The next message, decoded, into m (the caller releases it). */
 void native_recv(int sock, struct wire_msg *m);
 
