@@ -22,6 +22,11 @@ static struct {
 	bool busy; /* a close() is running */
 	long long busy_since_ms;
 	bool stop, running, started;
+	/*
+	 * n + busy, kept under the lock and read without it: the server asks
+	 * before every packet, and a stale answer only moves a pause by one.
+	 */
+	_Atomic size_t backlog;
 } cl = { .lock = PTHREAD_MUTEX_INITIALIZER,
 	 .wake = PTHREAD_COND_INITIALIZER,
 	 .idle = PTHREAD_COND_INITIALIZER };
@@ -51,12 +56,13 @@ static void *closer_main(void *arg)
 		fd = cl.q[cl.head];
 		cl.head = (cl.head + 1) % cl.cap;
 		cl.n--;
-		cl.busy = true;
+		cl.busy = true; /* backlog unchanged: one left the queue, one is closing */
 		cl.busy_since_ms = now_ms();
 		pthread_mutex_unlock(&cl.lock);
 		close(fd); /* may wait: that is what this thread is for */
 		pthread_mutex_lock(&cl.lock);
 		cl.busy = false;
+		cl.backlog = cl.n;
 		if (!cl.n)
 			pthread_cond_broadcast(&cl.idle);
 	}
@@ -82,6 +88,7 @@ static bool enqueue_locked(int fd)
 	}
 	cl.q[(cl.head + cl.n) % cl.cap] = fd;
 	cl.n++;
+	cl.backlog = cl.n + (cl.busy ? 1 : 0);
 	return true;
 }
 
@@ -152,16 +159,12 @@ void closer_stop(int timeout_ms)
 	free(cl.q);
 	cl.q = NULL;
 	cl.n = cl.cap = cl.head = 0;
+	cl.backlog = 0;
 }
 
 size_t closer_backlog(void)
 {
-	size_t n;
-
-	pthread_mutex_lock(&cl.lock);
-	n = cl.n + (cl.busy ? 1 : 0);
-	pthread_mutex_unlock(&cl.lock);
-	return n;
+	return cl.backlog;
 }
 
 int closer_stalled(int ms)

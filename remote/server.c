@@ -241,8 +241,9 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
 			conn_close(srv);
 			return;
 		}
+		/* Once: an evtimer_del per packet takes libevent's lock for nothing. */
 		if (s->greeted && srv->handshake_ev)
-			evtimer_del(srv->handshake_ev);
+			free_event(&srv->handshake_ev);
 		if (session_output_blocked(s)) {
 			wait_for_room(srv);
 			return;
