@@ -3,12 +3,16 @@
  * beside a raw SOCK_SEQPACKET ping-pong between two processes with packets of
  * the same sizes, in the same run; and posted BAR writes per second beside
  * raw one-way packets per second. Both sides pinned to one CPU, and unpinned.
+ * mpdev runs twice, on two connections to one remote: with accesses as
+ * protobuf Envelopes ("envelope", what every access was before issue 15) and
+ * as fixed-layout records (FEATURE_FIXED_ACCESS, the default now).
  *
  * Rounds alternate raw and mpdev so that machine noise hits both alike; each
  * figure is the median over rounds.
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,16 +25,18 @@
 #include <event2/event.h>
 
 #include "bench_util.h"
+#include "fixed_access.h"
 #include "libmpdev.h"
 #include "spawn.h"
 #include "wire.h"
 
 #define ROUNDS	     7
+#define MAX_ROUNDS   31
 #define RTT_ITERS    20000
 #define POSTED_ITERS 100000
 
-/* The packet sizes mpdev really uses for a 4-byte read and its reply. */
-static void mpdev_packet_sizes(size_t *req, size_t *rep, size_t *posted)
+/* The packet sizes mpdev's Envelopes have for a 4-byte read, its reply and a posted write. */
+static void envelope_packet_sizes(size_t *req, size_t *rep, size_t *posted)
 {
 	Mpdev__Envelope e = MPDEV__ENVELOPE__INIT;
 	Mpdev__RegionRead rr = MPDEV__REGION_READ__INIT;
@@ -171,92 +177,156 @@ static double mpdev_posted_per_s(struct mpdev *dev)
 	return POSTED_ITERS / ((bench_now_ns() - t0) / 1e9);
 }
 
+static int rounds = ROUNDS;
+
 struct result {
-	double raw_rtt, loop_rtt, mpdev_rtt, raw_rate, mpdev_rate;
+	double raw_rtt, loop_rtt, env_rtt, fix_rtt, raw_rate, env_rate, fix_rate;
 };
+
+static int connect_mode(int sock, bool fixed, struct mpdev **dev)
+{
+	struct mpdev_options o = { .features = ~0ull & ~MPDEV_FEATURE_SHM_RING };
+
+	if (!fixed)
+		o.features &= ~MPDEV_FEATURE_FIXED_ACCESS;
+	if (mpdev_connect_fd(sock, &o, dev) < 0) {
+		fprintf(stderr, "bench_rtt: connect: %s\n", mpdev_connect_error());
+		return -1;
+	}
+	if (!!(mpdev_features(*dev) & MPDEV_FEATURE_FIXED_ACCESS) != fixed) {
+		fprintf(stderr, "bench_rtt: the remote %s FEATURE_FIXED_ACCESS\n",
+			fixed ? "does not offer" : "forced");
+		return -1;
+	}
+	return 0;
+}
+
+/* One remote per mode: a remote serves one proxy at a time. */
+static int start_remote(const char *bin, bool fixed, pid_t *pid, struct mpdev **dev, int cpu)
+{
+	const char *args[] = { "--device", "edu", NULL };
+	int sock;
+
+	if (spawn_remote(bin, args, pid, &sock) < 0)
+		return -1;
+	bench_pin(*pid, cpu);
+	return connect_mode(sock, fixed, dev);
+}
 
 static int run(int cpu, struct result *res)
 {
-	const char *args[] = { "--device", "edu", NULL };
-	double raw_rtt[ROUNDS], loop_rtt[ROUNDS], mp_rtt[ROUNDS], raw_rate[ROUNDS], mp_rate[ROUNDS];
-	size_t req_len, rep_len, posted_len;
-	struct mpdev *dev = NULL;
+	double raw_rtt[MAX_ROUNDS], loop_rtt[MAX_ROUNDS], env_rtt[MAX_ROUNDS], fix_rtt[MAX_ROUNDS];
+	double raw_rate[MAX_ROUNDS], env_rate[MAX_ROUNDS], fix_rate[MAX_ROUNDS];
+	struct mpdev *env = NULL, *fix = NULL;
 	char bin[4096];
-	int raw_sock, loop_sock, mp_sock, st;
-	pid_t raw_pid, loop_pid, mp_pid;
+	int raw_sock, loop_sock, st;
+	pid_t raw_pid, loop_pid, env_pid, fix_pid;
 
-	mpdev_packet_sizes(&req_len, &rep_len, &posted_len);
 	spawn_find_remote(bin, sizeof(bin));
-	raw_pid = start_raw_peer(&raw_sock, rep_len, 0);
-	loop_pid = start_raw_peer(&loop_sock, rep_len, 1);
-	if (raw_pid < 0 || loop_pid < 0 || spawn_remote(bin, args, &mp_pid, &mp_sock) < 0) {
+	raw_pid = start_raw_peer(&raw_sock, FIXED_ACCESS_REPLY_SIZE, 0);
+	loop_pid = start_raw_peer(&loop_sock, FIXED_ACCESS_REPLY_SIZE, 1);
+	if (raw_pid < 0 || loop_pid < 0) {
 		fprintf(stderr, "bench_rtt: cannot start peers\n");
 		return 1;
 	}
 	bench_pin(0, cpu);
 	bench_pin(raw_pid, cpu);
 	bench_pin(loop_pid, cpu);
-	bench_pin(mp_pid, cpu);
-	if (mpdev_connect_fd(mp_sock, NULL, &dev) < 0) {
-		fprintf(stderr, "bench_rtt: connect: %s\n", mpdev_connect_error());
+	if (start_remote(bin, false, &env_pid, &env, cpu) < 0 ||
+	    start_remote(bin, true, &fix_pid, &fix, cpu) < 0)
 		return 1;
-	}
-	/* Warm up both paths. */
-	raw_rtt_us(raw_sock, req_len, rep_len);
-	raw_rtt_us(loop_sock, req_len, rep_len);
-	mpdev_rtt_us(dev);
-	for (int r = 0; r < ROUNDS; r++) {
-		raw_rtt[r] = raw_rtt_us(raw_sock, req_len, rep_len);
-		loop_rtt[r] = raw_rtt_us(loop_sock, req_len, rep_len);
-		mp_rtt[r] = mpdev_rtt_us(dev);
-		raw_rate[r] = raw_oneway_per_s(raw_sock, posted_len);
-		mp_rate[r] = mpdev_posted_per_s(dev);
-		if (raw_rtt[r] < 0 || loop_rtt[r] < 0 || mp_rtt[r] < 0 || raw_rate[r] < 0 ||
-		    mp_rate[r] < 0) {
-			fprintf(stderr, "bench_rtt: round %d failed: %s\n", r,
-				mpdev_last_error(dev));
+	/* Warm up every path. */
+	raw_rtt_us(raw_sock, FIXED_ACCESS_REQ_SIZE, FIXED_ACCESS_REPLY_SIZE);
+	raw_rtt_us(loop_sock, FIXED_ACCESS_REQ_SIZE, FIXED_ACCESS_REPLY_SIZE);
+	mpdev_rtt_us(env);
+	mpdev_rtt_us(fix);
+	for (int r = 0; r < rounds; r++) {
+		raw_rtt[r] = raw_rtt_us(raw_sock, FIXED_ACCESS_REQ_SIZE, FIXED_ACCESS_REPLY_SIZE);
+		loop_rtt[r] = raw_rtt_us(loop_sock, FIXED_ACCESS_REQ_SIZE, FIXED_ACCESS_REPLY_SIZE);
+		env_rtt[r] = mpdev_rtt_us(env);
+		fix_rtt[r] = mpdev_rtt_us(fix);
+		raw_rate[r] = raw_oneway_per_s(raw_sock, FIXED_ACCESS_REQ_SIZE);
+		env_rate[r] = mpdev_posted_per_s(env);
+		fix_rate[r] = mpdev_posted_per_s(fix);
+		if (raw_rtt[r] < 0 || loop_rtt[r] < 0 || env_rtt[r] < 0 || fix_rtt[r] < 0 ||
+		    raw_rate[r] < 0 || env_rate[r] < 0 || fix_rate[r] < 0) {
+			fprintf(stderr, "bench_rtt: round %d failed: %s / %s\n", r,
+				mpdev_last_error(env), mpdev_last_error(fix));
 			return 1;
 		}
 	}
-	res->raw_rtt = bench_median(raw_rtt, ROUNDS);
-	res->loop_rtt = bench_median(loop_rtt, ROUNDS);
-	res->mpdev_rtt = bench_median(mp_rtt, ROUNDS);
-	res->raw_rate = bench_median(raw_rate, ROUNDS);
-	res->mpdev_rate = bench_median(mp_rate, ROUNDS);
-	mpdev_close(dev);
+	res->raw_rtt = bench_median(raw_rtt, rounds);
+	res->loop_rtt = bench_median(loop_rtt, rounds);
+	res->env_rtt = bench_median(env_rtt, rounds);
+	res->fix_rtt = bench_median(fix_rtt, rounds);
+	res->raw_rate = bench_median(raw_rate, rounds);
+	res->env_rate = bench_median(env_rate, rounds);
+	res->fix_rate = bench_median(fix_rate, rounds);
+	mpdev_close(env);
+	mpdev_close(fix);
 	close(raw_sock);
 	close(loop_sock);
-	spawn_wait(mp_pid, 5000, &st);
+	spawn_wait(env_pid, 5000, &st);
+	spawn_wait(fix_pid, 5000, &st);
 	spawn_wait(raw_pid, 5000, &st);
 	spawn_wait(loop_pid, 5000, &st);
 	bench_pin(0, -1);
 	return 0;
 }
 
-int main(void)
+static void print_rtt(const char *what, const struct result *r)
+{
+	printf("%-26s %9.2f us %9.2f us %5.2f %9.2f us %5.2f\n", what, r->raw_rtt, r->env_rtt,
+	       r->env_rtt / r->raw_rtt, r->fix_rtt, r->fix_rtt / r->raw_rtt);
+}
+
+static void print_rate(const char *what, const struct result *r)
+{
+	printf("%-26s %12.0f %12.0f %5.2f %12.0f %5.2f\n", what, r->raw_rate, r->env_rate,
+	       r->env_rate / r->raw_rate, r->fix_rate, r->fix_rate / r->raw_rate);
+}
+
+int main(int argc, char **argv)
 {
 	struct result pinned, unpinned;
 	size_t req_len, rep_len, posted_len;
+	bool pinned_only = false;
 
-	mpdev_packet_sizes(&req_len, &rep_len, &posted_len);
-	if (run(0, &pinned) || run(-1, &unpinned))
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--pinned-only"))
+			pinned_only = true;
+		else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+			rounds = atoi(argv[++i]);
+		else {
+			fprintf(stderr, "usage: bench_rtt [--pinned-only] [--rounds N (1-%d)]\n",
+				MAX_ROUNDS);
+			return 2;
+		}
+	}
+	if (rounds < 1 || rounds > MAX_ROUNDS) {
+		fprintf(stderr, "bench_rtt: --rounds is 1 to %d\n", MAX_ROUNDS);
+		return 2;
+	}
+	envelope_packet_sizes(&req_len, &rep_len, &posted_len);
+	if (run(0, &pinned) || (!pinned_only && run(-1, &unpinned)))
 		return 1;
-	printf("bench_rtt: median of %d rounds; packets %zu B request, %zu B reply, %zu B posted "
-	       "write\n",
-	       ROUNDS, req_len, rep_len, posted_len);
-	printf("%-34s %12s %12s %8s\n", "4-byte BAR read round trip", "raw", "mpdev", "ratio");
-	printf("%-34s %9.2f us %9.2f us %8.2f\n", "  pinned to cpu 0", pinned.raw_rtt,
-	       pinned.mpdev_rtt, pinned.mpdev_rtt / pinned.raw_rtt);
-	printf("%-34s %9.2f us %9.2f us %8.2f\n", "  unpinned", unpinned.raw_rtt,
-	       unpinned.mpdev_rtt, unpinned.mpdev_rtt / unpinned.raw_rtt);
-	printf("%-34s %9.2f us %9.2f us %8.2f   (server loop alone: raw echo served by libevent)\n",
+	printf("bench_rtt: median of %d rounds; fixed-layout packets %u B request, %u B reply "
+	       "(the raw peer's sizes); envelopes %zu B, %zu B, %zu B posted\n",
+	       rounds, FIXED_ACCESS_REQ_SIZE, FIXED_ACCESS_REPLY_SIZE, req_len, rep_len,
+	       posted_len);
+	printf("%-26s %12s %12s %5s %12s %5s\n", "4-byte BAR read", "raw", "envelope", "ratio",
+	       "fixed", "ratio");
+	print_rtt("  pinned to cpu 0", &pinned);
+	if (!pinned_only)
+		print_rtt("  unpinned", &unpinned);
+	printf("%-26s %9.2f us %9.2f us %5.2f   (the server loop alone: raw echo served by "
+	       "libevent)\n",
 	       "  pinned, libevent echo", pinned.raw_rtt, pinned.loop_rtt,
 	       pinned.loop_rtt / pinned.raw_rtt);
-	printf("%-34s %12s %12s %8s\n", "posted BAR writes (per second)", "raw 1-way", "mpdev",
-	       "raw/mpdev");
-	printf("%-34s %12.0f %12.0f %8.2f\n", "  pinned to cpu 0", pinned.raw_rate,
-	       pinned.mpdev_rate, pinned.raw_rate / pinned.mpdev_rate);
-	printf("%-34s %12.0f %12.0f %8.2f\n", "  unpinned", unpinned.raw_rate, unpinned.mpdev_rate,
-	       unpinned.raw_rate / unpinned.mpdev_rate);
+	printf("%-26s %12s %12s %5s %12s %5s\n", "posted BAR writes / s", "raw 1-way", "envelope",
+	       "ratio", "fixed", "ratio");
+	print_rate("  pinned to cpu 0", &pinned);
+	if (!pinned_only)
+		print_rate("  unpinned", &unpinned);
 	return 0;
 }
