@@ -23,6 +23,7 @@
  * in every round: one irqfd signal per raise, one re-assert per resample.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -41,6 +42,7 @@
 #include <event2/event.h>
 
 #include "bench_util.h"
+#include "fixed_access.h"
 #include "libmpdev.h"
 #include "spawn.h"
 #include "wire.h"
@@ -76,8 +78,8 @@ static void set_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The size of the packet libmpdev sends for a posted 4-byte write to 0x60. */
-static size_t posted_packet_size(void)
+/* The size of the Envelope libmpdev sends for a posted 4-byte write to 0x60 without FIXED_ACCESS. */
+static size_t envelope_posted_size(void)
 {
 	Mpdev__Envelope e = MPDEV__ENVELOPE__INIT;
 	Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
@@ -514,7 +516,7 @@ static int measure(struct mpdev *dev, int irqfd, int resamplefd, struct raw_peer
 	return 0;
 }
 
-static int run(int cpu, size_t len, struct result *res)
+static int run(int cpu, bool fixed, struct result *res)
 {
 	const char *args[] = { "--device", "edu", NULL };
 	struct raw_peer peers[4] = { { .pid = -1, .sock = -1, .efd_to_b = -1, .efd_from_b = -1 },
@@ -524,6 +526,7 @@ static int run(int cpu, size_t len, struct result *res)
 	struct mpdev *dev = NULL;
 	int irqfd = -1, resamplefd = -1, mp_sock = -1, st = 0, ret = -1, reported, r;
 	pid_t mp_pid = -1;
+	struct mpdev_options opts = { 0 };
 	char bin[4096];
 
 	/* peers: raise plain, raise libevent, resample plain, resample libevent. */
@@ -540,7 +543,11 @@ static int run(int cpu, size_t len, struct result *res)
 	for (int i = 0; i < 4; i++)
 		if (bench_pin(peers[i].pid, cpu) < 0)
 			goto out;
-	r = mpdev_connect_fd(mp_sock, NULL, &dev);
+	/* Before issue 15 every access was an Envelope; now libmpdev sends fixed-layout records. */
+	opts.features = ~0ull & ~MPDEV_FEATURE_SHM_RING;
+	if (!fixed)
+		opts.features &= ~MPDEV_FEATURE_FIXED_ACCESS;
+	r = mpdev_connect_fd(mp_sock, &opts, &dev);
 	mp_sock = -1; /* the handle owns it now, or closed it */
 	if (r < 0) {
 		set_err("connect: %s", mpdev_connect_error());
@@ -556,7 +563,13 @@ static int run(int cpu, size_t len, struct result *res)
 		set_err("mpdev_set_intx_irqfd: %s", mpdev_last_error(dev));
 		goto out;
 	}
-	ret = measure(dev, irqfd, resamplefd, peers, len, res);
+	if (!!(mpdev_features(dev) & MPDEV_FEATURE_FIXED_ACCESS) != fixed) {
+		set_err("FEATURE_FIXED_ACCESS not as asked");
+		goto out;
+	}
+	/* The raw packet has the size of what mpdev sends in this mode. */
+	ret = measure(dev, irqfd, resamplefd, peers,
+		      fixed ? FIXED_ACCESS_REQ_SIZE : envelope_posted_size(), res);
 out:
 	reported = ret < 0;
 	if (reported)
@@ -591,21 +604,22 @@ static void print_row(const char *label, double raw, double loop, double mp)
 
 int main(void)
 {
-	struct result pinned, unpinned;
-	size_t len = posted_packet_size();
+	struct result pinned_env, pinned, unpinned;
 	uint64_t t0 = bench_now_ns();
 
-	if (run(0, len, &pinned) < 0 || run(-1, len, &unpinned) < 0)
+	if (run(0, false, &pinned_env) < 0 || run(0, true, &pinned) < 0 ||
+	    run(-1, true, &unpinned) < 0)
 		return 1;
 	printf("bench_irq: median of %d rounds (mean per cycle in each round); %d raise cycles and "
 	       "%d resample cycles a round; %.1f s\n",
 	       ROUNDS, IRQ_ITERS, RESAMPLE_ITERS, (bench_now_ns() - t0) / 1e9);
-	printf("raise -> irqfd: VMM posts a %zu B write of 0x60 (encode + sendmsg) -> remote "
-	       "wakes in\n  epoll_wait, recvmsg, decodes, edu raises INTx, the IOHUB writes the "
-	       "irqfd -> the VMM's\n  poll() on the irqfd returns and read() drains it. Ack "
-	       "(posted 0x64) and a sync follow,\n  untimed. Raw: A sends one %zu B SOCK_SEQPACKET "
-	       "packet, B writes an eventfd, A's\n  poll() + read() returns.\n",
-	       len, len);
+	printf("raise -> irqfd: VMM posts a write of 0x60 (a %u B fixed-layout record, or a %zu B\n"
+	       "  Envelope before issue 15) -> remote wakes in epoll_wait, recvmsg, decodes, edu\n"
+	       "  raises INTx, the IOHUB signals the irqfd -> the VMM's poll() on the irqfd returns\n"
+	       "  and read() drains it. Ack (posted 0x64) and a sync follow, untimed. Raw: A sends\n"
+	       "  one SOCK_SEQPACKET packet of the same size, B writes an eventfd, A's poll() +\n"
+	       "  read() returns.\n",
+	       FIXED_ACCESS_REQ_SIZE, envelope_posted_size());
 	printf("resample -> re-assert: line held; VMM writes the resamplefd (as KVM on EOI) -> "
 	       "remote\n  wakes, drains it, the IOHUB sees level 1 and writes the irqfd -> the "
 	       "VMM's poll() +\n  read() returns. Raw: A writes an eventfd, B reads it and writes "
@@ -617,10 +631,13 @@ int main(void)
 	printf("  %-18s %12s %12s %12s %8s %8s\n", "us per cycle", "raw", "raw+loop", "mpdev",
 	       "mp/raw", "mp/loop");
 	printf("raise -> irqfd\n");
-	print_row("pinned to cpu 0", pinned.raw_raise, pinned.loop_raise, pinned.mp_raise);
-	print_row("unpinned", unpinned.raw_raise, unpinned.loop_raise, unpinned.mp_raise);
+	print_row("pinned, envelope", pinned_env.raw_raise, pinned_env.loop_raise,
+		  pinned_env.mp_raise);
+	print_row("pinned, fixed", pinned.raw_raise, pinned.loop_raise, pinned.mp_raise);
+	print_row("unpinned, fixed", unpinned.raw_raise, unpinned.loop_raise, unpinned.mp_raise);
 	printf("resample -> re-assert\n");
-	print_row("pinned to cpu 0", pinned.raw_res, pinned.loop_res, pinned.mp_res);
+	print_row("pinned", pinned.raw_res, pinned.loop_res, pinned.mp_res);
+	print_row("pinned (again)", pinned_env.raw_res, pinned_env.loop_res, pinned_env.mp_res);
 	print_row("unpinned", unpinned.raw_res, unpinned.loop_res, unpinned.mp_res);
 	return 0;
 }
