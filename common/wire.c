@@ -160,28 +160,35 @@ int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
 	return r;
 }
 
-int wire_recv_any(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
+int wire_decode_any(struct wire_msg *m, const uint8_t *buf, size_t len, struct mpdev_error *err)
 {
-	int r = recv_packet(sock, m, err, flags);
-
-	if (r <= 0)
-		return r;
-	if (!fixed_access_is(m->raw, m->raw_len)) {
-		r = wire_decode(m, m->raw, m->raw_len, err);
-		m->raw = NULL;
-		m->raw_len = 0;
-		return r;
-	}
+	if (!fixed_access_is(buf, len))
+		return wire_decode(m, buf, len, err);
+	m->raw = buf;
+	m->raw_len = len;
 	if (m->nfds) {
 		size_t carried = m->nfds;
 
 		transport_close_fds(m->fds, m->nfds);
 		m->nfds = 0;
-		return mpdev_error_set(err, EPROTO,
-				       "fixed-layout packet carries %zu descriptors: it carries none",
-				       carried);
+		return mpdev_error_set(
+			err, EPROTO, "fixed-layout packet carries %zu descriptors: it carries none",
+			carried);
 	}
 	return 2;
+}
+
+int wire_recv_any(int sock, struct wire_msg *m, struct mpdev_error *err, int flags)
+{
+	int r = recv_packet(sock, m, err, flags);
+	const uint8_t *buf = m->raw;
+	size_t len = m->raw_len;
+
+	if (r <= 0)
+		return r;
+	m->raw = NULL;
+	m->raw_len = 0;
+	return wire_decode_any(m, buf, len, err);
 }
 
 int wire_take_fd(struct wire_msg *m, size_t i)

@@ -69,6 +69,12 @@ int wire_recv(int sock, struct wire_msg *m, struct mpdev_error *err, int flags);
  */
 int wire_recv_any(int sock, struct wire_msg *m, struct mpdev_error *err, int flags);
 
+/*
+ * wire_decode for either encoding: 2 for a fixed-layout packet (its bytes,
+ * which must outlive m's use, in m->raw), as wire_recv_any answers.
+ */
+int wire_decode_any(struct wire_msg *m, const uint8_t *buf, size_t len, struct mpdev_error *err);
+
 /* An empty message: no envelope, no descriptors. */
 void wire_msg_init(struct wire_msg *m);
 

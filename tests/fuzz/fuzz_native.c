@@ -1,8 +1,9 @@
 /*
  * The native protocol as the remote receives it: each input is one
  * connection to an emulated edu device. Every packet record (fuzz_input.h)
- * is decoded by wire_decode() with the descriptors the record asks for, then
- * dispatched as the remote's server does (session_handle() or
+ * is decoded by wire_decode_any() with the descriptors the record asks for,
+ * then dispatched as the remote's native face does (session_handle(),
+ * session_handle_fixed() for a fixed-layout record, or
  * session_handle_bad_packet()), the replies are read back and checked, and
  * the event loop runs so that edu's deferred DMA and factorial work and the
  * eventfd callbacks happen. At the end of the input the connection ends as
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "fixed_access.h"
 #include "fuzz_input.h"
 #include "fuzz_remote.h"
 #include "host.h"
@@ -47,22 +49,46 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
  * one unless it is a posted write, with its id; an error reply has words and no body; a
  * notification has id 0 and a Notify body.
  */
-static void check_replies(int peer, const struct wire_msg *m, bool decoded)
+/* A fixed-layout reply: only ever the success of the fixed request just sent. */
+static void check_fixed_reply(const struct wire_msg *rep, const struct fixed_access *req)
+{
+	struct mpdev_error err = { 0 };
+	struct fixed_access got;
+
+	if (fixed_access_unpack_reply(rep->raw, rep->raw_len, &got, &err) < 0)
+		fuzz_fail(TARGET, "fixed-layout reply", err.msg);
+	if (!req || got.id != req->id)
+		fuzz_fail(TARGET, "fixed-layout reply", "not to the fixed request just sent");
+	if (got.op != (req->op == FIXED_OP_READ ? FIXED_OP_READ_REPLY : FIXED_OP_WRITE_REPLY))
+		fuzz_fail(TARGET, "fixed-layout reply", "op does not answer the request's");
+	if (got.op == FIXED_OP_WRITE_REPLY && got.data)
+		fuzz_fail(TARGET, "fixed-layout reply", "a write's answer carries data");
+}
+
+static void check_replies(int peer, const struct wire_msg *m, bool decoded,
+			  const struct fixed_access *fx)
 {
 	const Mpdev__Envelope *req = m->env;
 	/* Only a posted write that succeeds goes unanswered. */
-	bool must_answer = !decoded || req->kind != MPDEV__KIND__KIND_POSTED;
+	bool must_answer = !decoded || (fx ? fx->op != FIXED_OP_POSTED_WRITE
+					   : req->kind != MPDEV__KIND__KIND_POSTED);
 	int answers = 0;
 
 	for (;;) {
 		struct mpdev_error err = { 0 };
 		struct wire_msg rep;
 		const Mpdev__Envelope *e;
-		int r = wire_recv(peer, &rep, &err, MSG_DONTWAIT);
+		int r = wire_recv_any(peer, &rep, &err, MSG_DONTWAIT);
 
 		if (r == -EAGAIN) {
 			wire_msg_release(&rep);
 			break;
+		}
+		if (r == 2) {
+			check_fixed_reply(&rep, fx);
+			answers++;
+			wire_msg_release(&rep);
+			continue;
 		}
 		if (r != 1)
 			fuzz_fail(TARGET, "the remote sent a bad packet", err.msg);
@@ -82,6 +108,8 @@ static void check_replies(int peer, const struct wire_msg *m, bool decoded)
 				fuzz_fail(TARGET, "error reply", "carries a body");
 			if (req && e->id != req->id)
 				fuzz_fail(TARGET, "reply", "id is not the request's");
+			if (fx && fx->id && e->id != fx->id)
+				fuzz_fail(TARGET, "reply", "id is not the fixed request's");
 		} else {
 			fuzz_fail(TARGET, "reply", "kind is neither REPLY nor NOTIFY");
 		}
@@ -98,9 +126,10 @@ static void check_replies(int peer, const struct wire_msg *m, bool decoded)
 static int handle_packet(struct session *s, int peer, struct fuzz_fds *fds,
 			 const struct fuzz_packet *pkt)
 {
-	struct mpdev_error err = { 0 };
+	struct mpdev_error err = { 0 }, ignored = { 0 };
+	struct fixed_access fx = { 0 };
 	struct wire_msg m;
-	bool decoded;
+	bool decoded, fixed;
 	int r;
 
 	wire_msg_init(&m);
@@ -112,16 +141,22 @@ static int handle_packet(struct session *s, int peer, struct fuzz_fds *fds,
 		m.nfds = 0;
 		r = mpdev_error_set(&err, EBADMSG, "empty packet");
 	} else {
-		r = wire_decode(&m, pkt->data, pkt->len, &err);
+		r = wire_decode_any(&m, pkt->data, pkt->len, &err);
 	}
-	decoded = r == 1;
-	if (decoded)
+	/* A fixed record the remote can read (it answers its id): what the replies must match. */
+	fixed = m.raw && fixed_access_unpack_req(m.raw, m.raw_len, &fx, &ignored) == 0;
+	if (!fixed && m.raw)
+		fx.op = 0; /* an unreadable record is answered like any bad packet */
+	decoded = r == 1 || (r == 2 && fixed);
+	if (r == 1)
 		r = session_handle(s, &m);
+	else if (r == 2)
+		r = session_handle_fixed(s, &m);
 	else
 		r = session_handle_bad_packet(s, &m, &err);
 	/* Checked before the release: the replies are matched against the request. */
 	if (r == 0)
-		check_replies(peer, &m, decoded);
+		check_replies(peer, &m, decoded, m.raw ? &fx : NULL);
 	wire_msg_release(&m);
 	if (pkt->ctl & FUZZ_CTL_POKE)
 		fuzz_poke(fds);

@@ -22,6 +22,7 @@
 #include "backend.h"
 #include "edu.h"
 #include "fuzz_input.h"
+#include "fixed_access.h"
 #include "seed_writer.h"
 #include "mpqemu_raw.h"
 #include "wire.h"
@@ -349,6 +350,46 @@ static void native_access_table(void)
 	seed_finish("access-table");
 }
 
+static void fixed_record(uint8_t op, uint8_t index, uint64_t offset, uint8_t size, uint64_t data)
+{
+	struct fixed_access a = { .op = op,
+				  .index = index,
+				  .size = size,
+				  .offset = offset,
+				  .data = data,
+				  .id = next_id++ };
+	uint8_t buf[FIXED_ACCESS_REQ_SIZE];
+
+	seed_record(0, NULL, 0, buf, fixed_access_pack_req(&a, buf));
+}
+
+/* test_fixed_access.c: reads_and_writes, access_table and layout_table */
+static void native_fixed(void)
+{
+	uint8_t bad[FIXED_ACCESS_REQ_SIZE + 1] = { 0, FIXED_OP_READ, 0, 4 };
+
+	native_begin();
+	hello();
+	fixed_record(FIXED_OP_READ, 0, 0, 4, 0);
+	fixed_record(FIXED_OP_WRITE, 0, 4, 4, 0x12345678);
+	fixed_record(FIXED_OP_POSTED_WRITE, 0, 4, 4, 1);
+	fixed_record(FIXED_OP_READ, 7, 0, 2, 0);
+	fixed_record(FIXED_OP_POSTED_WRITE, 0, 0x60, 4, 1);
+	fixed_record(FIXED_OP_READ, 99, 0, 4, 0);
+	fixed_record(FIXED_OP_READ, 0, UINT64_MAX - 1, 4, 0);
+	fixed_record(FIXED_OP_WRITE, 0, 4, 3, 0);
+	fixed_record(FIXED_OP_WRITE, 0, 4, 1, 0x1ff);
+	fixed_record(FIXED_OP_READ, 7, 0, 8, 0);
+	bad[8] = (uint8_t)next_id++;
+	seed_record(0, NULL, 0, bad, sizeof(bad));
+	bad[8] = (uint8_t)next_id++;
+	seed_record(0, NULL, 0, bad, FIXED_ACCESS_REQ_SIZE - 1);
+	bad[4] = 1;
+	seed_record(0, NULL, 0, bad, FIXED_ACCESS_REQ_SIZE);
+	ping();
+	seed_finish("fixed-access");
+}
+
 /* test_bad_input.c: message_kinds, unknown_and_missing_bodies, request_id_zero_refused */
 static void native_kinds(void)
 {
@@ -618,6 +659,7 @@ static void write_native(const char *root)
 	native_undecodable();
 	native_every_body();
 	native_access_table();
+	native_fixed();
 	native_kinds();
 	native_handshake();
 	native_dma();
