@@ -193,8 +193,8 @@ static void expect_quiet_at(int fd, const char *what, int line)
 #define expect_quiet(fd, what)	    expect_quiet_at(fd, what, __LINE__)
 
 /*
- * Writes an eventfd the remote watches (resamplefd, INTx unmask eventfd) and
- * waits until the remote has drained it and finished what it does then.
+ * Writes an eventfd the remote watches and drains (the INTx unmask eventfd)
+ * and waits until the remote has drained it and finished what it does then.
  */
 static void kick_watched(int fd, const char *what)
 {
@@ -208,10 +208,25 @@ static void kick_watched(int fd, const char *what)
 	sync_remote();
 }
 
-/* The guest EOIs the line: KVM writes the resamplefd. */
+static uint64_t counter(const char *name);
+
+/*
+ * The guest EOIs the line: KVM writes the resamplefd. The IOHUB does not
+ * read it (edge-triggered, iohub.c), so what says it was handled is its
+ * resample counter.
+ */
 static void eoi(int resamplefd)
 {
-	kick_watched(resamplefd, "resamplefd");
+	const uint64_t one = 1;
+	uint64_t before = counter("iohub_resamples");
+	int i;
+
+	ck_assert_int_eq(write(resamplefd, &one, sizeof(one)), (ssize_t)sizeof(one));
+	for (i = 0; i < SIGNAL_MS && counter("iohub_resamples") == before; i++)
+		usleep(1000);
+	ck_assert_msg(counter("iohub_resamples") == before + 1,
+		      "resamplefd: the remote did not handle the EOI within %d ms", SIGNAL_MS);
+	sync_remote();
 }
 
 /* An EOI on a resamplefd the remote no longer watches: nobody drains it. */

@@ -141,7 +141,8 @@ static void eoi(struct fixture *f, const struct kvm *k)
 		ck_assert_int_ge(event_base_loop(f->base, EVLOOP_NONBLOCK), 0);
 	run_loop(f);
 	ck_assert_uint_eq(f->st->resamples, before + 1);
-	ck_assert(!readable(k->resamplefd)); /* the hub drained it */
+	/* Not drained: edge-triggered, the next EOI is a wakeup of its own (iohub.c). */
+	ck_assert(readable(k->resamplefd));
 }
 
 static void check_stats(struct fixture *f, uint64_t signals, uint64_t resamples, uint64_t reasserts,
@@ -348,12 +349,11 @@ START_TEST(coalesced_eois_make_one_reassert)
 	ck_assert_int_eq(iohub_add_notifier(f.hub, 0, notifier, &n), 0);
 	ck_assert_int_eq(iohub_set_irq(f.hub, 0, 1), 0);
 	ck_assert_uint_eq(fired(&k), 1);
-	/* Three EOIs before the loop gets to run: one wakeup drains them all. */
+	/* Three EOIs before the loop gets to run: one wakeup covers them all. */
 	write_eventfd(k.resamplefd, 1);
 	write_eventfd(k.resamplefd, 1);
 	write_eventfd(k.resamplefd, 1);
 	run_loop(&f);
-	ck_assert(!readable(k.resamplefd));
 	ck_assert_uint_eq(n.calls, 1);
 	ck_assert_uint_eq(fired(&k), 1);
 	check_stats(&f, 2, 1, 1, 0);
