@@ -17,6 +17,8 @@
 #include "server.h"
 #include "wire.h"
 
+struct ring;
+
 /*
  * What this remote implements; the handshake intersects it with the peer's.
  * FEATURE_DIRTY_TRACKING only where the device can honour it (session_dirty.c).
@@ -26,7 +28,7 @@
 		    MPDEV__FEATURE__FEATURE_MEMORY_TABLE | MPDEV__FEATURE__FEATURE_INTX_IRQFD |    \
 		    MPDEV__FEATURE__FEATURE_SET_IRQS | MPDEV__FEATURE__FEATURE_IOMMU_INFO |        \
 		    MPDEV__FEATURE__FEATURE_MIGRATION | MPDEV__FEATURE__FEATURE_DIRTY_TRACKING |   \
-		    MPDEV__FEATURE__FEATURE_IOEVENTFDS))
+		    MPDEV__FEATURE__FEATURE_IOEVENTFDS | MPDEV__FEATURE__FEATURE_SHM_RING))
 
 /* Stream bytes in one MigData message: what a 64 KiB packet carries with room to spare. */
 #define SESSION_MIG_CHUNK_MAX (60u * 1024u)
@@ -73,6 +75,8 @@ struct session {
 	size_t out_nfds;
 	/* The device's doorbells as eventfds, made when the peer first asks (doorbell.h). */
 	struct doorbell_set *doorbells;
+	/* The polled shared-memory ring (ring.h), from RingSetup to the end of the connection. */
+	struct ring *ring;
 };
 
 /* Default for max_table_fds; the server sets it from the descriptor budget. */
