@@ -147,6 +147,8 @@ int mpdev_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void 
 	char what[32];
 	int r, tries = 0;
 
+	if (dev->ring && region != MPDEV_REGION_CONFIG)
+		return ring_region_read(dev, region, offset, data, size);
 	if (region != MPDEV_REGION_CONFIG)
 		return client_no_retry(dev, client_region_read(dev, region, offset, data, size),
 				       access_name(region, false, what, sizeof(what)));
@@ -162,6 +164,8 @@ int mpdev_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, cons
 	char what[32];
 	int r, tries = 0;
 
+	if (dev->ring && region != MPDEV_REGION_CONFIG)
+		return ring_region_write(dev, region, offset, data, size, false);
 	if (region != MPDEV_REGION_CONFIG)
 		return client_no_retry(dev, client_region_write(dev, region, offset, data, size),
 				       access_name(region, true, what, sizeof(what)));
@@ -205,6 +209,8 @@ int mpdev_region_write_posted(struct mpdev *dev, uint32_t region, uint64_t offse
 	Mpdev__RegionWrite rw = MPDEV__REGION_WRITE__INIT;
 	char what[32];
 
+	if (dev->ring && region != MPDEV_REGION_CONFIG)
+		return ring_region_write(dev, region, offset, data, size, true);
 	/*
 	 * Config writes are non-posted on PCI too, and the replay shadow must
 	 * hold only writes the remote accepted.
