@@ -164,6 +164,20 @@ static bool may_sleep(struct ring *r)
 	return false;
 }
 
+/*
+ * Back after one pass of the loop. Not event_active: an event activated
+ * from its own callback runs again in the same pass, before any timer or
+ * descriptor (libevent walks its active queue until it is empty). A timer
+ * of zero is made active only after the next epoll_wait and with the other
+ * expired timers (edu's deferred work is one).
+ */
+static void yield_pass(struct ring *r)
+{
+	static const struct timeval zero = { 0, 0 };
+
+	evtimer_add(r->ev, &zero);
+}
+
 static void ring_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct ring *r = arg;
@@ -184,7 +198,7 @@ static void ring_poll(evutil_socket_t fd, short what, void *arg)
 			return;
 		if (now - start >= RING_YIELD_NS) {
 			r->s->stats->ring_yields++;
-			event_active(r->ev, EV_TIMEOUT, 0);
+			yield_pass(r);
 			return;
 		}
 		cpu_relax();

@@ -281,9 +281,10 @@ int ring_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void *
 	struct client_ring *rg = dev->ring;
 	uint64_t v = 0;
 	uint32_t idx;
-	int r = access_check(dev, size);
+	int r;
 
 	mpdev_error_clear(&dev->err);
+	r = access_check(dev, size);
 	if (r == 0)
 		r = publish(dev, rg, SHM_RING_OP_READ, region, offset, 0, size, &idx);
 	if (r == 0)
@@ -299,9 +300,10 @@ int ring_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, const
 	struct client_ring *rg = dev->ring;
 	uint64_t v = 0;
 	uint32_t idx;
-	int r = access_check(dev, size);
+	int r;
 
 	mpdev_error_clear(&dev->err);
+	r = access_check(dev, size);
 	if (r == 0) {
 		memcpy(&v, data, size);
 		r = publish(dev, rg, posted ? SHM_RING_OP_POSTED_WRITE : SHM_RING_OP_WRITE, region,
