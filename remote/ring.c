@@ -178,30 +178,41 @@ static void yield_pass(struct ring *r)
 	evtimer_add(r->ev, &zero);
 }
 
+/* The clock is read every this many polls: a vDSO call is as long as a poll. */
+#define RING_CLOCK_EVERY 16u
+
 static void ring_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct ring *r = arg;
 	uint64_t start = now_ns(), now;
+	bool worked = false;
 
 	if (!r->polling || r->broken)
 		return;
-	for (;;) {
+	for (unsigned n = 1;; n++) {
 		uint32_t prod = atomic_load_explicit(&r->hdr->prod, memory_order_acquire);
 
 		if (prod != r->cons) {
 			if (!run_published(r, prod))
 				return;
-			r->idle_since = now_ns();
+			worked = true;
+		} else {
+			cpu_relax();
 		}
+		if (n % RING_CLOCK_EVERY)
+			continue;
 		now = now_ns();
-		if (now - r->idle_since >= r->spin_ns && may_sleep(r))
+		if (worked) {
+			r->idle_since = now;
+			worked = false;
+		} else if (now - r->idle_since >= r->spin_ns && may_sleep(r)) {
 			return;
+		}
 		if (now - start >= RING_YIELD_NS) {
 			r->s->stats->ring_yields++;
 			yield_pass(r);
 			return;
 		}
-		cpu_relax();
 	}
 }
 
