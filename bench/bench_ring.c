@@ -262,6 +262,7 @@ int main(void)
 		if (raw[r] < 0 || ring[r] < 0 || sock[r] < 0 || rpost[r] < 0 || spost[r] < 0) {
 			fprintf(stderr, "bench_ring: round %d failed: %s / %s\n", r,
 				mpdev_last_error(rdev), mpdev_last_error(sdev));
+			atomic_store(&pp->state, 2); /* the raw peer exits; the remotes with us */
 			return 1;
 		}
 	}

@@ -99,7 +99,7 @@ static int slot_check(const struct shm_ring_slot *q, struct mpdev_error *err)
 	return 0;
 }
 
-static void slot_run(struct ring *r, struct shm_ring_slot *sl)
+static void slot_run(struct ring *r, struct shm_ring_slot *sl, uint32_t idx)
 {
 	volatile struct shm_ring_slot *v = sl;
 	struct mpdev_error err = { 0 };
@@ -122,6 +122,7 @@ static void slot_run(struct ring *r, struct shm_ring_slot *sl)
 		r->s->stats->posted_writes++;
 	v->rdata = data;
 	v->status = rc;
+	atomic_store_explicit(&sl->done, idx + 1, memory_order_release);
 }
 
 /* Executes what was published up to prod; false if prod broke the ring. */
@@ -134,7 +135,7 @@ static bool run_published(struct ring *r, uint32_t prod)
 		return false;
 	}
 	while (avail--) {
-		slot_run(r, &r->slots[r->cons & (r->nslots - 1)]);
+		slot_run(r, &r->slots[r->cons & (r->nslots - 1)], r->cons);
 		r->cons++;
 		/* Release: the response is written before the client can see it counted. */
 		atomic_store_explicit(&r->hdr->cons, r->cons, memory_order_release);

@@ -37,8 +37,13 @@ struct client_ring {
 	struct shm_ring_header *hdr;
 	struct shm_ring_slot *slots;
 	uint32_t nslots;
-	uint32_t prod;	 /* published by us */
-	uint32_t reaped; /* answered and looked at (posted failures counted) */
+	uint32_t prod; /* published by us */
+	/*
+	 * Answered and looked at (posted failures counted). It may run ahead
+	 * of cons: a slot's done says it is answered before cons does.
+	 */
+	uint32_t reaped;
+	uint32_t cons;	 /* the remote's cons as last read and found sane */
 	uint8_t *posted; /* per slot: the slot holds a posted write */
 	unsigned spin_us;
 	/* Once set the ring is not used again: every access fails with it. */
@@ -100,10 +105,18 @@ static int slot_status(const struct shm_ring_slot *sl)
 	return st == 0 ? 0 : st < 0 && st >= -MAX_ERRNO ? st : -EPROTO;
 }
 
-/* Counts the failed posted writes among the slots answered up to cons. */
-static void reap(struct mpdev *dev, struct client_ring *rg, uint32_t cons)
+/* Whether index a is at or past b; both within a ring behind what was published. */
+static bool reached(const struct client_ring *rg, uint32_t a, uint32_t b)
 {
-	for (; rg->reaped != cons; rg->reaped++) {
+	return rg->prod - a <= rg->prod - b;
+}
+
+/* Counts the failed posted writes among the slots answered up to upto. */
+static void reap(struct mpdev *dev, struct client_ring *rg, uint32_t upto)
+{
+	if (reached(rg, rg->reaped, upto))
+		return;
+	for (; rg->reaped != upto; rg->reaped++) {
 		uint32_t i = rg->reaped & (rg->nslots - 1);
 		const struct shm_ring_slot *sl = &rg->slots[i];
 		int st;
@@ -135,27 +148,45 @@ static int socket_gone(struct mpdev *dev)
 }
 
 /*
- * Until the remote has answered every slot before want (cons reaches it):
+ * Until the remote has answered every slot before want (cons reaches it, or
+ * watch, the slot want - 1, says it is done):
  * spinning first, then yielding the CPU, then sleeping in poll on the
  * socket (which also notices a remote that died), up to the handle's timeout.
  */
-static int wait_for(struct mpdev *dev, struct client_ring *rg, uint32_t want)
+static int wait_for(struct mpdev *dev, struct client_ring *rg, uint32_t want,
+		    struct shm_ring_slot *watch)
 {
 	uint64_t start = now_ns(), deadline = start + (uint64_t)dev->timeout_ms * 1000000ull;
 
 	for (unsigned n = 0;; n++) {
-		uint32_t cons = atomic_load_explicit(&rg->hdr->cons, memory_order_acquire);
+		uint32_t cons;
 		uint64_t t;
 
-		if (cons - rg->reaped > rg->prod - rg->reaped)
-			return ring_fail(dev, rg, EPROTO,
-					 "the remote's consumer index %u is past what was "
-					 "published (%u)",
-					 cons, rg->prod);
-		if (cons - rg->reaped >= want - rg->reaped) {
-			reap(dev, rg, cons);
+		/*
+		 * Waiting for one slot: its own done, on the line its answer is
+		 * on. The remote stored it after the answers of every slot before
+		 * (in order, each with release), so they are all there.
+		 */
+		if (watch && atomic_load_explicit(&watch->done, memory_order_acquire) == want) {
+			reap(dev, rg, want);
 			return 0;
 		}
+		if (watch && n % WAIT_CHECK_EVERY) {
+			cpu_relax();
+			continue;
+		}
+		cons = atomic_load_explicit(&rg->hdr->cons, memory_order_acquire);
+
+		/* Never backwards, never past what was published. */
+		if (cons - rg->cons > rg->prod - rg->cons)
+			return ring_fail(dev, rg, EPROTO,
+					 "the remote's consumer index %u is not between its last "
+					 "(%u) and what was published (%u)",
+					 cons, rg->cons, rg->prod);
+		rg->cons = cons;
+		reap(dev, rg, cons); /* before any slot counted in cons can be reused */
+		if (reached(rg, cons, want))
+			return 0;
 		/* Only cons in the tight loop: the clock and the state now and then. */
 		if (n % WAIT_CHECK_EVERY) {
 			cpu_relax();
@@ -209,8 +240,9 @@ static int publish(struct mpdev *dev, struct client_ring *rg, uint32_t op, uint3
 	uint32_t i;
 	int r;
 
-	if (rg->prod - rg->reaped >= rg->nslots) {
-		r = wait_for(dev, rg, rg->prod - rg->nslots + 1);
+	/* A slot is free once the remote has counted it in cons: it reads no slot after that. */
+	if (rg->prod - rg->cons >= rg->nslots) {
+		r = wait_for(dev, rg, rg->prod - rg->nslots + 1, NULL);
 		if (r < 0)
 			return r;
 	}
@@ -266,8 +298,8 @@ static int access_check(struct mpdev *dev, uint32_t size)
 static int answer(struct mpdev *dev, struct client_ring *rg, uint32_t idx, uint32_t region,
 		  uint64_t offset, uint32_t size, bool write, uint64_t *data)
 {
-	const struct shm_ring_slot *sl = &rg->slots[idx & (rg->nslots - 1)];
-	int r = wait_for(dev, rg, idx + 1), st;
+	struct shm_ring_slot *sl = &rg->slots[idx & (rg->nslots - 1)];
+	int r = wait_for(dev, rg, idx + 1, sl), st;
 
 	if (r < 0)
 		return r;
@@ -325,8 +357,8 @@ void ring_drain(struct mpdev *dev)
 	struct client_ring *rg = dev->ring;
 
 	/* A failure stays in rg->failed; the socket request goes on regardless. */
-	if (rg && !rg->failed.code && !dev->dead && rg->reaped != rg->prod)
-		wait_for(dev, rg, rg->prod);
+	if (rg && !rg->failed.code && !dev->dead && rg->cons != rg->prod)
+		wait_for(dev, rg, rg->prod, NULL);
 }
 
 void ring_forget(struct mpdev *dev)
@@ -337,7 +369,7 @@ void ring_forget(struct mpdev *dev)
 	if (!rg)
 		return;
 	cons = atomic_load_explicit(&rg->hdr->cons, memory_order_acquire);
-	if (!rg->failed.code && cons - rg->reaped <= rg->prod - rg->reaped)
+	if (!rg->failed.code && cons - rg->cons <= rg->prod - rg->cons)
 		reap(dev, rg, cons);
 	/* What the remote never answered died with it, as unconfirmed socket posts do. */
 	for (; rg->reaped != rg->prod; rg->reaped++)
