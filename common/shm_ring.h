@@ -69,7 +69,13 @@ struct shm_ring_slot {
 	uint32_t op; /* enum shm_ring_op */
 	uint32_t region;
 	uint32_t size; /* 1, 2, 4 or 8 */
-	uint32_t reserved0;
+	/*
+	 * The slot's free-running index + 1, stored (release) after the rest
+	 * of the request and before prod: the remote polls this, on the line
+	 * the request is on, and reads prod only now and then. prod stays what
+	 * publishes a slot (a slot counted in prod is executed whatever its seq).
+	 */
+	_Atomic uint32_t seq;
 	uint64_t offset;
 	uint64_t data; /* a write's bytes, little-endian in the first size bytes */
 	/* response (remote) */

@@ -147,6 +147,52 @@ static int socket_gone(struct mpdev *dev)
 	return 0;
 }
 
+/* RingWake, posted and sent by hand: client_post would drain the ring first. */
+static int send_wake(struct mpdev *dev, struct client_ring *rg)
+{
+	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
+	Mpdev__RingWake body = MPDEV__RING_WAKE__INIT;
+	int r;
+
+	req.body_case = MPDEV__ENVELOPE__BODY_RING_WAKE;
+	req.ring_wake = &body;
+	req.id = (dev->next_id++) | CLIENT_POSTED_ID_BIT;
+	req.kind = MPDEV__KIND__KIND_POSTED;
+	r = wire_send(dev->fd, &req, NULL, 0);
+	if (r == -EPIPE || r == -ECONNRESET) {
+		dev->dead = EPIPE;
+		return mpdev_error_set(&dev->err, EPIPE, "remote closed the connection");
+	}
+	if (r < 0)
+		return ring_fail(dev, rg, -r, "sending RingWake: %s", strerror(-r));
+	return 0;
+}
+
+/*
+ * After publishing: is the remote asleep? The full fence orders our prod
+ * store before the remote_state load, against the remote's SLEEPING store,
+ * fence and re-read of prod (remote/ring.c): either it sees our slot, or we
+ * see SLEEPING and wake it (docs/protocol.md 5.13). 1 if a wake was sent.
+ */
+static int check_asleep(struct mpdev *dev, struct client_ring *rg)
+{
+	int r;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	switch (atomic_load(&rg->hdr->remote_state)) {
+	case SHM_RING_SLEEPING:
+		r = send_wake(dev, rg);
+		return r < 0 ? r : 1;
+	case SHM_RING_BROKEN:
+		return ring_fail(dev, rg, EPROTO,
+				 "the remote found it corrupt and stopped polling it "
+				 "(error %d): accesses fail until mpdev_ring_disable()",
+				 atomic_load(&rg->hdr->error));
+	default:
+		return 0;
+	}
+}
+
 /*
  * Until the remote has answered every slot before want (cons reaches it, or
  * watch, the slot want - 1, says it is done):
@@ -157,10 +203,13 @@ static int wait_for(struct mpdev *dev, struct client_ring *rg, uint32_t want,
 		    struct shm_ring_slot *watch)
 {
 	uint64_t start = now_ns(), deadline = start + (uint64_t)dev->timeout_ms * 1000000ull;
+	bool woken = false;
 
-	for (unsigned n = 0;; n++) {
+	/* From 1: the first look at the clock and the state comes after a few polls. */
+	for (unsigned n = 1;; n++) {
 		uint32_t cons;
 		uint64_t t;
+		int r;
 
 		/*
 		 * Waiting for one slot: its own done, on the line its answer is
@@ -192,12 +241,19 @@ static int wait_for(struct mpdev *dev, struct client_ring *rg, uint32_t want,
 			cpu_relax();
 			continue;
 		}
-		if (atomic_load_explicit(&rg->hdr->remote_state, memory_order_relaxed) ==
-		    SHM_RING_BROKEN)
-			return ring_fail(dev, rg, EPROTO,
-					 "the remote found it corrupt and stopped polling it "
-					 "(error %d): accesses fail until mpdev_ring_disable()",
-					 atomic_load(&rg->hdr->error));
+		/*
+		 * Not answered within a few polls: the remote may have gone to
+		 * sleep before it saw the slot. One wake per wait is enough: awake,
+		 * it runs every slot published before it sleeps again.
+		 */
+		if (!woken) {
+			r = check_asleep(dev, rg);
+			if (r < 0)
+				return r;
+			woken = r == 1;
+		} else if (atomic_load(&rg->hdr->remote_state) == SHM_RING_BROKEN) {
+			return check_asleep(dev, rg);
+		}
 		t = now_ns();
 		if (t > deadline)
 			return ring_fail(dev, rg, ETIMEDOUT,
@@ -209,27 +265,6 @@ static int wait_for(struct mpdev *dev, struct client_ring *rg, uint32_t want,
 		else if (socket_gone(dev) < 0)
 			return -EPIPE;
 	}
-}
-
-/* RingWake, posted and sent by hand: client_post would drain the ring first. */
-static int send_wake(struct mpdev *dev, struct client_ring *rg)
-{
-	Mpdev__Envelope req = MPDEV__ENVELOPE__INIT;
-	Mpdev__RingWake body = MPDEV__RING_WAKE__INIT;
-	int r;
-
-	req.body_case = MPDEV__ENVELOPE__BODY_RING_WAKE;
-	req.ring_wake = &body;
-	req.id = (dev->next_id++) | CLIENT_POSTED_ID_BIT;
-	req.kind = MPDEV__KIND__KIND_POSTED;
-	r = wire_send(dev->fd, &req, NULL, 0);
-	if (r == -EPIPE || r == -ECONNRESET) {
-		dev->dead = EPIPE;
-		return mpdev_error_set(&dev->err, EPIPE, "remote closed the connection");
-	}
-	if (r < 0)
-		return ring_fail(dev, rg, -r, "sending RingWake: %s", strerror(-r));
-	return 0;
 }
 
 /* Publishes one access; *idx gets its index. Waits only for a free slot. */
@@ -255,21 +290,21 @@ static int publish(struct mpdev *dev, struct client_ring *rg, uint32_t op, uint3
 	sl->data = data;
 	rg->posted[i] = op == SHM_RING_OP_POSTED_WRITE;
 	*idx = rg->prod++;
+	/* The remote's fast doorbell, on the slot's own line (shm_ring.h). */
+	atomic_store_explicit(&rg->slots[i].seq, rg->prod, memory_order_release);
+	atomic_store_explicit(&rg->hdr->prod, rg->prod, memory_order_release);
 	/*
-	 * Sequentially consistent, against the remote's SLEEPING store and
-	 * its re-read of prod: either it sees this slot, or we see SLEEPING.
+	 * Whether the remote sleeps is asked (with a full fence) only where
+	 * nobody will wait: a posted write. A read or write asks in its wait,
+	 * when the answer does not come at once, so that a remote that polls
+	 * costs the round trip no fence (the fence would wait for the slot's
+	 * line to come back from the remote before we even start waiting).
 	 */
-	atomic_store(&rg->hdr->prod, rg->prod);
-	switch (atomic_load(&rg->hdr->remote_state)) {
-	case SHM_RING_SLEEPING:
-		return send_wake(dev, rg);
-	case SHM_RING_BROKEN:
-		return ring_fail(dev, rg, EPROTO,
-				 "the remote found it corrupt and stopped polling it (error %d)",
-				 atomic_load(&rg->hdr->error));
-	default:
-		return 0;
+	if (op == SHM_RING_OP_POSTED_WRITE) {
+		r = check_asleep(dev, rg);
+		return r < 0 ? r : 0;
 	}
+	return 0;
 }
 
 /* A failure on a dead connection: reconnect where asked to (the access is not repeated). */
