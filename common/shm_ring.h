@@ -12,7 +12,7 @@
  * Indexes run free (uint32_t, wrapping): slot i is slots[i & (nslots - 1)].
  * prod counts the slots the client has published, cons those the remote has
  * answered; the remote answers in order, so slot i's response is valid once
- * cons > i (modulo wrap), or once the slot's done says i + 1.
+ * cons > i (modulo wrap).
  */
 #ifndef MPDEV_SHM_RING_H
 #define MPDEV_SHM_RING_H
@@ -69,23 +69,12 @@ struct shm_ring_slot {
 	uint32_t op; /* enum shm_ring_op */
 	uint32_t region;
 	uint32_t size; /* 1, 2, 4 or 8 */
-	/*
-	 * The slot's free-running index + 1, stored (release) after the rest
-	 * of the request and before prod: the remote polls this, on the line
-	 * the request is on, and reads prod only now and then. prod stays what
-	 * publishes a slot (a slot counted in prod is executed whatever its seq).
-	 */
-	_Atomic uint32_t seq;
+	uint32_t reserved0;
 	uint64_t offset;
 	uint64_t data; /* a write's bytes, little-endian in the first size bytes */
 	/* response (remote) */
 	int32_t status; /* 0 or a negative errno */
-	/*
-	 * The slot's free-running index + 1, stored (release) after status
-	 * and rdata: a client waiting for this one slot watches this line
-	 * only, not cons's as well — one cache line transfer less a round trip.
-	 */
-	_Atomic uint32_t done;
+	uint32_t reserved1;
 	uint64_t rdata; /* a read's bytes */
 	uint8_t reserved2[16];
 };

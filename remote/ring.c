@@ -99,7 +99,7 @@ static int slot_check(const struct shm_ring_slot *q, struct mpdev_error *err)
 	return 0;
 }
 
-static void slot_run(struct ring *r, struct shm_ring_slot *sl, uint32_t idx)
+static void slot_run(struct ring *r, struct shm_ring_slot *sl)
 {
 	volatile struct shm_ring_slot *v = sl;
 	struct mpdev_error err = { 0 };
@@ -122,33 +122,24 @@ static void slot_run(struct ring *r, struct shm_ring_slot *sl, uint32_t idx)
 		r->s->stats->posted_writes++;
 	v->rdata = data;
 	v->status = rc;
-	atomic_store_explicit(&sl->done, idx + 1, memory_order_release);
 }
 
-static void run_next(struct ring *r)
+/* Executes what was published up to prod; false if prod broke the ring. */
+static bool run_published(struct ring *r, uint32_t prod)
 {
-	slot_run(r, &r->slots[r->cons & (r->nslots - 1)], r->cons);
-	r->cons++;
-	/* Release: the response is written before the client can see it counted. */
-	atomic_store_explicit(&r->hdr->cons, r->cons, memory_order_release);
-}
+	uint32_t avail = prod - r->cons;
 
-/*
- * How many slots prod says are waiting. A slot announced by its seq may have
- * been run before the client stored prod, so prod may be a little behind
- * cons: nothing waits then. More than a ring either way cannot be right:
- * -1, and the ring is broken.
- */
-static int64_t waiting(struct ring *r, uint32_t prod)
-{
-	uint32_t ahead = prod - r->cons;
-
-	if (ahead <= r->nslots)
-		return ahead;
-	if (r->cons - prod <= r->nslots)
-		return 0;
-	ring_break(r, EPROTO, "the producer index is more than a ring away", prod);
-	return -1;
+	if (avail > r->nslots) {
+		ring_break(r, EPROTO, "the producer index is more than a ring ahead", prod);
+		return false;
+	}
+	while (avail--) {
+		slot_run(r, &r->slots[r->cons & (r->nslots - 1)]);
+		r->cons++;
+		/* Release: the response is written before the client can see it counted. */
+		atomic_store_explicit(&r->hdr->cons, r->cons, memory_order_release);
+	}
+	return true;
 }
 
 /*
@@ -164,7 +155,7 @@ static bool may_sleep(struct ring *r)
 	atomic_store(&r->hdr->remote_state, SHM_RING_SLEEPING);
 	atomic_thread_fence(memory_order_seq_cst);
 	prod = atomic_load(&r->hdr->prod);
-	if (waiting(r, prod) <= 0) {
+	if (prod == r->cons) {
 		r->polling = false;
 		r->s->stats->ring_sleeps++;
 		return true;
@@ -199,19 +190,11 @@ static void ring_poll(evutil_socket_t fd, short what, void *arg)
 	if (!r->polling || r->broken)
 		return;
 	for (unsigned n = 1;; n++) {
-		const struct shm_ring_slot *next = &r->slots[r->cons & (r->nslots - 1)];
-		int64_t ready =
-			atomic_load_explicit(&next->seq, memory_order_acquire) == r->cons + 1;
+		uint32_t prod = atomic_load_explicit(&r->hdr->prod, memory_order_acquire);
 
-		/* prod now and then: it is what publishes, and what may break the ring. */
-		if (!ready && n % RING_CLOCK_EVERY == 0) {
-			ready = waiting(r,
-					atomic_load_explicit(&r->hdr->prod, memory_order_acquire));
-			if (ready < 0)
+		if (prod != r->cons) {
+			if (!run_published(r, prod))
 				return;
-		}
-		if (ready) {
-			run_next(r);
 			worked = true;
 		} else {
 			cpu_relax();

@@ -37,13 +37,8 @@ struct client_ring {
 	struct shm_ring_header *hdr;
 	struct shm_ring_slot *slots;
 	uint32_t nslots;
-	uint32_t prod; /* published by us */
-	/*
-	 * Answered and looked at (posted failures counted). It may run ahead
-	 * of cons: a slot's done says it is answered before cons does.
-	 */
-	uint32_t reaped;
-	uint32_t cons;	 /* the remote's cons as last read and found sane */
+	uint32_t prod;	 /* published by us */
+	uint32_t reaped; /* answered and looked at (posted failures counted) */
 	uint8_t *posted; /* per slot: the slot holds a posted write */
 	unsigned spin_us;
 	/* Once set the ring is not used again: every access fails with it. */
@@ -105,18 +100,10 @@ static int slot_status(const struct shm_ring_slot *sl)
 	return st == 0 ? 0 : st < 0 && st >= -MAX_ERRNO ? st : -EPROTO;
 }
 
-/* Whether index a is at or past b; both within a ring behind what was published. */
-static bool reached(const struct client_ring *rg, uint32_t a, uint32_t b)
+/* Counts the failed posted writes among the slots answered up to cons. */
+static void reap(struct mpdev *dev, struct client_ring *rg, uint32_t cons)
 {
-	return rg->prod - a <= rg->prod - b;
-}
-
-/* Counts the failed posted writes among the slots answered up to upto. */
-static void reap(struct mpdev *dev, struct client_ring *rg, uint32_t upto)
-{
-	if (reached(rg, rg->reaped, upto))
-		return;
-	for (; rg->reaped != upto; rg->reaped++) {
+	for (; rg->reaped != cons; rg->reaped++) {
 		uint32_t i = rg->reaped & (rg->nslots - 1);
 		const struct shm_ring_slot *sl = &rg->slots[i];
 		int st;
@@ -147,6 +134,52 @@ static int socket_gone(struct mpdev *dev)
 	return 0;
 }
 
+/*
+ * Until the remote has answered every slot before want (cons reaches it):
+ * spinning first, then yielding the CPU, then sleeping in poll on the
+ * socket (which also notices a remote that died), up to the handle's timeout.
+ */
+static int wait_for(struct mpdev *dev, struct client_ring *rg, uint32_t want)
+{
+	uint64_t start = now_ns(), deadline = start + (uint64_t)dev->timeout_ms * 1000000ull;
+
+	for (unsigned n = 0;; n++) {
+		uint32_t cons = atomic_load_explicit(&rg->hdr->cons, memory_order_acquire);
+		uint64_t t;
+
+		if (cons - rg->reaped > rg->prod - rg->reaped)
+			return ring_fail(dev, rg, EPROTO,
+					 "the remote's consumer index %u is past what was "
+					 "published (%u)",
+					 cons, rg->prod);
+		if (cons - rg->reaped >= want - rg->reaped) {
+			reap(dev, rg, cons);
+			return 0;
+		}
+		/* Only cons in the tight loop: the clock and the state now and then. */
+		if (n % WAIT_CHECK_EVERY) {
+			cpu_relax();
+			continue;
+		}
+		if (atomic_load_explicit(&rg->hdr->remote_state, memory_order_relaxed) ==
+		    SHM_RING_BROKEN)
+			return ring_fail(dev, rg, EPROTO,
+					 "the remote found it corrupt and stopped polling it "
+					 "(error %d): accesses fail until mpdev_ring_disable()",
+					 atomic_load(&rg->hdr->error));
+		t = now_ns();
+		if (t > deadline)
+			return ring_fail(dev, rg, ETIMEDOUT,
+					 "no answer from the remote within %d ms", dev->timeout_ms);
+		if (t - start < WAIT_SPIN_NS)
+			cpu_relax();
+		else if (t - start < WAIT_YIELD_NS)
+			sched_yield();
+		else if (socket_gone(dev) < 0)
+			return -EPIPE;
+	}
+}
+
 /* RingWake, posted and sent by hand: client_post would drain the ring first. */
 static int send_wake(struct mpdev *dev, struct client_ring *rg)
 {
@@ -168,105 +201,6 @@ static int send_wake(struct mpdev *dev, struct client_ring *rg)
 	return 0;
 }
 
-/*
- * After publishing: is the remote asleep? The full fence orders our prod
- * store before the remote_state load, against the remote's SLEEPING store,
- * fence and re-read of prod (remote/ring.c): either it sees our slot, or we
- * see SLEEPING and wake it (docs/protocol.md 5.13). 1 if a wake was sent.
- */
-static int check_asleep(struct mpdev *dev, struct client_ring *rg)
-{
-	int r;
-
-	atomic_thread_fence(memory_order_seq_cst);
-	switch (atomic_load(&rg->hdr->remote_state)) {
-	case SHM_RING_SLEEPING:
-		r = send_wake(dev, rg);
-		return r < 0 ? r : 1;
-	case SHM_RING_BROKEN:
-		return ring_fail(dev, rg, EPROTO,
-				 "the remote found it corrupt and stopped polling it "
-				 "(error %d): accesses fail until mpdev_ring_disable()",
-				 atomic_load(&rg->hdr->error));
-	default:
-		return 0;
-	}
-}
-
-/*
- * Until the remote has answered every slot before want (cons reaches it, or
- * watch, the slot want - 1, says it is done):
- * spinning first, then yielding the CPU, then sleeping in poll on the
- * socket (which also notices a remote that died), up to the handle's timeout.
- */
-static int wait_for(struct mpdev *dev, struct client_ring *rg, uint32_t want,
-		    struct shm_ring_slot *watch)
-{
-	uint64_t start = now_ns(), deadline = start + (uint64_t)dev->timeout_ms * 1000000ull;
-	bool woken = false;
-
-	/* From 1: the first look at the clock and the state comes after a few polls. */
-	for (unsigned n = 1;; n++) {
-		uint32_t cons;
-		uint64_t t;
-		int r;
-
-		/*
-		 * Waiting for one slot: its own done, on the line its answer is
-		 * on. The remote stored it after the answers of every slot before
-		 * (in order, each with release), so they are all there.
-		 */
-		if (watch && atomic_load_explicit(&watch->done, memory_order_acquire) == want) {
-			reap(dev, rg, want);
-			return 0;
-		}
-		if (watch && n % WAIT_CHECK_EVERY) {
-			cpu_relax();
-			continue;
-		}
-		cons = atomic_load_explicit(&rg->hdr->cons, memory_order_acquire);
-
-		/* Never backwards, never past what was published. */
-		if (cons - rg->cons > rg->prod - rg->cons)
-			return ring_fail(dev, rg, EPROTO,
-					 "the remote's consumer index %u is not between its last "
-					 "(%u) and what was published (%u)",
-					 cons, rg->cons, rg->prod);
-		rg->cons = cons;
-		reap(dev, rg, cons); /* before any slot counted in cons can be reused */
-		if (reached(rg, cons, want))
-			return 0;
-		/* Only cons in the tight loop: the clock and the state now and then. */
-		if (n % WAIT_CHECK_EVERY) {
-			cpu_relax();
-			continue;
-		}
-		/*
-		 * Not answered within a few polls: the remote may have gone to
-		 * sleep before it saw the slot. One wake per wait is enough: awake,
-		 * it runs every slot published before it sleeps again.
-		 */
-		if (!woken) {
-			r = check_asleep(dev, rg);
-			if (r < 0)
-				return r;
-			woken = r == 1;
-		} else if (atomic_load(&rg->hdr->remote_state) == SHM_RING_BROKEN) {
-			return check_asleep(dev, rg);
-		}
-		t = now_ns();
-		if (t > deadline)
-			return ring_fail(dev, rg, ETIMEDOUT,
-					 "no answer from the remote within %d ms", dev->timeout_ms);
-		if (t - start < WAIT_SPIN_NS)
-			cpu_relax();
-		else if (t - start < WAIT_YIELD_NS)
-			sched_yield();
-		else if (socket_gone(dev) < 0)
-			return -EPIPE;
-	}
-}
-
 /* Publishes one access; *idx gets its index. Waits only for a free slot. */
 static int publish(struct mpdev *dev, struct client_ring *rg, uint32_t op, uint32_t region,
 		   uint64_t offset, uint64_t data, uint32_t size, uint32_t *idx)
@@ -275,9 +209,8 @@ static int publish(struct mpdev *dev, struct client_ring *rg, uint32_t op, uint3
 	uint32_t i;
 	int r;
 
-	/* A slot is free once the remote has counted it in cons: it reads no slot after that. */
-	if (rg->prod - rg->cons >= rg->nslots) {
-		r = wait_for(dev, rg, rg->prod - rg->nslots + 1, NULL);
+	if (rg->prod - rg->reaped >= rg->nslots) {
+		r = wait_for(dev, rg, rg->prod - rg->nslots + 1);
 		if (r < 0)
 			return r;
 	}
@@ -290,21 +223,21 @@ static int publish(struct mpdev *dev, struct client_ring *rg, uint32_t op, uint3
 	sl->data = data;
 	rg->posted[i] = op == SHM_RING_OP_POSTED_WRITE;
 	*idx = rg->prod++;
-	/* The remote's fast doorbell, on the slot's own line (shm_ring.h). */
-	atomic_store_explicit(&rg->slots[i].seq, rg->prod, memory_order_release);
-	atomic_store_explicit(&rg->hdr->prod, rg->prod, memory_order_release);
 	/*
-	 * Whether the remote sleeps is asked (with a full fence) only where
-	 * nobody will wait: a posted write. A read or write asks in its wait,
-	 * when the answer does not come at once, so that a remote that polls
-	 * costs the round trip no fence (the fence would wait for the slot's
-	 * line to come back from the remote before we even start waiting).
+	 * Sequentially consistent, against the remote's SLEEPING store and
+	 * its re-read of prod: either it sees this slot, or we see SLEEPING.
 	 */
-	if (op == SHM_RING_OP_POSTED_WRITE) {
-		r = check_asleep(dev, rg);
-		return r < 0 ? r : 0;
+	atomic_store(&rg->hdr->prod, rg->prod);
+	switch (atomic_load(&rg->hdr->remote_state)) {
+	case SHM_RING_SLEEPING:
+		return send_wake(dev, rg);
+	case SHM_RING_BROKEN:
+		return ring_fail(dev, rg, EPROTO,
+				 "the remote found it corrupt and stopped polling it (error %d)",
+				 atomic_load(&rg->hdr->error));
+	default:
+		return 0;
 	}
-	return 0;
 }
 
 /* A failure on a dead connection: reconnect where asked to (the access is not repeated). */
@@ -333,8 +266,8 @@ static int access_check(struct mpdev *dev, uint32_t size)
 static int answer(struct mpdev *dev, struct client_ring *rg, uint32_t idx, uint32_t region,
 		  uint64_t offset, uint32_t size, bool write, uint64_t *data)
 {
-	struct shm_ring_slot *sl = &rg->slots[idx & (rg->nslots - 1)];
-	int r = wait_for(dev, rg, idx + 1, sl), st;
+	const struct shm_ring_slot *sl = &rg->slots[idx & (rg->nslots - 1)];
+	int r = wait_for(dev, rg, idx + 1), st;
 
 	if (r < 0)
 		return r;
@@ -392,8 +325,8 @@ void ring_drain(struct mpdev *dev)
 	struct client_ring *rg = dev->ring;
 
 	/* A failure stays in rg->failed; the socket request goes on regardless. */
-	if (rg && !rg->failed.code && !dev->dead && rg->cons != rg->prod)
-		wait_for(dev, rg, rg->prod, NULL);
+	if (rg && !rg->failed.code && !dev->dead && rg->reaped != rg->prod)
+		wait_for(dev, rg, rg->prod);
 }
 
 void ring_forget(struct mpdev *dev)
@@ -404,7 +337,7 @@ void ring_forget(struct mpdev *dev)
 	if (!rg)
 		return;
 	cons = atomic_load_explicit(&rg->hdr->cons, memory_order_acquire);
-	if (!rg->failed.code && cons - rg->cons <= rg->prod - rg->cons)
+	if (!rg->failed.code && cons - rg->reaped <= rg->prod - rg->reaped)
 		reap(dev, rg, cons);
 	/* What the remote never answered died with it, as unconfirmed socket posts do. */
 	for (; rg->reaped != rg->prod; rg->reaped++)
