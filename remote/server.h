@@ -35,6 +35,13 @@ struct server_stats {
 	uint64_t mig_bytes_saved, mig_bytes_loaded;
 	/* Doorbell eventfds read (each one region write) and those whose write failed. */
 	uint64_t doorbell_rings, doorbell_failures;
+	/*
+	 * The shared-memory ring (ring.h): rings set up, slots executed and of
+	 * those failed, polling (re)started, SLEEPING announced, loop passes
+	 * given back while busy, rings broken by a corrupt index.
+	 */
+	uint64_t ring_setups, ring_requests, ring_errors, ring_wakes, ring_sleeps, ring_yields,
+		ring_broken;
 };
 
 struct face;

@@ -19,6 +19,7 @@
 #include "fdrelease.h"
 #include "fixed_access.h"
 #include "log.h"
+#include "ring.h"
 #include "session_handlers.h"
 #include "transport.h"
 
@@ -80,6 +81,8 @@ void session_release(struct session *s)
 		s->face->conn_release(s);
 	s->face_state = NULL;
 	session_mem_release(s);
+	ring_destroy(s->ring);
+	s->ring = NULL;
 	doorbell_set_free(s->doorbells);
 	s->doorbells = NULL;
 	out_drop_fds(s);
@@ -476,6 +479,8 @@ static const struct native_request requests[] = {
 	ROW(DIRTY_STOP, F(DIRTY_TRACKING), 0, handle_dirty_stop),
 	ROW(DIRTY_REPORT, F(DIRTY_TRACKING), 0, handle_dirty_report),
 	ROW(GET_IO_EVENTFDS, F(IOEVENTFDS), 0, handle_get_io_eventfds),
+	ROW(RING_SETUP, F(SHM_RING), REQ_TAKES_FDS, handle_ring_setup),
+	ROW(RING_WAKE, F(SHM_RING), REQ_POSTABLE, handle_ring_wake),
 };
 /* clang-format on */
 
@@ -493,6 +498,7 @@ static bool is_reply_body(Mpdev__Envelope__BodyCase c)
 	case MPDEV__ENVELOPE__BODY_STATS:
 	case MPDEV__ENVELOPE__BODY_NOTIFY:
 	case MPDEV__ENVELOPE__BODY_IO_EVENTFDS:
+	case MPDEV__ENVELOPE__BODY_RING_SETUP_REPLY:
 		return true;
 	default:
 		return false;

@@ -17,6 +17,8 @@
 #include "server.h"
 #include "wire.h"
 
+struct ring;
+
 /*
  * What this remote implements; the handshake intersects it with the peer's.
  * FEATURE_DIRTY_TRACKING only where the device can honour it (session_dirty.c).
@@ -26,7 +28,8 @@
 		    MPDEV__FEATURE__FEATURE_MEMORY_TABLE | MPDEV__FEATURE__FEATURE_INTX_IRQFD |    \
 		    MPDEV__FEATURE__FEATURE_SET_IRQS | MPDEV__FEATURE__FEATURE_IOMMU_INFO |        \
 		    MPDEV__FEATURE__FEATURE_MIGRATION | MPDEV__FEATURE__FEATURE_DIRTY_TRACKING |   \
-		    MPDEV__FEATURE__FEATURE_IOEVENTFDS | MPDEV__FEATURE__FEATURE_FIXED_ACCESS))
+		    MPDEV__FEATURE__FEATURE_IOEVENTFDS | MPDEV__FEATURE__FEATURE_FIXED_ACCESS |    \
+		    MPDEV__FEATURE__FEATURE_SHM_RING))
 
 /* Stream bytes in one MigData message: what a 64 KiB packet carries with room to spare. */
 #define SESSION_MIG_CHUNK_MAX (60u * 1024u)
@@ -78,10 +81,12 @@ struct session {
 	 * finding the peer's next request already queued (faces/native.c).
 	 */
 	struct {
-		bool armed;	  /* the next read is such a read-ahead */
-		bool paying;	  /* the last one found a request */
-		uint8_t skipped;  /* requests answered since the last probe */
+		bool armed;	 /* the next read is such a read-ahead */
+		bool paying;	 /* the last one found a request */
+		uint8_t skipped; /* requests answered since the last probe */
 	} readahead;
+	/* The polled shared-memory ring (ring.h), from RingSetup to the end of the connection. */
+	struct ring *ring;
 };
 
 /* Default for max_table_fds; the server sets it from the descriptor budget. */

@@ -3,7 +3,8 @@
  * request table, handshake, device info, region access, reset, stats),
  * session_mem.c (the memory table), session_irq.c (interrupts, IOMMU info),
  * session_mig.c (migration), session_dirty.c (dirty tracking),
- * session_doorbell.c (doorbells as eventfds).
+ * session_doorbell.c (doorbells as eventfds), session_ring.c (the
+ * shared-memory ring's setup and wake-ups).
  *
  * A handler decodes its request into devops.h calls and fills the reply in
  * rep; it sends nothing. It returns 0 (rep is sent), or a negative errno
@@ -43,6 +44,7 @@ session_handler_fn handle_mig_get_state, handle_mig_set_state, handle_mig_data_r
 session_handler_fn handle_dirty_start, handle_dirty_stop, handle_dirty_report;
 session_handler_fn handle_stats;
 session_handler_fn handle_get_io_eventfds;
+session_handler_fn handle_ring_setup, handle_ring_wake;
 
 /*
  * The width rules every region access obeys, whatever carried it (an

@@ -61,6 +61,13 @@ int handle_stats(struct session *s, struct wire_msg *m, struct session_reply *re
 		{ "dirty_reports", s->host->dma.dirty.stats.reports },
 		{ "doorbell_rings", st->doorbell_rings },
 		{ "doorbell_failures", st->doorbell_failures },
+		{ "ring_setups", st->ring_setups },
+		{ "ring_requests", st->ring_requests },
+		{ "ring_errors", st->ring_errors },
+		{ "ring_wakes", st->ring_wakes },
+		{ "ring_sleeps", st->ring_sleeps },
+		{ "ring_yields", st->ring_yields },
+		{ "ring_broken", st->ring_broken },
 	};
 	/* clang-format on */
 	enum { N = sizeof(src) / sizeof(src[0]) };

@@ -207,6 +207,7 @@ int client_request_ex(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, s
 {
 	int r;
 
+	ring_drain(dev); /* ring accesses before this one are done first */
 	mpdev_error_clear(&dev->err);
 	req->id = dev->next_id++;
 	req->kind = MPDEV__KIND__KIND_REQUEST;
@@ -249,6 +250,7 @@ int client_post(struct mpdev *dev, Mpdev__Envelope *req)
 {
 	int r;
 
+	ring_drain(dev); /* ring accesses before this one are done first */
 	mpdev_error_clear(&dev->err);
 	req->id = (dev->next_id++) | CLIENT_POSTED_ID_BIT;
 	req->kind = MPDEV__KIND__KIND_POSTED;
@@ -607,6 +609,7 @@ void mpdev_close(struct mpdev *dev)
 		return;
 	if (dev->fd >= 0)
 		close(dev->fd);
+	ring_forget(dev);
 	client_mem_forget(dev);
 	client_irq_forget(dev);
 	config_shadow_free(&dev->cfg);

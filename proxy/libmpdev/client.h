@@ -76,6 +76,8 @@ struct mpdev {
 		bool active;
 		uint64_t restarts; /* replay.restarts when it was started */
 	} dirty;
+	/* The shared-memory ring (ring.c), NULL while accesses go by socket. */
+	struct client_ring *ring;
 };
 
 /* Closes the kept interrupt fds and forgets them. */
@@ -164,6 +166,21 @@ int client_mem_replay(struct mpdev *dev);
 
 /* INTx routing, then SET_IRQS triggers, unmask eventfd and masks (interrupts.c). */
 int client_irq_replay(struct mpdev *dev, struct mpdev_replay_info *ri, char *note, size_t note_len);
+
+/* ---- the shared-memory ring (ring.c) ---- */
+
+/* A non-config region access through the ring (dev->ring set). */
+int ring_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void *data,
+		     uint32_t size);
+int ring_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, const void *data,
+		      uint32_t size, bool posted);
+/*
+ * Before any socket request: waits (bounded) until the remote has answered
+ * every slot published, counting failed posted writes. A no-op without a ring.
+ */
+void ring_drain(struct mpdev *dev);
+/* The connection is gone: drops the ring, unconfirmed posted writes counted as lost. */
+void ring_forget(struct mpdev *dev);
 
 /* config_shadow.c */
 void config_shadow_record(struct mpdev *dev, uint64_t offset, const void *data, uint32_t size);

@@ -92,11 +92,12 @@ static bool use_fixed(const struct mpdev *dev, uint32_t region, uint32_t size)
 	return (dev->features & MPDEV_FEATURE_FIXED_ACCESS) && size <= 8 && region <= UINT8_MAX;
 }
 
-static int fixed_access(struct mpdev *dev, uint8_t op, uint32_t region, uint64_t offset,
-			void *data, uint32_t size)
+static int fixed_access(struct mpdev *dev, uint8_t op, uint32_t region, uint64_t offset, void *data,
+			uint32_t size)
 {
-	struct fixed_access a = { .op = op, .index = (uint8_t)region, .size = (uint8_t)size,
-				  .offset = offset };
+	struct fixed_access a = {
+		.op = op, .index = (uint8_t)region, .size = (uint8_t)size, .offset = offset
+	};
 	const uint8_t *in = data;
 	uint8_t *out = data;
 	int r;
@@ -178,10 +179,13 @@ int mpdev_region_read(struct mpdev *dev, uint32_t region, uint64_t offset, void 
 	char what[32];
 	int r, tries = 0;
 
+	if (dev->ring && region != MPDEV_REGION_CONFIG)
+		return ring_region_read(dev, region, offset, data, size);
 	if (region != MPDEV_REGION_CONFIG) {
 		/* Named only when it failed: formatting costs the hot path. */
 		r = client_region_read(dev, region, offset, data, size);
-		return r < 0 ? client_no_retry(dev, r, access_name(region, false, what, sizeof(what)))
+		return r < 0 ? client_no_retry(dev, r,
+					       access_name(region, false, what, sizeof(what)))
 			     : 0;
 	}
 	do
@@ -196,9 +200,12 @@ int mpdev_region_write(struct mpdev *dev, uint32_t region, uint64_t offset, cons
 	char what[32];
 	int r, tries = 0;
 
+	if (dev->ring && region != MPDEV_REGION_CONFIG)
+		return ring_region_write(dev, region, offset, data, size, false);
 	if (region != MPDEV_REGION_CONFIG) {
 		r = client_region_write(dev, region, offset, data, size);
-		return r < 0 ? client_no_retry(dev, r, access_name(region, true, what, sizeof(what)))
+		return r < 0 ? client_no_retry(dev, r,
+					       access_name(region, true, what, sizeof(what)))
 			     : 0;
 	}
 	r = client_region_write(dev, region, offset, data, size);
@@ -242,6 +249,8 @@ int mpdev_region_write_posted(struct mpdev *dev, uint32_t region, uint64_t offse
 	char what[32];
 	int r;
 
+	if (dev->ring && region != MPDEV_REGION_CONFIG)
+		return ring_region_write(dev, region, offset, data, size, true);
 	/*
 	 * Config writes are non-posted on PCI too, and the replay shadow must
 	 * hold only writes the remote accepted.

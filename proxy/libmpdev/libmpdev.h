@@ -130,7 +130,11 @@ struct mpdev_device_info {
 struct mpdev_options {
 	int timeout_ms;		 /* per request; 0 means 5000 */
 	const char *client_name; /* shown in the remote's log; NULL means "libmpdev" */
-	uint64_t features;	 /* features to ask for; 0 means all this library knows */
+	/*
+	 * Features to ask for; 0 means all this library knows but
+	 * MPDEV_FEATURE_SHM_RING, which is asked for only by name.
+	 */
+	uint64_t features;
 	/* Called for each notification the remote sends (may be NULL). */
 	void (*on_notify)(void *opaque, enum mpdev_notify_type type, int status,
 			  const char *message);
@@ -359,6 +363,36 @@ struct mpdev_ioeventfd {
 
 MPDEV_API int mpdev_get_ioeventfds(struct mpdev *dev, uint32_t region, struct mpdev_ioeventfd *out,
 				   unsigned max, unsigned *n);
+
+/*
+ * The polled shared-memory ring (MPDEV_FEATURE_SHM_RING, docs/protocol.md
+ * 5.13): BAR (not config space) reads, writes and posted writes go through
+ * memory shared with the remote, which polls it, instead of the socket.
+ * Opt-in: it costs the remote a CPU while it polls (spin_us after the last
+ * access, then it sleeps until the next access wakes it by a message).
+ *
+ * mpdev_ring_enable() needs MPDEV_FEATURE_SHM_RING and
+ * MPDEV_FEATURE_POSTED_WRITES negotiated: name both in
+ * mpdev_options.features at connect (-ENOTSUP otherwise). slots: a power of
+ * two from 64 to 1024, 0 for 256; spin_us: how long the remote polls an
+ * idle ring, 0 for its default (100), at most 10000. From then on:
+ *  - mpdev_region_read/write wait for their answer by spinning briefly,
+ *    then yielding, up to the handle's timeout (-ETIMEDOUT);
+ *  - posted writes wait only for a free slot; their failures are reported
+ *    by mpdev_sync() like the socket's, and mpdev_sync() waits for the ring
+ *    to drain;
+ *  - every socket request first waits for the ring to drain, so ring and
+ *    socket accesses stay in program order;
+ *  - a ring the remote found corrupt (BROKEN) fails every access with
+ *    -EPROTO, mpdev_last_error() saying why; mpdev_ring_disable() and the
+ *    socket serve on;
+ *  - a reconnect to a restarted remote drops the ring: accesses go to the
+ *    socket again (call mpdev_ring_enable() again to have one).
+ * A second mpdev_ring_enable() fails with -EBUSY. mpdev_ring_disable()
+ * drains the ring and goes back to the socket (0; also without a ring).
+ */
+MPDEV_API int mpdev_ring_enable(struct mpdev *dev, unsigned slots, unsigned spin_us);
+MPDEV_API int mpdev_ring_disable(struct mpdev *dev);
 
 /*
  * Remote restarts.

@@ -211,6 +211,7 @@ int mpdev_reconnect(struct mpdev *dev)
 	client_drain(dev);
 	dev->posted_lost += dev->posted_unsynced;
 	dev->posted_unsynced = 0;
+	ring_forget(dev); /* the restarted remote has none: accesses go by socket */
 	close_connection(dev);
 	dev->reconnecting = true;
 	for (;;) {

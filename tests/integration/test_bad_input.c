@@ -136,6 +136,7 @@ static int is_request_body(Mpdev__Envelope__BodyCase c)
 	case MPDEV__ENVELOPE__BODY_STATS:
 	case MPDEV__ENVELOPE__BODY_NOTIFY:
 	case MPDEV__ENVELOPE__BODY_IO_EVENTFDS:
+	case MPDEV__ENVELOPE__BODY_RING_SETUP_REPLY:
 		return 0;
 	default:
 		return 1;
