@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define SHM_RING_MAGIC	     0x474e49525644504dull /* "MPDVRING" in memory */
 #define SHM_RING_VERSION     1u
@@ -102,6 +103,25 @@ static inline int shm_ring_nslots_ok(uint32_t nslots)
 {
 	return nslots >= SHM_RING_MIN_SLOTS && nslots <= SHM_RING_MAX_SLOTS &&
 	       (nslots & (nslots - 1)) == 0;
+}
+
+/* CLOCK_MONOTONIC through the vDSO: no system call inside either side's spin. */
+static inline uint64_t shm_ring_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* What a spinning CPU tells its sibling thread. */
+static inline void shm_ring_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
 }
 
 #endif

@@ -35,24 +35,6 @@ struct ring {
 	bool polling, broken;
 };
 
-/* CLOCK_MONOTONIC through the vDSO: no system call inside the spin. */
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 /* A corrupt index: the ring is done for, the connection is not. */
 static void ring_break(struct ring *r, int code, const char *why, uint32_t prod)
 {
@@ -184,7 +166,7 @@ static void yield_pass(struct ring *r)
 static void ring_poll(evutil_socket_t fd, short what, void *arg)
 {
 	struct ring *r = arg;
-	uint64_t start = now_ns(), now;
+	uint64_t start = shm_ring_now_ns(), now;
 	bool worked = false;
 
 	if (!r->polling || r->broken)
@@ -197,11 +179,11 @@ static void ring_poll(evutil_socket_t fd, short what, void *arg)
 				return;
 			worked = true;
 		} else {
-			cpu_relax();
+			shm_ring_relax();
 		}
 		if (n % RING_CLOCK_EVERY)
 			continue;
-		now = now_ns();
+		now = shm_ring_now_ns();
 		if (worked) {
 			r->idle_since = now;
 			worked = false;
@@ -226,7 +208,7 @@ int ring_wake(struct ring *r, struct mpdev_error *err)
 		return 0;
 	r->polling = true;
 	r->s->stats->ring_wakes++;
-	r->idle_since = now_ns();
+	r->idle_since = shm_ring_now_ns();
 	atomic_store(&r->hdr->remote_state, SHM_RING_POLLING);
 	event_active(r->ev, EV_TIMEOUT, 0);
 	return 0;

@@ -196,6 +196,20 @@ static int send_env(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, siz
 	return 0;
 }
 
+/* An error REPLY's status and words into dev->err; returns the negated errno. */
+static int reply_error(struct mpdev *dev, const Mpdev__Envelope *env)
+{
+	int status = wire_status(env->status);
+
+	/* The caller's message is all it has: a remote that sent no words still gets some. */
+	if (env->error[0])
+		mpdev_error_set(&dev->err, status, "%s", env->error);
+	else
+		mpdev_error_set(&dev->err, status, "remote error %u, no reason given (%s)",
+				env->status, strerror(status));
+	return -status;
+}
+
 int client_request(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, size_t nfds,
 		   struct wire_msg *reply)
 {
@@ -220,15 +234,8 @@ int client_request_ex(struct mpdev *dev, Mpdev__Envelope *req, const int *fds, s
 	/* The remote works in order: every posted write before this has been done. */
 	dev->posted_unsynced = 0;
 	if (reply->env->status) {
-		int status = wire_status(reply->env->status);
+		int status = -reply_error(dev, reply->env);
 
-		/* The caller's message is all it has: a remote that sent no words still gets some.
-		 */
-		if (reply->env->error[0])
-			mpdev_error_set(&dev->err, status, "%s", reply->env->error);
-		else
-			mpdev_error_set(&dev->err, status, "remote error %u, no reason given (%s)",
-					reply->env->status, strerror(status));
 		if (!keep_error_reply)
 			wire_msg_release(reply);
 		return -status;
@@ -266,15 +273,9 @@ static int fixed_error_reply(struct mpdev *dev, struct wire_msg *reply)
 	int r;
 
 	if (reply->env->status) {
-		int status = wire_status(reply->env->status);
-
-		if (reply->env->error[0])
-			mpdev_error_set(&dev->err, status, "%s", reply->env->error);
-		else
-			mpdev_error_set(&dev->err, status, "remote error %u, no reason given (%s)",
-					reply->env->status, strerror(status));
+		r = reply_error(dev, reply->env);
 		wire_msg_release(reply);
-		return -status;
+		return r;
 	}
 	r = mpdev_error_set(&dev->err, EPROTO,
 			    "remote answered a fixed-layout access with '%s' and no error",

@@ -45,23 +45,6 @@ struct client_ring {
 	struct mpdev_error failed;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 static const char *region_name(uint32_t region)
 {
 	static const char *const names[] = { "BAR0", "BAR1", "BAR2",   "BAR3", "BAR4",
@@ -141,7 +124,8 @@ static int socket_gone(struct mpdev *dev)
  */
 static int wait_for(struct mpdev *dev, struct client_ring *rg, uint32_t want)
 {
-	uint64_t start = now_ns(), deadline = start + (uint64_t)dev->timeout_ms * 1000000ull;
+	uint64_t start = shm_ring_now_ns(),
+		 deadline = start + (uint64_t)dev->timeout_ms * 1000000ull;
 
 	for (unsigned n = 0;; n++) {
 		uint32_t cons = atomic_load_explicit(&rg->hdr->cons, memory_order_acquire);
@@ -158,7 +142,7 @@ static int wait_for(struct mpdev *dev, struct client_ring *rg, uint32_t want)
 		}
 		/* Only cons in the tight loop: the clock and the state now and then. */
 		if (n % WAIT_CHECK_EVERY) {
-			cpu_relax();
+			shm_ring_relax();
 			continue;
 		}
 		if (atomic_load_explicit(&rg->hdr->remote_state, memory_order_relaxed) ==
@@ -167,12 +151,12 @@ static int wait_for(struct mpdev *dev, struct client_ring *rg, uint32_t want)
 					 "the remote found it corrupt and stopped polling it "
 					 "(error %d): accesses fail until mpdev_ring_disable()",
 					 atomic_load(&rg->hdr->error));
-		t = now_ns();
+		t = shm_ring_now_ns();
 		if (t > deadline)
 			return ring_fail(dev, rg, ETIMEDOUT,
 					 "no answer from the remote within %d ms", dev->timeout_ms);
 		if (t - start < WAIT_SPIN_NS)
-			cpu_relax();
+			shm_ring_relax();
 		else if (t - start < WAIT_YIELD_NS)
 			sched_yield();
 		else if (socket_gone(dev) < 0)
