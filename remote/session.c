@@ -527,7 +527,8 @@ static const struct native_request *check_request(const struct session *s, const
 				       name),
 		       NULL;
 	if (posted && !(row->flags & REQ_POSTABLE))
-		return mpdev_error_set(err, EINVAL, "'%s' cannot be posted: only region writes can",
+		return mpdev_error_set(err, EINVAL,
+				       "'%s' cannot be posted: only region writes and RingWake can",
 				       name),
 		       NULL;
 	if (posted && !(s->features & F(POSTED_WRITES)))
